@@ -1,0 +1,248 @@
+/*
+ * nox/backend.h - the NoxRunner backend interface.
+ *
+ * One handle type, struct nox_backend, with two implementations: "local"
+ * (sandbox directories on this machine, commands isolated by bubblewrap)
+ * and "http" (any server speaking the NoxRunner v1 API).  Every call
+ * returns 0 (or a byte count) on success and a negative errno on failure,
+ * with a message in the optional err.  Calls are safe from several threads
+ * on one handle.
+ *
+ * The v1 operations (health, create, touch, exec, upload, download,
+ * delete) exist on every backend.  The file-level operations may be
+ * missing on a backend (an http server without the noxd extension): then
+ * nox_backend_has() says so and the call returns -ENOSYS.
+ *
+ * Large data never travels in one buffer: upload reads a gzip tar from a
+ * file descriptor, download writes one to a file descriptor.
+ */
+#ifndef NOX_BACKEND_H
+#define NOX_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+#include <time.h>
+#include <nox/err.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct nox_backend;
+
+/* ---- construction ---------------------------------------------------- */
+
+#define NOX_DEFAULT_BASE_DIR "/tmp"
+#define NOX_DEFAULT_TTL 900
+#define NOX_DEFAULT_EXEC_TIMEOUT 30
+#define NOX_DEFAULT_OUTPUT_CAP (1024 * 1024)
+
+struct nox_local_opts {
+	const char *base_dir;	/* NULL: NOX_DEFAULT_BASE_DIR */
+	bool unisolated;	/* run commands without bwrap (caller warns) */
+	bool allow_network;	/* keep the host network in the sandbox */
+	size_t output_cap;	/* per stream; 0: NOX_DEFAULT_OUTPUT_CAP */
+	uint64_t memory_limit;	/* bytes of address space; 0: 2 GiB */
+	unsigned max_procs;	/* processes per command; 0: 256 */
+	const char *bwrap_path;	/* NULL: "bwrap" from PATH */
+};
+
+struct nox_http_opts {
+	const char *base_url;	/* NULL: $NOXRUNNER_BASE_URL */
+	const char *token;	/* NULL: $NOXRUNNER_TOKEN (none if unset) */
+	long connect_timeout_ms;	/* 0: 5000 */
+	long timeout_ms;	/* whole request, non-exec; 0: 60000 */
+	int retries;		/* idempotent calls; <0: 0, 0: 3 */
+	bool v1_only;		/* do not probe or use extensions */
+};
+
+/* *out is set on success and owned by the caller (nox_backend_free). */
+int nox_backend_local_new(const struct nox_local_opts *opts,
+			  struct nox_backend **out, struct nox_err *err);
+int nox_backend_http_new(const struct nox_http_opts *opts,
+			 struct nox_backend **out, struct nox_err *err);
+/* NULL is a no-op. */
+void nox_backend_free(struct nox_backend *b);
+
+/* "local" or "http"; static storage. */
+const char *nox_backend_name(const struct nox_backend *b);
+
+/* ---- capabilities ---------------------------------------------------- */
+
+enum nox_op {
+	NOX_OP_STAT,
+	NOX_OP_LIST,
+	NOX_OP_READ,
+	NOX_OP_WRITE,
+	NOX_OP_CREATE,
+	NOX_OP_TRUNCATE,
+	NOX_OP_MKDIR,
+	NOX_OP_UNLINK,
+	NOX_OP_RMDIR,
+	NOX_OP_RENAME,
+	NOX_OP_CHMOD,
+	NOX_OP_UTIMENS,
+	NOX_OP_SYMLINK,
+	NOX_OP_READLINK,
+	NOX_OP_LINK,
+	NOX_OP_STATFS,
+	NOX_OP_WORKSPACE_FD,	/* local only: a real directory fd */
+	NOX_OP_LIST_SANDBOXES,
+	NOX_OP__COUNT
+};
+
+/* true when b implements op; false means the call returns -ENOSYS. */
+bool nox_backend_has(const struct nox_backend *b, enum nox_op op);
+
+/* ---- the NoxRunner v1 operations -------------------------------------- */
+
+struct nox_create_opts {
+	long ttl_seconds;		/* 0: NOX_DEFAULT_TTL */
+	const char *image;		/* each optional, NULL: unset */
+	const char *cpu_limit;
+	const char *memory_limit;
+	const char *storage_limit;
+};
+
+struct nox_sandbox_info {
+	char pod_name[256];
+	char expires_at[64];		/* ISO 8601, UTC, e.g. 2026-12-01T10:00:00Z */
+	long ttl_seconds;
+};
+
+struct nox_exec_req {
+	const char *const *argv;	/* NULL-terminated, argv[0] required */
+	const char *workdir;		/* sandbox path; NULL: /workspace */
+	const char *const *env;		/* NULL-terminated "K=V", or NULL */
+	int timeout_seconds;		/* 0: NOX_DEFAULT_EXEC_TIMEOUT */
+};
+
+struct nox_exec_result {
+	int exit_code;		/* 124 timed out, 127 program not found */
+	char *out;		/* NUL-terminated, out_len bytes before NUL */
+	size_t out_len;
+	char *err;
+	size_t err_len;
+	long duration_ms;
+	bool out_truncated;	/* output cap reached */
+	bool err_truncated;
+};
+
+/* Frees out and err, not the struct; zeroes it.  NULL is a no-op. */
+void nox_exec_result_cleanup(struct nox_exec_result *r);
+
+int nox_backend_health(struct nox_backend *b, struct nox_err *err);
+/* Create or ensure sandbox id; info may be NULL. */
+int nox_backend_create(struct nox_backend *b, const char *id,
+		       const struct nox_create_opts *opts,
+		       struct nox_sandbox_info *info, struct nox_err *err);
+/* Reset expiry to now + ttl; -ENOENT if id is unknown. */
+int nox_backend_touch(struct nox_backend *b, const char *id,
+		      struct nox_err *err);
+/*
+ * Run a command.  On 0, *res holds the result (caller cleans it up), even
+ * when the command exited non-zero, timed out (124) or was not found
+ * (127).  A negative return means it could not be run (-EINVAL bad
+ * request, -ENOENT unknown sandbox, -EAGAIN not ready, transport errors).
+ */
+int nox_backend_exec(struct nox_backend *b, const char *id,
+		     const struct nox_exec_req *req,
+		     struct nox_exec_result *res, struct nox_err *err);
+/*
+ * Extract the gzip tar read from tar_fd (from its current offset to EOF)
+ * under sandbox path dest (NULL: /workspace; created if missing).
+ */
+int nox_backend_upload(struct nox_backend *b, const char *id,
+		       const char *dest, int tar_fd, struct nox_err *err);
+/*
+ * Write a gzip tar of sandbox path src (NULL: /workspace) to out_fd.  A
+ * directory gives its contents with names relative to it; a single file
+ * gives one entry named by its base name.
+ */
+int nox_backend_download(struct nox_backend *b, const char *id,
+			 const char *src, int out_fd, struct nox_err *err);
+/* Delete sandbox id (-ENOENT if unknown). */
+int nox_backend_delete(struct nox_backend *b, const char *id,
+		       struct nox_err *err);
+/* Current state of id; -ENOENT if it does not exist.  Never creates. */
+int nox_backend_info(struct nox_backend *b, const char *id,
+		     struct nox_sandbox_info *info, struct nox_err *err);
+
+/*
+ * Calls cb for each sandbox id the backend knows; a non-zero return from cb
+ * stops the walk and is returned.
+ */
+typedef int (*nox_sandbox_cb)(const char *id, void *ud);
+int nox_backend_list_sandboxes(struct nox_backend *b, nox_sandbox_cb cb,
+			       void *ud, struct nox_err *err);
+
+/* ---- file-level operations (paths relative to the workspace) ---------- */
+
+/* lstat semantics: a symlink is reported, never followed. */
+int nox_backend_stat(struct nox_backend *b, const char *id, const char *path,
+		     struct stat *st, struct nox_err *err);
+/*
+ * Calls cb for each entry of directory path except "." and ".."; st is the
+ * entry's lstat.  A non-zero return from cb stops the walk and is returned.
+ */
+typedef int (*nox_list_cb)(const char *name, const struct stat *st, void *ud);
+int nox_backend_list(struct nox_backend *b, const char *id, const char *path,
+		     nox_list_cb cb, void *ud, struct nox_err *err);
+/* Returns bytes read (0 at EOF) or a negative errno. */
+ssize_t nox_backend_read(struct nox_backend *b, const char *id,
+			 const char *path, off_t off, void *buf, size_t len,
+			 struct nox_err *err);
+/* Writes at off (the file must exist); returns bytes written. */
+ssize_t nox_backend_write(struct nox_backend *b, const char *id,
+			  const char *path, off_t off, const void *buf,
+			  size_t len, struct nox_err *err);
+/* Create a regular file; excl: fail with -EEXIST if it exists. */
+int nox_backend_createfile(struct nox_backend *b, const char *id,
+			   const char *path, mode_t mode, bool excl,
+			   struct nox_err *err);
+int nox_backend_truncate(struct nox_backend *b, const char *id,
+			 const char *path, off_t size, struct nox_err *err);
+int nox_backend_mkdir(struct nox_backend *b, const char *id, const char *path,
+		      mode_t mode, struct nox_err *err);
+int nox_backend_unlink(struct nox_backend *b, const char *id,
+		       const char *path, struct nox_err *err);
+int nox_backend_rmdir(struct nox_backend *b, const char *id, const char *path,
+		      struct nox_err *err);
+/* flags: 0, RENAME_NOREPLACE or RENAME_EXCHANGE (linux/fs.h values). */
+int nox_backend_rename(struct nox_backend *b, const char *id,
+		       const char *from, const char *to, unsigned flags,
+		       struct nox_err *err);
+int nox_backend_chmod(struct nox_backend *b, const char *id, const char *path,
+		      mode_t mode, struct nox_err *err);
+/* ts as for utimensat (UTIME_NOW / UTIME_OMIT allowed); never follows. */
+int nox_backend_utimens(struct nox_backend *b, const char *id,
+			const char *path, const struct timespec ts[2],
+			struct nox_err *err);
+/* Create symlink path -> target (target is stored as given). */
+int nox_backend_symlink(struct nox_backend *b, const char *id,
+			const char *target, const char *path,
+			struct nox_err *err);
+/* Writes at most size-1 bytes and a NUL to buf; returns the length. */
+ssize_t nox_backend_readlink(struct nox_backend *b, const char *id,
+			     const char *path, char *buf, size_t size,
+			     struct nox_err *err);
+int nox_backend_link(struct nox_backend *b, const char *id, const char *from,
+		     const char *to, struct nox_err *err);
+int nox_backend_statfs(struct nox_backend *b, const char *id,
+		       struct statvfs *st, struct nox_err *err);
+/*
+ * Local only: an O_PATH|O_DIRECTORY descriptor of the workspace directory,
+ * owned by the caller.  Operations relative to it with single name
+ * components and O_NOFOLLOW stay inside the workspace.
+ */
+int nox_backend_workspace_fd(struct nox_backend *b, const char *id,
+			     struct nox_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

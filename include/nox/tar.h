@@ -1,0 +1,58 @@
+/*
+ * nox/tar.h - gzip tar packing and secure extraction (libarchive).
+ *
+ * Extraction treats every archive as hostile: no absolute names, no ".."
+ * components, nothing written through a symlink, no device nodes, FIFOs or
+ * sockets, no hard links pointing outside the archive's own entries, and
+ * bounded totals (bytes and entries) so a gzip bomb or a header claiming a
+ * huge size cannot fill the disk.  Archives stream through file
+ * descriptors; memory use does not grow with archive size.
+ */
+#ifndef NOX_TAR_H
+#define NOX_TAR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <nox/err.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct nox_tar_limits {
+	uint64_t max_bytes;	/* total file data; 0: 64 GiB */
+	uint64_t max_entries;	/* 0: 10,000,000 */
+};
+
+/*
+ * Writes a gzip tar to out_fd of path (relative to root_dirfd; "" for the
+ * directory itself).  A directory gives its contents with names relative
+ * to it ("a", "a/b"...); a regular file or symlink gives one entry named by
+ * its base name.  Modes and mtimes are kept; symlinks are stored, never
+ * followed.  Top-level entries named in skip (NULL-terminated, may be
+ * NULL) are left out.
+ */
+int nox_tar_pack(int out_fd, int root_dirfd, const char *path,
+		 const char *const *skip, struct nox_err *err);
+
+/*
+ * Writes a gzip tar to out_fd holding exactly the listed workspace-relative
+ * paths (files, symlinks, directories without their contents), under their
+ * own names.  Used to batch many small uploads into one.
+ */
+int nox_tar_pack_list(int out_fd, int root_dirfd, const char *const *paths,
+		      size_t n, struct nox_err *err);
+
+/*
+ * Extracts the gzip (or plain) tar read from in_fd into dest_dirfd under
+ * the secure rules above; limits may be NULL for the defaults.  Modes are
+ * kept (minus setuid/setgid), mtimes kept.  On error, entries already
+ * written stay; nothing is ever written outside dest_dirfd.
+ */
+int nox_tar_extract(int in_fd, int dest_dirfd,
+		    const struct nox_tar_limits *limits, struct nox_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,66 @@
+/*
+ * nox/v1.h - the NoxRunner v1 JSON shapes (json-c), shared by the http
+ * backend, noxd and the noxfs control files.
+ *
+ * Parsers treat their input as hostile: wrong types, missing required
+ * fields, trailing garbage and over-long input are -EINVAL with a message
+ * naming the field.  Encoders return a malloc'd NUL-terminated string the
+ * caller frees.
+ */
+#ifndef NOX_V1_H
+#define NOX_V1_H
+
+#include <stddef.h>
+#include <nox/backend.h>
+#include <nox/err.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* An exec request owning its strings; filled by nox_v1_exec_req_parse. */
+struct nox_v1_exec_req {
+	struct nox_exec_req req;	/* points into the fields below */
+	char **argv;
+	char **env;			/* "K=V" */
+	char *workdir;
+};
+void nox_v1_exec_req_cleanup(struct nox_v1_exec_req *r);
+
+/*
+ * Parses {"cmd": [..], "workdir"?: s, "env"?: {K: V}, "timeoutSeconds"?: n}.
+ * cmd must be a non-empty array of strings (empty gives -EINVAL "empty
+ * command"); env keys must be non-empty and free of '='.
+ */
+int nox_v1_exec_req_parse(const char *json, size_t len,
+			  struct nox_v1_exec_req *out, struct nox_err *err);
+char *nox_v1_exec_req_encode(const struct nox_exec_req *req);
+
+/* {"exitCode", "stdout", "stderr", "durationMs"} both ways. */
+int nox_v1_exec_result_parse(const char *json, size_t len,
+			     struct nox_exec_result *out, struct nox_err *err);
+char *nox_v1_exec_result_encode(const struct nox_exec_result *res);
+
+/* {"ttlSeconds"?, "image"?, "cpuLimit"?, "memoryLimit"?,
+ *  "ephemeralStorageLimit"?}; strings in out point into *store, which the
+ * caller frees with free(). */
+int nox_v1_create_req_parse(const char *json, size_t len,
+			    struct nox_create_opts *out, char **store,
+			    struct nox_err *err);
+char *nox_v1_create_req_encode(const struct nox_create_opts *opts);
+
+/* {"podName", "expiresAt"} both ways. */
+int nox_v1_create_resp_parse(const char *json, size_t len,
+			     struct nox_sandbox_info *out, struct nox_err *err);
+char *nox_v1_create_resp_encode(const struct nox_sandbox_info *info);
+
+/* {"error": msg}; msg need not be valid UTF-8 (it is escaped). */
+char *nox_v1_error_encode(const char *msg);
+/* Extracts the "error" text of a body, or copies a plain-text body
+ * (printable part, truncated) into out. */
+void nox_v1_error_text(const char *body, size_t len, char *out, size_t outsz);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,471 @@
+/*
+ * backend.c - the public nox_backend_* entry points.
+ *
+ * Validates session IDs and paths once, here, then dispatches to the
+ * implementation's operation table.  Unsupported file-level operations
+ * answer -ENOSYS.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nox/backend.h>
+#include <nox/id.h>
+
+#include "backend_i.h"
+
+void nox_backend_free(struct nox_backend *b)
+{
+	if (b)
+		b->ops->free(b);
+}
+
+const char *nox_backend_name(const struct nox_backend *b)
+{
+	return b->ops->name;
+}
+
+static bool op_present(const struct nox_backend_ops *o, enum nox_op op)
+{
+	switch (op) {
+	case NOX_OP_STAT:
+		return o->stat != NULL;
+	case NOX_OP_LIST:
+		return o->list != NULL;
+	case NOX_OP_READ:
+		return o->read != NULL;
+	case NOX_OP_WRITE:
+		return o->write != NULL;
+	case NOX_OP_CREATE:
+		return o->createfile != NULL;
+	case NOX_OP_TRUNCATE:
+		return o->truncate != NULL;
+	case NOX_OP_MKDIR:
+		return o->mkdir != NULL;
+	case NOX_OP_UNLINK:
+		return o->unlink != NULL;
+	case NOX_OP_RMDIR:
+		return o->rmdir != NULL;
+	case NOX_OP_RENAME:
+		return o->rename != NULL;
+	case NOX_OP_CHMOD:
+		return o->chmod != NULL;
+	case NOX_OP_UTIMENS:
+		return o->utimens != NULL;
+	case NOX_OP_SYMLINK:
+		return o->symlink != NULL;
+	case NOX_OP_READLINK:
+		return o->readlink != NULL;
+	case NOX_OP_LINK:
+		return o->link != NULL;
+	case NOX_OP_STATFS:
+		return o->statfs != NULL;
+	case NOX_OP_WORKSPACE_FD:
+		return o->workspace_fd != NULL;
+	case NOX_OP_LIST_SANDBOXES:
+		return o->list_sandboxes != NULL;
+	case NOX_OP__COUNT:
+		break;
+	}
+	return false;
+}
+
+bool nox_backend_has(const struct nox_backend *b, enum nox_op op)
+{
+	if (!op_present(b->ops, op))
+		return false;
+	return b->ops->has ? b->ops->has(b, op) : true;
+}
+
+void nox_exec_result_cleanup(struct nox_exec_result *r)
+{
+	if (!r)
+		return;
+	free(r->out);
+	free(r->err);
+	memset(r, 0, sizeof(*r));
+}
+
+static int unsupported(const struct nox_backend *b, const char *what,
+		       struct nox_err *err)
+{
+	return nox_err_set(err, ENOSYS, "the %s backend has no %s operation",
+			   b->ops->name, what);
+}
+
+int nox_backend_health(struct nox_backend *b, struct nox_err *err)
+{
+	nox_err_clear(err);
+	return b->ops->health(b, err);
+}
+
+int nox_backend_create(struct nox_backend *b, const char *id,
+		       const struct nox_create_opts *opts,
+		       struct nox_sandbox_info *info, struct nox_err *err)
+{
+	struct nox_create_opts def = { 0 };
+	struct nox_sandbox_info tmp;
+	int r;
+
+	nox_err_clear(err);
+	r = nox_id_validate(id, err);
+	if (r < 0)
+		return r;
+	if (opts && opts->ttl_seconds < 0)
+		return nox_err_set(err, EINVAL, "negative ttl");
+	return b->ops->create(b, id, opts ? opts : &def, info ? info : &tmp,
+			      err);
+}
+
+int nox_backend_touch(struct nox_backend *b, const char *id,
+		      struct nox_err *err)
+{
+	int r;
+
+	nox_err_clear(err);
+	r = nox_id_validate(id, err);
+	return r < 0 ? r : b->ops->touch(b, id, err);
+}
+
+int nox_backend_exec(struct nox_backend *b, const char *id,
+		     const struct nox_exec_req *req,
+		     struct nox_exec_result *res, struct nox_err *err)
+{
+	int r;
+
+	memset(res, 0, sizeof(*res));
+	nox_err_clear(err);
+	r = nox_id_validate(id, err);
+	if (r < 0)
+		return r;
+	if (!req || !req->argv || !req->argv[0] || !req->argv[0][0])
+		return nox_err_set(err, EINVAL, "empty command");
+	if (req->timeout_seconds < 0)
+		return nox_err_set(err, EINVAL, "negative timeout");
+	r = b->ops->exec(b, id, req, res, err);
+	if (r < 0)
+		nox_exec_result_cleanup(res);
+	return r;
+}
+
+int nox_backend_upload(struct nox_backend *b, const char *id,
+		       const char *dest, int tar_fd, struct nox_err *err)
+{
+	int r;
+
+	nox_err_clear(err);
+	r = nox_id_validate(id, err);
+	return r < 0 ? r : b->ops->upload(b, id, dest, tar_fd, err);
+}
+
+int nox_backend_download(struct nox_backend *b, const char *id,
+			 const char *src, int out_fd, struct nox_err *err)
+{
+	int r;
+
+	nox_err_clear(err);
+	r = nox_id_validate(id, err);
+	return r < 0 ? r : b->ops->download(b, id, src, out_fd, err);
+}
+
+int nox_backend_delete(struct nox_backend *b, const char *id,
+		       struct nox_err *err)
+{
+	int r;
+
+	nox_err_clear(err);
+	r = nox_id_validate(id, err);
+	return r < 0 ? r : b->ops->del(b, id, err);
+}
+
+int nox_backend_info(struct nox_backend *b, const char *id,
+		     struct nox_sandbox_info *info, struct nox_err *err)
+{
+	struct nox_sandbox_info tmp;
+	int r;
+
+	nox_err_clear(err);
+	r = nox_id_validate(id, err);
+	return r < 0 ? r : b->ops->info(b, id, info ? info : &tmp, err);
+}
+
+int nox_backend_list_sandboxes(struct nox_backend *b, nox_sandbox_cb cb,
+			       void *ud, struct nox_err *err)
+{
+	nox_err_clear(err);
+	if (!nox_backend_has(b, NOX_OP_LIST_SANDBOXES))
+		return unsupported(b, "list-sandboxes", err);
+	return b->ops->list_sandboxes(b, cb, ud, err);
+}
+
+int nox_backend_stat(struct nox_backend *b, const char *id, const char *path, struct stat *st, struct nox_err *err)
+{
+	int r;
+
+	nox_err_clear(err);
+	if (!nox_backend_has(b, NOX_OP_STAT))
+		return unsupported(b, "stat", err);
+	r = nox_id_validate(id, err);
+	if (r < 0)
+		return r;
+	r = nox_path_validate(path, err);
+	if (r < 0)
+		return r;
+	return b->ops->stat(b, id, path, st, err);
+}
+
+int nox_backend_list(struct nox_backend *b, const char *id, const char *path, nox_list_cb cb, void *ud, struct nox_err *err)
+{
+	int r;
+
+	nox_err_clear(err);
+	if (!nox_backend_has(b, NOX_OP_LIST))
+		return unsupported(b, "list", err);
+	r = nox_id_validate(id, err);
+	if (r < 0)
+		return r;
+	r = nox_path_validate(path, err);
+	if (r < 0)
+		return r;
+	return b->ops->list(b, id, path, cb, ud, err);
+}
+
+ssize_t nox_backend_read(struct nox_backend *b, const char *id, const char *path, off_t off, void *buf, size_t len, struct nox_err *err)
+{
+	int r;
+
+	nox_err_clear(err);
+	if (!nox_backend_has(b, NOX_OP_READ))
+		return unsupported(b, "read", err);
+	r = nox_id_validate(id, err);
+	if (r < 0)
+		return r;
+	r = nox_path_validate(path, err);
+	if (r < 0)
+		return r;
+	return b->ops->read(b, id, path, off, buf, len, err);
+}
+
+ssize_t nox_backend_write(struct nox_backend *b, const char *id, const char *path, off_t off, const void *buf, size_t len, struct nox_err *err)
+{
+	int r;
+
+	nox_err_clear(err);
+	if (!nox_backend_has(b, NOX_OP_WRITE))
+		return unsupported(b, "write", err);
+	r = nox_id_validate(id, err);
+	if (r < 0)
+		return r;
+	r = nox_path_validate(path, err);
+	if (r < 0)
+		return r;
+	return b->ops->write(b, id, path, off, buf, len, err);
+}
+
+int nox_backend_createfile(struct nox_backend *b, const char *id, const char *path, mode_t mode, bool excl, struct nox_err *err)
+{
+	int r;
+
+	nox_err_clear(err);
+	if (!nox_backend_has(b, NOX_OP_CREATE))
+		return unsupported(b, "createfile", err);
+	r = nox_id_validate(id, err);
+	if (r < 0)
+		return r;
+	r = nox_path_validate(path, err);
+	if (r < 0)
+		return r;
+	return b->ops->createfile(b, id, path, mode, excl, err);
+}
+
+int nox_backend_truncate(struct nox_backend *b, const char *id, const char *path, off_t size, struct nox_err *err)
+{
+	int r;
+
+	nox_err_clear(err);
+	if (!nox_backend_has(b, NOX_OP_TRUNCATE))
+		return unsupported(b, "truncate", err);
+	r = nox_id_validate(id, err);
+	if (r < 0)
+		return r;
+	r = nox_path_validate(path, err);
+	if (r < 0)
+		return r;
+	return b->ops->truncate(b, id, path, size, err);
+}
+
+int nox_backend_mkdir(struct nox_backend *b, const char *id, const char *path, mode_t mode, struct nox_err *err)
+{
+	int r;
+
+	nox_err_clear(err);
+	if (!nox_backend_has(b, NOX_OP_MKDIR))
+		return unsupported(b, "mkdir", err);
+	r = nox_id_validate(id, err);
+	if (r < 0)
+		return r;
+	r = nox_path_validate(path, err);
+	if (r < 0)
+		return r;
+	return b->ops->mkdir(b, id, path, mode, err);
+}
+
+int nox_backend_unlink(struct nox_backend *b, const char *id, const char *path, struct nox_err *err)
+{
+	int r;
+
+	nox_err_clear(err);
+	if (!nox_backend_has(b, NOX_OP_UNLINK))
+		return unsupported(b, "unlink", err);
+	r = nox_id_validate(id, err);
+	if (r < 0)
+		return r;
+	r = nox_path_validate(path, err);
+	if (r < 0)
+		return r;
+	return b->ops->unlink(b, id, path, err);
+}
+
+int nox_backend_rmdir(struct nox_backend *b, const char *id, const char *path, struct nox_err *err)
+{
+	int r;
+
+	nox_err_clear(err);
+	if (!nox_backend_has(b, NOX_OP_RMDIR))
+		return unsupported(b, "rmdir", err);
+	r = nox_id_validate(id, err);
+	if (r < 0)
+		return r;
+	r = nox_path_validate(path, err);
+	if (r < 0)
+		return r;
+	return b->ops->rmdir(b, id, path, err);
+}
+
+int nox_backend_rename(struct nox_backend *b, const char *id, const char *from, const char *to, unsigned flags, struct nox_err *err)
+{
+	int r;
+
+	nox_err_clear(err);
+	if (!nox_backend_has(b, NOX_OP_RENAME))
+		return unsupported(b, "rename", err);
+	r = nox_id_validate(id, err);
+	if (r < 0)
+		return r;
+	r = nox_path_validate(from, err);
+	if (r < 0)
+		return r;
+	r = nox_path_validate(to, err);
+	if (r < 0)
+		return r;
+	return b->ops->rename(b, id, from, to, flags, err);
+}
+
+int nox_backend_chmod(struct nox_backend *b, const char *id, const char *path, mode_t mode, struct nox_err *err)
+{
+	int r;
+
+	nox_err_clear(err);
+	if (!nox_backend_has(b, NOX_OP_CHMOD))
+		return unsupported(b, "chmod", err);
+	r = nox_id_validate(id, err);
+	if (r < 0)
+		return r;
+	r = nox_path_validate(path, err);
+	if (r < 0)
+		return r;
+	return b->ops->chmod(b, id, path, mode, err);
+}
+
+int nox_backend_utimens(struct nox_backend *b, const char *id, const char *path, const struct timespec ts[2], struct nox_err *err)
+{
+	int r;
+
+	nox_err_clear(err);
+	if (!nox_backend_has(b, NOX_OP_UTIMENS))
+		return unsupported(b, "utimens", err);
+	r = nox_id_validate(id, err);
+	if (r < 0)
+		return r;
+	r = nox_path_validate(path, err);
+	if (r < 0)
+		return r;
+	return b->ops->utimens(b, id, path, ts, err);
+}
+
+int nox_backend_symlink(struct nox_backend *b, const char *id, const char *target, const char *path, struct nox_err *err)
+{
+	int r;
+
+	nox_err_clear(err);
+	if (!nox_backend_has(b, NOX_OP_SYMLINK))
+		return unsupported(b, "symlink", err);
+	r = nox_id_validate(id, err);
+	if (r < 0)
+		return r;
+	r = nox_path_validate(path, err);
+	if (r < 0)
+		return r;
+	return b->ops->symlink(b, id, target, path, err);
+}
+
+ssize_t nox_backend_readlink(struct nox_backend *b, const char *id, const char *path, char *buf, size_t size, struct nox_err *err)
+{
+	int r;
+
+	nox_err_clear(err);
+	if (!nox_backend_has(b, NOX_OP_READLINK))
+		return unsupported(b, "readlink", err);
+	r = nox_id_validate(id, err);
+	if (r < 0)
+		return r;
+	r = nox_path_validate(path, err);
+	if (r < 0)
+		return r;
+	return b->ops->readlink(b, id, path, buf, size, err);
+}
+
+int nox_backend_link(struct nox_backend *b, const char *id, const char *from, const char *to, struct nox_err *err)
+{
+	int r;
+
+	nox_err_clear(err);
+	if (!nox_backend_has(b, NOX_OP_LINK))
+		return unsupported(b, "link", err);
+	r = nox_id_validate(id, err);
+	if (r < 0)
+		return r;
+	r = nox_path_validate(from, err);
+	if (r < 0)
+		return r;
+	r = nox_path_validate(to, err);
+	if (r < 0)
+		return r;
+	return b->ops->link(b, id, from, to, err);
+}
+
+int nox_backend_statfs(struct nox_backend *b, const char *id, struct statvfs *st, struct nox_err *err)
+{
+	int r;
+
+	nox_err_clear(err);
+	if (!nox_backend_has(b, NOX_OP_STATFS))
+		return unsupported(b, "statfs", err);
+	r = nox_id_validate(id, err);
+	if (r < 0)
+		return r;
+	return b->ops->statfs(b, id, st, err);
+}
+
+int nox_backend_workspace_fd(struct nox_backend *b, const char *id, struct nox_err *err)
+{
+	int r;
+
+	nox_err_clear(err);
+	if (!nox_backend_has(b, NOX_OP_WORKSPACE_FD))
+		return unsupported(b, "workspace_fd", err);
+	r = nox_id_validate(id, err);
+	if (r < 0)
+		return r;
+	return b->ops->workspace_fd(b, id, err);
+}

@@ -1,0 +1,2 @@
+/* sbx_exec.c - STUB, replaced by the isolated-exec module. */
+#include <errno.h>

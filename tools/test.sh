@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Builds noxfs and runs the whole test suite (unit, http, mount, lint).
+#   tools/test.sh              build in ./build, run everything
+#   tools/test.sh --sanitize   the same under ASan+UBSan, in ./build-asan
+# Exits non-zero if any test fails; ends with "N passed, N failed".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dir=build
+setup=(--werror)
+if [ "${1:-}" = "--sanitize" ]; then
+	dir=build-asan
+	setup+=(-Db_sanitize=address,undefined -Db_lundef=false)
+	export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+	export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+fi
+if [ -d "$dir" ]; then
+	meson setup --reconfigure "$dir" "${setup[@]}" >/dev/null
+else
+	meson setup "$dir" "${setup[@]}" >/dev/null
+fi
+ninja -C "$dir"
+rc=0
+meson test -C "$dir" --print-errorlogs --num-processes 2 || rc=$?
+log="$dir/meson-logs/testlog.json"
+if [ -f "$log" ]; then
+	python3 - "$log" <<'PY'
+import json, sys
+ok = bad = skip = 0
+for line in open(sys.argv[1]):
+    r = json.loads(line).get("result")
+    if r in ("OK", "EXPECTEDFAIL"):
+        ok += 1
+    elif r == "SKIP":
+        skip += 1
+    else:
+        bad += 1
+print(f"{ok} passed, {bad} failed, {skip} skipped")
+PY
+fi
+exit $rc
