@@ -17,7 +17,9 @@
  * Deletes every sandbox of the local backend b whose state file
  * (nox-state.json) is valid and says it expired at or before now.  A
  * sandbox without a state file, or with one that cannot be parsed, is
- * never reaped (see the rules at the top of local.c).
+ * never reaped (see the rules at the top of local.c).  It also removes
+ * the hidden tombstone directories (".noxrunner_deleting_*") that a
+ * process killed in the middle of a delete left behind.
  *
  * cb (may be NULL) is called with the id after each sandbox is deleted;
  * a non-zero return stops the walk and is returned as is.  Returns the

@@ -1,2 +1,975 @@
-/* sbx_exec.c - STUB, replaced by the isolated-exec module. */
+/*
+ * sbx_exec.c - run one command in a local sandbox, isolated by bubblewrap.
+ *
+ * The command's argv is run as  /bin/sh -c 'exec "$0" "$@"' ARGV...  so a
+ * missing program gives 127 and a non-executable one 126, as a shell
+ * would, while the argv reaches the program unchanged (no shell string is
+ * ever built from it).  Isolated, that runs inside bwrap: the host's /usr
+ * and /etc read-only, the workspace bound read-write at /workspace, a
+ * private /tmp, /dev and /proc, every namespace unshared (no network
+ * unless asked for) and a clean environment.
+ *
+ * Limits: wall-clock timeout (exit code 124, the whole process tree is
+ * killed), RLIMIT_AS, RLIMIT_NPROC (best effort: root ignores it),
+ * RLIMIT_CORE 0, and a per-stream output cap (the rest is read and
+ * dropped so the command never blocks on a full pipe).
+ *
+ * When the command's main process exits, whatever it left behind dies
+ * with it: bwrap's pid namespace takes care of that isolated; unisolated
+ * we kill the process group.  Output is collected for at most a short
+ * grace period after that, so a writer that escaped can never hang us.
+ *
+ * Thread-safe: everything the child needs is built before fork(); the
+ * child only makes async-signal-safe calls.  Children are reaped with
+ * waitpid() on their own pid, never through a SIGCHLD handler, so the
+ * process must not set SIGCHLD to SIG_IGN.
+ */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nox/id.h>
+
+#include "sbx_exec_i.h"
+
+#define SBX_SANDBOX_PATH                                                       \
+	"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define SBX_DEFAULT_MEMORY (2ULL * 1024 * 1024 * 1024)
+#define SBX_DEFAULT_PROCS  256
+#define SBX_EXEC_SCRIPT	   "exec \"$0\" \"$@\""
+#define SBX_GRACE_MS	   1000
+#define SBX_NS_WAIT_MS	   2000
+#define SBX_BWRAP_HINT                                                         \
+	"bwrap not found: install bubblewrap (apt-get install bubblewrap)"
+
+/* Child fds at fixed numbers, so the argv built before fork can name them. */
+#define SBX_FD_REPORT 3 /* CLOEXEC: EOF means execve succeeded */
+#define SBX_FD_INFO   4 /* bwrap --info-fd */
+#define SBX_FD_MIN    5 /* parent fds are moved at or above this */
+
+/* What the child reports through SBX_FD_REPORT when it cannot exec. */
+enum { SBX_STAGE_CHDIR = 1, SBX_STAGE_EXEC = 2 };
+
+/* A growable NULL-terminated array of strings it owns. */
+struct strv {
+	char **v;
+	size_t n, alloc;
+	bool oom;
+};
+
+/* Everything the child needs, built before fork. */
+struct plan {
+	char *exe; /* bwrap or /bin/sh, host path */
+	struct strv argv;
+	struct strv envp;     /* the command's environment */
+	struct strv exe_envp; /* what exe itself gets */
+	char *chdir_dir;      /* unisolated only: host directory */
+	bool isolated;	      /* bwrap with --info-fd */
+	struct rlimit lim_as, lim_nproc, lim_core;
+	int max_fd; /* for the close() fallback loop */
+	struct sigaction dfl;
+	sigset_t empty;
+};
+
+/* One captured stream. */
+struct capture {
+	int fd; /* read end, -1 once closed */
+	char *buf;
+	size_t len, alloc, cap;
+	bool truncated;
+	bool oom;
+};
+
+static void strv_free(struct strv *sv)
+{
+	size_t i;
+
+	for (i = 0; i < sv->n; i++)
+		free(sv->v[i]);
+	free(sv->v);
+	memset(sv, 0, sizeof(*sv));
+}
+
+/* Appends a copy of s; failures are remembered in sv->oom. */
+static void strv_add(struct strv *sv, const char *s)
+{
+	char **nv;
+	char *c;
+
+	if (sv->oom)
+		return;
+	if (sv->n + 2 > sv->alloc) {
+		size_t na = sv->alloc ? sv->alloc * 2 : 32;
+
+		nv = realloc(sv->v, na * sizeof(*nv));
+		if (!nv) {
+			sv->oom = true;
+			return;
+		}
+		sv->v = nv;
+		sv->alloc = na;
+	}
+	c = strdup(s);
+	if (!c) {
+		sv->oom = true;
+		return;
+	}
+	sv->v[sv->n++] = c;
+	sv->v[sv->n] = NULL;
+}
+
+static void strv_add2(struct strv *sv, const char *a, const char *b)
+{
+	strv_add(sv, a);
+	strv_add(sv, b);
+}
+
+static void strv_add3(struct strv *sv, const char *a, const char *b,
+		      const char *c)
+{
+	strv_add(sv, a);
+	strv_add(sv, b);
+	strv_add(sv, c);
+}
+
+/* Adds "key=value" to an environment, replacing an earlier key. */
+static void env_put(struct strv *env, const char *key, size_t klen,
+		    const char *value)
+{
+	size_t i, vlen = strlen(value);
+	char *kv;
+
+	if (env->oom)
+		return;
+	kv = malloc(klen + vlen + 2);
+	if (!kv) {
+		env->oom = true;
+		return;
+	}
+	memcpy(kv, key, klen);
+	kv[klen] = '=';
+	memcpy(kv + klen + 1, value, vlen + 1);
+	for (i = 0; i < env->n; i++) {
+		if (strncmp(env->v[i], key, klen) == 0 &&
+		    env->v[i][klen] == '=') {
+			free(env->v[i]);
+			env->v[i] = kv;
+			return;
+		}
+	}
+	strv_add(env, kv);
+	free(kv);
+}
+
+static void plan_cleanup(struct plan *pl)
+{
+	free(pl->exe);
+	free(pl->chdir_dir);
+	strv_free(&pl->argv);
+	strv_free(&pl->envp);
+	strv_free(&pl->exe_envp);
+}
+
+static long long mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Closes *fd if open and marks it closed. */
+static void fd_close(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/*
+ * Moves *fd to a number >= SBX_FD_MIN (still close-on-exec), so the
+ * child's dup2() onto 0..4 never overwrites a source it still needs.
+ */
+static int fd_move_high(int *fd)
+{
+	int nfd;
+
+	if (*fd >= SBX_FD_MIN)
+		return 0;
+	nfd = fcntl(*fd, F_DUPFD_CLOEXEC, SBX_FD_MIN);
+	if (nfd < 0)
+		return -errno;
+	close(*fd);
+	*fd = nfd;
+	return 0;
+}
+
+static int pipe_high(int p[2])
+{
+	int r;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	r = fd_move_high(&p[0]);
+	if (r == 0)
+		r = fd_move_high(&p[1]);
+	return r;
+}
+
+static bool is_exec_file(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+	       access(path, X_OK) == 0;
+}
+
+/* Finds bwrap; *out is malloc'd, caller frees. */
+static int find_bwrap(const char *want, char **out, struct nox_err *err)
+{
+	const char *name = want && want[0] ? want : "bwrap";
+	const char *path, *p, *colon;
+	char buf[PATH_MAX];
+	size_t dl;
+
+	*out = NULL;
+	if (strchr(name, '/')) {
+		if (!is_exec_file(name))
+			return nox_err_set(err, ENOENT, "%s (tried %s)",
+					   SBX_BWRAP_HINT, name);
+		*out = strdup(name);
+		return *out ? 0 : nox_err_set(err, ENOMEM, "out of memory");
+	}
+	path = getenv("PATH");
+	if (!path || !path[0])
+		path = "/usr/local/bin:/usr/bin:/bin";
+	for (p = path;; p = colon + 1) {
+		colon = strchr(p, ':');
+		dl = colon ? (size_t)(colon - p) : strlen(p);
+		if (dl == 0) {
+			/* An empty PATH entry is the cwd: never trust it. */
+		} else if (dl + 1 + strlen(name) < sizeof(buf)) {
+			snprintf(buf, sizeof(buf), "%.*s/%s", (int)dl, p, name);
+			if (is_exec_file(buf)) {
+				*out = strdup(buf);
+				return *out ? 0
+					    : nox_err_set(err, ENOMEM,
+							  "out of memory");
+			}
+		}
+		if (!colon)
+			break;
+	}
+	return nox_err_set(err, ENOENT, "%s", SBX_BWRAP_HINT);
+}
+
+/*
+ * The sandbox environment: fixed PATH, HOME and LANG, then the request's
+ * "K=V" entries (which may override them).
+ */
+static int build_env(struct strv *env, const char *home,
+		     const char *const *req_env, struct nox_err *err)
+{
+	size_t i;
+	const char *eq;
+
+	env_put(env, "PATH", 4, SBX_SANDBOX_PATH);
+	env_put(env, "HOME", 4, home);
+	env_put(env, "LANG", 4, "C.UTF-8");
+	for (i = 0; req_env && req_env[i]; i++) {
+		eq = strchr(req_env[i], '=');
+		if (!eq || eq == req_env[i])
+			return nox_err_set(err, EINVAL,
+					   "environment entry '%s' is not "
+					   "KEY=VALUE with a non-empty key",
+					   req_env[i]);
+		env_put(env, req_env[i], (size_t)(eq - req_env[i]), eq + 1);
+	}
+	return env->oom ? nox_err_set(err, ENOMEM, "out of memory") : 0;
+}
+
+/* --symlink or --ro-bind-try for a top-level directory, as on the host. */
+static void bwrap_toplevel(struct strv *a, const char *dir)
+{
+	char target[PATH_MAX];
+	struct stat st;
+	ssize_t n;
+
+	if (lstat(dir, &st) < 0)
+		return;
+	if (S_ISLNK(st.st_mode)) {
+		n = readlink(dir, target, sizeof(target) - 1);
+		if (n <= 0)
+			return;
+		target[n] = '\0';
+		strv_add3(a, "--symlink", target, dir);
+	} else if (S_ISDIR(st.st_mode)) {
+		strv_add3(a, "--ro-bind-try", dir, dir);
+	}
+}
+
+static void add_command(struct strv *a, const char *const *argv)
+{
+	size_t i;
+
+	strv_add3(a, "/bin/sh", "-c", SBX_EXEC_SCRIPT);
+	for (i = 0; argv[i]; i++)
+		strv_add(a, argv[i]);
+}
+
+static int build_plan(const struct sbx_exec_opts *opts, const char *ws,
+		      const char *rel, const char *host_wd,
+		      const struct nox_exec_req *req, struct plan *pl,
+		      struct nox_err *err)
+{
+	static const char *const tops[] = {"/bin", "/lib", "/lib64", "/sbin",
+					   "/lib32"};
+	struct rlimit cur;
+	uint64_t mem =
+	    opts->memory_limit ? opts->memory_limit : SBX_DEFAULT_MEMORY;
+	unsigned procs = opts->max_procs ? opts->max_procs : SBX_DEFAULT_PROCS;
+	struct strv *a = &pl->argv;
+	char wd[PATH_MAX + 16];
+	size_t i;
+	long mx;
+	int r;
+
+	pl->isolated = !opts->unisolated;
+	r = build_env(&pl->envp, pl->isolated ? NOX_WORKSPACE : ws, req->env,
+		      err);
+	if (r < 0)
+		return r;
+
+	if (!pl->isolated) {
+		pl->exe = strdup("/bin/sh");
+		pl->chdir_dir = strdup(host_wd);
+		strv_add2(a, "sh", "-c");
+		strv_add(a, SBX_EXEC_SCRIPT);
+		for (i = 0; req->argv[i]; i++)
+			strv_add(a, req->argv[i]);
+	} else {
+		r = find_bwrap(opts->bwrap_path, &pl->exe, err);
+		if (r < 0)
+			return r;
+		strv_add(a, "bwrap");
+		strv_add3(a, "--ro-bind", "/usr", "/usr");
+		for (i = 0; i < sizeof(tops) / sizeof(tops[0]); i++)
+			bwrap_toplevel(a, tops[i]);
+		strv_add3(a, "--ro-bind", "/etc", "/etc");
+		strv_add3(a, "--bind", ws, NOX_WORKSPACE);
+		strv_add2(a, "--tmpfs", "/tmp");
+		strv_add2(a, "--dev", "/dev");
+		strv_add2(a, "--proc", "/proc");
+		strv_add(a, "--unshare-all");
+		if (opts->allow_network)
+			strv_add(a, "--share-net");
+		strv_add(a, "--die-with-parent");
+		strv_add(a, "--new-session");
+		strv_add2(a, "--hostname", "nox");
+		strv_add2(a, "--info-fd", "4");
+		strv_add(a, "--clearenv");
+		for (i = 0; i < pl->envp.n; i++) {
+			char *kv = pl->envp.v[i];
+			char *eq = strchr(kv, '=');
+
+			*eq = '\0';
+			strv_add3(a, "--setenv", kv, eq + 1);
+			*eq = '=';
+		}
+		snprintf(wd, sizeof(wd), "%s%s%s", NOX_WORKSPACE,
+			 rel[0] ? "/" : "", rel);
+		strv_add2(a, "--chdir", wd);
+		/*
+		 * bwrap runs on the host, outside the sandbox: it must never
+		 * see the request's environment (LD_PRELOAD=/workspace/x.so
+		 * would run sandbox code on the host).  It gets a fixed one.
+		 */
+		env_put(&pl->exe_envp, "PATH", 4, SBX_SANDBOX_PATH);
+		env_put(&pl->exe_envp, "LANG", 4, "C.UTF-8");
+		strv_add(a, "--");
+		add_command(a, req->argv);
+	}
+	if (!pl->exe || (!pl->isolated && !pl->chdir_dir) || a->oom ||
+	    pl->exe_envp.oom)
+		return nox_err_set(err, ENOMEM, "out of memory");
+
+	/* Never raise a hard limit we were given; only lower it. */
+	pl->lim_as.rlim_cur = pl->lim_as.rlim_max = (rlim_t)mem;
+	pl->lim_nproc.rlim_cur = pl->lim_nproc.rlim_max = (rlim_t)procs;
+	if (getrlimit(RLIMIT_AS, &cur) == 0 &&
+	    cur.rlim_max < pl->lim_as.rlim_max)
+		pl->lim_as.rlim_cur = pl->lim_as.rlim_max = cur.rlim_max;
+	if (getrlimit(RLIMIT_NPROC, &cur) == 0 &&
+	    cur.rlim_max < pl->lim_nproc.rlim_max)
+		pl->lim_nproc.rlim_cur = pl->lim_nproc.rlim_max = cur.rlim_max;
+	mx = sysconf(_SC_OPEN_MAX);
+	pl->max_fd = mx > 0 && mx < INT_MAX ? (int)mx : 65536;
+	memset(&pl->dfl, 0, sizeof(pl->dfl));
+	pl->dfl.sa_handler = SIG_DFL;
+	sigemptyset(&pl->dfl.sa_mask);
+	sigemptyset(&pl->empty);
+	return 0;
+}
+
+/* In the child: tell the parent why we could not exec, then die. */
+__attribute__((noreturn)) static void child_fail(int stage, int e)
+{
+	int msg[2] = {stage, e};
+	ssize_t n;
+
+	n = write(SBX_FD_REPORT, msg, sizeof(msg));
+	(void)n;
+	_exit(127);
+}
+
+/*
+ * The child between fork() and execve(): async-signal-safe calls only.
+ * Every fd it is given is >= SBX_FD_MIN (see fd_move_high).
+ */
+__attribute__((noreturn)) static void child_exec(const struct plan *pl,
+						 int devnull, int out_w,
+						 int err_w, int rep_w,
+						 int info_w)
+{
+	int sig, first_close;
+
+	setsid();
+	for (sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			sigaction(sig, &pl->dfl, NULL);
+	setrlimit(RLIMIT_AS, &pl->lim_as);
+	setrlimit(RLIMIT_NPROC, &pl->lim_nproc); /* best effort */
+	setrlimit(RLIMIT_CORE, &pl->lim_core);
+	if (dup2(devnull, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0)
+		_exit(127);
+	if (dup3(rep_w, SBX_FD_REPORT, O_CLOEXEC) < 0)
+		_exit(127);
+	first_close = SBX_FD_REPORT + 1;
+	if (info_w >= 0) {
+		if (dup2(info_w, SBX_FD_INFO) < 0)
+			_exit(127);
+		first_close = SBX_FD_INFO + 1;
+	}
+#ifdef SYS_close_range
+	if (syscall(SYS_close_range, (unsigned)first_close, ~0U, 0) < 0)
+#endif
+	{
+		int fd;
+
+		for (fd = first_close; fd < pl->max_fd; fd++)
+			close(fd);
+	}
+	if (pl->chdir_dir && chdir(pl->chdir_dir) < 0)
+		child_fail(SBX_STAGE_CHDIR, errno);
+	sigprocmask(SIG_SETMASK, &pl->empty, NULL);
+	execve(pl->exe, pl->argv.v, pl->isolated ? pl->exe_envp.v : pl->envp.v);
+	child_fail(SBX_STAGE_EXEC, errno);
+}
+
+static void capture_init(struct capture *c, int fd, size_t cap)
+{
+	memset(c, 0, sizeof(*c));
+	c->fd = fd;
+	c->cap = cap;
+}
+
+/* Keeps at most c->cap bytes; the rest is counted as truncation. */
+static void capture_add(struct capture *c, const char *data, size_t n)
+{
+	size_t room = c->cap - c->len, take = n < room ? n : room;
+
+	if (take < n)
+		c->truncated = true;
+	if (take == 0 || c->oom)
+		return;
+	if (c->len + take > c->alloc) {
+		size_t na = c->alloc ? c->alloc * 2 : 65536;
+		char *nb;
+
+		while (na < c->len + take && na < c->cap)
+			na *= 2;
+		if (na > c->cap)
+			na = c->cap;
+		nb = realloc(c->buf, na + 1);
+		if (!nb) {
+			c->oom = true;
+			return;
+		}
+		c->buf = nb;
+		c->alloc = na;
+	}
+	memcpy(c->buf + c->len, data, take);
+	c->len += take;
+}
+
+/* Reads what is available; closes the fd at EOF or on a hard error. */
+static void capture_read(struct capture *c)
+{
+	char chunk[65536];
+	ssize_t n;
+
+	for (;;) {
+		n = read(c->fd, chunk, sizeof(chunk));
+		if (n > 0) {
+			capture_add(c, chunk, (size_t)n);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		fd_close(&c->fd);
+		return;
+	}
+}
+
+/* Moves the buffer into a NUL-terminated malloc'd string. */
+static int capture_take(struct capture *c, char **out, size_t *len)
+{
+	char *b = c->buf;
+
+	if (c->oom)
+		return -ENOMEM;
+	if (!b) {
+		b = malloc(1);
+		if (!b)
+			return -ENOMEM;
+	}
+	b[c->len] = '\0';
+	*out = b;
+	*len = c->len;
+	c->buf = NULL;
+	return 0;
+}
+
+static void capture_cleanup(struct capture *c)
+{
+	fd_close(&c->fd);
+	free(c->buf);
+	c->buf = NULL;
+}
+
+static int pidfd_open_compat(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+	long fd = syscall(SYS_pidfd_open, pid, 0);
+
+	if (fd >= 0) {
+		int ifd = (int)fd;
+
+		/* pidfds are CLOEXEC already; keep it clear of 0..4 too. */
+		if (fd_move_high(&ifd) < 0) {
+			close(ifd);
+			return -1;
+		}
+		return ifd;
+	}
+#else
+	(void)pid;
+#endif
+	return -1;
+}
+
+/* True once pid has exited; leaves it a zombie so its pid stays ours. */
+static bool child_exited(pid_t pid)
+{
+	siginfo_t si;
+
+	memset(&si, 0, sizeof(si));
+	if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0)
+		return errno == ECHILD;
+	return si.si_pid == pid;
+}
+
+/*
+ * Reads bwrap's --info-fd JSON for the sandbox's pid 1.  Returns 0 when
+ * absent or unparsable.  The fd is non-blocking: bwrap writes it before
+ * it runs anything, so after bwrap has exited all of it is there.
+ */
+static pid_t info_child_pid(int fd)
+{
+	char buf[4096], *p, *end;
+	size_t len = 0;
+	ssize_t n;
+	long v;
+
+	while (len < sizeof(buf) - 1) {
+		n = read(fd, buf + len, sizeof(buf) - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	p = strstr(buf, "\"child-pid\"");
+	if (!p)
+		return 0;
+	p = strchr(p, ':');
+	if (!p)
+		return 0;
+	errno = 0;
+	v = strtol(p + 1, &end, 10);
+	if (errno || end == p + 1 || v <= 1 || v > INT_MAX)
+		return 0;
+	return (pid_t)v;
+}
+
+/*
+ * Waits (bounded) for the sandbox's pid 1 to be gone: the kernel kills
+ * the whole pid namespace before that process finishes exiting, so after
+ * this no process of the command survives.
+ */
+static void wait_ns_gone(pid_t init_pid)
+{
+	long long until = mono_ms() + SBX_NS_WAIT_MS;
+	struct pollfd pfd;
+	int fd;
+
+	if (init_pid <= 1)
+		return;
+	fd = pidfd_open_compat(init_pid);
+	if (fd >= 0) {
+		pfd.fd = fd;
+		pfd.events = POLLIN;
+		for (;;) {
+			long long left = until - mono_ms();
+			int n;
+
+			if (left <= 0)
+				break;
+			n = poll(&pfd, 1, (int)left);
+			if (n > 0 || (n < 0 && errno != EINTR))
+				break;
+		}
+		close(fd);
+		return;
+	}
+	while (mono_ms() < until && kill(init_pid, 0) == 0) {
+		struct timespec ts = {0, 10 * 1000 * 1000};
+
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* Appends the timeout notice to stderr (beyond the cap: it is ours). */
+static void note_timeout(struct capture *c, int secs)
+{
+	bool nl = c->len > 0 && c->buf && c->buf[c->len - 1] != '\n';
+	size_t save = c->cap;
+	char msg[96];
+	int n;
+
+	n = snprintf(msg, sizeof(msg), "%scommand timed out after %d s\n",
+		     nl ? "\n" : "", secs);
+	c->cap = c->len + (size_t)n;
+	capture_add(c, msg, (size_t)n);
+	c->cap = save;
+}
+
+struct run_state {
+	pid_t pid;
+	int pidfd;
+	struct capture out, err;
+	bool exited, timed_out;
+};
+
+/* Polls the pipes and the child until done, the timeout or the grace. */
+static void run_loop(struct run_state *st, long long deadline)
+{
+	long long grace = 0, now, wait;
+	struct pollfd pfd[3];
+	int nfd, i_out, i_err, i_pid;
+
+	for (;;) {
+		now = mono_ms();
+		if (!st->exited && !st->timed_out && now >= deadline) {
+			kill(-st->pid, SIGKILL);
+			kill(st->pid, SIGKILL);
+			st->timed_out = true;
+			grace = now + SBX_GRACE_MS;
+		}
+		if (st->out.fd < 0 && st->err.fd < 0 &&
+		    (st->exited || st->timed_out))
+			break;
+		if ((st->exited || st->timed_out) && now >= grace)
+			break;
+		wait = (st->exited || st->timed_out) ? grace - now
+						     : deadline - now;
+		if (!st->exited && !st->timed_out && st->pidfd < 0 && wait > 20)
+			wait = 20; /* no pidfd: look at the child often */
+		if (wait > INT_MAX)
+			wait = INT_MAX;
+		nfd = 0;
+		i_out = i_err = i_pid = -1;
+		if (st->out.fd >= 0) {
+			pfd[nfd] =
+			    (struct pollfd){.fd = st->out.fd, .events = POLLIN};
+			i_out = nfd++;
+		}
+		if (st->err.fd >= 0) {
+			pfd[nfd] =
+			    (struct pollfd){.fd = st->err.fd, .events = POLLIN};
+			i_err = nfd++;
+		}
+		if (!st->exited && st->pidfd >= 0) {
+			pfd[nfd] =
+			    (struct pollfd){.fd = st->pidfd, .events = POLLIN};
+			i_pid = nfd++;
+		}
+		if (poll(pfd, (nfds_t)nfd, (int)wait) < 0) {
+			if (errno == EINTR)
+				continue;
+			/* Cannot happen with valid fds; never spin or hang. */
+			kill(-st->pid, SIGKILL);
+			kill(st->pid, SIGKILL);
+			break;
+		}
+		if (i_out >= 0 && pfd[i_out].revents)
+			capture_read(&st->out);
+		if (i_err >= 0 && pfd[i_err].revents)
+			capture_read(&st->err);
+		if (!st->exited &&
+		    (st->pidfd < 0 || (i_pid >= 0 && pfd[i_pid].revents))) {
+			if (child_exited(st->pid)) {
+				st->exited = true;
+				/* Leftovers in its group (unisolated) go now;
+				 * the zombie keeps the pgid from reuse. */
+				kill(-st->pid, SIGKILL);
+				if (!st->timed_out)
+					grace = mono_ms() + SBX_GRACE_MS;
+			}
+		}
+	}
+}
+
+static int spawn_and_wait(struct plan *pl, int timeout_s, size_t cap,
+			  struct nox_exec_result *res, struct nox_err *err)
+{
+	int outp[2] = {-1, -1}, errp[2] = {-1, -1}, repp[2] = {-1, -1};
+	int infop[2] = {-1, -1}, devnull = -1, status = 0, r = 0;
+	int report[2] = {0, 0};
+	struct run_state st;
+	long long start = mono_ms();
+	sigset_t all, old;
+	pid_t init_pid;
+	ssize_t n;
+
+	memset(&st, 0, sizeof(st));
+	st.pid = -1;
+	st.pidfd = -1;
+	capture_init(&st.out, -1, cap);
+	capture_init(&st.err, -1, cap);
+
+	devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (devnull < 0) {
+		r = nox_err_set(err, errno, "cannot open /dev/null: %s",
+				strerror(errno));
+		goto out;
+	}
+	r = fd_move_high(&devnull);
+	if (r == 0)
+		r = pipe_high(outp);
+	if (r == 0)
+		r = pipe_high(errp);
+	if (r == 0)
+		r = pipe_high(repp);
+	if (r == 0 && pl->isolated)
+		r = pipe_high(infop);
+	if (r < 0) {
+		r = nox_err_set(err, -r, "cannot create pipes: %s",
+				strerror(-r));
+		goto out;
+	}
+	if (fcntl(outp[0], F_SETFL, O_NONBLOCK) < 0 ||
+	    fcntl(errp[0], F_SETFL, O_NONBLOCK) < 0 ||
+	    (infop[0] >= 0 && fcntl(infop[0], F_SETFL, O_NONBLOCK) < 0)) {
+		r = nox_err_set(err, errno, "fcntl: %s", strerror(errno));
+		goto out;
+	}
+
+	/* No handler of ours may run in the child before it resets them. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	st.pid = fork();
+	if (st.pid == 0)
+		child_exec(pl, devnull, outp[1], errp[1], repp[1], infop[1]);
+	r = st.pid < 0 ? -errno : 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r < 0) {
+		r = nox_err_set(err, -r, "fork: %s", strerror(-r));
+		goto out;
+	}
+	fd_close(&devnull);
+	fd_close(&outp[1]);
+	fd_close(&errp[1]);
+	fd_close(&repp[1]);
+	fd_close(&infop[1]);
+
+	/* EOF: execve worked.  Otherwise {stage, errno} from child_fail. */
+	do {
+		n = read(repp[0], report, sizeof(report));
+	} while (n < 0 && errno == EINTR);
+	if (n == (ssize_t)sizeof(report)) {
+		while (waitpid(st.pid, &status, 0) < 0 && errno == EINTR)
+			;
+		st.pid = -1;
+		if (report[0] == SBX_STAGE_CHDIR)
+			r = nox_err_set(err, report[1],
+					"cannot enter working directory %s: %s",
+					pl->chdir_dir, strerror(report[1]));
+		else
+			r = nox_err_set(err, report[1], "cannot execute %s: %s",
+					pl->exe, strerror(report[1]));
+		goto out;
+	}
+
+	st.pidfd = pidfd_open_compat(st.pid);
+	st.out.fd = outp[0];
+	st.err.fd = errp[0];
+	outp[0] = errp[0] = -1;
+	run_loop(&st, start + (long long)timeout_s * 1000);
+	fd_close(&st.out.fd);
+	fd_close(&st.err.fd);
+	while (waitpid(st.pid, &status, 0) < 0) {
+		if (errno == EINTR)
+			continue;
+		r = nox_err_set(err, errno,
+				"cannot collect the command's status: %s "
+				"(is SIGCHLD ignored?)",
+				strerror(errno));
+		st.pid = -1;
+		goto out;
+	}
+	st.pid = -1;
+	/*
+	 * A bwrap that exits by itself has waited for its pid namespace to
+	 * empty; one we killed has not, so wait for the namespace here.
+	 */
+	if (infop[0] >= 0 && (st.timed_out || WIFSIGNALED(status))) {
+		init_pid = info_child_pid(infop[0]);
+		wait_ns_gone(init_pid);
+	}
+
+	if (st.timed_out) {
+		res->exit_code = 124;
+		note_timeout(&st.err, timeout_s);
+	} else if (WIFEXITED(status)) {
+		res->exit_code = WEXITSTATUS(status);
+	} else if (WIFSIGNALED(status)) {
+		res->exit_code = 128 + WTERMSIG(status);
+	} else {
+		res->exit_code = 255;
+	}
+	res->out_truncated = st.out.truncated;
+	res->err_truncated = st.err.truncated;
+	if (capture_take(&st.out, &res->out, &res->out_len) < 0 ||
+	    capture_take(&st.err, &res->err, &res->err_len) < 0) {
+		r = nox_err_set(err, ENOMEM, "out of memory for output");
+		goto out;
+	}
+	res->duration_ms = (long)(mono_ms() - start);
+	r = 0;
+out:
+	if (st.pid > 0) {
+		kill(-st.pid, SIGKILL);
+		kill(st.pid, SIGKILL);
+		while (waitpid(st.pid, &status, 0) < 0 && errno == EINTR)
+			;
+	}
+	fd_close(&st.pidfd);
+	capture_cleanup(&st.out);
+	capture_cleanup(&st.err);
+	fd_close(&devnull);
+	fd_close(&outp[0]);
+	fd_close(&outp[1]);
+	fd_close(&errp[0]);
+	fd_close(&errp[1]);
+	fd_close(&repp[0]);
+	fd_close(&repp[1]);
+	fd_close(&infop[0]);
+	fd_close(&infop[1]);
+	return r;
+}
+
+int sbx_exec_run(const struct sbx_exec_opts *opts, const char *workspace_dir,
+		 const struct nox_exec_req *req, struct nox_exec_result *res,
+		 struct nox_err *err)
+{
+	static const struct sbx_exec_opts defaults = {0};
+	char rel[PATH_MAX], *ws = NULL, *host_wd = NULL;
+	struct plan pl;
+	struct stat stb;
+	size_t cap;
+	int r, timeout;
+
+	memset(res, 0, sizeof(*res));
+	memset(&pl, 0, sizeof(pl));
+	if (!opts)
+		opts = &defaults;
+	if (!req || !req->argv || !req->argv[0] || !req->argv[0][0])
+		return nox_err_set(err, EINVAL, "empty command");
+	if (req->timeout_seconds < 0)
+		return nox_err_set(err, EINVAL, "negative timeout");
+	timeout = req->timeout_seconds ? req->timeout_seconds
+				       : NOX_DEFAULT_EXEC_TIMEOUT;
+	cap = opts->output_cap ? opts->output_cap : NOX_DEFAULT_OUTPUT_CAP;
+	if (cap > SIZE_MAX / 4)
+		cap = SIZE_MAX / 4; /* keeps the buffer arithmetic sane */
+	r = nox_path_from_sandbox(req->workdir ? req->workdir : NOX_WORKSPACE,
+				  rel, sizeof(rel), err);
+	if (r < 0)
+		return nox_err_wrap(err, -r, "bad workdir");
+	if (!workspace_dir || !workspace_dir[0])
+		return nox_err_set(err, EINVAL, "no workspace directory");
+	ws = realpath(workspace_dir, NULL);
+	if (!ws || stat(ws, &stb) < 0 || !S_ISDIR(stb.st_mode)) {
+		r = nox_err_set(err, ENOENT,
+				"workspace directory %s is missing",
+				workspace_dir);
+		goto out;
+	}
+	host_wd = malloc(strlen(ws) + strlen(rel) + 2);
+	if (!host_wd) {
+		r = nox_err_set(err, ENOMEM, "out of memory");
+		goto out;
+	}
+	snprintf(host_wd, strlen(ws) + strlen(rel) + 2, "%s%s%s", ws,
+		 rel[0] ? "/" : "", rel);
+	if (stat(host_wd, &stb) < 0) {
+		r = nox_err_set(err, errno == ENOTDIR ? ENOTDIR : ENOENT,
+				"working directory %s%s%s does not exist",
+				NOX_WORKSPACE, rel[0] ? "/" : "", rel);
+		goto out;
+	}
+	if (!S_ISDIR(stb.st_mode)) {
+		r = nox_err_set(err, ENOTDIR,
+				"working directory %s/%s is not a directory",
+				NOX_WORKSPACE, rel);
+		goto out;
+	}
+	r = build_plan(opts, ws, rel, host_wd, req, &pl, err);
+	if (r < 0)
+		goto out;
+	r = spawn_and_wait(&pl, timeout, cap, res, err);
+out:
+	if (r < 0)
+		nox_exec_result_cleanup(res);
+	plan_cleanup(&pl);
+	free(host_wd);
+	free(ws);
+	return r;
+}

@@ -1,0 +1,95 @@
+/*
+ * fuzz_tar.c - secure extraction of arbitrary archives.
+ *
+ * Each input is written to a file and extracted into a fresh directory
+ * inside a sandbox directory that also holds an "outside" directory.  The
+ * invariant: whatever the input, nothing appears in "outside" and nothing
+ * is created beside dest; the extraction returns 0 or a negative errno.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <nox/tar.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static char top[64];
+
+static int rm_one(const char *p, const struct stat *st, int flag,
+		  struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (flag == FTW_DP)
+		rmdir(p);
+	else
+		unlink(p);
+	return 0;
+}
+
+static int count_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		abort();
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			n++;
+	closedir(d);
+	return n;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct nox_tar_limits lim = { .max_bytes = 4u << 20,
+				      .max_entries = 1000 };
+	char dest[128], outside[128], in[128];
+	int fd, dfd, r;
+
+	if (!top[0]) {
+		snprintf(top, sizeof(top), "/tmp/fuzz-tar.XXXXXX");
+		if (!mkdtemp(top))
+			abort();
+	}
+	snprintf(dest, sizeof(dest), "%s/a/dest", top);
+	snprintf(outside, sizeof(outside), "%s/outside", top);
+	snprintf(in, sizeof(in), "%s/in.tar", top);
+	nftw(top, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	if (mkdir(top, 0700) && errno != EEXIST)
+		abort();
+	snprintf(dest, sizeof(dest), "%s/a", top);
+	mkdir(dest, 0700);
+	snprintf(dest, sizeof(dest), "%s/a/dest", top);
+	mkdir(dest, 0700);
+	mkdir(outside, 0700);
+	fd = open(in, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, data, size) != (ssize_t)size)
+		abort();
+	lseek(fd, 0, SEEK_SET);
+	dfd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		abort();
+	r = nox_tar_extract(fd, dfd, &lim, NULL);
+	if (r > 0)
+		abort();
+	close(dfd);
+	close(fd);
+	/* outside stays empty; top holds only a, outside, in.tar; a only dest */
+	if (count_entries(outside) != 0 || count_entries(top) != 3)
+		abort();
+	snprintf(dest, sizeof(dest), "%s/a", top);
+	if (count_entries(dest) != 1)
+		abort();
+	return 0;
+}
