@@ -15,22 +15,22 @@
 struct json_object;
 
 /* Exit codes (sysexits.h values; documented in the usage text). */
-#define CTL_EX_OK 0
-#define CTL_EX_USAGE 64
+#define CTL_EX_OK	   0
+#define CTL_EX_USAGE	   64
 #define CTL_EX_UNAVAILABLE 69
-#define CTL_EX_SOFTWARE 70
+#define CTL_EX_SOFTWARE	   70
 
 struct ctl {
 	/* global options */
-	const char *url;	/* --url or $NOXRUNNER_BASE_URL; NULL: local */
-	const char *token;	/* --token; NULL: $NOXRUNNER_TOKEN (http) */
-	const char *local_dir;	/* --local=DIR; NULL: NOX_DEFAULT_BASE_DIR */
+	const char *url;       /* --url or $NOXRUNNER_BASE_URL; NULL: local */
+	const char *token;     /* --token; NULL: $NOXRUNNER_TOKEN (http) */
+	const char *local_dir; /* --local=DIR; NULL: NOX_DEFAULT_BASE_DIR */
 	bool unisolated;
-	long timeout_ms;	/* --timeout; 0: backend defaults */
+	long timeout_ms; /* --timeout; 0: backend defaults */
 	bool json;
 	bool quiet;
-	bool color;		/* red "error:" on stderr */
-	bool tty_err;		/* stderr is a terminal */
+	bool color;   /* red "error:" on stderr */
+	bool tty_err; /* stderr is a terminal */
 	/* created on first use by ctl_backend(), freed by main */
 	struct nox_backend *b;
 };
@@ -39,32 +39,24 @@ struct ctl_cmd {
 	const char *name;
 	int (*run)(struct ctl *c, const struct ctl_cmd *cmd, int argc,
 		   char **argv);
-	const char *synopsis;	/* after "noxctl NAME " */
-	const char *help;	/* description and options */
+	const char *synopsis; /* after "noxctl NAME " */
+	const char *help;     /* description and options */
 };
 
 /* The command table (noxctl.c); NULL name ends it. */
 extern const struct ctl_cmd ctl_cmds[];
 
 /* Commands.  argv[0] is the command name. */
-int cmd_health(struct ctl *c, const struct ctl_cmd *cmd, int argc,
-	       char **argv);
-int cmd_create(struct ctl *c, const struct ctl_cmd *cmd, int argc,
-	       char **argv);
-int cmd_touch(struct ctl *c, const struct ctl_cmd *cmd, int argc,
-	      char **argv);
-int cmd_delete(struct ctl *c, const struct ctl_cmd *cmd, int argc,
-	       char **argv);
-int cmd_info(struct ctl *c, const struct ctl_cmd *cmd, int argc,
-	     char **argv);
+int cmd_health(struct ctl *c, const struct ctl_cmd *cmd, int argc, char **argv);
+int cmd_create(struct ctl *c, const struct ctl_cmd *cmd, int argc, char **argv);
+int cmd_touch(struct ctl *c, const struct ctl_cmd *cmd, int argc, char **argv);
+int cmd_delete(struct ctl *c, const struct ctl_cmd *cmd, int argc, char **argv);
+int cmd_info(struct ctl *c, const struct ctl_cmd *cmd, int argc, char **argv);
 int cmd_ls(struct ctl *c, const struct ctl_cmd *cmd, int argc, char **argv);
-int cmd_exec(struct ctl *c, const struct ctl_cmd *cmd, int argc,
-	     char **argv);
+int cmd_exec(struct ctl *c, const struct ctl_cmd *cmd, int argc, char **argv);
 int cmd_sh(struct ctl *c, const struct ctl_cmd *cmd, int argc, char **argv);
-int cmd_shell(struct ctl *c, const struct ctl_cmd *cmd, int argc,
-	      char **argv);
-int cmd_upload(struct ctl *c, const struct ctl_cmd *cmd, int argc,
-	       char **argv);
+int cmd_shell(struct ctl *c, const struct ctl_cmd *cmd, int argc, char **argv);
+int cmd_upload(struct ctl *c, const struct ctl_cmd *cmd, int argc, char **argv);
 int cmd_download(struct ctl *c, const struct ctl_cmd *cmd, int argc,
 		 char **argv);
 
@@ -79,18 +71,18 @@ int ctl_backend(struct ctl *c);
 /* Prints "noxctl: msg" (red "error:" on a colour terminal); returns
  * CTL_EX_SOFTWARE for convenience. */
 int ctl_error(const struct ctl *c, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-/* Prints "noxctl: warning: msg" unless -q. */
+    __attribute__((format(printf, 2, 3)));
+/* Prints "noxctl: warning: msg"; callers decide whether -q silences it. */
 void ctl_warn(const struct ctl *c, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 /* Prints the libnox error (r < 0, detail in err) and returns the exit
  * code it maps to (69 unavailable, 70 otherwise). */
 int ctl_fail(const struct ctl *c, int r, const struct nox_err *err);
 /* Exit code for a negative errno from libnox. */
 int ctl_exit_code(int r);
 /* Prints "noxctl: msg", the command's synopsis and a hint; returns 64. */
-int ctl_usage(const struct ctl *c, const struct ctl_cmd *cmd,
-	      const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int ctl_usage(const struct ctl *c, const struct ctl_cmd *cmd, const char *fmt,
+	      ...) __attribute__((format(printf, 3, 4)));
 /* Full help of cmd on stdout; returns 0. */
 int ctl_cmd_help(const struct ctl_cmd *cmd);
 /*
@@ -100,9 +92,8 @@ int ctl_cmd_help(const struct ctl_cmd *cmd);
 int ctl_bad_option(const struct ctl *c, const struct ctl_cmd *cmd, int ch,
 		   char **argv);
 
-/* 0 and *id set when s is a valid session ID, else prints and 64. */
-int ctl_check_id(const struct ctl *c, const struct ctl_cmd *cmd,
-		 const char *s);
+/* 0 when s is a valid session ID, else prints why and returns 64. */
+int ctl_check_id(const struct ctl *c, const struct ctl_cmd *cmd, const char *s);
 /* Parses a non-negative integer of seconds (at most max); -1 if bad. */
 long ctl_parse_seconds(const char *s, long max);
 
