@@ -29,10 +29,10 @@
 
 #include <nox/v1.h>
 
-#define V1_MAX_INPUT (64u * 1024 * 1024)
-#define V1_MAX_DEPTH 16
+#define V1_MAX_INPUT   (64u * 1024 * 1024)
+#define V1_MAX_DEPTH   16
 #define V1_MAX_TIMEOUT 86400
-#define V1_TO_STRING (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+#define V1_TO_STRING   (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 
 /* ---- UTF-8 repair ------------------------------------------------------ */
 
@@ -56,15 +56,15 @@ static size_t utf8_seq(const unsigned char *s, size_t n, size_t *bad)
 	} else if (c >= 0xe0 && c <= 0xef) {
 		need = 3;
 		if (c == 0xe0)
-			lo = 0xa0;	/* overlong */
+			lo = 0xa0; /* overlong */
 		else if (c == 0xed)
-			hi = 0x9f;	/* surrogates */
+			hi = 0x9f; /* surrogates */
 	} else if (c >= 0xf0 && c <= 0xf4) {
 		need = 4;
 		if (c == 0xf0)
-			lo = 0x90;	/* overlong */
+			lo = 0x90; /* overlong */
 		else if (c == 0xf4)
-			hi = 0x8f;	/* above U+10FFFF */
+			hi = 0x8f; /* above U+10FFFF */
 	} else {
 		return 0;
 	}
@@ -160,7 +160,7 @@ static int v1_parse_object(const char *json, size_t len, const char *what,
 		json_object_put(o);
 		return nox_err_set(err, EINVAL, "%s: truncated JSON", what);
 	}
-	if (je != json_tokener_success || !o) {
+	if (je != json_tokener_success) {
 		json_object_put(o);
 		return nox_err_set(err, EINVAL,
 				   "%s: malformed JSON at byte %zu: %s", what,
@@ -177,7 +177,8 @@ static int v1_parse_object(const char *json, size_t len, const char *what,
 					   what, end);
 		}
 	}
-	if (!json_object_is_type(o, json_type_object)) {
+	/* json-c represents null as a NULL object */
+	if (!o || !json_object_is_type(o, json_type_object)) {
 		json_object_put(o);
 		return nox_err_set(err, EINVAL, "%s: not a JSON object", what);
 	}
@@ -208,8 +209,8 @@ static int v1_get_int(json_object *o, const char *key, bool required,
 
 	if (!v) {
 		if (required)
-			return nox_err_set(err, EINVAL,
-					   "%s: '%s' is missing", what, key);
+			return nox_err_set(err, EINVAL, "%s: '%s' is missing",
+					   what, key);
 		return 1;
 	}
 	if (!json_object_is_type(v, json_type_int))
@@ -236,8 +237,8 @@ static int v1_get_str(json_object *o, const char *key, bool required,
 
 	if (!v) {
 		if (required)
-			return nox_err_set(err, EINVAL,
-					   "%s: '%s' is missing", what, key);
+			return nox_err_set(err, EINVAL, "%s: '%s' is missing",
+					   what, key);
 		return 1;
 	}
 	if (!json_object_is_type(v, json_type_string))
@@ -318,9 +319,8 @@ static int exec_req_cmd(json_object *o, struct nox_v1_exec_req *out,
 	if (!cmd)
 		return nox_err_set(err, EINVAL, "%s: 'cmd' is missing", what);
 	if (!json_object_is_type(cmd, json_type_array))
-		return nox_err_set(err, EINVAL,
-				   "%s: 'cmd' must be an array of strings",
-				   what);
+		return nox_err_set(
+		    err, EINVAL, "%s: 'cmd' must be an array of strings", what);
 	n = json_object_array_length(cmd);
 	if (n == 0)
 		return nox_err_set(err, EINVAL, "empty command");
@@ -330,9 +330,9 @@ static int exec_req_cmd(json_object *o, struct nox_v1_exec_req *out,
 	for (i = 0; i < n; i++) {
 		el = json_object_array_get_idx(cmd, i);
 		if (!el || !json_object_is_type(el, json_type_string))
-			return nox_err_set(err, EINVAL,
-					   "%s: 'cmd' must be an array of strings",
-					   what);
+			return nox_err_set(
+			    err, EINVAL,
+			    "%s: 'cmd' must be an array of strings", what);
 		out->argv[i] = v1_dup_c(json_object_get_string(el),
 					(size_t)json_object_get_string_len(el));
 		if (!out->argv[i])
@@ -374,18 +374,21 @@ static int exec_req_env(json_object *o, struct nox_v1_exec_req *out,
 		kl = strlen(k);
 		if (kl == 0 || strchr(k, '='))
 			return nox_err_set(err, EINVAL,
-					   "%s: 'env' key '%s' must be non-empty and free of '='",
+					   "%s: 'env' key '%s' must be "
+					   "non-empty and free of '='",
 					   what, k);
 		if (!jv || !json_object_is_type(jv, json_type_string))
-			return nox_err_set(err, EINVAL,
-					   "%s: 'env' value of '%s' must be a string",
-					   what, k);
+			return nox_err_set(
+			    err, EINVAL,
+			    "%s: 'env' value of '%s' must be a string", what,
+			    k);
 		v = json_object_get_string(jv);
 		vl = (size_t)json_object_get_string_len(jv);
 		if (memchr(v, '\0', vl))
-			return nox_err_set(err, EINVAL,
-					   "%s: 'env' value of '%s' holds a NUL byte",
-					   what, k);
+			return nox_err_set(
+			    err, EINVAL,
+			    "%s: 'env' value of '%s' holds a NUL byte", what,
+			    k);
 		out->env[i] = malloc(kl + vl + 2);
 		if (!out->env[i])
 			return nox_err_set(err, ENOMEM, "%s: out of memory",
@@ -430,8 +433,8 @@ int nox_v1_exec_req_parse(const char *json, size_t len,
 	r = exec_req_env(o, out, err);
 	if (r < 0)
 		goto out;
-	r = v1_get_int(o, "timeoutSeconds", false, 0, V1_MAX_TIMEOUT, &t,
-		       what, err);
+	r = v1_get_int(o, "timeoutSeconds", false, 0, V1_MAX_TIMEOUT, &t, what,
+		       err);
 	if (r < 0)
 		goto out;
 	r = 0;
@@ -468,8 +471,8 @@ static bool exec_req_env_encode(json_object *o, const char *const *env)
 		return false;
 	for (i = 0; env[i]; i++) {
 		eq = strchr(env[i], '=');
-		k = eq ? strndup(env[i], (size_t)(eq - env[i])) :
-			 strdup(env[i]);
+		k = eq ? strndup(env[i], (size_t)(eq - env[i]))
+		       : strdup(env[i]);
 		if (!k)
 			return false;
 		v = v1_bytes_new(eq ? eq + 1 : "");
@@ -547,8 +550,8 @@ int nox_v1_exec_result_parse(const char *json, size_t len,
 	r = v1_parse_object(json, len, what, &o, err);
 	if (r < 0)
 		return r;
-	r = v1_get_int(o, "exitCode", true, INT_MIN + 1LL, INT_MAX, &code,
-		       what, err);
+	r = v1_get_int(o, "exitCode", true, INT_MIN + 1LL, INT_MAX, &code, what,
+		       err);
 	if (r < 0)
 		goto out;
 	r = v1_get_str(o, "stdout", true, &so, &nso, what, err);
@@ -603,11 +606,10 @@ static const struct {
 	const char *key;
 	size_t off;
 } create_strs[] = {
-	{ "image", offsetof(struct nox_create_opts, image) },
-	{ "cpuLimit", offsetof(struct nox_create_opts, cpu_limit) },
-	{ "memoryLimit", offsetof(struct nox_create_opts, memory_limit) },
-	{ "ephemeralStorageLimit",
-	  offsetof(struct nox_create_opts, storage_limit) },
+    {"image", offsetof(struct nox_create_opts, image)},
+    {"cpuLimit", offsetof(struct nox_create_opts, cpu_limit)},
+    {"memoryLimit", offsetof(struct nox_create_opts, memory_limit)},
+    {"ephemeralStorageLimit", offsetof(struct nox_create_opts, storage_limit)},
 };
 #define CREATE_NSTRS (sizeof(create_strs) / sizeof(create_strs[0]))
 
@@ -631,8 +633,8 @@ int nox_v1_create_req_parse(const char *json, size_t len,
 			    struct nox_err *err)
 {
 	static const char what[] = "create request";
-	const char *s[CREATE_NSTRS] = { 0 };
-	size_t n[CREATE_NSTRS] = { 0 }, total = 0, i, pos = 0;
+	const char *s[CREATE_NSTRS] = {0};
+	size_t n[CREATE_NSTRS] = {0}, total = 0, i, pos = 0;
 	json_object *o = NULL;
 	int64_t ttl = 0;
 	int r;
@@ -640,7 +642,7 @@ int nox_v1_create_req_parse(const char *json, size_t len,
 	memset(out, 0, sizeof(*out));
 	*store = NULL;
 	if (json && v1_blank(json, len))
-		return 0;	/* an empty body means all defaults */
+		return 0; /* an empty body means all defaults */
 	r = v1_parse_object(json, len, what, &o, err);
 	if (r < 0)
 		return r;
@@ -653,8 +655,9 @@ int nox_v1_create_req_parse(const char *json, size_t len,
 		if (r < 0)
 			goto out;
 		if (s[i] && memchr(s[i], '\0', n[i])) {
-			r = nox_err_set(err, EINVAL, "%s: '%s' holds a NUL byte",
-					what, create_strs[i].key);
+			r = nox_err_set(err, EINVAL,
+					"%s: '%s' holds a NUL byte", what,
+					create_strs[i].key);
 			goto out;
 		}
 		if (s[i])
@@ -687,7 +690,7 @@ out:
 
 char *nox_v1_create_req_encode(const struct nox_create_opts *opts)
 {
-	struct nox_create_opts def = { 0 };
+	struct nox_create_opts def = {0};
 	json_object *o;
 	const char *s;
 	size_t i;
@@ -698,13 +701,13 @@ char *nox_v1_create_req_encode(const struct nox_create_opts *opts)
 	if (!o)
 		return NULL;
 	if (!v1_add(o, "ttlSeconds",
-		    json_object_new_int64(opts->ttl_seconds > 0 ?
-						  opts->ttl_seconds :
-						  NOX_DEFAULT_TTL)))
+		    json_object_new_int64(opts->ttl_seconds > 0
+					      ? opts->ttl_seconds
+					      : NOX_DEFAULT_TTL)))
 		goto fail;
 	for (i = 0; i < CREATE_NSTRS; i++) {
 		s = *(const char *const *)(const void *)((const char *)opts +
-							  create_strs[i].off);
+							 create_strs[i].off);
 		if (s && !v1_add(o, create_strs[i].key, v1_bytes_new(s)))
 			goto fail;
 	}
@@ -715,9 +718,8 @@ fail:
 }
 
 /* Copies the string field key of o into buf (size sz), NUL-terminated. */
-static int resp_copy(json_object *o, const char *key, bool required,
-		     char *buf, size_t sz, const char *what,
-		     struct nox_err *err)
+static int resp_copy(json_object *o, const char *key, bool required, char *buf,
+		     size_t sz, const char *what, struct nox_err *err)
 {
 	const char *s;
 	size_t n;
@@ -750,8 +752,8 @@ int nox_v1_create_resp_parse(const char *json, size_t len,
 	r = v1_parse_object(json, len, what, &o, err);
 	if (r < 0)
 		return r;
-	r = resp_copy(o, "podName", true, out->pod_name,
-		      sizeof(out->pod_name), what, err);
+	r = resp_copy(o, "podName", true, out->pod_name, sizeof(out->pod_name),
+		      what, err);
 	if (r < 0)
 		goto out;
 	r = resp_copy(o, "expiresAt", true, out->expires_at,
@@ -779,16 +781,17 @@ char *nox_v1_create_resp_encode(const struct nox_sandbox_info *info)
 	o = json_object_new_object();
 	if (!o)
 		return NULL;
-	if (!v1_add(o, "podName",
-		    v1_text_new(info->pod_name,
-				strnlen(info->pod_name,
-					sizeof(info->pod_name)))) ||
+	if (!v1_add(
+		o, "podName",
+		v1_text_new(info->pod_name,
+			    strnlen(info->pod_name, sizeof(info->pod_name)))) ||
 	    !v1_add(o, "expiresAt",
-		    v1_text_new(info->expires_at,
-				strnlen(info->expires_at,
-					sizeof(info->expires_at)))) ||
+		    v1_text_new(
+			info->expires_at,
+			strnlen(info->expires_at, sizeof(info->expires_at)))) ||
 	    (info->ttl_seconds > 0 &&
-	     !v1_add(o, "ttlSeconds", json_object_new_int64(info->ttl_seconds)))) {
+	     !v1_add(o, "ttlSeconds",
+		     json_object_new_int64(info->ttl_seconds)))) {
 		json_object_put(o);
 		return NULL;
 	}
@@ -818,8 +821,8 @@ char *nox_v1_error_encode(const char *msg)
  * with utf8 set valid multi-byte UTF-8 is kept whole (never cut) while
  * other bytes >= 0x80 are dropped.
  */
-static void text_copy(const char *s, size_t n, bool utf8, char *out,
-		      size_t sz, size_t *pos)
+static void text_copy(const char *s, size_t n, bool utf8, char *out, size_t sz,
+		      size_t *pos)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t i = 0, seq, bad;

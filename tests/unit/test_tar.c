@@ -1,0 +1,1355 @@
+/*
+ * test_tar.c - gzip tar packing and secure extraction (nox/tar.h).
+ *
+ * Round trips build a tree, pack it into a temporary file, extract it
+ * into another directory and compare: binary data with NULs, empty files
+ * and directories, modes (0755, 0600, 0444, setuid dropped, a read-only
+ * directory with contents), mtimes to the nanosecond, 40 levels deep,
+ * unicode names, names with spaces and newlines, a 20 MiB file (memory
+ * must not grow with it), symlinks stored and never followed, a FIFO and
+ * a hard link, the skip list, single-file and directory paths, and
+ * nox_tar_pack_list.
+ *
+ * Hostile archives are built here with libarchive's writer, so names,
+ * types and sizes are exactly what an attacker would send: "../x",
+ * "a/../../x", absolute names into a watched "outside" directory and
+ * under /etc, "./" as a file, over-long names and components, a symlink
+ * to the outside followed by an entry through it (file, directory, hard
+ * link), hard links to /etc/passwd and to "../outside", char and block
+ * devices and a FIFO, a symlink or hard link to the outside planted in
+ * the destination before extraction, a directory in the way, truncated
+ * and corrupted gzip, non-tar input, a header claiming 10 GB followed by
+ * 1 KiB, a gzip bomb (200 MiB of zeros in about 200 KiB) and too many
+ * entries.  Each checks the error code, a non-empty message and that the
+ * outside directory is unchanged.  (Sockets cannot be written to a tar
+ * at all, so they are not tried.)
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <locale.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+
+#include <nox/tar.h>
+
+#include "testutil.h"
+
+#define SECRET "SECRET-CONTENT\n"
+
+/* ---- fixture: T/src, T/dest, T/outside/secret -------------------------- */
+
+struct fx {
+	char *base, *src, *dest, *outside, *tgz;
+	int srcfd, destfd;
+};
+
+static void fx_open(struct fx *f)
+{
+	f->base = tu_mkdtemp("tar");
+	f->src = tu_strf("%s/src", f->base);
+	f->dest = tu_strf("%s/dest", f->base);
+	f->outside = tu_strf("%s/outside", f->base);
+	f->tgz = tu_strf("%s/a.tgz", f->base);
+	CU_ASSERT_FATAL(mkdir(f->src, 0755) == 0);
+	CU_ASSERT_FATAL(mkdir(f->dest, 0755) == 0);
+	CU_ASSERT_FATAL(mkdir(f->outside, 0755) == 0);
+	{
+		char *s = tu_strf("%s/secret", f->outside);
+
+		CU_ASSERT_FATAL(tu_write_file(s, SECRET, strlen(SECRET)) == 0);
+		CU_ASSERT_FATAL(chmod(s, 0600) == 0);
+		free(s);
+	}
+	f->srcfd = open(f->src, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	f->destfd = open(f->dest, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	CU_ASSERT_FATAL(f->srcfd >= 0 && f->destfd >= 0);
+}
+
+static void fx_close(struct fx *f)
+{
+	close(f->srcfd);
+	close(f->destfd);
+	tu_rm_rf(f->base);
+	free(f->base);
+	free(f->src);
+	free(f->dest);
+	free(f->outside);
+	free(f->tgz);
+}
+
+/* The outside directory holds exactly secret, unchanged, not linked. */
+static int outside_ok(const struct fx *f)
+{
+	char *s = tu_strf("%s/secret", f->outside), *data;
+	struct dirent *de;
+	struct stat st;
+	int n = 0, ok = 1;
+	size_t len = 0;
+	DIR *d;
+
+	if (lstat(s, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 ||
+	    (st.st_mode & 07777) != 0600)
+		ok = 0;
+	data = tu_read_file(s, &len);
+	if (!data || len != strlen(SECRET) || memcmp(data, SECRET, len) != 0)
+		ok = 0;
+	free(data);
+	free(s);
+	d = opendir(f->outside);
+	if (!d)
+		return 0;
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			n++;
+	closedir(d);
+	return ok && n == 1;
+}
+
+/* Number of entries in dir (not recursive), -1 if it cannot be read. */
+static int count_dir(const char *dir)
+{
+	struct dirent *de;
+	int n = 0;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return -1;
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* true if dir (recursively) holds a leftover temporary ".nox-tar." name */
+static int has_tmp(const char *dir)
+{
+	struct dirent *de;
+	struct stat st;
+	int found = 0;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return 0;
+	while (!found && (de = readdir(d)) != NULL) {
+		char *p;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (strncmp(de->d_name, ".nox-tar.", 9) == 0) {
+			found = 1;
+			break;
+		}
+		p = tu_strf("%s/%s", dir, de->d_name);
+		if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
+			found = has_tmp(p);
+		free(p);
+	}
+	closedir(d);
+	return found;
+}
+
+static int exists(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0;
+}
+
+/* ---- helpers: pack / extract through files ----------------------------- */
+
+static int pack_to(const struct fx *f, const char *path,
+		   const char *const *skip, struct nox_err *err)
+{
+	int fd = open(f->tgz, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int r;
+
+	CU_ASSERT_FATAL(fd >= 0);
+	r = nox_tar_pack(fd, f->srcfd, path, skip, err);
+	close(fd);
+	return r;
+}
+
+static int extract_from(const char *tgz, int destfd,
+			const struct nox_tar_limits *lim, struct nox_err *err)
+{
+	int fd = open(tgz, O_RDONLY | O_CLOEXEC);
+	int r;
+
+	CU_ASSERT_FATAL(fd >= 0);
+	r = nox_tar_extract(fd, destfd, lim, err);
+	close(fd);
+	return r;
+}
+
+/* "T name\n" for each entry of a tar file (T: f d l h c b p ?). */
+static char *list_entries(const char *tgz)
+{
+	struct archive *a = archive_read_new();
+	struct archive_entry *e;
+	char *out = tu_strf("%s", ""), *n;
+	int r;
+
+	archive_read_support_filter_all(a);
+	archive_read_support_format_all(a);
+	CU_ASSERT_FATAL(archive_read_open_filename(a, tgz, 65536) ==
+			ARCHIVE_OK);
+	while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK ||
+	       r == ARCHIVE_WARN) {
+		char t = '?';
+
+		switch (archive_entry_filetype(e)) {
+		case AE_IFREG:
+			t = archive_entry_hardlink(e) ? 'h' : 'f';
+			break;
+		case AE_IFDIR:
+			t = 'd';
+			break;
+		case AE_IFLNK:
+			t = 'l';
+			break;
+		default:
+			break;
+		}
+		n = tu_strf("%s%c %s\n", out, t, archive_entry_pathname(e));
+		free(out);
+		out = n;
+	}
+	CU_ASSERT_EQUAL(r, ARCHIVE_EOF);
+	archive_read_free(a);
+	return out;
+}
+
+/* ---- helpers: building trees ------------------------------------------- */
+
+static void mkfile(const char *dir, const char *name, const void *data,
+		   size_t len, mode_t mode, long sec, long nsec)
+{
+	char *p = tu_strf("%s/%s", dir, name);
+	struct timespec ts[2] = {{sec, nsec}, {sec, nsec}};
+
+	CU_ASSERT_FATAL(tu_write_file(p, data, len) == 0);
+	CU_ASSERT_FATAL(chmod(p, mode) == 0);
+	if (sec)
+		CU_ASSERT_FATAL(utimensat(AT_FDCWD, p, ts, 0) == 0);
+	free(p);
+}
+
+static void mkdirp(const char *dir, const char *name, mode_t mode)
+{
+	char *p = tu_strf("%s/%s", dir, name);
+
+	CU_ASSERT_FATAL(mkdir(p, mode) == 0);
+	CU_ASSERT_FATAL(chmod(p, mode) == 0);
+	free(p);
+}
+
+static void mklink(const char *dir, const char *name, const char *target)
+{
+	char *p = tu_strf("%s/%s", dir, name);
+
+	CU_ASSERT_FATAL(symlink(target, p) == 0);
+	free(p);
+}
+
+static void set_times(const char *dir, const char *name, long sec, long nsec)
+{
+	char *p = tu_strf("%s/%s", dir, name);
+	struct timespec ts[2] = {{sec, nsec}, {sec, nsec}};
+
+	CU_ASSERT_FATAL(utimensat(AT_FDCWD, p, ts, AT_SYMLINK_NOFOLLOW) == 0);
+	free(p);
+}
+
+static int same_file_data(const char *a, const char *b)
+{
+	char *x, *y;
+	size_t nx = 0, ny = 0;
+	int same;
+
+	x = tu_read_file(a, &nx);
+	y = tu_read_file(b, &ny);
+	same = x && y && nx == ny && memcmp(x, y, nx) == 0;
+	free(x);
+	free(y);
+	return same;
+}
+
+/*
+ * Compares tree a (the source) with b (the extraction): same names, types,
+ * permission bits (minus setuid/setgid), mtimes, data and link targets.
+ * FIFOs in a must be absent from b.  Returns the number of differences.
+ */
+static int cmp_tree(const char *a, const char *b)
+{
+	struct dirent *de;
+	int diffs = 0, na = 0;
+	DIR *d = opendir(a);
+
+	if (!d)
+		return 1;
+	while ((de = readdir(d)) != NULL) {
+		char *pa, *pb;
+		struct stat sa, sb;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		pa = tu_strf("%s/%s", a, de->d_name);
+		pb = tu_strf("%s/%s", b, de->d_name);
+		if (lstat(pa, &sa) != 0) {
+			diffs++;
+		} else if (S_ISFIFO(sa.st_mode)) {
+			if (exists(pb)) {
+				fprintf(stderr, "fifo extracted: %s\n", pb);
+				diffs++;
+			}
+		} else if (lstat(pb, &sb) != 0) {
+			fprintf(stderr, "missing: %s\n", pb);
+			diffs++;
+			na++;
+		} else {
+			na++;
+			if ((sa.st_mode & S_IFMT) != (sb.st_mode & S_IFMT)) {
+				fprintf(stderr, "type differs: %s\n", pb);
+				diffs++;
+			} else if (S_ISLNK(sa.st_mode)) {
+				char ta[4096], tb[4096];
+				ssize_t la = readlink(pa, ta, sizeof(ta));
+				ssize_t lb = readlink(pb, tb, sizeof(tb));
+
+				if (la != lb || la < 0 ||
+				    memcmp(ta, tb, (size_t)la)) {
+					fprintf(stderr, "target differs: %s\n",
+						pb);
+					diffs++;
+				}
+			} else {
+				if ((sa.st_mode & 01777) !=
+				    (sb.st_mode & 07777)) {
+					fprintf(stderr, "mode %o != %o: %s\n",
+						sa.st_mode & 07777,
+						sb.st_mode & 07777, pb);
+					diffs++;
+				}
+				if (S_ISREG(sa.st_mode) &&
+				    !same_file_data(pa, pb)) {
+					fprintf(stderr, "data differs: %s\n",
+						pb);
+					diffs++;
+				}
+				if (S_ISDIR(sa.st_mode))
+					diffs += cmp_tree(pa, pb);
+			}
+			if (sa.st_mtim.tv_sec != sb.st_mtim.tv_sec ||
+			    sa.st_mtim.tv_nsec != sb.st_mtim.tv_nsec) {
+				fprintf(stderr, "mtime differs: %s\n", pb);
+				diffs++;
+			}
+		}
+		free(pa);
+		free(pb);
+	}
+	closedir(d);
+	if (count_dir(b) != na) {
+		fprintf(stderr, "%s has %d entries, want %d\n", b, count_dir(b),
+			na);
+		diffs++;
+	}
+	return diffs;
+}
+
+/* ---- helpers: hostile archives ----------------------------------------- */
+
+struct hb {
+	struct archive *a;  /* the tar writer */
+	struct archive *gz; /* a raw gzip writer it feeds, or NULL */
+	int fd;
+	int stop; /* refuse further output: cut the tar here */
+};
+
+static la_ssize_t hb_write(struct archive *a, void *ud, const void *buf,
+			   size_t len)
+{
+	struct hb *h = ud;
+	const char *p = buf;
+	size_t left = len;
+	ssize_t n;
+
+	(void)a;
+	if (h->stop)
+		return -1;
+	if (h->gz)
+		return archive_write_data(h->gz, buf, len);
+	while (left > 0) {
+		n = write(h->fd, p, left);
+		if (n <= 0)
+			return -1;
+		p += n;
+		left -= (size_t)n;
+	}
+	return (la_ssize_t)len;
+}
+
+static void hb_open(struct hb *h, const char *path, int gzip)
+{
+	memset(h, 0, sizeof(*h));
+	h->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	CU_ASSERT_FATAL(h->fd >= 0);
+	if (gzip) {
+		struct archive_entry *e = archive_entry_new();
+
+		h->gz = archive_write_new();
+		CU_ASSERT_FATAL(archive_write_set_format_raw(h->gz) ==
+				ARCHIVE_OK);
+		CU_ASSERT_FATAL(archive_write_add_filter_gzip(h->gz) ==
+				ARCHIVE_OK);
+		CU_ASSERT_FATAL(archive_write_open_fd(h->gz, h->fd) ==
+				ARCHIVE_OK);
+		archive_entry_set_pathname(e, "data");
+		archive_entry_set_filetype(e, AE_IFREG);
+		CU_ASSERT_FATAL(archive_write_header(h->gz, e) == ARCHIVE_OK);
+		archive_entry_free(e);
+	}
+	h->a = archive_write_new();
+	CU_ASSERT_FATAL(archive_write_set_format_pax_restricted(h->a) ==
+			ARCHIVE_OK);
+	/* unbuffered, so stop cuts exactly after what was written */
+	CU_ASSERT_FATAL(archive_write_set_bytes_per_block(h->a, 0) ==
+			ARCHIVE_OK);
+	CU_ASSERT_FATAL(archive_write_open(h->a, h, NULL, hb_write, NULL) ==
+			ARCHIVE_OK);
+}
+
+/*
+ * Adds an entry: type AE_IF*, name, link (symlink target, or hard link
+ * target when hard), claimed size and len bytes of data (zeros when data
+ * is NULL, written in pieces).
+ */
+static void hb_add(struct hb *h, mode_t type, const char *name,
+		   const char *link, int hard, int64_t size, const void *data,
+		   size_t len)
+{
+	struct archive_entry *e = archive_entry_new();
+	static char zeros[65536];
+	int r;
+
+	archive_entry_set_pathname(e, name);
+	archive_entry_set_filetype(e, type);
+	archive_entry_set_perm(e, type == AE_IFDIR ? 0755 : 0644);
+	archive_entry_set_mtime(e, 1600000000, 0);
+	archive_entry_set_size(e, size);
+	if (type == AE_IFCHR || type == AE_IFBLK)
+		archive_entry_set_rdev(e, makedev(1, 3));
+	if (link && hard)
+		archive_entry_set_hardlink(e, link);
+	else if (link)
+		archive_entry_set_symlink(e, link);
+	r = archive_write_header(h->a, e);
+	CU_ASSERT_FATAL(r == ARCHIVE_OK || r == ARCHIVE_WARN);
+	while (len > 0) {
+		size_t n = len < sizeof(zeros) ? len : sizeof(zeros);
+
+		CU_ASSERT_FATAL(archive_write_data(h->a, data ? data : zeros,
+						   n) == (la_ssize_t)n);
+		if (data)
+			data = (const char *)data + n;
+		len -= n;
+	}
+	archive_entry_free(e);
+}
+
+static void hb_file(struct hb *h, const char *name, const char *text)
+{
+	hb_add(h, AE_IFREG, name, NULL, 0, (int64_t)strlen(text), text,
+	       strlen(text));
+}
+
+static void hb_close(struct hb *h)
+{
+	if (h->stop)
+		archive_write_close(h->a); /* fails: cut on purpose */
+	else
+		CU_ASSERT(archive_write_close(h->a) == ARCHIVE_OK);
+	archive_write_free(h->a);
+	if (h->gz) {
+		CU_ASSERT(archive_write_close(h->gz) == ARCHIVE_OK);
+		archive_write_free(h->gz);
+	}
+	close(h->fd);
+}
+
+/* Extracts f->tgz into dest expecting code; checks message and outside. */
+static void expect_fail(const struct fx *f, const struct nox_tar_limits *lim,
+			int code, const char *in_msg)
+{
+	struct nox_err err;
+	int r = extract_from(f->tgz, f->destfd, lim, &err);
+
+	CU_ASSERT_EQUAL(r, code);
+	CU_ASSERT(err.msg[0] != '\0');
+	if (r != code || (in_msg && !strstr(err.msg, in_msg)))
+		fprintf(stderr, "got %d '%s' want %d '%s'\n", r, err.msg, code,
+			in_msg ? in_msg : "");
+	if (in_msg)
+		CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, in_msg));
+	CU_ASSERT(outside_ok(f));
+	CU_ASSERT(!has_tmp(f->dest));
+}
+
+/* ---- round trips -------------------------------------------------------- */
+
+static void test_roundtrip(void)
+{
+	struct fx f;
+	struct nox_err err;
+	char bin[70000], *p, *deep;
+	int i;
+
+	fx_open(&f);
+	for (i = 0; i < (int)sizeof(bin); i++)
+		bin[i] = (char)((i % 7 == 0) ? 0 : (i * 131) >> 3);
+	mkfile(f.src, "bin.dat", bin, sizeof(bin), 0644, 1700000000, 123456789);
+	mkfile(f.src, "empty", "", 0, 0600, 1600000000, 1);
+	mkfile(f.src, "exec.sh", "#!/bin/sh\n", 10, 0755, 1500000000,
+	       999999999);
+	mkfile(f.src, "ro.txt", "ro", 2, 0444, 1400000000, 0);
+	mkfile(f.src, "suid", "x", 1, 04755, 1400000001, 5);
+	mkfile(f.src, "caf\xc3\xa9-\xe2\x9c\x93-\xe6\x97\xa5\xe6\x9c\xac", "u",
+	       1, 0644, 1400000002, 0);
+	mkfile(f.src, "with space\nand newline", "n", 1, 0644, 1400000003, 0);
+	mkfile(f.src, "not-utf8-\xff\xfe", "b", 1, 0644, 1400000003, 0);
+	mkfile(f.src, "-dash", "d", 1, 0644, 1400000004, 0);
+	mkdirp(f.src, "emptydir", 0700);
+	mkdirp(f.src, "rodir", 0755);
+	mkfile(f.src, "rodir/inside", "in", 2, 0644, 1400000005, 0);
+	mklink(f.src, "abs-link", "/etc/passwd");
+	mklink(f.src, "rel-link", "bin.dat");
+	mklink(f.src, "dangling", "does/not/exist");
+	mklink(f.src, "dir-link", f.outside); /* never followed */
+	p = tu_strf("%s/fifo", f.src);
+	CU_ASSERT_FATAL(mkfifo(p, 0644) == 0);
+	free(p);
+	{
+		char *a = tu_strf("%s/bin.dat", f.src);
+		char *b = tu_strf("%s/hardlink", f.src);
+
+		CU_ASSERT_FATAL(link(a, b) == 0);
+		free(a);
+		free(b);
+	}
+	/* 40 levels deep */
+	deep = tu_strf("%s", f.src);
+	for (i = 0; i < 40; i++) {
+		p = tu_strf("%s/d%02d", deep, i);
+		CU_ASSERT_FATAL(mkdir(p, 0755) == 0);
+		free(deep);
+		deep = p;
+	}
+	mkfile(deep, "leaf", "leaf", 4, 0640, 1300000000, 42);
+	free(deep);
+	/* directory times last: creating entries changes them */
+	deep = tu_strf("%s", f.src);
+	for (i = 0; i < 40; i++) {
+		p = tu_strf("%s/d%02d", deep, i);
+		free(deep);
+		deep = p;
+	}
+	for (i = 39; i >= 0; i--) {
+		set_times(deep, "", 1200000000 + i, 7);
+		*strrchr(deep, '/') = '\0';
+	}
+	free(deep);
+	set_times(f.src, "abs-link", 1100000000, 11);
+	set_times(f.src, "rodir", 1100000001, 12);
+	{
+		char *r = tu_strf("%s/rodir", f.src);
+
+		CU_ASSERT_FATAL(chmod(r, 0555) == 0);
+		free(r);
+	}
+	set_times(f.src, "emptydir", 1100000002, 13);
+
+	CU_ASSERT_EQUAL_FATAL(pack_to(&f, "", NULL, &err), 0);
+	CU_ASSERT_EQUAL(extract_from(f.tgz, f.destfd, NULL, &err), 0);
+	if (err.msg[0])
+		fprintf(stderr, "extract: %s\n", err.msg);
+	CU_ASSERT_EQUAL(cmp_tree(f.src, f.dest), 0);
+	CU_ASSERT(outside_ok(&f));
+	CU_ASSERT(!has_tmp(f.dest));
+	/* the hard link came out as its own regular file */
+	{
+		char *h = tu_strf("%s/hardlink", f.dest);
+		struct stat st;
+
+		CU_ASSERT(lstat(h, &st) == 0 && S_ISREG(st.st_mode) &&
+			  st.st_size == (off_t)sizeof(bin));
+		free(h);
+	}
+	/* extracting again over the same tree replaces, still equal */
+	CU_ASSERT_EQUAL(extract_from(f.tgz, f.destfd, NULL, &err), 0);
+	CU_ASSERT_EQUAL(cmp_tree(f.src, f.dest), 0);
+	CU_ASSERT(!has_tmp(f.dest));
+	p = tu_strf("%s/rodir", f.src);
+	chmod(p, 0755);
+	free(p);
+	p = tu_strf("%s/rodir", f.dest);
+	chmod(p, 0755);
+	free(p);
+	fx_close(&f);
+}
+
+static long maxrss_kib(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_maxrss;
+}
+
+static void test_big_file(void)
+{
+	const size_t chunk = 1 << 20, total = 20u << 20;
+	struct fx f;
+	struct nox_err err;
+	char *buf, *p, *q;
+	uint64_t x = 88172645463325252ull;
+	long before;
+	size_t i, j;
+	int fd;
+
+	fx_open(&f);
+	buf = malloc(chunk);
+	CU_ASSERT_FATAL(buf != NULL);
+	p = tu_strf("%s/big", f.src);
+	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	CU_ASSERT_FATAL(fd >= 0);
+	for (i = 0; i < total / chunk; i++) {
+		for (j = 0; j < chunk; j += 8) {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			memcpy(buf + j, &x, 8);
+		}
+		CU_ASSERT_FATAL(write(fd, buf, chunk) == (ssize_t)chunk);
+	}
+	close(fd);
+	free(buf);
+	before = maxrss_kib();
+	CU_ASSERT_EQUAL_FATAL(pack_to(&f, "", NULL, &err), 0);
+	CU_ASSERT_EQUAL(extract_from(f.tgz, f.destfd, NULL, &err), 0);
+	/* streaming: the peak does not grow by anything like 20 MiB */
+	CU_ASSERT(maxrss_kib() - before < 12 * 1024);
+	q = tu_strf("%s/big", f.dest);
+	CU_ASSERT(same_file_data(p, q));
+	free(p);
+	free(q);
+	fx_close(&f);
+}
+
+static void test_pack_paths(void)
+{
+	const char *skip[] = {".nox", "skipme", NULL};
+	struct fx f;
+	struct nox_err err;
+	char *l;
+
+	fx_open(&f);
+	mkdirp(f.src, "sub", 0755);
+	mkdirp(f.src, "sub/.nox", 0755);
+	mkfile(f.src, "sub/file.txt", "hello", 5, 0644, 0, 0);
+	mklink(f.src, "sub/link", "file.txt");
+	mkdirp(f.src, ".nox", 0755);
+	mkfile(f.src, ".nox/exec", "x", 1, 0644, 0, 0);
+	mkfile(f.src, "skipme", "x", 1, 0644, 0, 0);
+	mklink(f.src, "sublink", "sub");
+
+	/* a file: one entry named by its base name */
+	CU_ASSERT_EQUAL(pack_to(&f, "sub/file.txt", NULL, &err), 0);
+	l = list_entries(f.tgz);
+	CU_ASSERT_STRING_EQUAL(l, "f file.txt\n");
+	free(l);
+	CU_ASSERT_EQUAL(extract_from(f.tgz, f.destfd, NULL, &err), 0);
+	{
+		char *d = tu_strf("%s/file.txt", f.dest), *data;
+		size_t len = 0;
+
+		data = tu_read_file(d, &len);
+		CU_ASSERT(data && len == 5 && memcmp(data, "hello", 5) == 0);
+		free(data);
+		free(d);
+	}
+	/* a symlink: stored as a symlink, not followed */
+	CU_ASSERT_EQUAL(pack_to(&f, "./sub//link", NULL, &err), 0);
+	l = list_entries(f.tgz);
+	CU_ASSERT_STRING_EQUAL(l, "l link\n");
+	free(l);
+	CU_ASSERT_EQUAL(pack_to(&f, "sublink", NULL, &err), 0);
+	l = list_entries(f.tgz);
+	CU_ASSERT_STRING_EQUAL(l, "l sublink\n");
+	free(l);
+	/* a directory: its contents relative to it, skip at its top */
+	CU_ASSERT_EQUAL(pack_to(&f, "sub/", skip, &err), 0);
+	l = list_entries(f.tgz);
+	CU_ASSERT_STRING_EQUAL(l, strstr(l, "f") == l ? "f file.txt\nl link\n"
+						      : "l link\nf file.txt\n");
+	free(l);
+	CU_ASSERT_EQUAL(pack_to(&f, "sub/", NULL, &err), 0);
+	l = list_entries(f.tgz);
+	CU_ASSERT(strstr(l, "f file.txt\n") && strstr(l, "l link\n") &&
+		  strstr(l, "d .nox/\n"));
+	CU_ASSERT_PTR_NULL(strstr(l, "sub"));
+	free(l);
+	/* the root with a skip list */
+	CU_ASSERT_EQUAL(pack_to(&f, "", skip, &err), 0);
+	l = list_entries(f.tgz);
+	CU_ASSERT(strstr(l, "f sub/file.txt\n") && strstr(l, "d sub/.nox/\n"));
+	CU_ASSERT_PTR_NULL(strstr(l, "d .nox"));
+	CU_ASSERT_PTR_NULL(strstr(l, "exec"));
+	CU_ASSERT_PTR_NULL(strstr(l, "skipme"));
+	free(l);
+	CU_ASSERT_EQUAL(pack_to(&f, ".", NULL, &err), 0);
+	l = list_entries(f.tgz);
+	CU_ASSERT(strstr(l, "f .nox/exec\n") && strstr(l, "f skipme\n"));
+	free(l);
+
+	/* paths that are refused */
+	CU_ASSERT_EQUAL(pack_to(&f, "../outside", NULL, &err), -EINVAL);
+	CU_ASSERT(err.msg[0] != '\0');
+	CU_ASSERT_EQUAL(pack_to(&f, "sub/../../outside", NULL, &err), -EINVAL);
+	CU_ASSERT_EQUAL(pack_to(&f, "/etc", NULL, &err), -EINVAL);
+	CU_ASSERT_EQUAL(pack_to(&f, "sublink/file.txt", NULL, &err), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "symlink"));
+	CU_ASSERT_EQUAL(pack_to(&f, "nope", NULL, &err), -ENOENT);
+	CU_ASSERT(err.msg[0] != '\0');
+	CU_ASSERT_EQUAL(pack_to(&f, "nope/x", NULL, &err), -ENOENT);
+	fx_close(&f);
+}
+
+/* The decompressed tar stream of a .tgz, malloc'd; *len its size. */
+static char *tar_stream(const char *tgz, size_t *len)
+{
+	struct archive *a = archive_read_new();
+	struct archive_entry *e;
+	char *buf = NULL;
+	size_t cap = 0, n = 0;
+	la_ssize_t got;
+
+	archive_read_support_filter_gzip(a);
+	archive_read_support_format_raw(a);
+	CU_ASSERT_FATAL(archive_read_open_filename(a, tgz, 65536) ==
+			ARCHIVE_OK);
+	CU_ASSERT_FATAL(archive_read_next_header(a, &e) == ARCHIVE_OK);
+	do {
+		if (n + 65536 > cap) {
+			cap = cap * 2 + 65536;
+			buf = realloc(buf, cap);
+			CU_ASSERT_FATAL(buf != NULL);
+		}
+		got = archive_read_data(a, buf + n, 65536);
+		CU_ASSERT_FATAL(got >= 0);
+		n += (size_t)got;
+	} while (got > 0);
+	archive_read_free(a);
+	*len = n;
+	return buf;
+}
+
+static void test_names_charset(void)
+{
+	struct fx f;
+	struct nox_err err;
+	char *t, *l;
+	size_t len = 0;
+
+	fx_open(&f);
+	mkfile(f.src, "caf\xc3\xa9", "x", 1, 0644, 0, 0);
+	mklink(f.src, "lnk", "\xe6\x97\xa5\xe6\x9c\xac");
+	CU_ASSERT_EQUAL_FATAL(pack_to(&f, "", NULL, &err), 0);
+	/* the thread's locale is what it was (the global one) */
+	CU_ASSERT(uselocale((locale_t)0) == LC_GLOBAL_LOCALE);
+	/* valid UTF-8 goes as standard pax names, no hdrcharset=BINARY */
+	t = tar_stream(f.tgz, &len);
+	CU_ASSERT_PTR_NOT_NULL(memmem(t, len, "path=caf\xc3\xa9", 10));
+	CU_ASSERT_PTR_NULL(memmem(t, len, "hdrcharset", 10));
+	free(t);
+	l = list_entries(f.tgz);
+	CU_ASSERT(strstr(l, "f caf\xc3\xa9\n") && strstr(l, "l lnk\n"));
+	free(l);
+	/* bytes that are not UTF-8 are marked BINARY and kept exactly */
+	mkfile(f.src, "raw\xff", "x", 1, 0644, 0, 0);
+	CU_ASSERT_EQUAL_FATAL(pack_to(&f, "", NULL, &err), 0);
+	t = tar_stream(f.tgz, &len);
+	CU_ASSERT_PTR_NOT_NULL(memmem(t, len, "hdrcharset=BINARY", 17));
+	free(t);
+	CU_ASSERT_EQUAL(extract_from(f.tgz, f.destfd, NULL, &err), 0);
+	CU_ASSERT_EQUAL(cmp_tree(f.src, f.dest), 0);
+	fx_close(&f);
+}
+
+static void test_pack_list(void)
+{
+	const char *paths[] = {"a/b/f1", "d2", "ln", "./a//f2"};
+	const char *bad[] = {"a/f2", "missing"};
+	const char *empty[] = {"."};
+	const char *up[] = {"a/../../x"};
+	struct fx f;
+	struct nox_err err;
+	char *l, *p;
+	int fd;
+
+	fx_open(&f);
+	mkdirp(f.src, "a", 0755);
+	mkdirp(f.src, "a/b", 0755);
+	mkfile(f.src, "a/b/f1", "one", 3, 0600, 1700000000, 1);
+	mkfile(f.src, "a/f2", "two", 3, 0644, 0, 0);
+	mkfile(f.src, "a/f3", "three", 5, 0644, 0, 0);
+	mkdirp(f.src, "d2", 0750);
+	mkfile(f.src, "d2/not-listed", "x", 1, 0644, 0, 0);
+	mklink(f.src, "ln", "a/f2");
+
+	fd = open(f.tgz, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	CU_ASSERT_EQUAL(nox_tar_pack_list(fd, f.srcfd, paths, 4, &err), 0);
+	close(fd);
+	l = list_entries(f.tgz);
+	CU_ASSERT_STRING_EQUAL(l, "f a/b/f1\nd d2/\nl ln\nf a/f2\n");
+	free(l);
+	CU_ASSERT_EQUAL(extract_from(f.tgz, f.destfd, NULL, &err), 0);
+	p = tu_strf("%s/d2", f.dest);
+	CU_ASSERT_EQUAL(count_dir(p), 0);
+	free(p);
+	p = tu_strf("%s/a", f.dest);
+	CU_ASSERT_EQUAL(count_dir(p), 2); /* b and f2, not f3 */
+	free(p);
+	{
+		char *a = tu_strf("%s/a/b/f1", f.src);
+		char *b = tu_strf("%s/a/b/f1", f.dest);
+		struct stat st;
+
+		CU_ASSERT(same_file_data(a, b));
+		CU_ASSERT(stat(b, &st) == 0 && (st.st_mode & 07777) == 0600 &&
+			  st.st_mtim.tv_sec == 1700000000 &&
+			  st.st_mtim.tv_nsec == 1);
+		free(a);
+		free(b);
+	}
+
+	fd = open(f.tgz, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	CU_ASSERT_EQUAL(nox_tar_pack_list(fd, f.srcfd, bad, 2, &err), -ENOENT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "missing"));
+	CU_ASSERT_EQUAL(nox_tar_pack_list(fd, f.srcfd, empty, 1, &err),
+			-EINVAL);
+	CU_ASSERT(err.msg[0] != '\0');
+	CU_ASSERT_EQUAL(nox_tar_pack_list(fd, f.srcfd, up, 1, &err), -EINVAL);
+	CU_ASSERT_EQUAL(nox_tar_pack_list(fd, f.srcfd, NULL, 0, &err), 0);
+	close(fd);
+	fx_close(&f);
+}
+
+/* ---- hostile archives --------------------------------------------------- */
+
+/* One regular-file entry called name must be refused with EINVAL. */
+static void bad_name(struct fx *f, const char *name, const char *why)
+{
+	struct hb h;
+
+	hb_open(&h, f->tgz, 1);
+	hb_file(&h, name, "evil");
+	hb_close(&h);
+	expect_fail(f, NULL, -EINVAL, why);
+	CU_ASSERT_EQUAL(count_dir(f->dest), 0);
+}
+
+static void test_bad_names(void)
+{
+	struct fx f;
+	char *abs, *longc, *longp;
+	size_t i;
+
+	fx_open(&f);
+	bad_name(&f, "../x", "'../x'");
+	bad_name(&f, "../outside/secret", "..");
+	bad_name(&f, "a/../../x", "'a/../../x'");
+	bad_name(&f, "a/..", "..");
+	bad_name(&f, "./../x", "..");
+	abs = tu_strf("%s/abs", f.outside);
+	bad_name(&f, abs, "absolute");
+	free(abs);
+	bad_name(&f, "/etc/nox-tar-test-must-not-exist", "absolute");
+	CU_ASSERT(!exists("/etc/nox-tar-test-must-not-exist"));
+	unlink("/etc/nox-tar-test-must-not-exist");
+	bad_name(&f, ".", "empty name");
+	bad_name(&f, "././.", "empty name");
+	/* a component over NAME_MAX, a name over PATH_MAX */
+	longc = malloc(300);
+	memset(longc, 'c', 299);
+	longc[299] = '\0';
+	bad_name(&f, longc, "NAME_MAX");
+	free(longc);
+	longp = malloc(5000);
+	for (i = 0; i < 4999; i++)
+		longp[i] = (i % 100 == 99) ? '/' : 'p';
+	longp[4999] = '\0';
+	bad_name(&f, longp, "PATH_MAX");
+	free(longp);
+	/* the message shows control bytes escaped */
+	bad_name(&f, "../evil\nname", "\\x0a");
+	fx_close(&f);
+}
+
+static void test_symlink_escape(void)
+{
+	struct fx f;
+	struct hb h;
+	char *p;
+
+	fx_open(&f);
+	/* absolute symlink to the outside, then a file through it */
+	hb_open(&h, f.tgz, 1);
+	hb_add(&h, AE_IFLNK, "l", f.outside, 0, 0, NULL, 0);
+	hb_file(&h, "l/f", "evil");
+	hb_close(&h);
+	expect_fail(&f, NULL, -EINVAL, "'l/f'");
+	p = tu_strf("%s/l", f.dest);
+	CU_ASSERT(exists(p)); /* the symlink itself is harmless */
+	free(p);
+
+	/* relative symlink, then a directory and a deeper file through it */
+	hb_open(&h, f.tgz, 1);
+	hb_add(&h, AE_IFLNK, "r", "../outside", 0, 0, NULL, 0);
+	hb_add(&h, AE_IFDIR, "r/sub", NULL, 0, 0, NULL, 0);
+	hb_close(&h);
+	expect_fail(&f, NULL, -EINVAL, "symlink");
+	hb_open(&h, f.tgz, 1);
+	hb_add(&h, AE_IFLNK, "r", "../outside", 0, 0, NULL, 0);
+	hb_file(&h, "r/new/deeper", "evil");
+	hb_close(&h);
+	expect_fail(&f, NULL, -EINVAL, "symlink");
+	/* replacing the symlink itself with a file does not write through */
+	hb_open(&h, f.tgz, 1);
+	hb_add(&h, AE_IFLNK, "s", "../outside/secret", 0, 0, NULL, 0);
+	hb_file(&h, "s", "replaced");
+	hb_close(&h);
+	CU_ASSERT_EQUAL(extract_from(f.tgz, f.destfd, NULL, NULL), 0);
+	CU_ASSERT(outside_ok(&f));
+	p = tu_strf("%s/s", f.dest);
+	{
+		struct stat st;
+
+		CU_ASSERT(lstat(p, &st) == 0 && S_ISREG(st.st_mode));
+	}
+	free(p);
+	fx_close(&f);
+}
+
+static void test_planted(void)
+{
+	struct fx f;
+	struct hb h;
+	struct stat st;
+	char *p, *q, *data;
+	size_t len = 0;
+
+	fx_open(&f);
+	/* A sandbox process planted a symlink and a hard link to outside. */
+	p = tu_strf("%s/pl", f.dest);
+	CU_ASSERT_FATAL(symlink(f.outside, p) == 0);
+	free(p);
+	p = tu_strf("%s/secret", f.outside);
+	q = tu_strf("%s/hl", f.dest);
+	CU_ASSERT_FATAL(link(p, q) == 0);
+	free(p);
+
+	hb_open(&h, f.tgz, 1);
+	hb_file(&h, "hl", "overwritten?"); /* must not write into secret */
+	hb_add(&h, AE_IFDIR, "pl", NULL, 0, 0, NULL, 0); /* replaces link */
+	hb_file(&h, "pl/x", "inside");
+	hb_close(&h);
+	CU_ASSERT_EQUAL(extract_from(f.tgz, f.destfd, NULL, NULL), 0);
+	data = tu_read_file(q, &len);
+	CU_ASSERT(data && len == 12 && memcmp(data, "overwritten?", 12) == 0);
+	free(data);
+	free(q);
+	CU_ASSERT(outside_ok(&f)); /* nlink back to 1, data intact */
+	p = tu_strf("%s/pl", f.dest);
+	CU_ASSERT(lstat(p, &st) == 0 && S_ISDIR(st.st_mode));
+	free(p);
+
+	/* a planted symlink as a parent is refused */
+	p = tu_strf("%s/pl2", f.dest);
+	CU_ASSERT_FATAL(symlink(f.outside, p) == 0);
+	free(p);
+	hb_open(&h, f.tgz, 1);
+	hb_file(&h, "pl2/x", "evil");
+	hb_close(&h);
+	expect_fail(&f, NULL, -EINVAL, "symlink");
+
+	/* a directory in the way of a file is an error, not a merge */
+	hb_open(&h, f.tgz, 1);
+	hb_file(&h, "pl", "file over dir");
+	hb_close(&h);
+	expect_fail(&f, NULL, -EISDIR, "'pl'");
+	/* a file in the way of a parent */
+	hb_open(&h, f.tgz, 1);
+	hb_file(&h, "hl/sub", "x");
+	hb_close(&h);
+	expect_fail(&f, NULL, -ENOTDIR, "'hl/sub'");
+	fx_close(&f);
+}
+
+static void test_hardlinks(void)
+{
+	struct fx f;
+	struct hb h;
+	struct stat st, st2, pw;
+	char *p, *q;
+
+	fx_open(&f);
+	CU_ASSERT_FATAL(stat("/etc/passwd", &pw) == 0);
+	hb_open(&h, f.tgz, 1);
+	hb_add(&h, AE_IFREG, "h", "/etc/passwd", 1, 0, NULL, 0);
+	hb_close(&h);
+	expect_fail(&f, NULL, -EINVAL, "'h'");
+	CU_ASSERT(stat("/etc/passwd", &st) == 0 && st.st_nlink == pw.st_nlink);
+	CU_ASSERT_EQUAL(count_dir(f.dest), 0);
+
+	hb_open(&h, f.tgz, 1);
+	hb_add(&h, AE_IFREG, "h", "../outside/secret", 1, 0, NULL, 0);
+	hb_close(&h);
+	expect_fail(&f, NULL, -EINVAL, "hard link");
+	CU_ASSERT_EQUAL(count_dir(f.dest), 0);
+
+	/* symlink to the outside, then a hard link through it */
+	hb_open(&h, f.tgz, 1);
+	hb_add(&h, AE_IFLNK, "l", f.outside, 0, 0, NULL, 0);
+	hb_add(&h, AE_IFREG, "h", "l/secret", 1, 0, NULL, 0);
+	hb_close(&h);
+	expect_fail(&f, NULL, -EINVAL, "hard link");
+	p = tu_strf("%s/h", f.dest);
+	CU_ASSERT(!exists(p));
+	free(p);
+
+	/* to a missing name, and to a directory */
+	hb_open(&h, f.tgz, 1);
+	hb_add(&h, AE_IFREG, "h", "nothere", 1, 0, NULL, 0);
+	hb_close(&h);
+	expect_fail(&f, NULL, -EINVAL, "hard link");
+	hb_open(&h, f.tgz, 1);
+	hb_add(&h, AE_IFDIR, "dd", NULL, 0, 0, NULL, 0);
+	hb_add(&h, AE_IFREG, "h", "dd", 1, 0, NULL, 0);
+	hb_close(&h);
+	expect_fail(&f, NULL, -EINVAL, "hard link");
+
+	/* a good hard link, one to itself, one replacing a file */
+	hb_open(&h, f.tgz, 1);
+	hb_file(&h, "sub/f", "data");
+	hb_add(&h, AE_IFREG, "g", "sub/f", 1, 0, NULL, 0);
+	hb_add(&h, AE_IFREG, "sub/f", "sub/f", 1, 0, NULL, 0);
+	hb_file(&h, "r", "old");
+	hb_add(&h, AE_IFREG, "r", "./sub//f", 1, 0, NULL, 0);
+	hb_close(&h);
+	CU_ASSERT_EQUAL(extract_from(f.tgz, f.destfd, NULL, NULL), 0);
+	p = tu_strf("%s/sub/f", f.dest);
+	q = tu_strf("%s/g", f.dest);
+	CU_ASSERT(stat(p, &st) == 0 && stat(q, &st2) == 0 &&
+		  st.st_ino == st2.st_ino && st.st_nlink == 3);
+	free(q);
+	q = tu_strf("%s/r", f.dest);
+	CU_ASSERT(stat(q, &st2) == 0 && st.st_ino == st2.st_ino);
+	free(p);
+	free(q);
+	CU_ASSERT(!has_tmp(f.dest));
+	CU_ASSERT(outside_ok(&f));
+	fx_close(&f);
+}
+
+static void test_special_files(void)
+{
+	static const struct {
+		mode_t type;
+		const char *why;
+	} t[] = {
+	    {AE_IFCHR, "device"},
+	    {AE_IFBLK, "device"},
+	    {AE_IFIFO, "FIFO"},
+	};
+	struct fx f;
+	struct hb h;
+	size_t i;
+
+	fx_open(&f);
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		hb_open(&h, f.tgz, 1);
+		hb_add(&h, t[i].type, "special", NULL, 0, 0, NULL, 0);
+		hb_close(&h);
+		expect_fail(&f, NULL, -EINVAL, t[i].why);
+		CU_ASSERT_EQUAL(count_dir(f.dest), 0);
+	}
+	fx_close(&f);
+}
+
+static void test_corrupt(void)
+{
+	struct fx f;
+	struct nox_err err;
+	struct stat st;
+	char *p, buf[4096];
+	int fd, r;
+	off_t half;
+
+	fx_open(&f);
+	p = tu_strf("%s/rnd", f.src);
+	fd = open(p, O_WRONLY | O_CREAT, 0644);
+	for (r = 0; r < 256; r++) {
+		size_t i;
+
+		for (i = 0; i < sizeof(buf); i++)
+			buf[i] =
+			    (char)(((unsigned)r * 2654435761u + i * 40503u) >>
+				   7);
+		CU_ASSERT_FATAL(write(fd, buf, sizeof(buf)) ==
+				(ssize_t)sizeof(buf));
+	}
+	close(fd);
+	free(p);
+	mkfile(f.src, "z-after", "after", 5, 0644, 0, 0);
+	CU_ASSERT_EQUAL_FATAL(pack_to(&f, "", NULL, &err), 0);
+	CU_ASSERT_FATAL(stat(f.tgz, &st) == 0);
+
+	/* cut in half */
+	half = st.st_size / 2;
+	CU_ASSERT_FATAL(truncate(f.tgz, half) == 0);
+	r = extract_from(f.tgz, f.destfd, NULL, &err);
+	CU_ASSERT(r == -EINVAL || r == -EIO);
+	CU_ASSERT(err.msg[0] != '\0');
+	CU_ASSERT(!has_tmp(f.dest));
+	CU_ASSERT(outside_ok(&f));
+
+	/* garbage in the middle of the deflate stream */
+	CU_ASSERT_EQUAL_FATAL(pack_to(&f, "", NULL, &err), 0);
+	fd = open(f.tgz, O_WRONLY);
+	memset(buf, 0x5a, 512);
+	CU_ASSERT(pwrite(fd, buf, 512, st.st_size / 3) == 512);
+	close(fd);
+	r = extract_from(f.tgz, f.destfd, NULL, &err);
+	CU_ASSERT(r == -EINVAL || r == -EIO);
+	CU_ASSERT(err.msg[0] != '\0');
+	CU_ASSERT(!has_tmp(f.dest));
+
+	/* not an archive at all, and a cut gzip header */
+	CU_ASSERT_FATAL(tu_write_file(f.tgz, "hello world\n", 12) == 0);
+	expect_fail(&f, NULL, -EINVAL, NULL);
+	CU_ASSERT_FATAL(tu_write_file(f.tgz, "\x1f\x8b\x08", 3) == 0);
+	r = extract_from(f.tgz, f.destfd, NULL, &err);
+	CU_ASSERT(r == -EINVAL || r == -EIO);
+	CU_ASSERT(err.msg[0] != '\0');
+	/* an empty input is an empty archive */
+	CU_ASSERT_FATAL(tu_write_file(f.tgz, "", 0) == 0);
+	CU_ASSERT_EQUAL(extract_from(f.tgz, f.destfd, NULL, &err), 0);
+	fx_close(&f);
+}
+
+static void test_huge_claim(void)
+{
+	struct nox_tar_limits lim = {1 << 20, 0};
+	struct fx f;
+	struct hb h;
+	char body[1024];
+	char *p;
+	time_t t0 = time(NULL);
+
+	fx_open(&f);
+	memset(body, 'B', sizeof(body));
+	/* a pax header saying 10 GB, 1 KiB of data, then the end */
+	hb_open(&h, f.tgz, 1);
+	hb_add(&h, AE_IFREG, "big", NULL, 0, 10000000000LL, body, sizeof(body));
+	h.stop = 1;
+	hb_close(&h);
+	expect_fail(&f, NULL, -EINVAL, "'big'");
+	p = tu_strf("%s/big", f.dest);
+	CU_ASSERT(!exists(p));
+	free(p);
+	CU_ASSERT_EQUAL(count_dir(f.dest), 0);
+	CU_ASSERT(time(NULL) - t0 < 30);
+	/* with a small limit it is refused from the header alone */
+	expect_fail(&f, &lim, -EFBIG, "limit");
+	CU_ASSERT_EQUAL(count_dir(f.dest), 0);
+	fx_close(&f);
+}
+
+static void test_bomb(void)
+{
+	struct nox_tar_limits lim = {10u << 20, 0};
+	struct fx f;
+	struct hb h;
+	struct stat st;
+	char name[32];
+	int i;
+
+	fx_open(&f);
+	/* 200 MiB of zeros: about 200 KiB of gzip */
+	hb_open(&h, f.tgz, 1);
+	hb_add(&h, AE_IFREG, "zeros", NULL, 0, 200 << 20, NULL, 200u << 20);
+	hb_close(&h);
+	CU_ASSERT(stat(f.tgz, &st) == 0 && st.st_size < 2 << 20);
+	expect_fail(&f, &lim, -EFBIG, "limit");
+	CU_ASSERT_EQUAL(count_dir(f.dest), 0);
+
+	/* the limit is on the total: 20 files of 1 MiB */
+	hb_open(&h, f.tgz, 1);
+	for (i = 0; i < 20; i++) {
+		snprintf(name, sizeof(name), "z%02d", i);
+		hb_add(&h, AE_IFREG, name, NULL, 0, 1 << 20, NULL, 1u << 20);
+	}
+	hb_close(&h);
+	expect_fail(&f, &lim, -EFBIG, "limit");
+	CU_ASSERT(count_dir(f.dest) <= 10);
+	fx_close(&f);
+}
+
+static void test_too_many(void)
+{
+	struct nox_tar_limits lim = {0, 100};
+	struct fx f;
+	struct hb h;
+	struct nox_err err;
+	char name[32];
+	int i;
+
+	fx_open(&f);
+	hb_open(&h, f.tgz, 1);
+	for (i = 0; i < 100; i++) {
+		snprintf(name, sizeof(name), "e%03d", i);
+		hb_file(&h, name, "");
+	}
+	hb_close(&h);
+	CU_ASSERT_EQUAL(extract_from(f.tgz, f.destfd, &lim, &err), 0);
+	CU_ASSERT_EQUAL(count_dir(f.dest), 100);
+
+	hb_open(&h, f.tgz, 1);
+	for (i = 0; i < 101; i++) {
+		snprintf(name, sizeof(name), "e%03d", i);
+		hb_file(&h, name, "");
+	}
+	hb_close(&h);
+	expect_fail(&f, &lim, -EFBIG, "entries");
+	fx_close(&f);
+}
+
+static void test_plain_and_prefixes(void)
+{
+	struct fx f;
+	struct hb h;
+	struct nox_err err;
+	struct stat st;
+	char *p;
+
+	fx_open(&f);
+	/* uncompressed tar, "./" entries and prefixes, a repeated directory */
+	hb_open(&h, f.tgz, 0);
+	hb_add(&h, AE_IFDIR, "./", NULL, 0, 0, NULL, 0);
+	hb_add(&h, AE_IFDIR, "./ro/", NULL, 0, 0, NULL, 0);
+	hb_file(&h, "././ro//f", "x");
+	hb_add(&h, AE_IFDIR, "ro", NULL, 0, 0, NULL, 0); /* again */
+	hb_close(&h);
+	CU_ASSERT_EQUAL(extract_from(f.tgz, f.destfd, NULL, &err), 0);
+	p = tu_strf("%s/ro/f", f.dest);
+	/* no atime in the archive: left as now, not the epoch */
+	CU_ASSERT(stat(p, &st) == 0 && st.st_size == 1 &&
+		  st.st_atim.tv_sec > 1000000000);
+	free(p);
+	p = tu_strf("%s/ro", f.dest);
+	CU_ASSERT(stat(p, &st) == 0 && (st.st_mode & 07777) == 0755 &&
+		  st.st_mtim.tv_sec == 1600000000);
+	free(p);
+	CU_ASSERT_EQUAL(count_dir(f.dest), 1);
+	fx_close(&f);
+}
+
+/* ---- concurrency: no shared state between calls ------------------------ */
+
+struct job {
+	const char *tgz;
+	int destfd;
+	int rc;
+};
+
+static void *job_run(void *ud)
+{
+	struct job *j = ud;
+	struct nox_err err;
+	int i;
+
+	for (i = 0; i < 5 && j->rc == 0; i++)
+		j->rc = extract_from(j->tgz, j->destfd, NULL, &err);
+	return NULL;
+}
+
+static void test_threads(void)
+{
+	struct fx f;
+	struct nox_err err;
+	struct job jobs[4];
+	pthread_t th[4];
+	char *dirs[4];
+	int i;
+
+	fx_open(&f);
+	mkdirp(f.src, "a", 0755);
+	mkfile(f.src, "a/f", "data", 4, 0644, 1700000000, 5);
+	mklink(f.src, "a/l", "f");
+	CU_ASSERT_EQUAL_FATAL(pack_to(&f, "", NULL, &err), 0);
+	for (i = 0; i < 4; i++) {
+		dirs[i] = tu_strf("%s/t%d", f.base, i);
+		CU_ASSERT_FATAL(mkdir(dirs[i], 0755) == 0);
+		jobs[i].tgz = f.tgz;
+		jobs[i].destfd = open(dirs[i], O_PATH | O_DIRECTORY);
+		jobs[i].rc = 0;
+		CU_ASSERT_FATAL(
+		    pthread_create(&th[i], NULL, job_run, &jobs[i]) == 0);
+	}
+	for (i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		CU_ASSERT_EQUAL(jobs[i].rc, 0);
+		CU_ASSERT_EQUAL(cmp_tree(f.src, dirs[i]), 0);
+		close(jobs[i].destfd);
+		free(dirs[i]);
+	}
+	fx_close(&f);
+}
+
+int main(void)
+{
+	static const struct tu_test tests[] = {
+	    {"round trip of a varied tree", test_roundtrip},
+	    {"20 MiB file streams", test_big_file},
+	    {"pack: file, symlink, directory, skip, refused paths",
+	     test_pack_paths},
+	    {"pack: names in UTF-8 and not", test_names_charset},
+	    {"pack_list", test_pack_list},
+	    {"hostile names", test_bad_names},
+	    {"entries through a symlink", test_symlink_escape},
+	    {"links planted in the destination", test_planted},
+	    {"hard links", test_hardlinks},
+	    {"devices and FIFOs", test_special_files},
+	    {"truncated and corrupt input", test_corrupt},
+	    {"header claiming 10 GB", test_huge_claim},
+	    {"gzip bomb", test_bomb},
+	    {"too many entries", test_too_many},
+	    {"plain tar, ./ prefixes, repeated dirs", test_plain_and_prefixes},
+	    {"parallel extractions", test_threads},
+	    {NULL, NULL},
+	};
+
+	return tu_main("tar", tests);
+}
