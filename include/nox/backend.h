@@ -92,6 +92,7 @@ enum nox_op {
 	NOX_OP_STATFS,
 	NOX_OP_WORKSPACE_FD,	/* local only: a real directory fd */
 	NOX_OP_LIST_SANDBOXES,
+	NOX_OP_TREE,		/* whole-subtree listing in one call */
 	NOX_OP__COUNT
 };
 
@@ -232,6 +233,16 @@ ssize_t nox_backend_readlink(struct nox_backend *b, const char *id,
 			     struct nox_err *err);
 int nox_backend_link(struct nox_backend *b, const char *id, const char *from,
 		     const char *to, struct nox_err *err);
+/*
+ * Calls cb for every entry below directory path (not path itself), parents
+ * before children; rel is relative to path, st its lstat, target the link
+ * text for symlinks (else NULL).  One round trip on the http backend (the
+ * nox.fs fs/tree endpoint).  A non-zero return from cb stops the walk.
+ */
+typedef int (*nox_tree_cb)(const char *rel, const struct stat *st,
+			   const char *target, void *ud);
+int nox_backend_tree(struct nox_backend *b, const char *id, const char *path,
+		     nox_tree_cb cb, void *ud, struct nox_err *err);
 int nox_backend_statfs(struct nox_backend *b, const char *id,
 		       struct statvfs *st, struct nox_err *err);
 /*

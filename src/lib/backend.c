@@ -64,6 +64,8 @@ static bool op_present(const struct nox_backend_ops *o, enum nox_op op)
 		return o->workspace_fd != NULL;
 	case NOX_OP_LIST_SANDBOXES:
 		return o->list_sandboxes != NULL;
+	case NOX_OP_TREE:
+		return o->tree != NULL;
 	case NOX_OP__COUNT:
 		break;
 	}
@@ -468,4 +470,21 @@ int nox_backend_workspace_fd(struct nox_backend *b, const char *id, struct nox_e
 	if (r < 0)
 		return r;
 	return b->ops->workspace_fd(b, id, err);
+}
+
+int nox_backend_tree(struct nox_backend *b, const char *id, const char *path,
+		     nox_tree_cb cb, void *ud, struct nox_err *err)
+{
+	int r;
+
+	nox_err_clear(err);
+	if (!nox_backend_has(b, NOX_OP_TREE))
+		return unsupported(b, "tree", err);
+	r = nox_id_validate(id, err);
+	if (r < 0)
+		return r;
+	r = nox_path_validate(path, err);
+	if (r < 0)
+		return r;
+	return b->ops->tree(b, id, path, cb, ud, err);
 }

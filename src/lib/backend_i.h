@@ -75,6 +75,8 @@ struct nox_backend_ops {
 		      struct nox_err *err);
 	int (*workspace_fd)(struct nox_backend *b, const char *id,
 			    struct nox_err *err);
+	int (*tree)(struct nox_backend *b, const char *id, const char *path,
+		    nox_tree_cb cb, void *ud, struct nox_err *err);
 };
 
 struct nox_backend {
