@@ -1691,6 +1691,78 @@ out:
 	return r;
 }
 
+/*
+ * fs/tree: the whole subtree in one request.  Every entry is checked (a
+ * relative path without "..", a parent that came earlier) before the first
+ * callback, so a hostile server cannot make the caller create a name
+ * outside the listed tree.
+ */
+struct tree_ent {
+	char *rel;
+	char *target;
+	struct stat st;
+};
+
+static int http_tree(struct nox_backend *b, const char *id, const char *path,
+		     nox_tree_cb cb, void *ud, struct nox_err *err)
+{
+	struct tree_ent *ents = NULL;
+	json_object *o, *arr, *el;
+	size_t i, n = 0;
+	char why[96];
+	int r;
+
+	r = fs_get(to_http(b), id, "/fs/tree", path, &o, err);
+	if (r < 0)
+		return r;
+	arr = jfield(o, "entries");
+	if (!arr || !json_object_is_type(arr, json_type_array)) {
+		r = nox_err_set(
+		    err, EPROTO,
+		    "tree '%s': malformed response: 'entries' is not an array",
+		    path);
+		goto out;
+	}
+	n = json_object_array_length(arr);
+	ents = calloc(n ? n : 1, sizeof(*ents));
+	if (!ents) {
+		r = nox_err_set(err, ENOMEM, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		el = json_object_array_get_idx(arr, i);
+		if (stat_from_json(el, &ents[i].st, why, sizeof(why)) < 0 ||
+		    jname(el, "path", true, &ents[i].rel, why, sizeof(why)) <
+			0 ||
+		    jname(el, "target", false, &ents[i].target, why,
+			  sizeof(why)) < 0) {
+			r = nox_err_set(err, EPROTO,
+					"tree '%s': malformed entry %zu: %s",
+					path, i, why);
+			goto out;
+		}
+		if (!ents[i].rel[0] ||
+		    nox_path_validate(ents[i].rel, NULL) < 0 ||
+		    strcmp(ents[i].rel, ".") == 0) {
+			r = nox_err_set(err, EPROTO,
+					"tree '%s': entry %zu has a bad path",
+					path, i);
+			goto out;
+		}
+	}
+	for (i = 0; i < n && r == 0; i++)
+		r = cb(ents[i].rel, &ents[i].st,
+		       S_ISLNK(ents[i].st.st_mode) ? ents[i].target : NULL, ud);
+out:
+	for (i = 0; ents && i < n; i++) {
+		free(ents[i].rel);
+		free(ents[i].target);
+	}
+	free(ents);
+	json_object_put(o);
+	return r;
+}
+
 static ssize_t http_read(struct nox_backend *b, const char *id,
 			 const char *path, off_t off, void *buf, size_t len,
 			 struct nox_err *err)
@@ -2153,6 +2225,7 @@ static const struct nox_backend_ops http_ops = {
     .link = http_link,
     .statfs = http_statfs,
     .workspace_fd = NULL,
+    .tree = http_tree,
 };
 
 /* The token must fit in one header line. */

@@ -1398,6 +1398,86 @@ static void test_noxd_fs(void)
 	noxd_stop(&d);
 }
 
+struct tree_seen {
+	int n, files, dirs, links;
+	bool parents_first;
+	bool target_ok;
+	char seen[64][64];
+};
+
+static int tree_cb(const char *rel, const struct stat *st, const char *target,
+		   void *ud)
+{
+	struct tree_seen *t = ud;
+	const char *slash = strrchr(rel, '/');
+	int i;
+	bool found = !slash;
+
+	/* the parent directory of every entry was reported before it */
+	for (i = 0; slash && i < t->n && i < 64; i++)
+		if (strlen(t->seen[i]) == (size_t)(slash - rel) &&
+		    strncmp(t->seen[i], rel, (size_t)(slash - rel)) == 0)
+			found = true;
+	if (!found)
+		t->parents_first = false;
+	if (t->n < 64)
+		snprintf(t->seen[t->n], sizeof(t->seen[0]), "%s", rel);
+	t->n++;
+	if (S_ISDIR(st->st_mode))
+		t->dirs++;
+	else if (S_ISLNK(st->st_mode)) {
+		t->links++;
+		t->target_ok = target && strcmp(target, "../top") == 0;
+	} else
+		t->files++;
+	return 0;
+}
+
+/* fs/tree: one request for the whole subtree, parents before children. */
+static void test_noxd_tree(void)
+{
+	struct tree_seen t;
+	struct nox_backend *b;
+	struct nox_err err;
+	struct noxd d;
+
+	if (!noxd_start(&d, NULL))
+		return;
+	b = noxd_client(&d, NULL, false);
+	CU_ASSERT_EQUAL(nox_backend_create(b, "tr", NULL, NULL, &err), 0);
+	CU_ASSERT_TRUE(nox_backend_has(b, NOX_OP_TREE));
+	CU_ASSERT_EQUAL(nox_backend_mkdir(b, "tr", "a", 0755, &err), 0);
+	CU_ASSERT_EQUAL(nox_backend_mkdir(b, "tr", "a/b", 0755, &err), 0);
+	CU_ASSERT_EQUAL(nox_backend_mkdir(b, "tr", "a/b/c", 0755, &err), 0);
+	CU_ASSERT_EQUAL(
+	    nox_backend_createfile(b, "tr", "top", 0644, true, &err), 0);
+	CU_ASSERT_EQUAL(
+	    nox_backend_createfile(b, "tr", "a/b/c/deep", 0644, true, &err), 0);
+	CU_ASSERT_EQUAL(nox_backend_symlink(b, "tr", "../top", "a/l", &err), 0);
+	memset(&t, 0, sizeof(t));
+	t.parents_first = true;
+	CU_ASSERT_EQUAL(nox_backend_tree(b, "tr", "", tree_cb, &t, &err), 0);
+	CU_ASSERT_EQUAL(t.n, 6);
+	CU_ASSERT_EQUAL(t.dirs, 3);
+	CU_ASSERT_EQUAL(t.files, 2);
+	CU_ASSERT_EQUAL(t.links, 1);
+	CU_ASSERT_TRUE(t.parents_first);
+	CU_ASSERT_TRUE(t.target_ok);
+	/* a subtree: names relative to it */
+	memset(&t, 0, sizeof(t));
+	t.parents_first = true;
+	CU_ASSERT_EQUAL(nox_backend_tree(b, "tr", "a/b", tree_cb, &t, &err), 0);
+	CU_ASSERT_EQUAL(t.n, 2);
+	CU_ASSERT_STRING_EQUAL(t.seen[0], "c");
+	CU_ASSERT_STRING_EQUAL(t.seen[1], "c/deep");
+	CU_ASSERT_EQUAL(nox_backend_tree(b, "tr", "nothere", tree_cb, &t, &err),
+			-ENOENT);
+	CU_ASSERT_EQUAL(nox_backend_tree(b, "tr", "../x", tree_cb, &t, &err),
+			-EINVAL);
+	nox_backend_free(b);
+	noxd_stop(&d);
+}
+
 static void test_noxd_v1_only(void)
 {
 	static const char *const v1[] = {"--v1-only", NULL};
@@ -1630,6 +1710,7 @@ int main(void)
 	    {"8 threads, one handle", test_threads_hostile},
 	    {"noxd: v1", test_noxd_v1},
 	    {"noxd: nox.fs", test_noxd_fs},
+	    {"noxd: nox.fs tree in one request", test_noxd_tree},
 	    {"noxd: v1-only", test_noxd_v1_only},
 	    {"noxd: token, 404, 413", test_noxd_errors},
 	    {"noxd: 400 empty command", test_noxd_exec_400},
