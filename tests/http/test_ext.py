@@ -1,0 +1,314 @@
+#!/usr/bin/env python3
+"""
+test_ext.py - the noxd extensions: discovery, nox.sandboxes (list, info) and
+every nox.fs endpoint (stat, list, tree, file read with ranges, file write at
+an offset, each fs/op, statfs), and --v1-only turning them all off while v1
+and /metrics keep working.
+
+Hostile input tried: paths with "..", absolute paths, a symlink inside the
+workspace pointing at /etc (read through it, write through it), names that
+are not UTF-8 (must come back as name64), bad offsets, unknown ops, wrong
+field types.
+"""
+import base64
+import os
+import stat
+import sys
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from noxdtest import Noxd, check, eq, need_bwrap, run  # noqa
+
+FS = "/v1/sandboxes/%s/fs/"
+
+
+def q(path):
+    return urllib.parse.quote(path, safe="")
+
+
+def fs_get(d, sid, ep, path=None, headers=None):
+    url = FS % sid + ep
+    if path is not None:
+        url += "?path=" + q(path)
+    return d.req("GET", url, headers=headers)
+
+
+def op(d, sid, body):
+    return d.req("POST", FS % sid + "op", body)
+
+
+def setup(d, sid="x"):
+    eq(d.create(sid).status, 200, "create")
+    ws = os.path.join(d.sandbox_dir(sid), "workspace")
+    os.makedirs(os.path.join(ws, "dir/sub"))
+    with open(os.path.join(ws, "dir/f.txt"), "w") as f:
+        f.write("0123456789")
+    with open(os.path.join(ws, "dir/sub/g"), "w") as f:
+        f.write("g")
+    os.symlink("f.txt", os.path.join(ws, "dir/link"))
+    os.symlink("/etc", os.path.join(ws, "etc-link"))
+    return ws
+
+
+def test_discovery():
+    d = Noxd()
+    r = d.req("GET", "/v1/extensions")
+    eq(r.status, 200, "extensions")
+    eq(r.json(), {"extensions": {"nox.fs": 1, "nox.sandboxes": 1}}, "body")
+
+
+def test_sandboxes():
+    d = Noxd()
+    d.create("a1", ttlSeconds=100)
+    d.create("b2", ttlSeconds=200)
+    r = d.req("GET", "/v1/sandboxes")
+    eq(r.status, 200, "list")
+    got = sorted(r.json()["sandboxes"], key=lambda s: s["id"])
+    eq([s["id"] for s in got], ["a1", "b2"], "ids")
+    for s in got:
+        check(s["podName"] and s["expiresAt"], "fields %r" % s)
+    r = d.req("GET", "/v1/sandboxes/b2")
+    eq(r.status, 200, "info")
+    j = r.json()
+    eq(j["id"], "b2", "id")
+    eq(j["ttlSeconds"], 200, "ttl")
+    check(j["podName"] and j["expiresAt"], "info fields")
+    r = d.req("GET", "/v1/sandboxes/zz")
+    eq(r.status, 404, "info unknown")
+    check(not os.path.exists(d.sandbox_dir("zz")), "info never creates")
+
+
+def test_stat_list_tree():
+    d = Noxd()
+    ws = setup(d)
+    r = fs_get(d, "x", "stat", "dir/f.txt")
+    eq(r.status, 200, "stat")
+    j = r.json()
+    st = os.lstat(os.path.join(ws, "dir/f.txt"))
+    eq(j["type"], "file", "type")
+    eq(j["size"], 10, "size")
+    eq(j["mode"], stat.S_IMODE(st.st_mode), "mode")
+    eq(j["ino"], st.st_ino, "ino")
+    eq(j["mtimeNs"], st.st_mtime_ns, "mtimeNs")
+    for k in ("nlink", "uid", "gid", "atimeNs", "ctimeNs"):
+        check(k in j, "stat has %s" % k)
+    j = fs_get(d, "x", "stat", "dir/link").json()
+    eq((j["type"], j["target"]), ("symlink", "f.txt"), "lstat symlink")
+    eq(fs_get(d, "x", "stat", "").json()["type"], "dir", "root stat")
+    eq(fs_get(d, "x", "stat", "nope").status, 404, "stat missing")
+
+    r = fs_get(d, "x", "list", "dir")
+    eq(r.status, 200, "list")
+    ents = {e["name"]: e for e in r.json()["entries"]}
+    eq(sorted(ents), ["f.txt", "link", "sub"], "list names")
+    eq(ents["sub"]["type"], "dir", "sub type")
+    eq(ents["link"]["target"], "f.txt", "list target")
+    eq(fs_get(d, "x", "list", "dir/f.txt").status, 400, "list a file: ENOTDIR")
+    eq(fs_get(d, "x", "list", "dir/f.txt").json()["errno"], "ENOTDIR", "errno")
+
+    r = fs_get(d, "x", "tree", "")
+    eq(r.status, 200, "tree")
+    paths = [e["path"] for e in r.json()["entries"]]
+    eq(sorted(paths), sorted(["dir", "dir/f.txt", "dir/link", "dir/sub",
+                              "dir/sub/g", "etc-link"]), "tree paths")
+    for p in paths:
+        if "/" in p:
+            check(paths.index(p.rsplit("/", 1)[0]) < paths.index(p),
+                  "parent before child: %s" % p)
+    sub = [e["path"] for e in fs_get(d, "x", "tree", "dir").json()["entries"]]
+    eq(sorted(sub), ["f.txt", "link", "sub", "sub/g"], "tree relative to P")
+
+
+def test_non_utf8_names():
+    d = Noxd()
+    ws = setup(d)
+    raw = b"caf\xe9"  # Latin-1, not UTF-8
+    with open(os.path.join(ws.encode(), b"dir/" + raw), "wb") as f:
+        f.write(b"x")
+    ents = fs_get(d, "x", "list", "dir").json()["entries"]
+    named = [e for e in ents if "name64" in e]
+    eq(len(named), 1, "one name64 entry")
+    eq(base64.b64decode(named[0]["name64"]), raw, "name64 bytes")
+    check("name" not in named[0], "no name next to name64")
+    # op with path64 addresses it
+    p64 = base64.b64encode(b"dir/" + raw).decode()
+    eq(op(d, "x", {"op": "unlink", "path64": p64}).status, 200, "unlink path64")
+    check(not os.path.exists(os.path.join(ws.encode(), b"dir/" + raw)), "gone")
+
+
+def test_file_read_ranges():
+    d = Noxd()
+    setup(d)
+    r = fs_get(d, "x", "file", "dir/f.txt")
+    eq((r.status, r.body), (200, b"0123456789"), "full read")
+    r = fs_get(d, "x", "file", "dir/f.txt", {"Range": "bytes=2-4"})
+    eq((r.status, r.body), (206, b"234"), "range")
+    eq(r.headers["content-range"], "bytes 2-4/10", "content-range")
+    r = fs_get(d, "x", "file", "dir/f.txt", {"Range": "bytes=7-"})
+    eq((r.status, r.body), (206, b"789"), "open range")
+    r = fs_get(d, "x", "file", "dir/f.txt", {"Range": "bytes=-3"})
+    eq((r.status, r.body), (206, b"789"), "suffix range")
+    r = fs_get(d, "x", "file", "dir/f.txt", {"Range": "bytes=5-100"})
+    eq((r.status, r.body), (206, b"56789"), "range clipped")
+    r = fs_get(d, "x", "file", "dir/f.txt", {"Range": "bytes=10-"})
+    eq(r.status, 416, "unsatisfiable")
+    eq(r.headers["content-range"], "bytes */10", "416 content-range")
+    r = fs_get(d, "x", "file", "dir/f.txt", {"Range": "junk"})
+    eq((r.status, r.body), (200, b"0123456789"), "bad range ignored")
+    eq(fs_get(d, "x", "file", "dir").status, 400, "read a dir")
+    eq(fs_get(d, "x", "file", "dir").json()["errno"], "EISDIR", "EISDIR")
+    eq(fs_get(d, "x", "file", None).status, 400, "path required")
+    eq(fs_get(d, "x", "file", "dir/link").status, 400, "symlink not followed")
+    # big file streams whole
+    blob = os.urandom(3 << 20)
+    with open(os.path.join(d.sandbox_dir("x"), "workspace/big"), "wb") as f:
+        f.write(blob)
+    eq(fs_get(d, "x", "file", "big").body, blob, "3 MiB read")
+
+
+def test_file_write():
+    d = Noxd()
+    ws = setup(d)
+    url = FS % "x" + "file?path=" + q("dir/f.txt") + "&offset=3"
+    r = d.req("PUT", url, b"ABC")
+    eq(r.status, 200, "write")
+    eq(r.json(), {"written": 3}, "written")
+    eq(open(os.path.join(ws, "dir/f.txt"), "rb").read(), b"012ABC6789", "data")
+    url = FS % "x" + "file?path=" + q("dir/f.txt") + "&offset=12"
+    eq(d.req("PUT", url, b"Z").status, 200, "write past end")
+    eq(open(os.path.join(ws, "dir/f.txt"), "rb").read(),
+       b"012ABC6789\0\0Z", "sparse extend")
+    blob = os.urandom(2 << 20)
+    url = FS % "x" + "file?path=" + q("dir/sub/g")
+    eq(d.req("PUT", url, blob).json(), {"written": len(blob)}, "2 MiB write")
+    eq(open(os.path.join(ws, "dir/sub/g"), "rb").read(), blob, "2 MiB data")
+    url = FS % "x" + "file?path=" + q("newfile")
+    eq(d.req("PUT", url, b"x").status, 404, "file must exist")
+    for bad in ("-1", "abc", "1x", "99999999999999999999"):
+        url = FS % "x" + "file?path=" + q("dir/f.txt") + "&offset=" + bad
+        eq(d.req("PUT", url, b"x").status, 400, "offset %s" % bad)
+
+
+def test_fs_ops():
+    d = Noxd()
+    ws = setup(d)
+    P = lambda p: os.path.join(ws, p)  # noqa
+    eq(op(d, "x", {"op": "create", "path": "n.txt", "mode": 0o600}).status,
+       200, "create")
+    eq(stat.S_IMODE(os.stat(P("n.txt")).st_mode), 0o600, "create mode")
+    r = op(d, "x", {"op": "create", "path": "n.txt", "excl": True})
+    eq((r.status, r.json()["errno"]), (409, "EEXIST"), "create excl")
+    eq(op(d, "x", {"op": "create", "path": "n.txt"}).status, 200,
+       "create non-excl existing")
+    eq(op(d, "x", {"op": "truncate", "path": "dir/f.txt", "size": 4}).status,
+       200, "truncate")
+    eq(os.path.getsize(P("dir/f.txt")), 4, "truncated")
+    eq(op(d, "x", {"op": "mkdir", "path": "m", "mode": 0o700}).status, 200,
+       "mkdir")
+    eq(stat.S_IMODE(os.stat(P("m")).st_mode), 0o700, "mkdir mode")
+    r = op(d, "x", {"op": "rmdir", "path": "dir"})
+    eq((r.status, r.json()["errno"]), (409, "ENOTEMPTY"), "rmdir non-empty")
+    eq(op(d, "x", {"op": "rmdir", "path": "m"}).status, 200, "rmdir")
+    check(not os.path.exists(P("m")), "rmdir done")
+    r = op(d, "x", {"op": "rename", "from": "n.txt", "to": "dir/f.txt",
+                    "flags": 1})
+    eq((r.status, r.json()["errno"]), (409, "EEXIST"), "rename noreplace")
+    eq(op(d, "x", {"op": "rename", "from": "n.txt", "to": "dir/f.txt",
+                   "flags": 2}).status, 200, "rename exchange")
+    eq(os.path.getsize(P("n.txt")), 4, "exchanged")
+    eq(op(d, "x", {"op": "rename", "from": "n.txt", "to": "r.txt"}).status,
+       200, "rename")
+    check(os.path.exists(P("r.txt")) and not os.path.exists(P("n.txt")), "moved")
+    eq(op(d, "x", {"op": "chmod", "path": "r.txt", "mode": 0o751}).status,
+       200, "chmod")
+    eq(stat.S_IMODE(os.stat(P("r.txt")).st_mode), 0o751, "chmod mode")
+    eq(op(d, "x", {"op": "utimens", "path": "r.txt",
+                   "atimeNs": 1000000000123, "mtimeNs": 2000000000456}).status,
+       200, "utimens")
+    st = os.stat(P("r.txt"))
+    eq((st.st_atime_ns, st.st_mtime_ns), (1000000000123, 2000000000456),
+       "times")
+    eq(op(d, "x", {"op": "utimens", "path": "r.txt", "atimeNs": -2,
+                   "mtimeNs": -1}).status, 200, "utimens omit/now")
+    st2 = os.stat(P("r.txt"))
+    eq(st2.st_atime_ns, 1000000000123, "atime omitted")
+    check(st2.st_mtime_ns > 2000000000456, "mtime now")
+    eq(op(d, "x", {"op": "symlink", "target": "../outside", "path": "sl"}).status,
+       200, "symlink stored as given")
+    eq(os.readlink(P("sl")), "../outside", "symlink target")
+    r = op(d, "x", {"op": "readlink", "path": "sl"})
+    eq((r.status, r.json()), (200, {"target": "../outside"}), "readlink")
+    eq(op(d, "x", {"op": "link", "from": "r.txt", "to": "hl"}).status, 200,
+       "link")
+    eq(os.stat(P("hl")).st_ino, os.stat(P("r.txt")).st_ino, "hard link")
+    eq(op(d, "x", {"op": "unlink", "path": "hl"}).status, 200, "unlink")
+    check(not os.path.exists(P("hl")), "unlinked")
+    eq(op(d, "x", {"op": "unlink", "path": "hl"}).status, 404, "unlink missing")
+    # malformed requests
+    for bad in ({"op": "frobnicate", "path": "a"}, {"path": "a"},
+                {"op": "unlink"}, {"op": "unlink", "path": 5},
+                {"op": "chmod", "path": "r.txt"},
+                {"op": "chmod", "path": "r.txt", "mode": "755"},
+                {"op": "truncate", "path": "r.txt", "size": -1},
+                {"op": "rename", "from": "r.txt", "to": "q", "flags": 4},
+                {"op": "create", "path": "c", "excl": "yes"},
+                {"op": "utimens", "path": "r.txt", "atimeNs": -5}, [1, 2]):
+        r = op(d, "x", bad)
+        eq(r.status, 400, "malformed %r" % (bad,))
+    eq(d.req("POST", FS % "x" + "op", b"{not json").status, 400, "bad json")
+    eq(d.req("POST", FS % "x" + "op", b'{"op":"unlink","path":"r.txt"} x').status,
+       400, "trailing garbage")
+
+
+def test_fs_confinement():
+    d = Noxd()
+    ws = setup(d)
+    for p in ("../x", "/etc/passwd", "dir/../../x", "a//b", "dir/"):
+        r = fs_get(d, "x", "stat", p)
+        eq(r.status, 400, "stat %r" % p)
+    # through a symlink that points out of the workspace
+    r = fs_get(d, "x", "file", "etc-link/passwd")
+    check(r.status in (400, 403, 404), "read via symlink: %r" % r)
+    check(b"root:" not in r.body, "host file leaked")
+    eq(fs_get(d, "x", "list", "etc-link").status // 100, 4, "list via symlink")
+    r = op(d, "x", {"op": "create", "path": "etc-link/noxd-test-evil"})
+    check(r.status // 100 == 4, "create via symlink: %r" % r)
+    check(not os.path.exists("/etc/noxd-test-evil"), "escaped!")
+    r = op(d, "x", {"op": "mkdir", "path": "../escape"})
+    eq(r.status, 400, "mkdir ..")
+    check(not os.path.exists(os.path.join(ws, "..", "escape")), "escaped mkdir")
+
+
+def test_statfs():
+    d = Noxd()
+    setup(d)
+    r = fs_get(d, "x", "statfs")
+    eq(r.status, 200, "statfs")
+    j = r.json()
+    eq(sorted(j), sorted(["bsize", "frsize", "blocks", "bfree", "bavail",
+                          "files", "ffree", "namemax"]), "statfs keys")
+    check(j["namemax"] > 0 and j["blocks"] > 0, "values %r" % j)
+    eq(fs_get(d, "nope", "statfs").status, 404, "statfs unknown sandbox")
+
+
+def test_v1_only():
+    d = Noxd("--v1-only")
+    eq(d.req("GET", "/v1/extensions").status, 404, "extensions off")
+    eq(d.create("v").status, 200, "create works")
+    eq(d.exec("v", ["echo", "hi"]).json()["stdout"], "hi\n", "exec works")
+    for m, p in (("GET", "/v1/sandboxes"), ("GET", "/v1/sandboxes/v"),
+                 ("GET", FS % "v" + "stat?path="), ("GET", FS % "v" + "list"),
+                 ("GET", FS % "v" + "tree"), ("GET", FS % "v" + "file?path=a"),
+                 ("PUT", FS % "v" + "file?path=a"), ("POST", FS % "v" + "op"),
+                 ("GET", FS % "v" + "statfs")):
+        r = d.req(m, p)
+        eq(r.status, 404, "%s %s with --v1-only" % (m, p))
+    m = d.metrics()
+    eq(m[("noxd_requests_total", "exec")], 1, "metrics with --v1-only")
+
+
+if __name__ == "__main__":
+    need_bwrap()
+    run([test_discovery, test_sandboxes, test_stat_list_tree,
+         test_non_utf8_names, test_file_read_ranges, test_file_write,
+         test_fs_ops, test_fs_confinement, test_statfs, test_v1_only])

@@ -1,0 +1,1054 @@
+/*
+ * api_fs.c - the noxd extensions (docs/protocol.md): discovery,
+ * nox.sandboxes 1 (list, info) and nox.fs 1 (file-level operations on a
+ * sandbox workspace).
+ *
+ * Every path is workspace-relative and checked by libnox before use (the
+ * local backend also confines every access to the workspace).  Names that
+ * are not valid UTF-8 travel base64-encoded as "name64"/"path64"/
+ * "target64", both ways.  File reads stream from the backend in 64 KiB
+ * blocks; writes go straight to the file as the body arrives (server.c).
+ *
+ * Limits: fs/tree stops with EFBIG beyond FS_TREE_MAX entries; a range
+ * request takes a single "bytes=" range (anything else gets the whole
+ * file, as RFC 9110 allows).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <json-c/json.h>
+#include <microhttpd.h>
+
+#include "noxd.h"
+
+#define FS_TREE_MAX   1000000
+#define FS_TREE_DEPTH 256
+
+/* ---- JSON helpers ----------------------------------------------------- */
+
+static char *fs_base64(const unsigned char *s, size_t len)
+{
+	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				  "abcdefghijklmnopqrstuvwxyz0123456789+/";
+	char *out = malloc((len + 2) / 3 * 4 + 1);
+	size_t i, o = 0;
+
+	if (!out)
+		return NULL;
+	for (i = 0; i + 2 < len; i += 3) {
+		unsigned v =
+		    (unsigned)s[i] << 16 | (unsigned)s[i + 1] << 8 | s[i + 2];
+
+		out[o++] = tab[v >> 18 & 63];
+		out[o++] = tab[v >> 12 & 63];
+		out[o++] = tab[v >> 6 & 63];
+		out[o++] = tab[v & 63];
+	}
+	if (i < len) {
+		unsigned v = (unsigned)s[i] << 16;
+
+		if (i + 1 < len)
+			v |= (unsigned)s[i + 1] << 8;
+		out[o++] = tab[v >> 18 & 63];
+		out[o++] = tab[v >> 12 & 63];
+		out[o++] = i + 1 < len ? tab[v >> 6 & 63] : '=';
+		out[o++] = '=';
+	}
+	out[o] = '\0';
+	return out;
+}
+
+static int fs_b64val(int c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+/* Decodes base64 into a malloc'd NUL-terminated string; NULL if invalid or
+ * if the result holds a NUL byte. */
+static char *fs_unbase64(const char *s)
+{
+	size_t len = strlen(s), i, o = 0;
+	unsigned acc = 0;
+	int bits = 0;
+	char *out;
+
+	while (len && s[len - 1] == '=')
+		len--;
+	out = malloc(len * 3 / 4 + 1);
+	if (!out)
+		return NULL;
+	for (i = 0; i < len; i++) {
+		int v = fs_b64val((unsigned char)s[i]);
+
+		if (v < 0)
+			goto bad;
+		acc = (acc << 6) | (unsigned)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[o] = (char)(acc >> bits & 0xff);
+			if (!out[o])
+				goto bad;
+			o++;
+		}
+	}
+	out[o] = '\0';
+	return out;
+bad:
+	free(out);
+	return NULL;
+}
+
+/* Adds key (or key64 when s is not UTF-8) to o. */
+static void fs_add_name(struct json_object *o, const char *key, const char *s)
+{
+	char k64[32];
+	size_t len = strlen(s);
+	char *b;
+
+	if (server_utf8_valid(s, len)) {
+		json_object_object_add(o, key,
+				       json_object_new_string_len(s, (int)len));
+		return;
+	}
+	snprintf(k64, sizeof(k64), "%s64", key);
+	b = fs_base64((const unsigned char *)s, len);
+	if (b)
+		json_object_object_add(o, k64, json_object_new_string(b));
+	free(b);
+}
+
+static int64_t fs_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
+static const char *fs_type(mode_t m)
+{
+	if (S_ISREG(m))
+		return "file";
+	if (S_ISDIR(m))
+		return "dir";
+	if (S_ISLNK(m))
+		return "symlink";
+	return "other";
+}
+
+static struct json_object *fs_stat_json(const struct stat *st,
+					const char *target)
+{
+	struct json_object *o = json_object_new_object();
+
+	if (!o)
+		return NULL;
+	json_object_object_add(o, "type",
+			       json_object_new_string(fs_type(st->st_mode)));
+	json_object_object_add(o, "mode",
+			       json_object_new_int((int)(st->st_mode & 07777)));
+	json_object_object_add(o, "size", json_object_new_int64(st->st_size));
+	json_object_object_add(o, "nlink",
+			       json_object_new_int64((int64_t)st->st_nlink));
+	json_object_object_add(o, "uid", json_object_new_int64(st->st_uid));
+	json_object_object_add(o, "gid", json_object_new_int64(st->st_gid));
+	json_object_object_add(o, "ino",
+			       json_object_new_int64((int64_t)st->st_ino));
+	json_object_object_add(o, "mtimeNs",
+			       json_object_new_int64(fs_ns(&st->st_mtim)));
+	json_object_object_add(o, "atimeNs",
+			       json_object_new_int64(fs_ns(&st->st_atim)));
+	json_object_object_add(o, "ctimeNs",
+			       json_object_new_int64(fs_ns(&st->st_ctim)));
+	if (target)
+		fs_add_name(o, "target", target);
+	return o;
+}
+
+/* "dir/name", or name when dir is the root. */
+static int fs_join(char *out, size_t outsz, const char *dir, const char *name)
+{
+	int n;
+
+	if (!*dir || strcmp(dir, ".") == 0)
+		n = snprintf(out, outsz, "%s", name);
+	else
+		n = snprintf(out, outsz, "%s/%s", dir, name);
+	return n < 0 || (size_t)n >= outsz ? -ENAMETOOLONG : 0;
+}
+
+/* Reads the target of symlink path into buf; NULL on failure. */
+static const char *fs_target(struct noxd_req *r, const char *path, char *buf,
+			     size_t size)
+{
+	struct nox_err err;
+
+	if (nox_backend_readlink(r->d->backend, r->id, path, buf, size, &err) <
+	    0)
+		return NULL;
+	return buf;
+}
+
+static int fs_fail(struct noxd_req *r, int rc, const struct nox_err *err)
+{
+	return server_reply_errno(r, rc, nox_err_str(err, rc < 0 ? -rc : rc));
+}
+
+/* The "path" query value: required unless def is given. */
+static const char *fs_query_path(struct noxd_req *r, const char *def)
+{
+	const char *p = server_query(r, "path");
+
+	if (!p)
+		p = def;
+	if (!p)
+		server_reply_errno(r, EINVAL, "missing 'path'");
+	return p;
+}
+
+/* ---- discovery and nox.sandboxes -------------------------------------- */
+
+int api_extensions(struct noxd_req *r)
+{
+	struct json_object *o = json_object_new_object();
+	struct json_object *e = json_object_new_object();
+
+	if (!o || !e) {
+		json_object_put(o);
+		json_object_put(e);
+		return server_reply_json(r, MHD_HTTP_OK, NULL);
+	}
+	if (nox_backend_has(r->d->backend, NOX_OP_STAT))
+		json_object_object_add(e, "nox.fs", json_object_new_int(1));
+	if (nox_backend_has(r->d->backend, NOX_OP_LIST_SANDBOXES))
+		json_object_object_add(e, "nox.sandboxes",
+				       json_object_new_int(1));
+	json_object_object_add(o, "extensions", e);
+	return server_reply_json(r, MHD_HTTP_OK, server_json_take(o));
+}
+
+struct fs_ids {
+	char **ids;
+	size_t n, cap;
+};
+
+static int fs_collect_id(const char *id, void *ud)
+{
+	struct fs_ids *l = ud;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		char **n = realloc(l->ids, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		l->ids = n;
+		l->cap = cap;
+	}
+	l->ids[l->n] = strdup(id);
+	if (!l->ids[l->n])
+		return -ENOMEM;
+	l->n++;
+	return 0;
+}
+
+int api_sandboxes(struct noxd_req *r)
+{
+	struct fs_ids l = {0};
+	struct json_object *o = NULL, *arr;
+	struct nox_err err;
+	size_t i;
+	int rc;
+
+	rc = nox_backend_list_sandboxes(r->d->backend, fs_collect_id, &l, &err);
+	if (rc < 0) {
+		fs_fail(r, rc, &err);
+		goto out;
+	}
+	o = json_object_new_object();
+	arr = json_object_new_array();
+	if (!o || !arr) {
+		json_object_put(arr);
+		server_reply_json(r, MHD_HTTP_OK, NULL);
+		goto out;
+	}
+	json_object_object_add(o, "sandboxes", arr);
+	for (i = 0; i < l.n; i++) {
+		struct nox_sandbox_info info;
+		struct json_object *s;
+
+		/* Gone since the listing (deleted, reaped): leave it out. */
+		if (nox_backend_info(r->d->backend, l.ids[i], &info, &err) < 0)
+			continue;
+		s = json_object_new_object();
+		if (!s)
+			continue;
+		json_object_object_add(s, "id",
+				       json_object_new_string(l.ids[i]));
+		json_object_object_add(s, "podName",
+				       json_object_new_string(info.pod_name));
+		json_object_object_add(s, "expiresAt",
+				       json_object_new_string(info.expires_at));
+		json_object_array_add(arr, s);
+	}
+	server_reply_json(r, MHD_HTTP_OK, server_json_take(o));
+	o = NULL;
+out:
+	json_object_put(o);
+	for (i = 0; i < l.n; i++)
+		free(l.ids[i]);
+	free(l.ids);
+	return 0;
+}
+
+int api_info(struct noxd_req *r)
+{
+	struct nox_sandbox_info info;
+	struct json_object *o;
+	struct nox_err err;
+	int rc;
+
+	rc = nox_backend_info(r->d->backend, r->id, &info, &err);
+	if (rc < 0)
+		return fs_fail(r, rc, &err);
+	o = json_object_new_object();
+	if (!o)
+		return server_reply_json(r, MHD_HTTP_OK, NULL);
+	json_object_object_add(o, "id", json_object_new_string(r->id));
+	json_object_object_add(o, "podName",
+			       json_object_new_string(info.pod_name));
+	json_object_object_add(o, "expiresAt",
+			       json_object_new_string(info.expires_at));
+	json_object_object_add(o, "ttlSeconds",
+			       json_object_new_int64(info.ttl_seconds));
+	return server_reply_json(r, MHD_HTTP_OK, server_json_take(o));
+}
+
+/* ---- nox.fs: stat, list, tree, statfs --------------------------------- */
+
+int api_fs_stat(struct noxd_req *r)
+{
+	char target[PATH_MAX];
+	struct nox_err err;
+	struct stat st;
+	const char *path = fs_query_path(r, "");
+	int rc;
+
+	if (!path)
+		return 0;
+	rc = nox_backend_stat(r->d->backend, r->id, path, &st, &err);
+	if (rc < 0)
+		return fs_fail(r, rc, &err);
+	return server_reply_json(
+	    r, MHD_HTTP_OK,
+	    server_json_take(fs_stat_json(
+		&st, S_ISLNK(st.st_mode)
+			 ? fs_target(r, path, target, sizeof(target))
+			 : NULL)));
+}
+
+/* One listed entry, kept for the tree walk. */
+struct fs_ent {
+	char *name;
+};
+
+struct fs_walk {
+	struct noxd_req *r;
+	struct json_object *arr;
+	const char *dir;     /* workspace-relative directory listed */
+	const char *rel;     /* its path relative to the tree root */
+	const char *key;     /* "name" (list) or "path" (tree) */
+	struct fs_ent *ents; /* tree: subdirectories to descend into */
+	size_t n, cap;
+	size_t *count; /* tree: entries so far */
+};
+
+static int fs_walk_cb(const char *name, const struct stat *st, void *ud)
+{
+	struct fs_walk *w = ud;
+	char full[PATH_MAX], rel[PATH_MAX], target[PATH_MAX];
+	const char *tgt = NULL;
+	struct json_object *o;
+	int rc;
+
+	rc = fs_join(full, sizeof(full), w->dir, name);
+	if (rc < 0)
+		return rc;
+	if (S_ISLNK(st->st_mode))
+		tgt = fs_target(w->r, full, target, sizeof(target));
+	o = fs_stat_json(st, tgt);
+	if (!o)
+		return -ENOMEM;
+	if (strcmp(w->key, "path") == 0) {
+		rc = fs_join(rel, sizeof(rel), w->rel, name);
+		if (rc < 0) {
+			json_object_put(o);
+			return rc;
+		}
+		fs_add_name(o, "path", rel);
+		if (++*w->count > FS_TREE_MAX) {
+			json_object_put(o);
+			return -EFBIG;
+		}
+	} else {
+		fs_add_name(o, "name", name);
+	}
+	json_object_array_add(w->arr, o);
+	if (w->ents && S_ISDIR(st->st_mode)) {
+		if (w->n == w->cap) {
+			size_t cap = w->cap ? w->cap * 2 : 16;
+			struct fs_ent *ne = realloc(w->ents, cap * sizeof(*ne));
+
+			if (!ne)
+				return -ENOMEM;
+			w->ents = ne;
+			w->cap = cap;
+		}
+		w->ents[w->n].name = strdup(name);
+		if (!w->ents[w->n].name)
+			return -ENOMEM;
+		w->n++;
+	}
+	return 0;
+}
+
+int api_fs_list(struct noxd_req *r)
+{
+	struct json_object *o = NULL, *arr;
+	struct fs_walk w;
+	struct nox_err err;
+	const char *path = fs_query_path(r, "");
+	int rc;
+
+	if (!path)
+		return 0;
+	arr = json_object_new_array();
+	if (!arr)
+		return server_reply_json(r, MHD_HTTP_OK, NULL);
+	memset(&w, 0, sizeof(w));
+	w.r = r;
+	w.arr = arr;
+	w.dir = path;
+	w.rel = "";
+	w.key = "name";
+	rc = nox_backend_list(r->d->backend, r->id, path, fs_walk_cb, &w, &err);
+	if (rc < 0) {
+		json_object_put(arr);
+		if (!err.code)
+			nox_err_set(&err, -rc, "listing '%s'", path);
+		return fs_fail(r, rc, &err);
+	}
+	o = json_object_new_object();
+	if (!o) {
+		json_object_put(arr);
+		return server_reply_json(r, MHD_HTTP_OK, NULL);
+	}
+	json_object_object_add(o, "entries", arr);
+	return server_reply_json(r, MHD_HTTP_OK, server_json_take(o));
+}
+
+/* Lists dir (relative path rel below the tree root) and descends. */
+static int fs_tree_walk(struct noxd_req *r, struct json_object *arr,
+			const char *dir, const char *rel, size_t *count,
+			int depth, struct nox_err *err)
+{
+	struct fs_walk w;
+	size_t i;
+	int rc;
+
+	if (depth > FS_TREE_DEPTH)
+		return nox_err_set(err, ELOOP, "tree deeper than %d",
+				   FS_TREE_DEPTH);
+	memset(&w, 0, sizeof(w));
+	w.r = r;
+	w.arr = arr;
+	w.dir = dir;
+	w.rel = rel;
+	w.key = "path";
+	w.count = count;
+	w.ents = malloc(16 * sizeof(*w.ents));
+	if (!w.ents)
+		return -ENOMEM;
+	w.cap = 16;
+	rc = nox_backend_list(r->d->backend, r->id, dir, fs_walk_cb, &w, err);
+	if (rc < 0 && !err->code)
+		nox_err_set(err, -rc, "listing '%s'", dir);
+	for (i = 0; i < w.n; i++) {
+		char cdir[PATH_MAX], crel[PATH_MAX];
+
+		if (rc >= 0) {
+			rc = fs_join(cdir, sizeof(cdir), dir, w.ents[i].name);
+			if (rc >= 0)
+				rc = fs_join(crel, sizeof(crel), rel,
+					     w.ents[i].name);
+			if (rc < 0)
+				nox_err_set(err, -rc, "path too long");
+			else
+				rc = fs_tree_walk(r, arr, cdir, crel, count,
+						  depth + 1, err);
+		}
+		free(w.ents[i].name);
+	}
+	free(w.ents);
+	return rc < 0 ? rc : 0;
+}
+
+int api_fs_tree(struct noxd_req *r)
+{
+	struct json_object *o, *arr;
+	struct nox_err err;
+	size_t count = 0;
+	const char *path = fs_query_path(r, "");
+	int rc;
+
+	if (!path)
+		return 0;
+	arr = json_object_new_array();
+	if (!arr)
+		return server_reply_json(r, MHD_HTTP_OK, NULL);
+	nox_err_clear(&err);
+	rc = fs_tree_walk(r, arr, path, "", &count, 0, &err);
+	if (rc < 0) {
+		json_object_put(arr);
+		return fs_fail(r, rc, &err);
+	}
+	o = json_object_new_object();
+	if (!o) {
+		json_object_put(arr);
+		return server_reply_json(r, MHD_HTTP_OK, NULL);
+	}
+	json_object_object_add(o, "entries", arr);
+	return server_reply_json(r, MHD_HTTP_OK, server_json_take(o));
+}
+
+int api_fs_statfs(struct noxd_req *r)
+{
+	struct json_object *o;
+	struct nox_err err;
+	struct statvfs sv;
+	int rc;
+
+	rc = nox_backend_statfs(r->d->backend, r->id, &sv, &err);
+	if (rc < 0)
+		return fs_fail(r, rc, &err);
+	o = json_object_new_object();
+	if (!o)
+		return server_reply_json(r, MHD_HTTP_OK, NULL);
+	json_object_object_add(o, "bsize",
+			       json_object_new_int64((int64_t)sv.f_bsize));
+	json_object_object_add(o, "frsize",
+			       json_object_new_int64((int64_t)sv.f_frsize));
+	json_object_object_add(o, "blocks",
+			       json_object_new_int64((int64_t)sv.f_blocks));
+	json_object_object_add(o, "bfree",
+			       json_object_new_int64((int64_t)sv.f_bfree));
+	json_object_object_add(o, "bavail",
+			       json_object_new_int64((int64_t)sv.f_bavail));
+	json_object_object_add(o, "files",
+			       json_object_new_int64((int64_t)sv.f_files));
+	json_object_object_add(o, "ffree",
+			       json_object_new_int64((int64_t)sv.f_ffree));
+	json_object_object_add(o, "namemax",
+			       json_object_new_int64((int64_t)sv.f_namemax));
+	return server_reply_json(r, MHD_HTTP_OK, server_json_take(o));
+}
+
+/* ---- nox.fs: file contents -------------------------------------------- */
+
+struct fs_reader {
+	struct nox_backend *b;
+	char id[NOX_ID_MAX + 1];
+	char *path;
+	uint64_t off; /* first byte sent */
+	uint64_t len; /* bytes to send */
+};
+
+static ssize_t fs_read_cb(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct fs_reader *fr = cls;
+	struct nox_err err;
+	ssize_t n;
+
+	if (pos >= fr->len)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	if (max > fr->len - pos)
+		max = (size_t)(fr->len - pos);
+	n = nox_backend_read(fr->b, fr->id, fr->path, (off_t)(fr->off + pos),
+			     buf, max, &err);
+	if (n <= 0) {
+		/* The file shrank or vanished under us: cut the response. */
+		if (n < 0)
+			nox_log(NOX_LOG_WARN, "read %s/%s: %s", fr->id,
+				fr->path, nox_err_str(&err, (int)-n));
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	}
+	return n;
+}
+
+static void fs_reader_free(void *cls)
+{
+	struct fs_reader *fr = cls;
+
+	free(fr->path);
+	free(fr);
+}
+
+/*
+ * Parses "bytes=A-B", "bytes=A-" or "bytes=-N" against size.  Returns 1 with
+ * [*first, *last] for a satisfiable range, 0 when the header is absent or
+ * not a single byte range (serve everything), -1 when unsatisfiable.
+ */
+static int fs_parse_range(const char *h, uint64_t size, uint64_t *first,
+			  uint64_t *last)
+{
+	unsigned long long a, b;
+	char *end;
+
+	if (!h || strncmp(h, "bytes=", 6) != 0)
+		return 0;
+	h += 6;
+	if (strchr(h, ','))
+		return 0;
+	if (*h == '-') {
+		if (h[1] < '0' || h[1] > '9')
+			return 0;
+		errno = 0;
+		b = strtoull(h + 1, &end, 10);
+		if (errno || *end)
+			return 0;
+		if (b == 0 || size == 0)
+			return -1;
+		*first = b >= size ? 0 : size - b;
+		*last = size - 1;
+		return 1;
+	}
+	if (*h < '0' || *h > '9')
+		return 0;
+	errno = 0;
+	a = strtoull(h, &end, 10);
+	if (errno || *end != '-')
+		return 0;
+	h = end + 1;
+	if (!*h) {
+		b = UINT64_MAX;
+	} else {
+		if (*h < '0' || *h > '9')
+			return 0;
+		b = strtoull(h, &end, 10);
+		if (errno || *end || b < a)
+			return 0;
+	}
+	if (a >= size)
+		return -1;
+	*first = a;
+	*last = b >= size ? size - 1 : b;
+	return 1;
+}
+
+int api_fs_read(struct noxd_req *r)
+{
+	struct fs_reader *fr;
+	struct nox_err err;
+	struct stat st;
+	uint64_t first = 0, last = 0, size;
+	char cr[128];
+	const char *path = fs_query_path(r, NULL);
+	int rc, range, status = MHD_HTTP_OK;
+
+	if (!path)
+		return 0;
+	rc = nox_backend_stat(r->d->backend, r->id, path, &st, &err);
+	if (rc < 0)
+		return fs_fail(r, rc, &err);
+	if (S_ISDIR(st.st_mode))
+		return server_reply_errno(r, EISDIR, "is a directory");
+	if (!S_ISREG(st.st_mode))
+		return server_reply_errno(r, EINVAL, "not a regular file");
+	size = (uint64_t)st.st_size;
+	range = fs_parse_range(server_header(r, MHD_HTTP_HEADER_RANGE), size,
+			       &first, &last);
+	if (range < 0) {
+		snprintf(cr, sizeof(cr), "bytes */%" PRIu64, size);
+		server_reply_header(r, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+		return server_reply_error(r, 416, "range not satisfiable");
+	}
+	fr = calloc(1, sizeof(*fr));
+	if (fr)
+		fr->path = strdup(path);
+	if (!fr || !fr->path) {
+		free(fr);
+		return server_reply_errno(r, ENOMEM, NULL);
+	}
+	fr->b = r->d->backend;
+	snprintf(fr->id, sizeof(fr->id), "%s", r->id);
+	if (range > 0) {
+		status = MHD_HTTP_PARTIAL_CONTENT;
+		fr->off = first;
+		fr->len = last - first + 1;
+		snprintf(cr, sizeof(cr),
+			 "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, first, last,
+			 size);
+		server_reply_header(r, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+	} else {
+		fr->len = size;
+	}
+	server_reply_header(r, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+	return server_reply_stream(r, status, "application/octet-stream",
+				   fr->len, fs_read_cb, fr, fs_reader_free);
+}
+
+int api_fs_write_begin(struct noxd_req *r)
+{
+	struct nox_err err;
+	struct stat st;
+	const char *path = fs_query_path(r, NULL);
+	const char *off = server_query(r, "offset");
+	unsigned long long v = 0;
+	char *end;
+	int rc;
+
+	if (!path)
+		return 0;
+	if (off) {
+		errno = 0;
+		if (*off < '0' || *off > '9')
+			return server_reply_errno(r, EINVAL, "bad 'offset'");
+		v = strtoull(off, &end, 10);
+		if (errno || *end || v > (unsigned long long)INT64_MAX)
+			return server_reply_errno(r, EINVAL, "bad 'offset'");
+	}
+	rc = nox_backend_stat(r->d->backend, r->id, path, &st, &err);
+	if (rc < 0)
+		return fs_fail(r, rc, &err);
+	if (S_ISDIR(st.st_mode))
+		return server_reply_errno(r, EISDIR, "is a directory");
+	r->fs_path = strdup(path);
+	if (!r->fs_path)
+		return server_reply_errno(r, ENOMEM, NULL);
+	r->fs_off = (off_t)v;
+	return 0;
+}
+
+int api_fs_write(struct noxd_req *r)
+{
+	struct json_object *o = json_object_new_object();
+
+	if (!o)
+		return server_reply_json(r, MHD_HTTP_OK, NULL);
+	json_object_object_add(o, "written",
+			       json_object_new_int64((int64_t)r->bytes_in));
+	return server_reply_json(r, MHD_HTTP_OK, server_json_take(o));
+}
+
+/* ---- nox.fs: fs/op ---------------------------------------------------- */
+
+/*
+ * String field key (or key64, base64) of o into a malloc'd string.
+ * Returns 0, -ENOENT when absent, -EINVAL when of the wrong type.
+ */
+static int fs_field_str(struct json_object *o, const char *key, char **out)
+{
+	struct json_object *v;
+	char k64[32];
+
+	*out = NULL;
+	if (json_object_object_get_ex(o, key, &v)) {
+		if (!json_object_is_type(v, json_type_string))
+			return -EINVAL;
+		if (strlen(json_object_get_string(v)) !=
+		    (size_t)json_object_get_string_len(v))
+			return -EINVAL; /* embedded NUL */
+		*out = strdup(json_object_get_string(v));
+		return *out ? 0 : -ENOMEM;
+	}
+	snprintf(k64, sizeof(k64), "%s64", key);
+	if (json_object_object_get_ex(o, k64, &v)) {
+		if (!json_object_is_type(v, json_type_string))
+			return -EINVAL;
+		*out = fs_unbase64(json_object_get_string(v));
+		return *out ? 0 : -EINVAL;
+	}
+	return -ENOENT;
+}
+
+/* Integer field; def used when absent (required when has_def is false). */
+static int fs_field_int(struct json_object *o, const char *key, bool has_def,
+			int64_t def, int64_t *out)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v)) {
+		if (!has_def)
+			return -ENOENT;
+		*out = def;
+		return 0;
+	}
+	if (!json_object_is_type(v, json_type_int))
+		return -EINVAL;
+	errno = 0;
+	*out = json_object_get_int64(v);
+	return errno ? -EINVAL : 0;
+}
+
+static int fs_field_bool(struct json_object *o, const char *key, bool *out)
+{
+	struct json_object *v;
+
+	*out = false;
+	if (!json_object_object_get_ex(o, key, &v))
+		return 0;
+	if (!json_object_is_type(v, json_type_boolean))
+		return -EINVAL;
+	*out = json_object_get_boolean(v);
+	return 0;
+}
+
+static int fs_ts(int64_t ns, struct timespec *ts)
+{
+	if (ns == -1) {
+		ts->tv_sec = 0;
+		ts->tv_nsec = UTIME_NOW;
+	} else if (ns == -2) {
+		ts->tv_sec = 0;
+		ts->tv_nsec = UTIME_OMIT;
+	} else if (ns < 0) {
+		return -EINVAL;
+	} else {
+		ts->tv_sec = (time_t)(ns / 1000000000);
+		ts->tv_nsec = (long)(ns % 1000000000);
+	}
+	return 0;
+}
+
+enum {
+	FA_PATH = 1 << 0,
+	FA_FROM = 1 << 1,
+	FA_TO = 1 << 2,
+	FA_TARGET = 1 << 3,
+	FA_MODE = 1 << 4,  /* default in the table, or required */
+	FA_SIZE = 1 << 5,  /* required */
+	FA_FLAGS = 1 << 6, /* default 0 */
+	FA_TIMES = 1 << 7, /* atimeNs, mtimeNs; default -2 (omit) */
+	FA_EXCL = 1 << 8,  /* default false */
+};
+
+enum fs_opcode {
+	OP_CREATE,
+	OP_TRUNCATE,
+	OP_MKDIR,
+	OP_UNLINK,
+	OP_RMDIR,
+	OP_RENAME,
+	OP_CHMOD,
+	OP_UTIMENS,
+	OP_SYMLINK,
+	OP_LINK,
+	OP_READLINK,
+};
+
+static const struct fs_op_spec {
+	const char *name;
+	enum fs_opcode code;
+	unsigned fields;
+	int64_t mode_def; /* -1: mode required */
+} fs_ops[] = {
+    {"create", OP_CREATE, FA_PATH | FA_MODE | FA_EXCL, 0644},
+    {"truncate", OP_TRUNCATE, FA_PATH | FA_SIZE, 0},
+    {"mkdir", OP_MKDIR, FA_PATH | FA_MODE, 0755},
+    {"unlink", OP_UNLINK, FA_PATH, 0},
+    {"rmdir", OP_RMDIR, FA_PATH, 0},
+    {"rename", OP_RENAME, FA_FROM | FA_TO | FA_FLAGS, 0},
+    {"chmod", OP_CHMOD, FA_PATH | FA_MODE, -1},
+    {"utimens", OP_UTIMENS, FA_PATH | FA_TIMES, 0},
+    {"symlink", OP_SYMLINK, FA_TARGET | FA_PATH, 0},
+    {"link", OP_LINK, FA_FROM | FA_TO, 0},
+    {"readlink", OP_READLINK, FA_PATH, 0},
+};
+
+/* The parsed arguments of one fs/op request. */
+struct fs_op_args {
+	char *path, *from, *to, *target;
+	int64_t mode, size, flags, atime, mtime;
+	bool excl;
+};
+
+static int fs_need(struct json_object *o, const char *key, char **slot,
+		   struct nox_err *err)
+{
+	int rc = fs_field_str(o, key, slot);
+
+	if (rc == -ENOENT)
+		return nox_err_set(err, EINVAL, "missing '%s'", key);
+	if (rc < 0)
+		return nox_err_set(err, -rc, "bad '%s'", key);
+	return 0;
+}
+
+static int fs_need_int(struct json_object *o, const char *key, bool has_def,
+		       int64_t def, int64_t *out, struct nox_err *err)
+{
+	int rc = fs_field_int(o, key, has_def, def, out);
+
+	if (rc == -ENOENT)
+		return nox_err_set(err, EINVAL, "missing '%s'", key);
+	if (rc < 0)
+		return nox_err_set(err, EINVAL, "bad '%s'", key);
+	return 0;
+}
+
+/* Reads the fields spec names from o into a, with their checks. */
+static int fs_op_parse(const struct fs_op_spec *spec, struct json_object *o,
+		       struct fs_op_args *a, struct nox_err *err)
+{
+	unsigned f = spec->fields;
+	int rc = 0;
+
+	if (f & FA_PATH)
+		rc = fs_need(o, "path", &a->path, err);
+	if (rc == 0 && (f & FA_FROM))
+		rc = fs_need(o, "from", &a->from, err);
+	if (rc == 0 && (f & FA_TO))
+		rc = fs_need(o, "to", &a->to, err);
+	if (rc == 0 && (f & FA_TARGET))
+		rc = fs_need(o, "target", &a->target, err);
+	if (rc == 0 && (f & FA_MODE)) {
+		rc = fs_need_int(o, "mode", spec->mode_def >= 0, spec->mode_def,
+				 &a->mode, err);
+		if (rc == 0 && (a->mode < 0 || a->mode > 07777))
+			rc = nox_err_set(err, EINVAL, "bad 'mode'");
+	}
+	if (rc == 0 && (f & FA_SIZE)) {
+		rc = fs_need_int(o, "size", false, 0, &a->size, err);
+		if (rc == 0 && a->size < 0)
+			rc = nox_err_set(err, EINVAL, "bad 'size'");
+	}
+	if (rc == 0 && (f & FA_FLAGS)) {
+		rc = fs_need_int(o, "flags", true, 0, &a->flags, err);
+		if (rc == 0 && (a->flags < 0 || a->flags > 2))
+			rc = nox_err_set(err, EINVAL, "bad 'flags'");
+	}
+	if (rc == 0 && (f & FA_TIMES)) {
+		rc = fs_need_int(o, "atimeNs", true, -2, &a->atime, err);
+		if (rc == 0)
+			rc =
+			    fs_need_int(o, "mtimeNs", true, -2, &a->mtime, err);
+	}
+	if (rc == 0 && (f & FA_EXCL) && fs_field_bool(o, "excl", &a->excl) < 0)
+		rc = nox_err_set(err, EINVAL, "bad 'excl'");
+	return rc;
+}
+
+/* Runs op; for readlink fills target (size tsz).  0 or -errno with err. */
+static int fs_op_run(struct noxd_req *r, const struct fs_op_spec *spec,
+		     const struct fs_op_args *a, char *target, size_t tsz,
+		     struct nox_err *err)
+{
+	struct nox_backend *b = r->d->backend;
+	const char *id = r->id;
+	struct timespec ts[2];
+	ssize_t n;
+
+	switch (spec->code) {
+	case OP_CREATE:
+		return nox_backend_createfile(b, id, a->path, (mode_t)a->mode,
+					      a->excl, err);
+	case OP_TRUNCATE:
+		return nox_backend_truncate(b, id, a->path, (off_t)a->size,
+					    err);
+	case OP_MKDIR:
+		return nox_backend_mkdir(b, id, a->path, (mode_t)a->mode, err);
+	case OP_UNLINK:
+		return nox_backend_unlink(b, id, a->path, err);
+	case OP_RMDIR:
+		return nox_backend_rmdir(b, id, a->path, err);
+	case OP_RENAME:
+		return nox_backend_rename(b, id, a->from, a->to,
+					  (unsigned)a->flags, err);
+	case OP_CHMOD:
+		return nox_backend_chmod(b, id, a->path, (mode_t)a->mode, err);
+	case OP_UTIMENS:
+		if (fs_ts(a->atime, &ts[0]) < 0 || fs_ts(a->mtime, &ts[1]) < 0)
+			return nox_err_set(err, EINVAL, "bad time value");
+		return nox_backend_utimens(b, id, a->path, ts, err);
+	case OP_SYMLINK:
+		return nox_backend_symlink(b, id, a->target, a->path, err);
+	case OP_LINK:
+		return nox_backend_link(b, id, a->from, a->to, err);
+	case OP_READLINK:
+		n = nox_backend_readlink(b, id, a->path, target, tsz, err);
+		return n < 0 ? (int)n : 0;
+	}
+	return nox_err_set(err, EINVAL, "unknown op");
+}
+
+int api_fs_op(struct noxd_req *r)
+{
+	struct json_tokener *tok;
+	struct json_object *o = NULL, *opv, *res;
+	const struct fs_op_spec *spec = NULL;
+	struct fs_op_args a;
+	size_t i;
+	struct nox_err err;
+	char target[PATH_MAX];
+	const char *op;
+	int rc;
+
+	memset(&a, 0, sizeof(a));
+	nox_err_clear(&err);
+	tok = json_tokener_new();
+	if (!tok)
+		return server_reply_errno(r, ENOMEM, NULL);
+	if (r->body_len)
+		o = json_tokener_parse_ex(tok, r->body, (int)r->body_len);
+	if (!o || json_tokener_get_error(tok) != json_tokener_success ||
+	    json_tokener_get_parse_end(tok) != r->body_len ||
+	    !json_object_is_type(o, json_type_object)) {
+		json_tokener_free(tok);
+		json_object_put(o);
+		return server_reply_errno(r, EINVAL, "malformed JSON object");
+	}
+	json_tokener_free(tok);
+	if (!json_object_object_get_ex(o, "op", &opv) ||
+	    !json_object_is_type(opv, json_type_string)) {
+		json_object_put(o);
+		return server_reply_errno(r, EINVAL, "missing 'op'");
+	}
+	op = json_object_get_string(opv);
+	for (i = 0; i < sizeof(fs_ops) / sizeof(fs_ops[0]); i++)
+		if (strcmp(fs_ops[i].name, op) == 0)
+			spec = &fs_ops[i];
+	target[0] = '\0';
+	if (!spec)
+		rc = nox_err_set(&err, EINVAL, "unknown op '%s'", op);
+	else
+		rc = fs_op_parse(spec, o, &a, &err);
+	if (rc == 0)
+		rc = fs_op_run(r, spec, &a, target, sizeof(target), &err);
+	if (rc < 0) {
+		fs_fail(r, rc, &err);
+	} else {
+		res = json_object_new_object();
+		if (res && spec->code == OP_READLINK)
+			fs_add_name(res, "target", target);
+		server_reply_json(r, MHD_HTTP_OK, server_json_take(res));
+	}
+	json_object_put(o);
+	free(a.path);
+	free(a.from);
+	free(a.to);
+	free(a.target);
+	return 0;
+}

@@ -1,0 +1,224 @@
+/*
+ * api_v1.c - the NoxRunner v1 endpoints (docs/protocol.md, "v1
+ * endpoints"): healthz, create, touch, exec, upload, download, delete.
+ *
+ * Each handler validates what the client sent (IDs are checked by the
+ * router, sandbox paths here), calls the backend once and answers with the
+ * v1 JSON shape or an error carrying the errno name.  Large data never sits
+ * in memory: uploads arrive in an unlinked temp file (server.c spools
+ * them), downloads are packed into one and sent with sendfile.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+#include <microhttpd.h>
+
+#include "noxd.h"
+
+#define API_TAR_TYPE "application/x-tar"
+
+int api_healthz(struct noxd_req *r)
+{
+	struct nox_err err;
+	int rc = nox_backend_health(r->d->backend, &err);
+
+	if (rc < 0)
+		return server_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE,
+					  nox_err_str(&err, -rc));
+	return server_reply_buf(r, MHD_HTTP_OK, "text/plain", "OK", 2);
+}
+
+/* Reply for a failed backend call. */
+static int api_fail(struct noxd_req *r, int rc, const struct nox_err *err)
+{
+	return server_reply_errno(r, rc, nox_err_str(err, rc < 0 ? -rc : rc));
+}
+
+/* true when the body holds only white space (an "empty" JSON body). */
+static bool api_body_blank(const struct noxd_req *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->body_len; i++)
+		if (!strchr(" \t\r\n", r->body[i]))
+			return false;
+	return true;
+}
+
+int api_create(struct noxd_req *r)
+{
+	struct nox_create_opts opts = {0};
+	struct nox_sandbox_info info;
+	struct nox_err err;
+	char *store = NULL;
+	int rc;
+
+	if (!api_body_blank(r)) {
+		rc = nox_v1_create_req_parse(r->body, r->body_len, &opts,
+					     &store, &err);
+		if (rc < 0)
+			return api_fail(r, rc, &err);
+	}
+	memset(&info, 0, sizeof(info));
+	rc = nox_backend_create(r->d->backend, r->id, &opts, &info, &err);
+	free(store);
+	if (rc < 0)
+		return api_fail(r, rc, &err);
+	return server_reply_json(r, MHD_HTTP_OK,
+				 nox_v1_create_resp_encode(&info));
+}
+
+int api_touch(struct noxd_req *r)
+{
+	struct nox_sandbox_info info;
+	struct json_object *o;
+	struct nox_err err;
+	char *json;
+	int rc;
+
+	rc = nox_backend_touch(r->d->backend, r->id, &err);
+	if (rc < 0)
+		return api_fail(r, rc, &err);
+	memset(&info, 0, sizeof(info));
+	rc = nox_backend_info(r->d->backend, r->id, &info, &err);
+	if (rc < 0)
+		return api_fail(r, rc, &err);
+	o = json_object_new_object();
+	if (!o)
+		return server_reply_json(r, MHD_HTTP_OK, NULL);
+	json_object_object_add(o, "expiresAt",
+			       json_object_new_string(info.expires_at));
+	json = strdup(json_object_to_json_string_ext(
+	    o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+	return server_reply_json(r, MHD_HTTP_OK, json);
+}
+
+int api_exec(struct noxd_req *r)
+{
+	struct nox_v1_exec_req req;
+	struct nox_exec_result res;
+	struct nox_err err;
+	char rel[PATH_MAX];
+	int rc;
+
+	memset(&req, 0, sizeof(req));
+	rc = nox_v1_exec_req_parse(r->body ? r->body : "", r->body_len, &req,
+				   &err);
+	if (rc < 0)
+		return api_fail(r, rc, &err);
+	if (req.req.workdir) {
+		rc = nox_path_from_sandbox(req.req.workdir, rel, sizeof(rel),
+					   &err);
+		if (rc < 0) {
+			nox_v1_exec_req_cleanup(&req);
+			return server_reply_errno(r, EINVAL,
+						  nox_err_str(&err, -rc));
+		}
+	}
+	rc = nox_backend_exec(r->d->backend, r->id, &req.req, &res, &err);
+	nox_v1_exec_req_cleanup(&req);
+	if (rc < 0)
+		return api_fail(r, rc, &err);
+	rc = server_reply_json(r, MHD_HTTP_OK, nox_v1_exec_result_encode(&res));
+	nox_exec_result_cleanup(&res);
+	return rc;
+}
+
+/* Validates a sandbox-path query value; NULL stands for /workspace. */
+static int api_sandbox_path(struct noxd_req *r, const char *key,
+			    const char **out)
+{
+	char rel[PATH_MAX];
+	struct nox_err err;
+	const char *v = server_query(r, key);
+	int rc;
+
+	*out = v && *v ? v : NOX_WORKSPACE;
+	rc = nox_path_from_sandbox(*out, rel, sizeof(rel), &err);
+	if (rc < 0) {
+		server_reply_errno(r, EINVAL, nox_err_str(&err, -rc));
+		return rc;
+	}
+	return 0;
+}
+
+int api_upload_begin(struct noxd_req *r)
+{
+	struct nox_sandbox_info info;
+	struct nox_err err;
+	const char *dest;
+	int rc;
+
+	if (api_sandbox_path(r, "dest", &dest) < 0)
+		return 0;
+	/* Refuse an unknown sandbox before reading a possibly huge body. */
+	rc = nox_backend_info(r->d->backend, r->id, &info, &err);
+	if (rc < 0)
+		return api_fail(r, rc, &err);
+	r->fd = server_tmpfile(r->d);
+	if (r->fd < 0) {
+		rc = r->fd;
+		r->fd = -1;
+		return server_reply_errno(r, rc, "cannot create a temp file");
+	}
+	return 0;
+}
+
+int api_upload(struct noxd_req *r)
+{
+	struct nox_err err;
+	const char *dest;
+	int rc;
+
+	if (api_sandbox_path(r, "dest", &dest) < 0)
+		return 0;
+	if (lseek(r->fd, 0, SEEK_SET) < 0)
+		return server_reply_errno(r, errno, "cannot rewind the body");
+	rc = nox_backend_upload(r->d->backend, r->id, dest, r->fd, &err);
+	if (rc < 0)
+		return api_fail(r, rc, &err);
+	return server_reply_buf(r, MHD_HTTP_OK, "application/json", "{}", 2);
+}
+
+int api_download(struct noxd_req *r)
+{
+	struct nox_err err;
+	struct stat st;
+	const char *src;
+	int fd, rc;
+
+	if (api_sandbox_path(r, "src", &src) < 0)
+		return 0;
+	fd = server_tmpfile(r->d);
+	if (fd < 0)
+		return server_reply_errno(r, fd, "cannot create a temp file");
+	rc = nox_backend_download(r->d->backend, r->id, src, fd, &err);
+	if (rc < 0) {
+		close(fd);
+		return api_fail(r, rc, &err);
+	}
+	if (fstat(fd, &st) < 0) {
+		rc = errno;
+		close(fd);
+		return server_reply_errno(r, rc, "cannot stat the archive");
+	}
+	return server_reply_fd(r, MHD_HTTP_OK, API_TAR_TYPE, fd,
+			       (uint64_t)st.st_size);
+}
+
+int api_delete(struct noxd_req *r)
+{
+	struct nox_err err;
+	int rc = nox_backend_delete(r->d->backend, r->id, &err);
+
+	if (rc < 0)
+		return api_fail(r, rc, &err);
+	return server_reply_buf(r, MHD_HTTP_NO_CONTENT, NULL, "", 0);
+}
