@@ -438,10 +438,15 @@ static int pk_begin(struct pk *p, int out_fd, const char *const *skip,
 	/*
 	 * Full pax (not pax_restricted): it adds an extended header only
 	 * when an entry needs one, and a nanosecond mtime counts as a need.
-	 * No padding after the gzip stream, whatever out_fd is.
+	 * No padding after the gzip stream, whatever out_fd is.  gzip level
+	 * 1: these archives cross loopback or a LAN, where compressing harder
+	 * costs more time than the bytes it saves (level 6 capped downloads
+	 * at ~50 MB/s, level 1 is several times faster for ~10% more bytes).
 	 */
 	if (archive_write_set_format_pax(p->a) != ARCHIVE_OK ||
 	    archive_write_add_filter_gzip(p->a) < ARCHIVE_WARN ||
+	    archive_write_set_filter_option(p->a, "gzip", "compression-level",
+					    "1") < ARCHIVE_WARN ||
 	    archive_write_set_bytes_in_last_block(p->a, 1) != ARCHIVE_OK ||
 	    archive_write_open_fd(p->a, out_fd) != ARCHIVE_OK)
 		return pk_arch_err(p, "starting archive");
