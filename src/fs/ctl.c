@@ -1,0 +1,566 @@
+/*
+ * ctl.c - the control files of .nox (protocol in ctl.h and the contract).
+ *
+ * An exec request is complete when the buffered bytes, after leading
+ * blanks, are one JSON object (first byte '{'), or shell text ending in
+ * '\n'.  Shell text runs as ["sh", "-c", TEXT-without-final-newline] in
+ * /workspace with the exec_timeout option; a JSON request without
+ * timeoutSeconds gets exec_timeout too.  Running one means: the exec
+ * barrier (fs_sandbox_writeback: dirty mmap pages reach the files; then
+ * fs_sandbox_flush: the files reach the sandbox), nox_backend_exec, the
+ * result stored in the open and as the sandbox's last result, then
+ * fs_sandbox_invalidate, and only then the write's reply.
+ *
+ * Reading an open's own result: the read offset is taken relative to
+ * where the request's bytes ended when the first read comes exactly
+ * there (a write-then-read without lseek), else relative to 0.
+ *
+ * A request that is rejected (EFBIG, malformed: EINVAL) poisons its
+ * open: every later write on it fails with the same errno and nothing
+ * runs at close, since what follows is the rejected request's tail.
+ *
+ * Limits: a request holds at most FS_CTL_REQ_MAX bytes (EFBIG beyond);
+ * one request per completing write (bytes after a complete JSON object
+ * other than blanks are EINVAL).  Several opens run their commands in
+ * parallel: the kernel holds an inode's lock for a whole write, so every
+ * lookup of exec makes a new inode (ops.c, fresh_node); two writes on
+ * one open (or dup'd descriptors) run one after the other.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <json-c/json.h>
+
+#include "ctl.h"
+#include "sandbox.h"
+
+static const char *const ctl_names[FS_CTL__COUNT] = {
+    [FS_CTL_EXEC] = "exec",	[FS_CTL_STDOUT] = "stdout",
+    [FS_CTL_STDERR] = "stderr", [FS_CTL_STATUS] = "status",
+    [FS_CTL_INFO] = "info",	[FS_CTL_SYNC] = "sync",
+};
+
+int fs_ctl_from_name(const char *name)
+{
+	int i;
+
+	for (i = 0; i < FS_CTL__COUNT; i++) {
+		if (strcmp(name, ctl_names[i]) == 0)
+			return i;
+	}
+	return -1;
+}
+
+const char *fs_ctl_name(enum fs_ctl c)
+{
+	return ctl_names[c];
+}
+
+static bool ctl_writable(enum fs_ctl c)
+{
+	return c == FS_CTL_EXEC || c == FS_CTL_SYNC;
+}
+
+mode_t fs_ctl_mode(enum fs_ctl c)
+{
+	return ctl_writable(c) ? 0666 : 0644;
+}
+
+/* Per-open transaction state (fi->fh). */
+struct ctl_open {
+	struct fs_handle h;    /* first: fi->fh points here */
+	enum fs_ctl ctl;       /* immutable */
+	struct fs_sandbox *sb; /* immutable; a reference */
+	pthread_mutex_t mutex;
+
+	/* protected by mutex */
+	char *buf; /* pending request bytes */
+	size_t len;
+	size_t cap;
+	struct fs_result *own;	/* result of this open's request */
+	bool own_fresh;		/* no read since it ran */
+	off_t own_end;		/* file offset where the request ended */
+	off_t own_base;		/* read offset of result byte 0 */
+	struct fs_result *snap; /* read snapshot (result files) */
+	char *snap_text;	/* read snapshot (info), malloc'd */
+	const char *data;	/* the snapshot's bytes */
+	size_t data_len;
+	bool have_snap;
+	int poison; /* errno of a rejected request */
+};
+
+static bool is_blank(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static void ctl_open_free(struct fs_handle *h);
+
+int fs_ctl_open(struct fs *fs, struct fs_node *n, struct fuse_file_info *fi)
+{
+	struct ctl_open *o;
+	int acc = fi->flags & O_ACCMODE;
+
+	(void)fs;
+	if (acc != O_RDONLY && !ctl_writable(n->ctl))
+		return -EACCES;
+	o = calloc(1, sizeof(*o));
+	if (!o)
+		return -ENOMEM;
+	o->ctl = n->ctl;
+	o->sb = n->sb;
+	pthread_mutex_lock(&n->sb->fs->table.mutex);
+	fs_sandbox_ref_locked(n->sb);
+	pthread_mutex_unlock(&n->sb->fs->table.mutex);
+	pthread_mutex_init(&o->mutex, NULL);
+	o->h.free = ctl_open_free;
+	fs_table_handle_add(&n->sb->fs->table, &o->h);
+	fi->fh = (uint64_t)(uintptr_t)o;
+	fi->direct_io = 1;
+	fi->keep_cache = 0;
+	fi->nonseekable = 0;
+	return 0;
+}
+
+size_t fs_ctl_size(enum fs_ctl c, const struct fs_result *r)
+{
+	if (!r)
+		return 0;
+	switch (c) {
+	case FS_CTL_EXEC:
+		return r->json_len;
+	case FS_CTL_STDOUT:
+		return r->out_len;
+	case FS_CTL_STDERR:
+		return r->err_len;
+	case FS_CTL_STATUS:
+		return r->status_len;
+	default:
+		return 0;
+	}
+}
+
+void fs_ctl_fstat(struct fuse_file_info *fi, struct stat *st)
+{
+	struct ctl_open *o = (struct ctl_open *)(uintptr_t)fi->fh;
+
+	if (!o)
+		return;
+	pthread_mutex_lock(&o->mutex);
+	if (o->own)
+		st->st_size = (off_t)o->own->json_len;
+	pthread_mutex_unlock(&o->mutex);
+}
+
+static void snap_clear(struct ctl_open *o)
+{
+	fs_result_unref(o->snap);
+	o->snap = NULL;
+	free(o->snap_text);
+	o->snap_text = NULL;
+	o->data = NULL;
+	o->data_len = 0;
+	o->have_snap = false;
+}
+
+static void ctl_open_free(struct fs_handle *h)
+{
+	struct ctl_open *o = (struct ctl_open *)h;
+
+	fs_table_handle_del(&o->sb->fs->table, &o->h);
+	snap_clear(o);
+	fs_result_unref(o->own);
+	free(o->buf);
+	pthread_mutex_destroy(&o->mutex);
+	fs_sandbox_put(o->sb);
+	free(o);
+}
+
+void fs_ctl_release(struct fuse_file_info *fi)
+{
+	struct ctl_open *o = (struct ctl_open *)(uintptr_t)fi->fh;
+
+	if (o)
+		ctl_open_free(&o->h);
+}
+
+/* ---- reading -------------------------------------------------------- */
+
+static char *info_json(struct fs *fs, struct fs_sandbox *sb, int *res)
+{
+	struct nox_sandbox_info info;
+	struct nox_err err;
+	json_object *o;
+	const char *s;
+	char *text = NULL;
+	size_t l;
+	int r;
+
+	memset(&info, 0, sizeof(info));
+	nox_err_clear(&err);
+	r = nox_backend_info(fs->be, sb->id, &info, &err);
+	if (r < 0) {
+		nox_log(NOX_LOG_WARN, "%s: info: %s", sb->id,
+			nox_err_str(&err, r));
+		*res = r;
+		return NULL;
+	}
+	o = json_object_new_object();
+	if (!o)
+		goto nomem;
+	json_object_object_add(o, "id", json_object_new_string(sb->id));
+	json_object_object_add(o, "podName",
+			       json_object_new_string(info.pod_name));
+	json_object_object_add(o, "expiresAt",
+			       json_object_new_string(info.expires_at));
+	json_object_object_add(o, "backend",
+			       json_object_new_string(fs->backend_name));
+	s = json_object_to_json_string_ext(
+	    o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	if (s) {
+		l = strlen(s);
+		text = malloc(l + 2);
+		if (text) {
+			memcpy(text, s, l);
+			text[l] = '\n';
+			text[l + 1] = '\0';
+		}
+	}
+	json_object_put(o);
+	if (text)
+		return text;
+nomem:
+	*res = -ENOMEM;
+	return NULL;
+}
+
+/* Takes the snapshot a read sequence serves; 0 or -errno. */
+static int snap_take(struct fs *fs, struct ctl_open *o)
+{
+	struct fs_result *r;
+	int res = 0;
+
+	snap_clear(o);
+	switch (o->ctl) {
+	case FS_CTL_INFO:
+		o->snap_text = info_json(fs, o->sb, &res);
+		if (!o->snap_text)
+			return res;
+		o->data = o->snap_text;
+		o->data_len = strlen(o->snap_text);
+		break;
+	case FS_CTL_SYNC:
+		break;
+	default:
+		r = fs_sandbox_last(o->sb);
+		o->snap = r;
+		if (!r)
+			break;
+		if (o->ctl == FS_CTL_EXEC) {
+			o->data = r->json;
+			o->data_len = r->json_len;
+		} else if (o->ctl == FS_CTL_STDOUT) {
+			o->data = r->out;
+			o->data_len = r->out_len;
+		} else if (o->ctl == FS_CTL_STDERR) {
+			o->data = r->err;
+			o->data_len = r->err_len;
+		} else {
+			o->data = r->status;
+			o->data_len = r->status_len;
+		}
+		break;
+	}
+	o->have_snap = true;
+	return 0;
+}
+
+void fs_ctl_read(fuse_req_t req, struct fs *fs, struct fs_node *n, size_t size,
+		 off_t off, struct fuse_file_info *fi)
+{
+	struct ctl_open *o = (struct ctl_open *)(uintptr_t)fi->fh;
+	const char *data;
+	size_t len, pos;
+	int r;
+
+	(void)n;
+	pthread_mutex_lock(&o->mutex);
+	if (o->own) {
+		/* this open ran a request: serve its own result */
+		if (o->own_fresh) {
+			o->own_fresh = false;
+			o->own_base = (off == o->own_end) ? off : 0;
+		}
+		if (off < o->own_base)
+			o->own_base = 0;
+		data = o->own->json;
+		len = o->own->json_len;
+		pos = (size_t)(off - o->own_base);
+	} else {
+		if (off == 0 || !o->have_snap) {
+			r = snap_take(fs, o);
+			if (r < 0) {
+				pthread_mutex_unlock(&o->mutex);
+				fuse_reply_err(req, -r);
+				return;
+			}
+		}
+		data = o->data;
+		len = o->data_len;
+		pos = (size_t)off;
+	}
+	if (!data || pos >= len) {
+		pthread_mutex_unlock(&o->mutex);
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	if (size > len - pos)
+		size = len - pos;
+	/* data stays valid: the result is held by o, under o->mutex */
+	fuse_reply_buf(req, data + pos, size);
+	pthread_mutex_unlock(&o->mutex);
+}
+
+/* ---- requests ------------------------------------------------------- */
+
+/* A parsed request: either v1 (JSON) or shell text. */
+struct ctl_req {
+	struct nox_v1_exec_req v1;
+	bool is_v1;
+	char *text; /* shell text, malloc'd */
+	const char *sh_argv[4];
+	struct nox_exec_req req; /* what runs */
+};
+
+static void ctl_req_cleanup(struct ctl_req *r)
+{
+	if (r->is_v1)
+		nox_v1_exec_req_cleanup(&r->v1);
+	free(r->text);
+	memset(r, 0, sizeof(*r));
+}
+
+enum { REQ_EMPTY, REQ_INCOMPLETE, REQ_READY };
+
+/*
+ * Classifies buf: REQ_EMPTY (only blanks), REQ_INCOMPLETE (more bytes
+ * needed; at_close the remainder of a shell text is a whole request),
+ * REQ_READY (*r filled) or -EINVAL (malformed, message in err).
+ */
+static int ctl_parse(struct fs *fs, const char *buf, size_t len, bool at_close,
+		     struct ctl_req *r, struct nox_err *err)
+{
+	size_t i = 0, tl;
+	int ret;
+
+	memset(r, 0, sizeof(*r));
+	while (i < len && is_blank(buf[i]))
+		i++;
+	if (i == len)
+		return REQ_EMPTY;
+	if (buf[i] == '{') {
+		struct json_tokener *tok = json_tokener_new_ex(64);
+		enum json_tokener_error je;
+		json_object *obj;
+
+		if (!tok)
+			return nox_err_set(err, ENOMEM, "out of memory");
+		json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+		obj = json_tokener_parse_ex(tok, buf + i, (int)(len - i));
+		je = json_tokener_get_error(tok);
+		json_tokener_free(tok);
+		json_object_put(obj);
+		if (je == json_tokener_continue && !at_close)
+			return REQ_INCOMPLETE;
+		/* the library's parser gives the precise message */
+		ret = nox_v1_exec_req_parse(buf, len, &r->v1, err);
+		if (ret < 0)
+			return -EINVAL;
+		r->is_v1 = true;
+		r->req = r->v1.req;
+		if (r->req.timeout_seconds <= 0)
+			r->req.timeout_seconds = fs->opts.exec_timeout;
+		return REQ_READY;
+	}
+	if (buf[len - 1] != '\n' && !at_close)
+		return REQ_INCOMPLETE;
+	if (memchr(buf, '\0', len))
+		return nox_err_set(err, EINVAL,
+				   "shell request holds a NUL byte");
+	tl = buf[len - 1] == '\n' ? len - 1 : len;
+	r->text = malloc(tl + 1);
+	if (!r->text)
+		return nox_err_set(err, ENOMEM, "out of memory");
+	memcpy(r->text, buf, tl);
+	r->text[tl] = '\0';
+	r->sh_argv[0] = "sh";
+	r->sh_argv[1] = "-c";
+	r->sh_argv[2] = r->text;
+	r->sh_argv[3] = NULL;
+	r->req.argv = r->sh_argv;
+	r->req.workdir = NULL;
+	r->req.env = NULL;
+	r->req.timeout_seconds = fs->opts.exec_timeout;
+	return REQ_READY;
+}
+
+/* Runs a parsed request for open o: barrier, exec, result, invalidate. */
+static int ctl_run(struct fs *fs, struct ctl_open *o, struct ctl_req *rq)
+{
+	struct nox_exec_result res;
+	struct fs_result *fr;
+	struct nox_err err;
+	int r;
+
+	nox_err_clear(&err);
+	fs_sandbox_writeback(o->sb);
+	r = fs_sandbox_flush(o->sb, &err);
+	if (r < 0) {
+		nox_log(NOX_LOG_WARN, "%s: exec barrier: %s", o->sb->id,
+			nox_err_str(&err, r));
+		return r;
+	}
+	memset(&res, 0, sizeof(res));
+	nox_err_clear(&err);
+	r = nox_backend_exec(fs->be, o->sb->id, &rq->req, &res, &err);
+	if (r < 0) {
+		nox_log(NOX_LOG_WARN, "%s: exec %s: %s", o->sb->id,
+			rq->req.argv[0], nox_err_str(&err, r));
+		nox_exec_result_cleanup(&res);
+		/* a command that ran changes nothing here, but one that
+		 * failed half-way might have: drop caches either way */
+		fs_sandbox_invalidate(o->sb);
+		return r;
+	}
+	fr = fs_result_new(&res);
+	nox_exec_result_cleanup(&res);
+	if (!fr) {
+		fs_sandbox_invalidate(o->sb);
+		return -ENOMEM;
+	}
+	fs_sandbox_set_last(o->sb, fr);
+	fs_result_unref(o->own);
+	o->own = fr;
+	o->own_fresh = true;
+	snap_clear(o);
+	fs_sandbox_invalidate(o->sb);
+	return 0;
+}
+
+/*
+ * Parses and maybe runs what o->buf holds; clears it unless incomplete.
+ * 1: a command ran, 0: nothing to run (yet), or -errno.
+ */
+static int ctl_process(struct fs *fs, struct ctl_open *o, bool at_close)
+{
+	struct ctl_req rq;
+	struct nox_err err;
+	int r;
+
+	nox_err_clear(&err);
+	r = ctl_parse(fs, o->buf, o->len, at_close, &rq, &err);
+	if (r == REQ_INCOMPLETE)
+		return 0;
+	o->len = 0;
+	if (r == REQ_EMPTY)
+		return 0;
+	if (r < 0) {
+		nox_log(NOX_LOG_WARN, "%s: malformed exec request: %s",
+			o->sb->id, nox_err_str(&err, r));
+		return r;
+	}
+	r = ctl_run(fs, o, &rq);
+	ctl_req_cleanup(&rq);
+	return r < 0 ? r : 1;
+}
+
+static int buf_append(struct ctl_open *o, const char *p, size_t n)
+{
+	if (n > FS_CTL_REQ_MAX - o->len)
+		return -EFBIG;
+	if (o->len + n > o->cap) {
+		size_t nc = o->cap ? o->cap : 4096;
+		char *nb;
+
+		while (nc < o->len + n)
+			nc *= 2;
+		nb = realloc(o->buf, nc);
+		if (!nb)
+			return -ENOMEM;
+		o->buf = nb;
+		o->cap = nc;
+	}
+	memcpy(o->buf + o->len, p, n);
+	o->len += n;
+	return 0;
+}
+
+void fs_ctl_write(fuse_req_t req, struct fs *fs, struct fs_node *n,
+		  const char *buf, size_t size, off_t off,
+		  struct fuse_file_info *fi)
+{
+	struct ctl_open *o = (struct ctl_open *)(uintptr_t)fi->fh;
+	struct nox_err err;
+	int r;
+
+	(void)n;
+	if (o->ctl == FS_CTL_SYNC) {
+		nox_err_clear(&err);
+		fs_sandbox_writeback(o->sb);
+		r = fs_sandbox_flush(o->sb, &err);
+		if (r < 0) {
+			nox_log(NOX_LOG_WARN, "%s: sync: %s", o->sb->id,
+				nox_err_str(&err, r));
+			fuse_reply_err(req, -r);
+			return;
+		}
+		fuse_reply_write(req, size);
+		return;
+	}
+	if (o->ctl != FS_CTL_EXEC) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	pthread_mutex_lock(&o->mutex);
+	/* after a rejected request the stream has lost its framing: what
+	 * a retrying writer sends next is its tail, never a new request */
+	r = o->poison ? -o->poison : buf_append(o, buf, size);
+	if (r == -EFBIG && !o->poison) {
+		nox_log(NOX_LOG_WARN, "%s: exec request over %d bytes",
+			o->sb->id, FS_CTL_REQ_MAX);
+		o->len = 0;
+		o->poison = EFBIG;
+	}
+	if (r == 0) {
+		r = ctl_process(fs, o, false);
+		if (r == -EINVAL)
+			o->poison = EINVAL;
+	}
+	if (r > 0)
+		o->own_end = off + (off_t)size;
+	pthread_mutex_unlock(&o->mutex);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_write(req, size);
+}
+
+int fs_ctl_flush(struct fs *fs, struct fs_node *n, struct fuse_file_info *fi)
+{
+	struct ctl_open *o = (struct ctl_open *)(uintptr_t)fi->fh;
+	int r = 0;
+
+	(void)n;
+	if (!o || o->ctl != FS_CTL_EXEC)
+		return 0;
+	pthread_mutex_lock(&o->mutex);
+	if (o->len && !o->poison)
+		r = ctl_process(fs, o, true);
+	pthread_mutex_unlock(&o->mutex);
+	return r < 0 ? r : 0;
+}

@@ -1,0 +1,93 @@
+/*
+ * fs.h - the noxfs daemon's shared state: options and the one struct fs.
+ *
+ * One struct fs exists per daemon (main.c owns it).  Module headers
+ * (inode.h, sandbox.h, ctl.h, cred.h) declare their own parts; this header
+ * ties them together and holds what several modules read: the options,
+ * the backend handle, the FUSE session (for cache invalidation) and the
+ * registry of attached sandboxes.
+ *
+ * Lock order: fs->table.mutex, then a sandbox's mutex, then a control
+ * open's mutex.  No lock is held across a backend call or a kernel
+ * notification (see sandbox_invalidate()).
+ */
+#ifndef NOXFS_FS_H
+#define NOXFS_FS_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include <fuse_lowlevel.h>
+
+#include <nox/nox.h>
+
+#include "inode.h"
+
+struct fs_sandbox;
+struct fs_sandbox_hooks;
+
+/* Filled by main.c from the command line (fuse_opt); read-only after. */
+struct fs_opts {
+	char *local_dir;      /* --local=DIR; NULL: NOX_DEFAULT_BASE_DIR */
+	int local;	      /* --local given */
+	char *url;	      /* --url */
+	char *session;	      /* -o session=ID */
+	int exec_timeout;     /* -o exec_timeout=S */
+	long ttl;	      /* -o ttl=S */
+	char *cache_dir;      /* -o cache_dir=DIR (http) */
+	double attr_timeout;  /* -o attr_timeout=S */
+	double entry_timeout; /* -o entry_timeout=S */
+	int unisolated;	      /* -o unisolated (local) */
+	int writeback_delay;  /* -o writeback_delay=MS (http, later) */
+	int show_help;
+	int show_version;
+	int has_fsname;
+	int has_subtype;
+};
+
+struct fs {
+	struct fs_opts opts;	/* immutable after start-up */
+	struct nox_backend *be; /* immutable; thread-safe itself */
+	/* how sandboxes are stored: fs_local_hooks for a backend with a
+	 * real workspace directory; the http cache layer sets its own */
+	const struct fs_sandbox_hooks *hooks; /* immutable */
+	const char *backend_name;	      /* "local" or "http" */
+	struct fuse_session *se;	      /* immutable once the loop runs */
+	struct fs_table table;
+
+	/* attached sandboxes (singly linked); protected by table.mutex */
+	struct fs_sandbox *sandboxes;
+	unsigned long sb_serial; /* protected by table.mutex */
+	/* -o session=ID: the one sandbox, also in the list; immutable */
+	struct fs_sandbox *session;
+
+	uid_t uid; /* the mounting user; immutable */
+	gid_t gid;
+	struct timespec start; /* mount time (virtual nodes) */
+	bool as_root;	       /* euid 0: switch fsuid for creates */
+	bool expire_only;      /* kernel can expire dentries (init) */
+	bool no_notify;	       /* -s: never notify (see main.c) */
+
+	/* keepalive thread (keepalive.c) */
+	pthread_t ka_thread;
+	bool ka_running;
+	pthread_mutex_t ka_mutex;
+	pthread_cond_t ka_cond;
+	bool ka_stop; /* protected by ka_mutex */
+};
+
+/* keepalive.c: touches every attached sandbox every min(ttl/3, 300) s. */
+int fs_keepalive_start(struct fs *fs);
+/* Stops and joins the thread; safe when it was never started. */
+void fs_keepalive_stop(struct fs *fs);
+
+/* ops.c: the operation table handed to fuse_session_new(). */
+extern const struct fuse_lowlevel_ops fs_ops;
+
+/* fuse_entry_param / attribute timeouts for workspace nodes. */
+double fs_entry_timeout(const struct fs *fs);
+double fs_attr_timeout(const struct fs *fs);
+
+#endif

@@ -1,0 +1,538 @@
+/*
+ * inode.c - the inode table (see inode.h for the node kinds and rules).
+ *
+ * One hash table keyed by (sandbox, kind, st_dev, st_ino) under one mutex,
+ * as in passthrough_ll: lookups are short and never call out while the
+ * mutex is held.  Freeing a node drops its parent's reference, which may
+ * free the parent in turn (iteratively, no recursion), and its sandbox
+ * reference; a sandbox whose last reference goes is destroyed after the
+ * mutex is released.
+ *
+ * Limits: the table grows (doubling) but never shrinks.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "inode.h"
+#include "sandbox.h"
+
+#define TABLE_MIN_BUCKETS 1024u
+
+int fs_table_init(struct fs_table *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->buckets = calloc(TABLE_MIN_BUCKETS, sizeof(*t->buckets));
+	if (!t->buckets)
+		return -ENOMEM;
+	t->nbuckets = TABLE_MIN_BUCKETS;
+	pthread_mutex_init(&t->mutex, NULL);
+	pthread_mutex_init(&t->hmutex, NULL);
+	return 0;
+}
+
+void fs_table_handle_add(struct fs_table *t, struct fs_handle *h)
+{
+	pthread_mutex_lock(&t->hmutex);
+	h->prev = NULL;
+	h->next = t->handles;
+	if (t->handles)
+		t->handles->prev = h;
+	t->handles = h;
+	pthread_mutex_unlock(&t->hmutex);
+}
+
+void fs_table_handle_del(struct fs_table *t, struct fs_handle *h)
+{
+	pthread_mutex_lock(&t->hmutex);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		t->handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	h->prev = h->next = NULL;
+	pthread_mutex_unlock(&t->hmutex);
+}
+
+/* Frees the handles left open; each free unlinks itself. */
+static void table_free_handles(struct fs_table *t)
+{
+	for (;;) {
+		struct fs_handle *h;
+
+		pthread_mutex_lock(&t->hmutex);
+		h = t->handles;
+		pthread_mutex_unlock(&t->hmutex);
+		if (!h)
+			break;
+		h->free(h);
+	}
+}
+
+static size_t node_hash(const struct fs_sandbox *sb, enum fs_kind kind,
+			uint64_t dev, uint64_t sino)
+{
+	uint64_t h = (uint64_t)(uintptr_t)sb * 0x9e3779b97f4a7c15ull;
+
+	h ^= (uint64_t)kind + 0x632be59bd9b4e019ull + (h << 6) + (h >> 2);
+	h ^= dev * 0xc2b2ae3d27d4eb4full + (h << 6) + (h >> 2);
+	h ^= sino * 0x165667b19e3779f9ull + (h << 6) + (h >> 2);
+	return (size_t)(h ^ (h >> 29));
+}
+
+static size_t node_bucket(const struct fs_table *t, const struct fs_node *n)
+{
+	uint64_t dev = n->dev, sino = n->sino;
+
+	return node_hash(n->sb, n->kind, dev, sino) & (t->nbuckets - 1);
+}
+
+/* Doubles the bucket array; failure just keeps the old (longer chains). */
+static void table_grow_locked(struct fs_table *t)
+{
+	size_t nb = t->nbuckets * 2, i;
+	struct fs_node **nbk = calloc(nb, sizeof(*nbk));
+	struct fs_node **old = t->buckets;
+	size_t oldn = t->nbuckets;
+
+	if (!nbk)
+		return;
+	t->buckets = nbk;
+	t->nbuckets = nb;
+	for (i = 0; i < oldn; i++) {
+		struct fs_node *n = old[i], *next;
+
+		for (; n; n = next) {
+			size_t b = node_bucket(t, n);
+
+			next = n->hnext;
+			n->hnext = nbk[b];
+			nbk[b] = n;
+		}
+	}
+	free(old);
+}
+
+static void table_unlink_locked(struct fs_table *t, struct fs_node *n)
+{
+	struct fs_node **pp = &t->buckets[node_bucket(t, n)];
+
+	for (; *pp; pp = &(*pp)->hnext) {
+		if (*pp == n) {
+			*pp = n->hnext;
+			t->count--;
+			return;
+		}
+	}
+}
+
+/* Sandboxes whose last reference went while the mutex was held. */
+struct dead_list {
+	struct fs_sandbox *sb[8];
+	size_t n;
+};
+
+static void dead_flush(struct dead_list *d)
+{
+	size_t i;
+
+	for (i = 0; i < d->n; i++)
+		fs_sandbox_destroy(d->sb[i]);
+	d->n = 0;
+}
+
+static bool node_unused(const struct fs_node *n)
+{
+	return n->nlookup == 0 && n->refs == 0;
+}
+
+/*
+ * Frees n (unused, not the root) and walks up parents that become unused.
+ * A sandbox left without references is queued on dead; when the queue is
+ * full the caller's mutex must be released to flush it, so we stop there
+ * and the caller loops (rare: 8 sandboxes freed by one forget).
+ */
+static void node_free_chain_locked(struct fs_table *t, struct fs_node *n,
+				   struct dead_list *dead)
+{
+	while (n && n != t->root && node_unused(n)) {
+		struct fs_node *parent = n->parent;
+
+		table_unlink_locked(t, n);
+		if (n->fd >= 0)
+			close(n->fd);
+		free(n->name);
+		if (n->sb && fs_sandbox_unref_locked(n->sb) &&
+		    dead->n < sizeof(dead->sb) / sizeof(dead->sb[0]))
+			dead->sb[dead->n++] = n->sb;
+		free(n);
+		if (!parent)
+			break;
+		parent->refs--;
+		n = parent;
+	}
+}
+
+int fs_table_make_root(struct fs_table *t, enum fs_kind kind,
+		       struct fs_sandbox *sb, int fd, const struct stat *st)
+{
+	struct fs_node *n = calloc(1, sizeof(*n));
+
+	if (!n)
+		return -ENOMEM;
+	n->ino = FUSE_ROOT_ID;
+	n->kind = kind;
+	n->sb = sb;
+	n->fd = fd;
+	n->type = S_IFDIR;
+	if (st) {
+		n->dev = st->st_dev;
+		n->sino = st->st_ino;
+	}
+	pthread_mutex_lock(&t->mutex);
+	if (sb)
+		fs_sandbox_ref_locked(sb);
+	n->nlookup = 1;
+	t->root = n;
+	pthread_mutex_unlock(&t->mutex);
+	return 0;
+}
+
+void fs_table_cleanup(struct fs_table *t)
+{
+	struct dead_list dead = {.n = 0};
+	size_t i;
+
+	if (!t->buckets)
+		return;
+	table_free_handles(t);
+	pthread_mutex_lock(&t->mutex);
+	for (i = 0; i < t->nbuckets; i++) {
+		struct fs_node *n, *next;
+
+		for (n = t->buckets[i]; n; n = next) {
+			next = n->hnext;
+			if (n->fd >= 0)
+				close(n->fd);
+			free(n->name);
+			if (n->sb && fs_sandbox_unref_locked(n->sb) &&
+			    dead.n < sizeof(dead.sb) / sizeof(dead.sb[0]))
+				dead.sb[dead.n++] = n->sb;
+			free(n);
+			if (dead.n == sizeof(dead.sb) / sizeof(dead.sb[0])) {
+				pthread_mutex_unlock(&t->mutex);
+				dead_flush(&dead);
+				pthread_mutex_lock(&t->mutex);
+			}
+		}
+		t->buckets[i] = NULL;
+	}
+	t->count = 0;
+	if (t->root && t->root->ino == FUSE_ROOT_ID) {
+		/* the root is not in the hash: free it here */
+		struct fs_node *r = t->root;
+
+		if (r->fd >= 0)
+			close(r->fd);
+		if (r->sb && fs_sandbox_unref_locked(r->sb) &&
+		    dead.n < sizeof(dead.sb) / sizeof(dead.sb[0]))
+			dead.sb[dead.n++] = r->sb;
+		free(r->name);
+		free(r);
+	}
+	t->root = NULL;
+	pthread_mutex_unlock(&t->mutex);
+	dead_flush(&dead);
+	free(t->buckets);
+	t->buckets = NULL;
+	pthread_mutex_destroy(&t->mutex);
+	pthread_mutex_destroy(&t->hmutex);
+}
+
+struct fs_node *fs_node_get(struct fs_table *t, fuse_ino_t ino)
+{
+	if (ino == FUSE_ROOT_ID)
+		return t->root;
+	return (struct fs_node *)(uintptr_t)ino;
+}
+
+static struct fs_node *find_locked(struct fs_table *t,
+				   const struct fs_sandbox *sb,
+				   enum fs_kind kind, uint64_t dev,
+				   uint64_t sino)
+{
+	struct fs_node *n =
+	    t->buckets[node_hash(sb, kind, dev, sino) & (t->nbuckets - 1)];
+
+	for (; n; n = n->hnext) {
+		if (n->sb == sb && n->kind == kind && n->dev == dev &&
+		    n->sino == sino)
+			return n;
+	}
+	return NULL;
+}
+
+/* Sets parent/name under the mutex; keeps the old name on ENOMEM. */
+static void set_name_locked(struct fs_node *n, struct fs_node *parent,
+			    const char *name, struct dead_list *dead,
+			    struct fs_table *t)
+{
+	struct fs_node *old = n->parent;
+	char *copy;
+
+	if (!name || parent == n)
+		return;
+	if (old == parent && n->name && strcmp(n->name, name) == 0)
+		return;
+	copy = strdup(name);
+	if (!copy)
+		return;
+	free(n->name);
+	n->name = copy;
+	if (parent)
+		parent->refs++;
+	n->parent = parent;
+	if (old) {
+		old->refs--;
+		node_free_chain_locked(t, old, dead);
+	}
+}
+
+struct fs_node *fs_node_lookup_add(struct fs_table *t, struct fs_sandbox *sb,
+				   enum fs_kind kind, enum fs_ctl ctl, int fd,
+				   const struct stat *st,
+				   struct fs_node *parent, const char *name)
+{
+	struct dead_list dead = {.n = 0};
+	uint64_t dev = 0, sino = 0;
+	struct fs_node *n;
+
+	if (kind == FS_NOXDIR || kind == FS_CTL) {
+		/* st, when given, is a caller-made unique key */
+		dev = st ? (uint64_t)st->st_dev : 0;
+		sino = st ? (uint64_t)st->st_ino : (uint64_t)ctl + 1;
+	} else if (st) {
+		dev = st->st_dev;
+		sino = st->st_ino;
+	}
+	pthread_mutex_lock(&t->mutex);
+	n = find_locked(t, sb, kind, dev, sino);
+	if (n) {
+		n->nlookup++;
+		if (fd >= 0)
+			close(fd);
+		set_name_locked(n, parent, name, &dead, t);
+		pthread_mutex_unlock(&t->mutex);
+		dead_flush(&dead);
+		return n;
+	}
+	n = calloc(1, sizeof(*n));
+	if (!n) {
+		pthread_mutex_unlock(&t->mutex);
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	n->ino = (fuse_ino_t)(uintptr_t)n;
+	n->kind = kind;
+	n->ctl = ctl;
+	n->sb = sb;
+	n->fd = fd;
+	n->dev = (dev_t)dev;
+	n->sino = (ino_t)sino;
+	if (kind == FS_CTL)
+		n->type = S_IFREG;
+	else if (kind == FS_NOXDIR)
+		n->type = S_IFDIR;
+	else
+		n->type = st ? (st->st_mode & S_IFMT) : S_IFDIR;
+	n->nlookup = 1;
+	if (sb)
+		fs_sandbox_ref_locked(sb);
+	set_name_locked(n, parent, name, &dead, t);
+	{
+		size_t b = node_bucket(t, n);
+
+		n->hnext = t->buckets[b];
+		t->buckets[b] = n;
+	}
+	if (++t->count > t->nbuckets)
+		table_grow_locked(t);
+	pthread_mutex_unlock(&t->mutex);
+	dead_flush(&dead);
+	return n;
+}
+
+struct fs_node *fs_node_find(struct fs_table *t, struct fs_sandbox *sb,
+			     dev_t dev, ino_t sino)
+{
+	struct fs_node *n;
+
+	pthread_mutex_lock(&t->mutex);
+	n = find_locked(t, sb, FS_WS, dev, sino);
+	pthread_mutex_unlock(&t->mutex);
+	return n;
+}
+
+void fs_node_set_name(struct fs_table *t, struct fs_node *n,
+		      struct fs_node *parent, const char *name)
+{
+	struct dead_list dead = {.n = 0};
+
+	pthread_mutex_lock(&t->mutex);
+	set_name_locked(n, parent, name, &dead, t);
+	pthread_mutex_unlock(&t->mutex);
+	dead_flush(&dead);
+}
+
+void fs_node_forget(struct fs_table *t, struct fs_node *n, uint64_t nlookup)
+{
+	struct dead_list dead = {.n = 0};
+
+	pthread_mutex_lock(&t->mutex);
+	if (n == t->root) {
+		pthread_mutex_unlock(&t->mutex);
+		return;
+	}
+	n->nlookup = nlookup > n->nlookup ? 0 : n->nlookup - nlookup;
+	if (node_unused(n))
+		node_free_chain_locked(t, n, &dead);
+	pthread_mutex_unlock(&t->mutex);
+	dead_flush(&dead);
+}
+
+int fs_node_path(struct fs_table *t, struct fs_node *n, char *buf, size_t size)
+{
+	const struct fs_node *parts[PATH_MAX / 2];
+	size_t np = 0, len = 0, i;
+	int ret = 0;
+
+	if (size == 0)
+		return -ENAMETOOLONG;
+	pthread_mutex_lock(&t->mutex);
+	while (n && n->kind == FS_WS) {
+		if (!n->name || !n->parent ||
+		    np == sizeof(parts) / sizeof(parts[0])) {
+			ret = n->name ? -ENAMETOOLONG : -ENOENT;
+			goto out;
+		}
+		parts[np++] = n;
+		n = n->parent;
+	}
+	if (!n || n->kind != FS_SANDBOX) {
+		ret = -ENOENT;
+		goto out;
+	}
+	for (i = np; i-- > 0;) {
+		size_t l = strlen(parts[i]->name);
+
+		if (len + l + 2 > size) {
+			ret = -ENAMETOOLONG;
+			goto out;
+		}
+		if (len)
+			buf[len++] = '/';
+		memcpy(buf + len, parts[i]->name, l);
+		len += l;
+	}
+	buf[len] = '\0';
+out:
+	pthread_mutex_unlock(&t->mutex);
+	return ret;
+}
+
+int fs_table_collect(struct fs_table *t, struct fs_sandbox *sb,
+		     struct fs_inval **out, size_t *nout)
+{
+	struct fs_inval *v = NULL;
+	size_t n = 0, cap = 0, i;
+	int ret = 0;
+
+	pthread_mutex_lock(&t->mutex);
+	for (i = 0; i < t->nbuckets; i++) {
+		struct fs_node *x;
+
+		for (x = t->buckets[i]; x; x = x->hnext) {
+			if (x->sb != sb ||
+			    (x->kind != FS_WS && x->kind != FS_SANDBOX))
+				continue;
+			if (n == cap) {
+				size_t nc = cap ? cap * 2 : 64;
+				struct fs_inval *nv =
+				    realloc(v, nc * sizeof(*v));
+
+				if (!nv) {
+					ret = -ENOMEM;
+					goto out;
+				}
+				v = nv;
+				cap = nc;
+			}
+			v[n].ino = x->ino;
+			v[n].parent = 0;
+			v[n].name = NULL;
+			v[n].dir = x->type == S_IFDIR;
+			v[n].reg = x->type == S_IFREG;
+			/* a sandbox's own entry at the mount root is stable */
+			if (x->kind == FS_WS && x->parent && x->name) {
+				v[n].name = strdup(x->name);
+				if (v[n].name)
+					v[n].parent = x->parent->ino;
+			}
+			n++;
+		}
+	}
+	/* the root, if it is this sandbox's, is not in the hash */
+	if (t->root && t->root->sb == sb && t->root->kind == FS_SANDBOX) {
+		bool seen = false;
+
+		for (i = 0; i < n; i++)
+			seen = seen || v[i].ino == FUSE_ROOT_ID;
+		if (!seen && n == cap) {
+			struct fs_inval *nv =
+			    realloc(v, (cap + 1) * sizeof(*v));
+
+			if (!nv) {
+				ret = -ENOMEM;
+				goto out;
+			}
+			v = nv;
+			cap++;
+		}
+		if (!seen) {
+			v[n].ino = FUSE_ROOT_ID;
+			v[n].parent = 0;
+			v[n].name = NULL;
+			v[n].dir = true;
+			v[n].reg = false;
+			n++;
+		}
+	}
+out:
+	pthread_mutex_unlock(&t->mutex);
+	if (ret < 0) {
+		for (i = 0; i < n; i++)
+			free(v[i].name);
+		free(v);
+		return ret;
+	}
+	*out = v;
+	*nout = n;
+	return 0;
+}
+
+ino_t fs_virtual_ino(const struct fs_sandbox *sb, enum fs_kind kind,
+		     enum fs_ctl ctl)
+{
+	uint64_t serial = sb ? sb->serial : 0;
+	uint64_t v = 0x7ff0000000000000ull | (serial << 8);
+
+	if (kind == FS_CTL)
+		v |= (uint64_t)ctl + 2;
+	else if (kind == FS_NOXDIR)
+		v |= 1;
+	return (ino_t)v;
+}

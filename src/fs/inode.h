@@ -1,0 +1,164 @@
+/*
+ * inode.h - the inode table: every node the kernel knows by a nodeid.
+ *
+ * Kinds:
+ *   ROOT     the mount root listing sandboxes (absent with -o session=)
+ *   SANDBOX  a sandbox's workspace root (the FUSE root with session=)
+ *   WS       a file, directory or symlink inside a workspace, held by an
+ *            O_PATH|O_NOFOLLOW descriptor and keyed by (sandbox, st_dev,
+ *            st_ino) so hard links share one node
+ *   NOXDIR   the virtual .nox directory of a sandbox
+ *   CTL      one control file in .nox
+ *
+ * The nodeid given to the kernel is the node's address (FUSE_ROOT_ID for
+ * the root), as in libfuse's passthrough_ll.  A node lives while the
+ * kernel holds lookups on it (nlookup) or other nodes name it as their
+ * parent (refs); then it is freed and its descriptor closed.  For each
+ * node the (parent, name) of its latest lookup is kept so the exec path
+ * can invalidate the kernel's dentry, and so a full path can be rebuilt
+ * for the cache layer (fs_node_path).  A hard link with several names is
+ * only tracked under the last one looked up.
+ */
+#ifndef NOXFS_INODE_H
+#define NOXFS_INODE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include <fuse_lowlevel.h>
+
+struct fs_sandbox;
+
+enum fs_kind { FS_ROOT, FS_SANDBOX, FS_WS, FS_NOXDIR, FS_CTL };
+
+enum fs_ctl {
+	FS_CTL_EXEC,
+	FS_CTL_STDOUT,
+	FS_CTL_STDERR,
+	FS_CTL_STATUS,
+	FS_CTL_INFO,
+	FS_CTL_SYNC,
+	FS_CTL__COUNT
+};
+
+struct fs_node {
+	fuse_ino_t ino;	       /* immutable */
+	enum fs_kind kind;     /* immutable */
+	enum fs_ctl ctl;       /* immutable; FS_CTL only */
+	struct fs_sandbox *sb; /* immutable; a reference (not ROOT) */
+	int fd;		       /* immutable; O_PATH, -1 if virtual */
+	dev_t dev;	       /* immutable key, with sino */
+	ino_t sino;
+	mode_t type; /* immutable S_IFMT bits */
+
+	/* protected by table->mutex */
+	uint64_t nlookup;	/* kernel references */
+	unsigned refs;		/* children pointing here + pins */
+	struct fs_node *parent; /* of the last lookup; holds a ref */
+	char *name;		/* of the last lookup; malloc'd */
+	struct fs_node *hnext;	/* hash chain */
+	bool open_seen;		/* keep_cache: attributes at last open */
+	struct timespec open_mtime;
+	off_t open_size;
+};
+
+/*
+ * An open file or directory handle the daemon allocated (fi->fh), linked
+ * into the table so the ones the kernel never released (the daemon was
+ * stopped with files open) are freed at exit.
+ */
+struct fs_handle {
+	struct fs_handle *prev; /* protected by table->hmutex */
+	struct fs_handle *next;
+	void (*free)(struct fs_handle *h); /* immutable */
+};
+
+struct fs_table {
+	pthread_mutex_t hmutex;
+	struct fs_handle *handles; /* protected by hmutex */
+	pthread_mutex_t mutex;
+	struct fs_node **buckets; /* protected by mutex */
+	size_t nbuckets;	  /* protected by mutex */
+	size_t count;		  /* protected by mutex */
+	struct fs_node *root;	  /* FUSE_ROOT_ID; immutable once set */
+};
+
+/* 0 or -ENOMEM.  The root node is set later with fs_table_set_root(). */
+int fs_table_init(struct fs_table *t);
+/* Links h (its free set) into / out of the table's open handles. */
+void fs_table_handle_add(struct fs_table *t, struct fs_handle *h);
+void fs_table_handle_del(struct fs_table *t, struct fs_handle *h);
+
+/* Frees every handle and node still in the table (at exit), not the
+ * struct. */
+void fs_table_cleanup(struct fs_table *t);
+
+/*
+ * Creates the FUSE root node (ino 1): ROOT, or with session= the SANDBOX
+ * node of sb (fd: its root directory, taken over).  It lives until
+ * fs_table_cleanup().  0 or -ENOMEM.
+ */
+int fs_table_make_root(struct fs_table *t, enum fs_kind kind,
+		       struct fs_sandbox *sb, int fd, const struct stat *st);
+
+/* The node of a nodeid the kernel sent; never NULL for a valid id. */
+struct fs_node *fs_node_get(struct fs_table *t, fuse_ino_t ino);
+
+/*
+ * Finds or adds the node keyed by (sb, kind, st->st_dev, st->st_ino) —
+ * for virtual kinds the key is (sb, kind, ctl) — and counts one kernel
+ * lookup on it (a virtual node with st given is keyed by st's dev and
+ * ino instead: a fresh node per lookup).  fd (O_PATH; -1 for virtual
+ * kinds) is taken over:
+ * kept by a new node, closed when the node existed.  parent/name record
+ * the lookup (parent may be NULL).  Returns NULL (fd closed) on ENOMEM.
+ */
+struct fs_node *fs_node_lookup_add(struct fs_table *t, struct fs_sandbox *sb,
+				   enum fs_kind kind, enum fs_ctl ctl, int fd,
+				   const struct stat *st,
+				   struct fs_node *parent, const char *name);
+
+/* Finds the WS node of (sb, dev, ino) without counting a lookup. */
+struct fs_node *fs_node_find(struct fs_table *t, struct fs_sandbox *sb,
+			     dev_t dev, ino_t sino);
+
+/* Records that n is now known as parent/name (rename). */
+void fs_node_set_name(struct fs_table *t, struct fs_node *n,
+		      struct fs_node *parent, const char *name);
+
+/* Drops nlookup kernel references (forget); may free the node. */
+void fs_node_forget(struct fs_table *t, struct fs_node *n, uint64_t nlookup);
+
+/*
+ * Writes n's workspace-relative path ("" for the sandbox root) into buf.
+ * -ENAMETOOLONG if it does not fit, -ENOENT if the chain is broken (the
+ * node was never looked up by name).
+ */
+int fs_node_path(struct fs_table *t, struct fs_node *n, char *buf, size_t size);
+
+/* What the exec path needs to invalidate one node (see sandbox.c). */
+struct fs_inval {
+	fuse_ino_t ino;
+	fuse_ino_t parent; /* 0: no entry to invalidate */
+	char *name;	   /* malloc'd or NULL */
+	bool dir;
+	bool reg;
+};
+
+/*
+ * Collects every SANDBOX and WS node of sb into a malloc'd array (*out,
+ * *n); the caller frees each name and the array.  0 or -ENOMEM.
+ */
+int fs_table_collect(struct fs_table *t, struct fs_sandbox *sb,
+		     struct fs_inval **out, size_t *n);
+
+/* The synthetic st_ino of a virtual node (stable per sandbox attach). */
+ino_t fs_virtual_ino(const struct fs_sandbox *sb, enum fs_kind kind,
+		     enum fs_ctl ctl);
+
+#endif

@@ -1,0 +1,1725 @@
+/*
+ * ops.c - the FUSE low-level operation table: thin handlers that find the
+ * node, call one helper and reply once.
+ *
+ * Workspace operations work passthrough_ll-style on O_PATH descriptors:
+ * every call is relative to a directory descriptor with one name
+ * component and O_NOFOLLOW / AT_SYMLINK_NOFOLLOW, and existing files are
+ * reopened through /proc/self/fd, so nothing ever resolves a path inside
+ * the workspace and a symlink planted by a command cannot lead outside.
+ * Errors are the errno the system call gave.
+ *
+ * The mount root (without -o session=) lists the backend's sandboxes;
+ * mkdir/rmdir there create/delete sandboxes.  .nox and its files are
+ * virtual (ctl.c).  Creating calls run with the caller's fsuid/fsgid
+ * (cred.c).
+ *
+ * Caching: entry and attribute timeouts come from the options (virtual
+ * control files: attributes never cached); no negative entries; page
+ * cache kept across opens only while a file's mtime and size are
+ * unchanged; no writeback cache, so every write reaches the file before
+ * the write() returns and the exec barrier needs no kernel flush.
+ *
+ * Limits: only regular files can be made with mknod (FIFOs, sockets and
+ * devices give EPERM, since a remote workspace could not hold them);
+ * only "user." extended attributes pass through; no file locking calls
+ * (the kernel keeps locks local to this mount).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "cred.h"
+#include "ctl.h"
+#include "fs.h"
+#include "sandbox.h"
+
+#define NOXDIR_NAME ".nox"
+
+static struct fs *req_fs(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static struct fs_node *req_node(fuse_req_t req, fuse_ino_t ino)
+{
+	return fs_node_get(&req_fs(req)->table, ino);
+}
+
+static bool is_real(const struct fs_node *n)
+{
+	return n->kind == FS_WS || n->kind == FS_SANDBOX;
+}
+
+static bool is_noxname(const struct fs_node *dir, const char *name)
+{
+	return dir->kind == FS_SANDBOX && strcmp(name, NOXDIR_NAME) == 0;
+}
+
+static void proc_path(int fd, char *buf, size_t size)
+{
+	snprintf(buf, size, "/proc/self/fd/%d", fd);
+}
+
+double fs_entry_timeout(const struct fs *fs)
+{
+	return fs->opts.entry_timeout;
+}
+
+double fs_attr_timeout(const struct fs *fs)
+{
+	return fs->opts.attr_timeout;
+}
+
+/* ---- attributes ----------------------------------------------------- */
+
+static void virt_attr(struct fs *fs, struct fs_node *n, struct stat *st)
+{
+	struct fs_result *r;
+
+	memset(st, 0, sizeof(*st));
+	st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
+	st->st_blksize = 4096;
+	st->st_atim = fs->start;
+	st->st_mtim = fs->start;
+	st->st_ctim = fs->start;
+	switch (n->kind) {
+	case FS_ROOT:
+		st->st_ino = FUSE_ROOT_ID;
+		st->st_mode = S_IFDIR | 0755;
+		st->st_nlink = 2;
+		break;
+	case FS_NOXDIR:
+		st->st_ino = fs_virtual_ino(n->sb, FS_NOXDIR, 0);
+		st->st_mode = S_IFDIR | 0755;
+		st->st_nlink = 2;
+		break;
+	default:
+		st->st_ino = fs_virtual_ino(n->sb, FS_CTL, n->ctl);
+		st->st_mode = S_IFREG | fs_ctl_mode(n->ctl);
+		st->st_nlink = 1;
+		/* the size of what a read would give now (cmp and tail
+		 * look at st_size); info is computed only when read */
+		if (n->ctl != FS_CTL_INFO && n->ctl != FS_CTL_SYNC) {
+			r = fs_sandbox_last(n->sb);
+			if (r) {
+				st->st_mtim = r->when;
+				st->st_ctim = r->when;
+				st->st_size = (off_t)fs_ctl_size(n->ctl, r);
+			}
+			fs_result_unref(r);
+		}
+		break;
+	}
+}
+
+static int node_stat(struct fs *fs, struct fs_node *n, struct stat *st)
+{
+	if (!is_real(n)) {
+		virt_attr(fs, n, st);
+		return 0;
+	}
+	if (fstatat(n->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	return 0;
+}
+
+static double node_attr_timeout(struct fs *fs, const struct fs_node *n)
+{
+	if (n->kind == FS_CTL)
+		return 0.0;
+	return fs_attr_timeout(fs);
+}
+
+/*
+ * .nox/exec gets a new node at every lookup (and an entry timeout of 0,
+ * so every open looks it up): the kernel serialises writes to one inode
+ * for their whole duration, and distinct inodes let the commands of
+ * several opens run at once.  Its st_ino stays the same.
+ */
+static bool fresh_node(enum fs_kind kind, enum fs_ctl ctl)
+{
+	return kind == FS_CTL && ctl == FS_CTL_EXEC;
+}
+
+static void fill_entry(struct fs *fs, struct fs_node *n, const struct stat *st,
+		       struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = n->ino;
+	e->attr = *st;
+	e->attr_timeout = node_attr_timeout(fs, n);
+	e->entry_timeout =
+	    fresh_node(n->kind, n->ctl) ? 0.0 : fs_entry_timeout(fs);
+}
+
+/* ---- lookups -------------------------------------------------------- */
+
+/* Looks name up in the real directory dir: a node with one lookup. */
+static int ws_lookup(struct fs *fs, struct fs_node *dir, const char *name,
+		     struct fs_node **out, struct stat *st)
+{
+	struct fs_node *n;
+	int fd, r;
+
+	fd = openat(dir->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	n = fs_node_lookup_add(&fs->table, dir->sb, FS_WS, 0, fd, st, dir,
+			       name);
+	if (!n)
+		return -ENOMEM;
+	*out = n;
+	return 0;
+}
+
+static int virt_lookup(struct fs *fs, struct fs_node *dir, enum fs_kind kind,
+		       enum fs_ctl ctl, const char *name, struct fs_node **out,
+		       struct stat *st)
+{
+	static atomic_ulong exec_serial;
+	struct fs_node *n;
+	struct stat key;
+
+	memset(&key, 0, sizeof(key));
+	key.st_dev = 1;
+	key.st_ino = (ino_t)atomic_fetch_add(&exec_serial, 1);
+	n = fs_node_lookup_add(&fs->table, dir->sb, kind, ctl, -1,
+			       fresh_node(kind, ctl) ? &key : NULL, dir, name);
+	if (!n)
+		return -ENOMEM;
+	virt_attr(fs, n, st);
+	*out = n;
+	return 0;
+}
+
+/* The SANDBOX node of attached sb under the mount root. */
+static int sandbox_entry(struct fs *fs, struct fs_node *root,
+			 struct fs_sandbox *sb, struct fs_node **out,
+			 struct stat *st)
+{
+	struct fs_node *n;
+	int fd, r;
+
+	fd = fcntl(sb->root_fd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, st) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	n = fs_node_lookup_add(&fs->table, sb, FS_SANDBOX, 0, fd, st, root,
+			       sb->id);
+	if (!n)
+		return -ENOMEM;
+	*out = n;
+	return 0;
+}
+
+static int root_lookup(struct fs *fs, struct fs_node *root, const char *name,
+		       struct fs_node **out, struct stat *st)
+{
+	struct nox_sandbox_info info;
+	struct fs_sandbox *sb;
+	struct nox_err err;
+	int r;
+
+	if (nox_id_validate(name, NULL) < 0)
+		return -ENOENT;
+	nox_err_clear(&err);
+	r = nox_backend_info(fs->be, name, &info, &err);
+	if (r < 0) {
+		if (r != -ENOENT)
+			nox_log(NOX_LOG_WARN, "%s: info: %s", name,
+				nox_err_str(&err, r));
+		else if ((sb = fs_sandbox_find(fs, name))) {
+			/* deleted outside the mount */
+			fs_sandbox_detach(sb);
+			fs_sandbox_put(sb);
+		}
+		return r;
+	}
+	nox_err_clear(&err);
+	r = fs_sandbox_attach(fs, name, &sb, &err);
+	if (r < 0) {
+		nox_log(NOX_LOG_WARN, "%s: attach: %s", name,
+			nox_err_str(&err, r));
+		return r;
+	}
+	r = sandbox_entry(fs, root, sb, out, st);
+	fs_sandbox_put(sb);
+	return r;
+}
+
+/* Any lookup below dir (never ROOT children's parents mixed up). */
+static int do_lookup(struct fs *fs, struct fs_node *dir, const char *name,
+		     struct fs_node **out, struct stat *st)
+{
+	int c, r;
+
+	switch (dir->kind) {
+	case FS_ROOT:
+		return root_lookup(fs, dir, name, out, st);
+	case FS_SANDBOX:
+		if (strcmp(name, NOXDIR_NAME) == 0)
+			return virt_lookup(fs, dir, FS_NOXDIR, 0, name, out,
+					   st);
+		/* fall through */
+	case FS_WS:
+		r = fs_sandbox_before_dir(dir->sb, dir);
+		if (r < 0)
+			return r;
+		return ws_lookup(fs, dir, name, out, st);
+	case FS_NOXDIR:
+		c = fs_ctl_from_name(name);
+		if (c < 0)
+			return -ENOENT;
+		return virt_lookup(fs, dir, FS_CTL, (enum fs_ctl)c, name, out,
+				   st);
+	default:
+		return -ENOTDIR;
+	}
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = req_fs(req);
+	struct fuse_entry_param e;
+	struct fs_node *n;
+	struct stat st;
+	int r;
+
+	r = do_lookup(fs, req_node(req, parent), name, &n, &st);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fill_entry(fs, n, &st, &e);
+	if (fuse_reply_entry(req, &e) != 0)
+		fs_node_forget(&fs->table, n, 1);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	struct fs *fs = req_fs(req);
+
+	fs_node_forget(&fs->table, fs_node_get(&fs->table, ino), nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count,
+			    struct fuse_forget_data *forgets)
+{
+	struct fs *fs = req_fs(req);
+	size_t i;
+
+	for (i = 0; i < count; i++)
+		fs_node_forget(&fs->table,
+			       fs_node_get(&fs->table, forgets[i].ino),
+			       forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+/* Replies with the entry of name just made in dir, or the error. */
+static void reply_made(fuse_req_t req, struct fs *fs, struct fs_node *dir,
+		       const char *name)
+{
+	struct fuse_entry_param e;
+	struct fs_node *n;
+	struct stat st;
+	int r;
+
+	r = ws_lookup(fs, dir, name, &n, &st);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fill_entry(fs, n, &st, &e);
+	if (fuse_reply_entry(req, &e) != 0)
+		fs_node_forget(&fs->table, n, 1);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct fs_node *n = req_node(req, ino);
+	struct stat st;
+	int r;
+
+	if (fi && n->kind == FS_WS && n->type == S_IFREG) {
+		r = fstat((int)fi->fh, &st) < 0 ? -errno : 0;
+	} else if (fi && n->kind == FS_CTL) {
+		virt_attr(fs, n, &st);
+		fs_ctl_fstat(fi, &st);
+		r = 0;
+	} else {
+		r = node_stat(fs, n, &st);
+	}
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_attr(req, &st, node_attr_timeout(fs, n));
+}
+
+/* ---- setattr -------------------------------------------------------- */
+
+static int ws_setattr(struct fs_node *n, const struct stat *attr, int to_set,
+		      int fd)
+{
+	char proc[64];
+
+	proc_path(n->fd, proc, sizeof(proc));
+	if (to_set & FUSE_SET_ATTR_MODE) {
+		int r = fd >= 0 ? fchmod(fd, attr->st_mode & 07777)
+				: fchmodat(AT_FDCWD, proc,
+					   attr->st_mode & 07777, 0);
+
+		if (r < 0)
+			return -errno;
+	}
+	if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+		uid_t uid =
+		    (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
+		gid_t gid =
+		    (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
+
+		if (fchownat(n->fd, "", uid, gid,
+			     AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+			return -errno;
+	}
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		int r = fd >= 0 ? ftruncate(fd, attr->st_size)
+				: truncate(proc, attr->st_size);
+
+		if (r < 0)
+			return -errno;
+	}
+	if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
+		struct timespec ts[2];
+		int r;
+
+		ts[0].tv_sec = 0;
+		ts[0].tv_nsec = UTIME_OMIT;
+		ts[1] = ts[0];
+		if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+			ts[0].tv_nsec = UTIME_NOW;
+		else if (to_set & FUSE_SET_ATTR_ATIME)
+			ts[0] = attr->st_atim;
+		if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+			ts[1].tv_nsec = UTIME_NOW;
+		else if (to_set & FUSE_SET_ATTR_MTIME)
+			ts[1] = attr->st_mtim;
+		if (fd >= 0)
+			r = futimens(fd, ts);
+		else if (n->type == S_IFLNK)
+			r = utimensat(n->fd, "", ts,
+				      AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+		else
+			r = utimensat(AT_FDCWD, proc, ts, 0);
+		if (r < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int to_set, struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct fs_node *n = req_node(req, ino);
+	struct fs_cred cred;
+	struct stat st;
+	int fd = -1, r;
+
+	if (n->kind == FS_CTL) {
+		/* "> .nox/exec" truncates and touch sets times: accept */
+		if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID |
+			      FUSE_SET_ATTR_GID)) {
+			fuse_reply_err(req, EPERM);
+			return;
+		}
+		virt_attr(fs, n, &st);
+		fuse_reply_attr(req, &st, 0.0);
+		return;
+	}
+	if (!is_real(n)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (fi && n->type == S_IFREG)
+		fd = (int)fi->fh;
+	fs_cred_enter(req, &cred);
+	r = ws_setattr(n, attr, to_set, fd);
+	fs_cred_leave(&cred);
+	if (r == 0) {
+		struct fs_op op = {.kind = FS_OP_SETATTR,
+				   .node = n,
+				   .flags = (unsigned)to_set};
+
+		fs_sandbox_note_op(n->sb, &op);
+		r = fd >= 0 ? (fstat(fd, &st) < 0 ? -errno : 0)
+			    : node_stat(fs, n, &st);
+	}
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_attr(req, &st, node_attr_timeout(fs, n));
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fs_node *n = req_node(req, ino);
+	char buf[PATH_MAX + 1];
+	ssize_t len;
+
+	if (!is_real(n)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	len = readlinkat(n->fd, "", buf, sizeof(buf));
+	if (len < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	if ((size_t)len == sizeof(buf)) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	buf[len] = '\0';
+	fuse_reply_readlink(req, buf);
+}
+
+/* ---- the mount root: sandboxes -------------------------------------- */
+
+static void root_mkdir(fuse_req_t req, struct fs *fs, struct fs_node *root,
+		       const char *name)
+{
+	struct nox_create_opts copts = {.ttl_seconds = fs->opts.ttl};
+	struct fuse_entry_param e;
+	struct fs_sandbox *sb;
+	struct fs_node *n;
+	struct nox_err err;
+	struct stat st;
+	int r;
+
+	nox_err_clear(&err);
+	r = nox_id_validate(name, &err);
+	if (r < 0) {
+		nox_log(NOX_LOG_INFO, "mkdir: %s", nox_err_str(&err, r));
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	nox_err_clear(&err);
+	r = nox_backend_create(fs->be, name, &copts, NULL, &err);
+	if (r < 0) {
+		nox_log(NOX_LOG_WARN, "create %s: %s", name,
+			nox_err_str(&err, r));
+		fuse_reply_err(req, -r);
+		return;
+	}
+	nox_log(NOX_LOG_INFO, "created sandbox %s", name);
+	nox_err_clear(&err);
+	r = fs_sandbox_attach(fs, name, &sb, &err);
+	if (r < 0) {
+		nox_log(NOX_LOG_WARN, "%s: attach: %s", name,
+			nox_err_str(&err, r));
+		fuse_reply_err(req, -r);
+		return;
+	}
+	r = sandbox_entry(fs, root, sb, &n, &st);
+	fs_sandbox_put(sb);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fill_entry(fs, n, &st, &e);
+	if (fuse_reply_entry(req, &e) != 0)
+		fs_node_forget(&fs->table, n, 1);
+}
+
+/* 0 if directory fd (O_PATH) has no entries, -ENOTEMPTY, or -errno. */
+static int dir_is_empty(int pathfd)
+{
+	struct dirent *d;
+	DIR *dp;
+	int fd, r = 0;
+
+	fd = openat(pathfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	dp = fdopendir(fd);
+	if (!dp) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	while ((d = readdir(dp)) != NULL) {
+		if (strcmp(d->d_name, ".") != 0 &&
+		    strcmp(d->d_name, "..") != 0) {
+			r = -ENOTEMPTY;
+			break;
+		}
+	}
+	closedir(dp);
+	return r;
+}
+
+static void root_rmdir(fuse_req_t req, struct fs *fs, const char *name)
+{
+	struct nox_sandbox_info info;
+	struct fs_sandbox *sb;
+	struct nox_err err;
+	int r;
+
+	if (nox_id_validate(name, NULL) < 0) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	nox_err_clear(&err);
+	r = nox_backend_info(fs->be, name, &info, &err);
+	if (r == 0)
+		r = fs_sandbox_attach(fs, name, &sb, &err);
+	if (r < 0) {
+		if (r != -ENOENT)
+			nox_log(NOX_LOG_WARN, "rmdir %s: %s", name,
+				nox_err_str(&err, r));
+		fuse_reply_err(req, -r);
+		return;
+	}
+	r = fs_sandbox_before_dir(sb, NULL);
+	if (r == 0)
+		r = dir_is_empty(sb->root_fd);
+	if (r == 0) {
+		nox_err_clear(&err);
+		r = nox_backend_delete(fs->be, name, &err);
+		if (r < 0 && r != -ENOENT)
+			nox_log(NOX_LOG_WARN, "delete %s: %s", name,
+				nox_err_str(&err, r));
+		else
+			r = 0;
+	}
+	if (r == 0) {
+		nox_log(NOX_LOG_INFO, "deleted sandbox %s", name);
+		fs_sandbox_detach(sb);
+	}
+	fs_sandbox_put(sb);
+	fuse_reply_err(req, -r);
+}
+
+/* ---- creating and removing names ------------------------------------ */
+
+/*
+ * Common checks for making name in dir: 0 when dir is a real directory
+ * where name may be made, else the errno to reply.
+ */
+static int check_make(const struct fs_node *dir, const char *name)
+{
+	switch (dir->kind) {
+	case FS_ROOT:
+	case FS_NOXDIR:
+		return EPERM;
+	case FS_CTL:
+		return ENOTDIR;
+	default:
+		return is_noxname(dir, name) ? EEXIST : 0;
+	}
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, dev_t rdev)
+{
+	struct fs_node *dir = req_node(req, parent);
+	struct fs_cred cred;
+	int r, e;
+
+	e = check_make(dir, name);
+	if (e == 0 && !S_ISREG(mode))
+		e = EPERM;
+	if (e) {
+		fuse_reply_err(req, e);
+		return;
+	}
+	fs_cred_enter(req, &cred);
+	r = mknodat(dir->fd, name, mode, rdev);
+	e = errno;
+	fs_cred_leave(&cred);
+	if (r < 0) {
+		fuse_reply_err(req, e);
+		return;
+	}
+	{
+		struct fs_op op = {
+		    .kind = FS_OP_CREATE, .dir = dir, .name = name};
+
+		fs_sandbox_note_op(dir->sb, &op);
+	}
+	reply_made(req, req_fs(req), dir, name);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
+{
+	struct fs *fs = req_fs(req);
+	struct fs_node *dir = req_node(req, parent);
+	struct fs_cred cred;
+	int r, e;
+
+	if (dir->kind == FS_ROOT) {
+		root_mkdir(req, fs, dir, name);
+		return;
+	}
+	e = check_make(dir, name);
+	if (e) {
+		fuse_reply_err(req, e);
+		return;
+	}
+	fs_cred_enter(req, &cred);
+	r = mkdirat(dir->fd, name, mode);
+	e = errno;
+	fs_cred_leave(&cred);
+	if (r < 0) {
+		fuse_reply_err(req, e);
+		return;
+	}
+	{
+		struct fs_op op = {
+		    .kind = FS_OP_MKDIR, .dir = dir, .name = name};
+
+		fs_sandbox_note_op(dir->sb, &op);
+	}
+	reply_made(req, fs, dir, name);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		       const char *name)
+{
+	struct fs_node *dir = req_node(req, parent);
+	struct fs_cred cred;
+	int r, e;
+
+	e = check_make(dir, name);
+	if (e) {
+		fuse_reply_err(req, e);
+		return;
+	}
+	fs_cred_enter(req, &cred);
+	r = symlinkat(link, dir->fd, name);
+	e = errno;
+	fs_cred_leave(&cred);
+	if (r < 0) {
+		fuse_reply_err(req, e);
+		return;
+	}
+	{
+		struct fs_op op = {
+		    .kind = FS_OP_SYMLINK, .dir = dir, .name = name};
+
+		fs_sandbox_note_op(dir->sb, &op);
+	}
+	reply_made(req, req_fs(req), dir, name);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		    const char *newname)
+{
+	struct fs_node *n = req_node(req, ino);
+	struct fs_node *dir = req_node(req, newparent);
+	struct fs_cred cred;
+	char proc[64];
+	int r, e;
+
+	e = check_make(dir, newname);
+	if (e == 0 && n->kind != FS_WS)
+		e = EPERM;
+	if (e == 0 && n->sb != dir->sb)
+		e = EXDEV;
+	if (e) {
+		fuse_reply_err(req, e);
+		return;
+	}
+	proc_path(n->fd, proc, sizeof(proc));
+	fs_cred_enter(req, &cred);
+	r = linkat(AT_FDCWD, proc, dir->fd, newname, AT_SYMLINK_FOLLOW);
+	e = errno;
+	fs_cred_leave(&cred);
+	if (r < 0) {
+		fuse_reply_err(req, e);
+		return;
+	}
+	{
+		struct fs_op op = {.kind = FS_OP_LINK,
+				   .node = n,
+				   .dir2 = dir,
+				   .name2 = newname};
+
+		fs_sandbox_note_op(dir->sb, &op);
+	}
+	reply_made(req, req_fs(req), dir, newname);
+}
+
+static int check_remove(const struct fs_node *dir, const char *name)
+{
+	switch (dir->kind) {
+	case FS_ROOT:
+	case FS_NOXDIR:
+		return EPERM;
+	case FS_CTL:
+		return ENOTDIR;
+	default:
+		return is_noxname(dir, name) ? EPERM : 0;
+	}
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs_node *dir = req_node(req, parent);
+	int e = check_remove(dir, name);
+
+	if (e == 0 && unlinkat(dir->fd, name, 0) < 0)
+		e = errno;
+	if (e == 0) {
+		struct fs_op op = {
+		    .kind = FS_OP_UNLINK, .dir = dir, .name = name};
+
+		fs_sandbox_note_op(dir->sb, &op);
+	}
+	fuse_reply_err(req, e);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs_node *dir = req_node(req, parent);
+	int e;
+
+	if (dir->kind == FS_ROOT) {
+		root_rmdir(req, req_fs(req), name);
+		return;
+	}
+	e = check_remove(dir, name);
+	if (e == 0 && unlinkat(dir->fd, name, AT_REMOVEDIR) < 0)
+		e = errno;
+	if (e == 0) {
+		struct fs_op op = {
+		    .kind = FS_OP_RMDIR, .dir = dir, .name = name};
+
+		fs_sandbox_note_op(dir->sb, &op);
+	}
+	fuse_reply_err(req, e);
+}
+
+/* After a rename, the moved node is known under its new name. */
+static void renamed(struct fs *fs, struct fs_node *dir, const char *name)
+{
+	struct fs_node *n;
+	struct stat st;
+
+	if (fstatat(dir->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return;
+	n = fs_node_find(&fs->table, dir->sb, st.st_dev, st.st_ino);
+	if (n)
+		fs_node_set_name(&fs->table, n, dir, name);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
+{
+	struct fs *fs = req_fs(req);
+	struct fs_node *dir = req_node(req, parent);
+	struct fs_node *ndir = req_node(req, newparent);
+	int e = check_remove(dir, name);
+
+	if (e == 0)
+		e = check_remove(ndir, newname);
+	if (e == 0 && dir->sb != ndir->sb)
+		e = EXDEV;
+	if (e == 0 && (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)))
+		e = EINVAL;
+	if (e == 0 && renameat2(dir->fd, name, ndir->fd, newname, flags) < 0)
+		e = errno;
+	if (e == 0) {
+		struct fs_op op = {.kind = FS_OP_RENAME,
+				   .dir = dir,
+				   .name = name,
+				   .dir2 = ndir,
+				   .name2 = newname,
+				   .flags = flags};
+
+		renamed(fs, ndir, newname);
+		if (flags & RENAME_EXCHANGE)
+			renamed(fs, dir, name);
+		fs_sandbox_note_op(dir->sb, &op);
+	}
+	fuse_reply_err(req, e);
+}
+
+/* ---- files ---------------------------------------------------------- */
+
+/* keep_cache when mtime and size match the previous open of n. */
+static bool keep_cache(struct fs *fs, struct fs_node *n, int fd)
+{
+	struct stat st;
+	bool keep;
+
+	if (fstat(fd, &st) < 0)
+		return false;
+	pthread_mutex_lock(&fs->table.mutex);
+	keep = n->open_seen && n->open_size == st.st_size &&
+	       n->open_mtime.tv_sec == st.st_mtim.tv_sec &&
+	       n->open_mtime.tv_nsec == st.st_mtim.tv_nsec;
+	n->open_seen = true;
+	n->open_size = st.st_size;
+	n->open_mtime = st.st_mtim;
+	pthread_mutex_unlock(&fs->table.mutex);
+	return keep;
+}
+
+static int open_flags(int flags)
+{
+	flags &= ~(O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW | O_DIRECT);
+	return flags | O_CLOEXEC;
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct fs_node *n = req_node(req, ino);
+	char proc[64];
+	int fd, r;
+
+	if (n->kind == FS_CTL) {
+		r = fs_ctl_open(fs, n, fi);
+		if (r < 0)
+			fuse_reply_err(req, -r);
+		else if (fuse_reply_open(req, fi) != 0)
+			fs_ctl_release(fi);
+		return;
+	}
+	if (!is_real(n) || n->type == S_IFDIR) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	r = fs_sandbox_before_open(n->sb, n, fi->flags);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	proc_path(n->fd, proc, sizeof(proc));
+	fd = open(proc, open_flags(fi->flags));
+	if (fd < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	fi->fh = (uint64_t)fd;
+	fi->keep_cache = !(fi->flags & O_TRUNC) && keep_cache(fs, n, fd);
+	if (fi->flags & O_TRUNC)
+		keep_cache(fs, n, fd);
+	if (fuse_reply_open(req, fi) != 0)
+		close(fd);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct fs_node *dir = req_node(req, parent);
+	struct fuse_entry_param e;
+	struct fs_cred cred;
+	struct fs_node *n;
+	struct stat st;
+	int fd, r, err;
+
+	err = check_make(dir, name);
+	if (err) {
+		fuse_reply_err(req, err);
+		return;
+	}
+	fs_cred_enter(req, &cred);
+	fd = openat(dir->fd, name,
+		    (fi->flags | O_CREAT | O_NOFOLLOW | O_CLOEXEC) &
+			~(O_DIRECT | O_NOCTTY),
+		    mode);
+	err = errno;
+	fs_cred_leave(&cred);
+	if (fd < 0) {
+		fuse_reply_err(req, err);
+		return;
+	}
+	r = ws_lookup(fs, dir, name, &n, &st);
+	if (r < 0) {
+		close(fd);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	{
+		struct fs_op op = {
+		    .kind = FS_OP_CREATE, .dir = dir, .name = name};
+
+		fs_sandbox_note_op(dir->sb, &op);
+	}
+	keep_cache(fs, n, fd);
+	fi->fh = (uint64_t)fd;
+	fill_entry(fs, n, &st, &e);
+	if (fuse_reply_create(req, &e, fi) != 0) {
+		close(fd);
+		fs_node_forget(&fs->table, n, 1);
+	}
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct fs_node *n = req_node(req, ino);
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+
+	if (n->kind == FS_CTL) {
+		fs_ctl_read(req, req_fs(req), n, size, off, fi);
+		return;
+	}
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = (int)fi->fh;
+	buf.buf[0].pos = off;
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
+			 off_t off, struct fuse_file_info *fi)
+{
+	struct fs_node *n = req_node(req, ino);
+	size_t size = fuse_buf_size(in);
+	ssize_t res;
+
+	if (n->kind == FS_CTL) {
+		struct fuse_bufvec mem = FUSE_BUFVEC_INIT(size);
+		char *data = malloc(size ? size : 1);
+
+		if (!data) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		mem.buf[0].mem = data;
+		res = fuse_buf_copy(&mem, in, 0);
+		if (res < 0)
+			fuse_reply_err(req, (int)-res);
+		else
+			fs_ctl_write(req, req_fs(req), n, data, (size_t)res,
+				     off, fi);
+		free(data);
+		return;
+	}
+	{
+		struct fuse_bufvec out = FUSE_BUFVEC_INIT(size);
+
+		out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		out.buf[0].fd = (int)fi->fh;
+		out.buf[0].pos = off;
+		res = fuse_buf_copy(&out, in, 0);
+	}
+	if (res < 0) {
+		fuse_reply_err(req, (int)-res);
+		return;
+	}
+	fs_sandbox_note_write(n->sb, n);
+	fuse_reply_write(req, (size_t)res);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs_node *n = req_node(req, ino);
+	int r;
+
+	if (n->kind == FS_CTL)
+		r = fs_ctl_flush(req_fs(req), n, fi);
+	else
+		r = fs_sandbox_on_close(n->sb, n, (int)fi->fh, false);
+	fuse_reply_err(req, -r);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct fs_node *n = req_node(req, ino);
+
+	if (n->kind == FS_CTL)
+		fs_ctl_release(fi);
+	else
+		close((int)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
+{
+	struct fs_node *n = req_node(req, ino);
+	int fd = (int)fi->fh, r;
+
+	if (n->kind == FS_CTL) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	r = datasync ? fdatasync(fd) : fsync(fd);
+	r = r < 0 ? -errno : 0;
+	if (r == 0)
+		r = fs_sandbox_on_close(n->sb, n, fd, true);
+	fuse_reply_err(req, -r);
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
+			 off_t length, struct fuse_file_info *fi)
+{
+	struct fs_node *n = req_node(req, ino);
+	int e = 0;
+
+	if (n->kind != FS_WS)
+		e = EOPNOTSUPP;
+	else if (fallocate((int)fi->fh, mode, offset, length) < 0)
+		e = errno;
+	if (e == 0)
+		fs_sandbox_note_write(n->sb, n);
+	fuse_reply_err(req, e);
+}
+
+static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			       struct fuse_file_info *fi_in, fuse_ino_t ino_out,
+			       off_t off_out, struct fuse_file_info *fi_out,
+			       size_t len, int flags)
+{
+	struct fs_node *a = req_node(req, ino_in);
+	struct fs_node *b = req_node(req, ino_out);
+	ssize_t res;
+
+	if (a->kind != FS_WS || b->kind != FS_WS) {
+		/* EXDEV makes the kernel fall back to a plain copy */
+		fuse_reply_err(req, EXDEV);
+		return;
+	}
+	res = copy_file_range((int)fi_in->fh, &off_in, (int)fi_out->fh,
+			      &off_out, len, (unsigned)flags);
+	if (res < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	fs_sandbox_note_write(b->sb, b);
+	fuse_reply_write(req, (size_t)res);
+}
+
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		     struct fuse_file_info *fi)
+{
+	struct fs_node *n = req_node(req, ino);
+	off_t res;
+
+	if (n->kind != FS_WS) {
+		fuse_reply_err(req, ENXIO);
+		return;
+	}
+	res = lseek((int)fi->fh, off, whence);
+	if (res < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_lseek(req, res);
+}
+
+/* ---- directories ---------------------------------------------------- */
+
+enum dent_kind { DENT_REAL, DENT_DOT, DENT_NOXDIR, DENT_CTL, DENT_SANDBOX };
+
+struct dent {
+	char *name;
+	ino_t ino;
+	unsigned char type; /* DT_* */
+	enum dent_kind kind;
+	enum fs_ctl ctl;
+};
+
+/* An open directory (fi->fh); the kernel serialises readdir per open. */
+struct dirh {
+	struct fs_handle h; /* first: fi->fh points here */
+	struct fs_table *t;
+	DIR *dp;	   /* real directories */
+	struct dent *ents; /* snapshot taken at offset 0 */
+	size_t n;
+	size_t cap;
+	bool have;
+};
+
+static void dirh_clear(struct dirh *h)
+{
+	size_t i;
+
+	for (i = 0; i < h->n; i++)
+		free(h->ents[i].name);
+	h->n = 0;
+	h->have = false;
+}
+
+static int dirh_add(struct dirh *h, const char *name, ino_t ino,
+		    unsigned char type, enum dent_kind kind, enum fs_ctl ctl)
+{
+	struct dent *d;
+
+	if (h->n == h->cap) {
+		size_t nc = h->cap ? h->cap * 2 : 32;
+		struct dent *ne = realloc(h->ents, nc * sizeof(*ne));
+
+		if (!ne)
+			return -ENOMEM;
+		h->ents = ne;
+		h->cap = nc;
+	}
+	d = &h->ents[h->n];
+	d->name = strdup(name);
+	if (!d->name)
+		return -ENOMEM;
+	d->ino = ino;
+	d->type = type;
+	d->kind = kind;
+	d->ctl = ctl;
+	h->n++;
+	return 0;
+}
+
+static void dirh_free(struct fs_handle *fh)
+{
+	struct dirh *h = (struct dirh *)fh;
+
+	fs_table_handle_del(h->t, &h->h);
+	dirh_clear(h);
+	free(h->ents);
+	if (h->dp)
+		closedir(h->dp);
+	free(h);
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct fs_node *n = req_node(req, ino);
+	struct dirh *h;
+	int fd, e;
+
+	if (n->kind == FS_CTL || (is_real(n) && n->type != S_IFDIR)) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	h = calloc(1, sizeof(*h));
+	if (!h) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (is_real(n)) {
+		fd = openat(n->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0 || !(h->dp = fdopendir(fd))) {
+			e = errno;
+			if (fd >= 0)
+				close(fd);
+			free(h);
+			fuse_reply_err(req, e);
+			return;
+		}
+	}
+	h->t = &req_fs(req)->table;
+	h->h.free = dirh_free;
+	fs_table_handle_add(h->t, &h->h);
+	fi->fh = (uint64_t)(uintptr_t)h;
+	if (fuse_reply_open(req, fi) != 0)
+		dirh_free(&h->h);
+}
+
+struct root_list {
+	struct dirh *h;
+	int err;
+};
+
+static int root_list_cb(const char *id, void *ud)
+{
+	struct root_list *rl = ud;
+	uint64_t hash = 1469598103934665603ull;
+	const char *p;
+
+	for (p = id; *p; p++)
+		hash = (hash ^ (unsigned char)*p) * 1099511628211ull;
+	/* a stable pseudo inode number; stat shows the real one */
+	rl->err = dirh_add(rl->h, id, (ino_t)(hash | 0x4000000000000000ull),
+			   DT_DIR, DENT_SANDBOX, 0);
+	return rl->err;
+}
+
+static int dir_snapshot(struct fs *fs, struct fs_node *n, struct dirh *h)
+{
+	struct dirent *d;
+	int r = 0, i;
+
+	dirh_clear(h);
+	switch (n->kind) {
+	case FS_ROOT: {
+		struct root_list rl = {.h = h, .err = 0};
+		struct nox_err err;
+
+		r = dirh_add(h, ".", FUSE_ROOT_ID, DT_DIR, DENT_DOT, 0);
+		if (r == 0)
+			r = dirh_add(h, "..", FUSE_ROOT_ID, DT_DIR, DENT_DOT,
+				     0);
+		if (r < 0)
+			return r;
+		nox_err_clear(&err);
+		r = nox_backend_list_sandboxes(fs->be, root_list_cb, &rl, &err);
+		if (r < 0 && rl.err == 0)
+			nox_log(NOX_LOG_WARN, "listing sandboxes: %s",
+				nox_err_str(&err, r));
+		break;
+	}
+	case FS_NOXDIR:
+		r = dirh_add(h, ".", fs_virtual_ino(n->sb, FS_NOXDIR, 0),
+			     DT_DIR, DENT_DOT, 0);
+		if (r == 0) {
+			struct stat rst;
+
+			if (fstat(n->sb->root_fd, &rst) < 0)
+				rst.st_ino = FUSE_ROOT_ID;
+			r = dirh_add(h, "..", rst.st_ino, DT_DIR, DENT_DOT, 0);
+		}
+		for (i = 0; r == 0 && i < FS_CTL__COUNT; i++)
+			r = dirh_add(
+			    h, fs_ctl_name((enum fs_ctl)i),
+			    fs_virtual_ino(n->sb, FS_CTL, (enum fs_ctl)i),
+			    DT_REG, DENT_CTL, (enum fs_ctl)i);
+		break;
+	default:
+		r = fs_sandbox_before_dir(n->sb, n);
+		if (r < 0)
+			return r;
+		rewinddir(h->dp);
+		if (n->kind == FS_SANDBOX)
+			r = dirh_add(h, NOXDIR_NAME,
+				     fs_virtual_ino(n->sb, FS_NOXDIR, 0),
+				     DT_DIR, DENT_NOXDIR, 0);
+		errno = 0;
+		while (r == 0 && (d = readdir(h->dp)) != NULL) {
+			bool dot = strcmp(d->d_name, ".") == 0 ||
+				   strcmp(d->d_name, "..") == 0;
+
+			if (is_noxname(n, d->d_name))
+				continue;
+			r = dirh_add(h, d->d_name, d->d_ino, d->d_type,
+				     dot ? DENT_DOT : DENT_REAL, 0);
+		}
+		if (r == 0 && errno != 0)
+			r = -errno;
+		break;
+	}
+	if (r == 0)
+		h->have = true;
+	return r;
+}
+
+/* Lookup for readdirplus; 0 with e->ino == 0 for entries not counted. */
+static int plus_entry(struct fs *fs, struct fs_node *dir, const struct dent *d,
+		      struct fuse_entry_param *e)
+{
+	struct fs_node *n;
+	struct stat st;
+	int r;
+
+	memset(e, 0, sizeof(*e));
+	switch (d->kind) {
+	case DENT_REAL:
+		r = ws_lookup(fs, dir, d->name, &n, &st);
+		break;
+	case DENT_NOXDIR:
+		r = virt_lookup(fs, dir, FS_NOXDIR, 0, d->name, &n, &st);
+		break;
+	case DENT_CTL:
+		r = virt_lookup(fs, dir, FS_CTL, d->ctl, d->name, &n, &st);
+		break;
+	default:
+		/* dots are never counted by the kernel; sandboxes are
+		 * attached only when looked up by name */
+		e->attr.st_ino = d->ino;
+		e->attr.st_mode = (mode_t)d->type << 12;
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	fill_entry(fs, n, &st, e);
+	return 0;
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi, bool plus)
+{
+	struct fs *fs = req_fs(req);
+	struct fs_node *n = req_node(req, ino);
+	struct dirh *h = (struct dirh *)(uintptr_t)fi->fh;
+	size_t pos = 0, i;
+	char *buf;
+	int r;
+
+	if (off == 0 || !h->have) {
+		r = dir_snapshot(fs, n, h);
+		if (r < 0) {
+			fuse_reply_err(req, -r);
+			return;
+		}
+	}
+	buf = malloc(size ? size : 1);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	for (i = (size_t)off; i < h->n; i++) {
+		const struct dent *d = &h->ents[i];
+		size_t need;
+
+		if (plus) {
+			struct fuse_entry_param e;
+
+			r = plus_entry(fs, n, d, &e);
+			if (r == -ENOENT)
+				continue; /* vanished meanwhile */
+			if (r < 0) {
+				/* the name without attributes */
+				memset(&e, 0, sizeof(e));
+				e.attr.st_ino = d->ino;
+				e.attr.st_mode = (mode_t)d->type << 12;
+			}
+			need =
+			    fuse_add_direntry_plus(req, buf + pos, size - pos,
+						   d->name, &e, (off_t)(i + 1));
+			if (need > size - pos) {
+				if (e.ino)
+					fs_node_forget(
+					    &fs->table,
+					    fs_node_get(&fs->table, e.ino), 1);
+				break;
+			}
+		} else {
+			struct stat st;
+
+			memset(&st, 0, sizeof(st));
+			st.st_ino = d->ino;
+			st.st_mode = (mode_t)d->type << 12;
+			need = fuse_add_direntry(req, buf + pos, size - pos,
+						 d->name, &st, (off_t)(i + 1));
+			if (need > size - pos)
+				break;
+		}
+		pos += need;
+	}
+	fuse_reply_buf(req, buf, pos);
+	free(buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, true);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	struct dirh *h = (struct dirh *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	dirh_free(&h->h);
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+			struct fuse_file_info *fi)
+{
+	struct dirh *h = (struct dirh *)(uintptr_t)fi->fh;
+	int e = 0;
+
+	(void)ino;
+	if (h->dp) {
+		int fd = dirfd(h->dp);
+
+		if ((datasync ? fdatasync(fd) : fsync(fd)) < 0)
+			e = errno;
+	}
+	fuse_reply_err(req, e);
+}
+
+/* ---- file system and permissions ------------------------------------ */
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fs *fs = req_fs(req);
+	struct fs_node *n = req_node(req, ino);
+	struct statvfs sv;
+	int r;
+
+	memset(&sv, 0, sizeof(sv));
+	if (is_real(n))
+		r = fstatvfs(n->fd, &sv);
+	else if (n->sb)
+		r = fstatvfs(n->sb->root_fd, &sv);
+	else if (strcmp(fs->backend_name, "local") == 0)
+		r = statvfs(fs->opts.local_dir ? fs->opts.local_dir
+					       : NOX_DEFAULT_BASE_DIR,
+			    &sv);
+	else {
+		sv.f_bsize = 4096;
+		sv.f_frsize = 4096;
+		sv.f_namemax = 255;
+		r = 0;
+	}
+	if (r < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_statfs(req, &sv);
+}
+
+static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	struct fs_node *n = req_node(req, ino);
+	struct fs_cred cred;
+	char proc[64];
+	int e = 0;
+
+	if (!is_real(n)) {
+		/* the root takes mkdir; .nox and its files are fixed */
+		if (n->kind == FS_CTL &&
+		    (((mask & W_OK) && !(fs_ctl_mode(n->ctl) & 0002)) ||
+		     (mask & X_OK)))
+			e = EACCES;
+		else if (n->kind == FS_NOXDIR && (mask & W_OK))
+			e = EACCES;
+		fuse_reply_err(req, e);
+		return;
+	}
+	if (n->type == S_IFLNK) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	proc_path(n->fd, proc, sizeof(proc));
+	fs_cred_enter(req, &cred);
+	if (faccessat(AT_FDCWD, proc, mask, AT_EACCESS) < 0)
+		e = errno;
+	fs_cred_leave(&cred);
+	fuse_reply_err(req, e);
+}
+
+/* ---- extended attributes ("user." only) ----------------------------- */
+
+static bool user_xattr(const char *name)
+{
+	return strncmp(name, "user.", 5) == 0;
+}
+
+static bool xattr_node(const struct fs_node *n)
+{
+	return is_real(n) && n->type != S_IFLNK;
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			size_t size)
+{
+	struct fs_node *n = req_node(req, ino);
+	char proc[64];
+	ssize_t len;
+	char *buf;
+
+	if (!xattr_node(n) || !user_xattr(name)) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	proc_path(n->fd, proc, sizeof(proc));
+	if (size == 0) {
+		len = getxattr(proc, name, NULL, 0);
+		if (len < 0)
+			fuse_reply_err(req, errno);
+		else
+			fuse_reply_xattr(req, (size_t)len);
+		return;
+	}
+	buf = malloc(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	len = getxattr(proc, name, buf, size);
+	if (len < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_buf(req, buf, (size_t)len);
+	free(buf);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct fs_node *n = req_node(req, ino);
+	char proc[64];
+	ssize_t len;
+	size_t i, out = 0;
+	char *buf = NULL;
+
+	if (!xattr_node(n)) {
+		if (size == 0)
+			fuse_reply_xattr(req, 0);
+		else
+			fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	proc_path(n->fd, proc, sizeof(proc));
+	len = listxattr(proc, NULL, 0);
+	if (len > 0) {
+		buf = malloc((size_t)len);
+		if (!buf) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		len = listxattr(proc, buf, (size_t)len);
+	}
+	if (len < 0) {
+		free(buf);
+		fuse_reply_err(req, errno);
+		return;
+	}
+	/* keep only "user." names, compacting in place */
+	for (i = 0; i < (size_t)len;) {
+		size_t l = strlen(buf + i) + 1;
+
+		if (user_xattr(buf + i)) {
+			memmove(buf + out, buf + i, l);
+			out += l;
+		}
+		i += l;
+	}
+	if (size == 0)
+		fuse_reply_xattr(req, out);
+	else if (out > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, buf, out);
+	free(buf);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			const char *value, size_t size, int flags)
+{
+	struct fs_node *n = req_node(req, ino);
+	struct fs_cred cred;
+	char proc[64];
+	int e = 0;
+
+	if (!xattr_node(n) || !user_xattr(name)) {
+		fuse_reply_err(req, ENOTSUP);
+		return;
+	}
+	proc_path(n->fd, proc, sizeof(proc));
+	fs_cred_enter(req, &cred);
+	if (setxattr(proc, name, value, size, flags) < 0)
+		e = errno;
+	fs_cred_leave(&cred);
+	fuse_reply_err(req, e);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct fs_node *n = req_node(req, ino);
+	struct fs_cred cred;
+	char proc[64];
+	int e = 0;
+
+	if (!xattr_node(n) || !user_xattr(name)) {
+		fuse_reply_err(req, ENOTSUP);
+		return;
+	}
+	proc_path(n->fd, proc, sizeof(proc));
+	fs_cred_enter(req, &cred);
+	if (removexattr(proc, name) < 0)
+		e = errno;
+	fs_cred_leave(&cred);
+	fuse_reply_err(req, e);
+}
+
+/* ---- session -------------------------------------------------------- */
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	struct fs *fs = userdata;
+
+	/* the exec barrier needs every write in the file before write()
+	 * returns; suid clearing stays with the kernel (we write as root) */
+	conn->want &=
+	    ~(unsigned)(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_HANDLE_KILLPRIV |
+			FUSE_CAP_EXPORT_SUPPORT);
+	if (conn->capable & FUSE_CAP_SPLICE_READ)
+		conn->want |= FUSE_CAP_SPLICE_READ;
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE;
+	if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)
+		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	fs->expire_only = (conn->capable & FUSE_CAP_EXPIRE_ONLY) != 0;
+	conn->max_write = 1024 * 1024;
+	nox_log(NOX_LOG_DEBUG, "init: proto %u.%u, expire %s",
+		conn->proto_major, conn->proto_minor,
+		fs->expire_only ? "yes" : "no");
+}
+
+const struct fuse_lowlevel_ops fs_ops = {
+    .init = op_init,
+    .lookup = op_lookup,
+    .forget = op_forget,
+    .forget_multi = op_forget_multi,
+    .getattr = op_getattr,
+    .setattr = op_setattr,
+    .readlink = op_readlink,
+    .mknod = op_mknod,
+    .mkdir = op_mkdir,
+    .unlink = op_unlink,
+    .rmdir = op_rmdir,
+    .symlink = op_symlink,
+    .rename = op_rename,
+    .link = op_link,
+    .open = op_open,
+    .create = op_create,
+    .read = op_read,
+    .write_buf = op_write_buf,
+    .flush = op_flush,
+    .release = op_release,
+    .fsync = op_fsync,
+    .opendir = op_opendir,
+    .readdir = op_readdir,
+    .readdirplus = op_readdirplus,
+    .releasedir = op_releasedir,
+    .fsyncdir = op_fsyncdir,
+    .statfs = op_statfs,
+    .access = op_access,
+    .getxattr = op_getxattr,
+    .listxattr = op_listxattr,
+    .setxattr = op_setxattr,
+    .removexattr = op_removexattr,
+    .fallocate = op_fallocate,
+    .copy_file_range = op_copy_file_range,
+    .lseek = op_lseek,
+};

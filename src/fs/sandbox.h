@@ -1,0 +1,184 @@
+/*
+ * sandbox.h - per-sandbox state of the daemon and the hooks a storage
+ * layer plugs into.
+ *
+ * Every sandbox is served passthrough-style from one root directory
+ * descriptor.  With the local backend that descriptor is the real
+ * workspace.  With the http backend (cache layer, later) it is a local
+ * cache tree, and the layer keeps it in step with the server through
+ * struct fs_sandbox_hooks, called by the core at fixed points:
+ *
+ *   attach       open the root directory (O_PATH|O_DIRECTORY) -> fd
+ *   detach       the sandbox struct is going away (last reference)
+ *   before_dir   before lookup/readdir in directory node dir (NULL: the
+ *                root directory, before rmdir of the sandbox checks it
+ *                is empty)
+ *   before_open  before a workspace file is opened (download if needed)
+ *   note_write   after data was written to an open file
+ *   on_close     flush/fsync of an open file; its error goes to close()
+ *   note_op      after a metadata operation succeeded on the root tree
+ *   flush        exec barrier, .nox/sync and unmount: everything written
+ *                through the mount must reach the sandbox
+ *   after_exec   after a command ran (mark listings stale); the core
+ *                then invalidates the kernel's caches of the sandbox
+ *
+ * A NULL hook does nothing (returns 0).  The local hooks only attach.
+ *
+ * Lifetime: a sandbox struct is reference counted (the registry holds
+ * none): every node of it holds one, and callers pin it while they use
+ * it.  It is "attached" while it has references; the keepalive thread
+ * touches attached sandboxes.  After rmdir, or when the backend says it
+ * is gone, it is marked gone and leaves the registry; its nodes keep
+ * working on their descriptors until the kernel forgets them.
+ */
+#ifndef NOXFS_SANDBOX_H
+#define NOXFS_SANDBOX_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include <nox/nox.h>
+
+#include "fs.h"
+#include "inode.h"
+
+struct fs_sandbox;
+
+/* One finished command, immutable once built, shared by reference. */
+struct fs_result {
+	atomic_uint refs;
+	int exit_code;
+	char *json; /* v1 exec response JSON + "\n" */
+	size_t json_len;
+	char *out; /* raw stdout */
+	size_t out_len;
+	char *err; /* raw stderr */
+	size_t err_len;
+	char status[24]; /* exit code as text + "\n" */
+	size_t status_len;
+	struct timespec when; /* finished at (CLOCK_REALTIME) */
+};
+
+/* Copies r into a new result with one reference; NULL on ENOMEM. */
+struct fs_result *fs_result_new(const struct nox_exec_result *r);
+struct fs_result *fs_result_ref(struct fs_result *r);
+/* Drops one reference; NULL is a no-op. */
+void fs_result_unref(struct fs_result *r);
+
+/* A metadata operation for the note_op hook (names are single parts). */
+enum fs_op_kind {
+	FS_OP_MKDIR,
+	FS_OP_CREATE,
+	FS_OP_SYMLINK,
+	FS_OP_LINK,
+	FS_OP_UNLINK,
+	FS_OP_RMDIR,
+	FS_OP_RENAME,
+	FS_OP_SETATTR
+};
+struct fs_op {
+	enum fs_op_kind kind;
+	struct fs_node *dir; /* parent of name (SETATTR: NULL) */
+	const char *name;
+	struct fs_node *dir2; /* RENAME target dir, LINK target dir */
+	const char *name2;
+	struct fs_node *node; /* SETATTR, LINK source; else NULL */
+	unsigned flags;	      /* RENAME flags, SETATTR to_set */
+};
+
+struct fs_sandbox_hooks {
+	const char *name;
+	int (*attach)(struct fs_sandbox *sb, struct nox_err *err);
+	void (*detach)(struct fs_sandbox *sb);
+	int (*before_dir)(struct fs_sandbox *sb, struct fs_node *dir);
+	int (*before_open)(struct fs_sandbox *sb, struct fs_node *n, int flags);
+	void (*note_write)(struct fs_sandbox *sb, struct fs_node *n);
+	int (*on_close)(struct fs_sandbox *sb, struct fs_node *n, int fd,
+			bool fsync);
+	void (*note_op)(struct fs_sandbox *sb, const struct fs_op *op);
+	int (*flush)(struct fs_sandbox *sb, struct nox_err *err);
+	void (*after_exec)(struct fs_sandbox *sb);
+};
+
+struct fs_sandbox {
+	struct fs *fs;			      /* immutable */
+	char id[NOX_ID_MAX + 1];	      /* immutable */
+	unsigned long serial;		      /* immutable, per attach */
+	int root_fd;			      /* immutable, O_PATH dir */
+	const struct fs_sandbox_hooks *hooks; /* immutable */
+	void *cache;			      /* the hooks' own state */
+
+	/* protected by fs->table.mutex */
+	unsigned refs;
+	bool gone;		 /* deleted or replaced */
+	bool touch_warned;	 /* keepalive said so once */
+	struct fs_sandbox *next; /* registry link */
+
+	pthread_mutex_t mutex;
+	struct fs_result *last; /* protected by mutex */
+};
+
+/*
+ * Finds attached sandbox id, or attaches it (the backend must already
+ * know it: callers check with nox_backend_info or create it first).  A
+ * registered sandbox whose root directory was deleted underneath is
+ * replaced.  *out holds a reference (fs_sandbox_put).
+ */
+int fs_sandbox_attach(struct fs *fs, const char *id, struct fs_sandbox **out,
+		      struct nox_err *err);
+/* The attached sandbox id with a reference, or NULL. */
+struct fs_sandbox *fs_sandbox_find(struct fs *fs, const char *id);
+/* Drops a reference; may destroy sb.  Never call with table.mutex held. */
+void fs_sandbox_put(struct fs_sandbox *sb);
+/* Marks sb gone and removes it from the registry (rmdir, deleted). */
+void fs_sandbox_detach(struct fs_sandbox *sb);
+
+/* With fs->table.mutex held. */
+void fs_sandbox_ref_locked(struct fs_sandbox *sb);
+/* true: that was the last reference, sb left the registry; the caller
+ * calls fs_sandbox_destroy(sb) after releasing the mutex. */
+bool fs_sandbox_unref_locked(struct fs_sandbox *sb);
+/* Frees sb (hooks->detach, root fd, last result). */
+void fs_sandbox_destroy(struct fs_sandbox *sb);
+
+/*
+ * Every attached sandbox, each with a reference, in a malloc'd array the
+ * caller frees after fs_sandbox_put() on each.  0 or -ENOMEM.
+ */
+int fs_sandbox_list(struct fs *fs, struct fs_sandbox ***out, size_t *n);
+
+/* The most recent finished result with a reference, or NULL. */
+struct fs_result *fs_sandbox_last(struct fs_sandbox *sb);
+/* Records r (a new reference is taken) as the sandbox's last result. */
+void fs_sandbox_set_last(struct fs_sandbox *sb, struct fs_result *r);
+
+/* ---- hook calls (NULL hooks are no-ops) ---- */
+int fs_sandbox_flush(struct fs_sandbox *sb, struct nox_err *err);
+int fs_sandbox_before_dir(struct fs_sandbox *sb, struct fs_node *dir);
+int fs_sandbox_before_open(struct fs_sandbox *sb, struct fs_node *n, int flags);
+void fs_sandbox_note_write(struct fs_sandbox *sb, struct fs_node *n);
+int fs_sandbox_on_close(struct fs_sandbox *sb, struct fs_node *n, int fd,
+			bool fsync);
+void fs_sandbox_note_op(struct fs_sandbox *sb, const struct fs_op *op);
+
+/*
+ * The kernel half of the exec barrier: drops the page cache of every
+ * regular file of sb, which makes the kernel write dirty pages (a shared
+ * writable mmap not yet synced) to the file first.  Lock-free as below.
+ */
+void fs_sandbox_writeback(struct fs_sandbox *sb);
+
+/*
+ * After a command ran: the after_exec hook, then the kernel caches of
+ * every node of sb are dropped (attributes and data of each inode, the
+ * dentry of its last name).  Holds no lock while notifying the kernel.
+ */
+void fs_sandbox_invalidate(struct fs_sandbox *sb);
+
+/* The hooks for backends with a real workspace directory (local). */
+extern const struct fs_sandbox_hooks fs_local_hooks;
+
+#endif

@@ -1,0 +1,305 @@
+#!/usr/bin/env bash
+# exec.sh - the .nox control directory of a noxfs mount: the exec barrier
+# (files written through the mount, closed or still open, are what the
+# command sees), cache invalidation after a command (mounted with 60 s
+# attr/entry timeouts so only invalidation can explain fresh results),
+# JSON requests (argv with spaces and quotes, env, workdir, timeout),
+# status/stdout/stderr files, the result read on the same open and on a
+# fresh open, request errors (EINVAL, and a warning, not an error, in the
+# log), 4 parallel transactions, .nox listing/EPERM/info/sync, and .nox
+# never reaching the workspace.
+# Hostile input tried: {"cmd": 5}, {"cmd": []}, a JSON syntax error, a
+# missing cmd, shell metacharacters in argv, an open fd across an exec.
+. "$(dirname "$0")/lib.sh"
+nt_require stat ls tar
+nt_init
+nt_workspace exec1 "attr_timeout=60,entry_timeout=60"
+ID=exec1
+
+# -- the control directory -------------------------------------------
+nt_check_out "ls -a lists .nox" .nox sh -c "ls -a '$W' | grep -x .nox"
+nt_check_out "ls .nox" $'exec\ninfo\nstatus\nstderr\nstdout\nsync' \
+	sh -c "ls '$C' | LC_ALL=C sort"
+nt_check_out "stat .nox is a directory" directory stat -c %F "$C"
+nt_check_out ".nox/info id" "$ID" python3 "$NT_PY" json "$C/info" id
+for k in podName expiresAt backend; do
+	nt_check_not ".nox/info has $k" sh -c \
+		"python3 '$NT_PY' json '$C/info' $k | grep -x '<missing>\|ERR.*'"
+done
+nt_check_out ".nox/info ends with a newline" 0a sh -c \
+	"cat '$C/info' | tail -c 1 | od -An -tx1 | tr -d ' '"
+nt_check ".nox/sync write succeeds" sh -c "echo x > '$C/sync'"
+nt_check_out ".nox/sync reads empty" "" cat "$C/sync"
+nt_check_errno "create in .nox → EPERM" EPERM creat "$C/newfile"
+nt_check_errno "mkdir in .nox → EPERM" EPERM mkdir "$C/newdir"
+nt_check_errno "unlink .nox/exec → EPERM" EPERM unlink "$C/exec"
+nt_check_errno "rename in .nox → EPERM" EPERM rename "$C/stdout" "$C/x"
+nt_check_errno "rename .nox/stdout out → EPERM" EPERM rename "$C/stdout" \
+	"$W/stolen"
+printf 'in\n' >"$W/intruder"
+nt_check_errno "rename a file into .nox → EPERM" EPERM rename \
+	"$W/intruder" "$C/intruder"
+nt_check_errno "symlink in .nox → EPERM" EPERM symlink x "$C/l"
+nt_check_errno "rmdir .nox → EPERM" EPERM rmdir "$C"
+nt_check_errno "rename .nox → EPERM" EPERM rename "$C" "$W/nox2"
+nt_check_errno_re "mkdir .nox → EEXIST or EPERM" "EEXIST|EPERM" mkdir "$C"
+nt_check_errno_re "O_EXCL create of .nox fails" "EEXIST|EPERM|EISDIR" \
+	excl "$C"
+nt_check_not ".nox not in the backend workspace" test -e "$B/.nox"
+
+# -- status, stdout, stderr -----------------------------------------------
+nt_check "shell write of 'true'" nt_exec true
+nt_check_content "status 0" "$C/status" $'0\n'
+nt_check "non-zero exit is a successful write" nt_exec 'exit 3'
+nt_check_content "status 3" "$C/status" $'3\n'
+nt_check_out "fresh open of exec gives the last result" 3 \
+	python3 "$NT_PY" json "$C/exec" exitCode
+nt_check "echo out; echo err >&2" nt_exec 'echo out; echo err >&2; exit 1'
+nt_check_content "stdout file" "$C/stdout" $'out\n'
+nt_check_content "stderr file" "$C/stderr" $'err\n'
+nt_check_content "status 1" "$C/status" $'1\n'
+nt_check_exec "shell text with pipes and quotes" \
+	"printf '%s\\n' \"a  b\" | tr a-z A-Z | cat" $'A  B\n'
+nt_check_exec "command runs in /workspace" pwd $'/workspace\n'
+nt_check "shell text without final newline runs at close" \
+	sh -c "printf 'echo noeol' > '$C/exec'"
+nt_check_content "noeol result" "$C/stdout" $'noeol\n'
+nt_check_exec "100000 bytes of stdout" \
+	'head -c 100000 /dev/zero | tr "\0" a' \
+	"$(head -c 100000 /dev/zero | tr '\0' a)"
+nt_check_out "exec sees a file just written" "" sh -c \
+	"printf '%s\n' 'ls -A /workspace | grep -x intruder >/dev/null || \
+echo missing' > '$C/exec' && cat '$C/stdout'"
+
+# -- same-open transaction, JSON requests -------------------------------
+res=$(python3 "$NT_PY" exec-rw "$C/exec" '{"cmd": ["sh", "-c", "echo rw; echo e >&2; exit 4"]}')
+nt_check_out "same open: result JSON" \
+	$'4\nrw\n\ne\n\nint' python3 -c '
+import json, sys
+r = json.loads(sys.argv[1])
+print(r["exitCode"]); print(r["stdout"]); print(r["stderr"])
+print(type(r["durationMs"]).__name__)' "$res"
+raw_end=$(python3 "$NT_PY" exec-rw "$C/exec" '{"cmd":["true"]}' | tail -c 1 |
+	od -An -tx1 | tr -d ' ')
+nt_check_eq "result JSON + \\n" "0a" "$raw_end" "tail -c 1 of result"
+nt_check_out "shell text on the same open" "0 'hi\n'" python3 -c '
+import json, subprocess, sys
+out = subprocess.run(["python3", sys.argv[1], "exec-rw", sys.argv[2],
+                      "echo hi\n"], capture_output=True, timeout=60).stdout
+r = json.loads(out)
+print(r["exitCode"], repr(r["stdout"]))' "$NT_PY" "$C/exec"
+nt_check_out "JSON argv passed exactly" \
+	"a b|q\"uo'te|\$HOME|*|;rm -rf /|" python3 -c '
+import json, subprocess, sys
+req = json.dumps({"cmd": ["printf", "%s|", "a b", "q\"uo'"'"'te", "$HOME", "*",
+                          ";rm -rf /"]})
+out = subprocess.run(["python3", sys.argv[1], "exec-rw", sys.argv[2], req],
+                     capture_output=True, timeout=60).stdout
+print(json.loads(out)["stdout"])' "$NT_PY" "$C/exec"
+nt_check_content "JSON argv stdout file" "$C/stdout" \
+	"a b|q\"uo'te|\$HOME|*|;rm -rf /|"
+nt_check_out "JSON env" OK python3 "$NT_PY" errno write "$C/exec" \
+	'{"cmd":["sh","-c","printf %s \"$FOO\""],"env":{"FOO":"bar baz \"q\""}}'
+nt_check_content "env passed" "$C/stdout" 'bar baz "q"'
+mkdir -p "$W/sub/dir"
+nt_check_out "JSON workdir" OK python3 "$NT_PY" errno write "$C/exec" \
+	'{"cmd":["pwd"],"workdir":"/workspace/sub/dir"}'
+nt_check_content "workdir used" "$C/stdout" $'/workspace/sub/dir\n'
+nt_check_out "JSON request split over two writes" OK python3 -c '
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+os.write(fd, b"{\"cmd\": [\"echo\", ")
+os.write(fd, b"\"split\"]}")
+os.lseek(fd, 0, 0)
+import json
+r = json.loads(os.read(fd, 65536))
+os.close(fd)
+print("OK" if r["stdout"] == "split\n" else r)' "$C/exec"
+nt_check_errno "workdir outside /workspace → EINVAL" EINVAL write \
+	"$C/exec" '{"cmd":["pwd"],"workdir":"/etc"}'
+nt_check_errno "workdir with .. → EINVAL" EINVAL write "$C/exec" \
+	'{"cmd":["pwd"],"workdir":"/workspace/../etc"}'
+t=$(python3 "$NT_PY" exec-time "$C/exec" '{"cmd":["cat"]}')
+nt_check_eq "a command reading stdin gets EOF" "OK 0" \
+	"$(echo "$t" | cut -d' ' -f1,3)" "exec-time: $t"
+nt_check "... at once (${t#* })" python3 -c \
+	'import sys; sys.exit(0 if float(sys.argv[1]) < 5 else 1)' \
+	"$(echo "$t" | cut -d' ' -f2)"
+t=$(python3 "$NT_PY" exec-time "$C/exec" 'sleep 20 & echo started
+')
+nt_check_eq "a background child does not hold the result" "OK 0" \
+	"$(echo "$t" | cut -d' ' -f1,3)" "exec-time: $t"
+nt_check "... returned within 5 s (${t#* })" python3 -c \
+	'import sys; sys.exit(0 if float(sys.argv[1]) < 5 else 1)' \
+	"$(echo "$t" | cut -d' ' -f2)"
+nt_check_out "missing program → exitCode 127, write ok" "OK 127" sh -c \
+	"python3 '$NT_PY' exec-time '$C/exec' '{\"cmd\":[\"/no/such/prog\"]}' |
+	 cut -d' ' -f1,3"
+
+# -- timeouts ------------------------------------------------------------
+t=$(python3 "$NT_PY" exec-time "$C/exec" '{"cmd":["sleep","10"],"timeoutSeconds":1}')
+nt_check_eq "timeoutSeconds 1, sleep 10 → write ok, exitCode 124" "OK 124" \
+	"$(echo "$t" | cut -d' ' -f1,3)" "exec-time: $t"
+secs=$(echo "$t" | cut -d' ' -f2)
+nt_check "timed-out write returned within 6 s ($secs s)" \
+	python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) < 6 else 1)' \
+	"${secs:-99}"
+nt_check_content "status 124" "$C/status" $'124\n'
+
+# -- malformed requests --------------------------------------------------
+warn0=$(grep -ac 'noxfs: warning:' "$NT_LOG")
+nt_check_errno '{"cmd": 5} → EINVAL' EINVAL write "$C/exec" '{"cmd": 5}'
+warn1=$(grep -ac 'noxfs: warning:' "$NT_LOG")
+nt_check "a warning line says why" test "$warn1" -gt "$warn0"
+nt_check_errno '{"cmd": []} → EINVAL' EINVAL write "$C/exec" '{"cmd": []}'
+nt_check_errno '{"nocmd": 1} → EINVAL' EINVAL write "$C/exec" '{"nocmd": 1}'
+nt_check_errno 'JSON syntax error → EINVAL' EINVAL write "$C/exec" \
+	'{"cmd": ]}'
+nt_check_errno '{"cmd": ["true"], "env": 3} → EINVAL' EINVAL write \
+	"$C/exec" '{"cmd": ["true"], "env": 3}'
+nt_check_errno 'JSON still incomplete at close → EINVAL (close)' EINVAL \
+	write "$C/exec" '{"cmd": ["echo", "never"'
+{ printf '{"cmd": ["echo", "'; head -c 1100000 /dev/zero | tr '\0' x
+	printf '"]}'; } >"$NT_TMP/huge.json"
+nt_check_errno_re 'request over 1 MiB fails with an errno' 'E[A-Z0-9]+' \
+	writefile "$C/exec" "$NT_TMP/huge.json"
+nt_check_out "shell sees the write fail" 1 sh -c \
+	"printf '{\"cmd\": 5}' > '$C/exec' 2>/dev/null; echo \$?"
+nt_check_content "status unchanged by failed requests" "$C/status" $'124\n'
+nt_check_exec "exec still works after bad requests" 'echo fine' $'fine\n'
+
+# -- output ------------------------------------------------------------
+nt_check "raw bytes on stdout" nt_exec "printf '\\377\\376\\000x\\n'"
+printf '\377\376\000x\n' >"$NT_TMP/raw.exp"
+nt_check_file ".nox/stdout holds the raw bytes" "$C/stdout" "$NT_TMP/raw.exp"
+nt_check "3 MiB of stdout" nt_exec 'head -c 3145728 /dev/zero'
+n=$(timeout 60 cat "$C/stdout" | wc -c)
+nt_check "stdout capped near 1 MiB (got $n bytes)" test "$n" -ge 524288 \
+	-a "$n" -le 2097152
+nt_check_content "status 0 after capped output" "$C/status" $'0\n'
+nt_check "command writes a 20 MiB file" nt_exec \
+	'head -c 20971520 /dev/urandom > gen.bin && sha256sum < gen.bin'
+nt_check_out "sha256 of the file through the mount" \
+	"$(timeout 60 cat "$C/stdout")" sh -c "sha256sum < '$W/gen.bin'"
+rm -f "$W/gen.bin"
+
+# -- parallel transactions -------------------------------------------------
+nt_check_out "4 parallel execs on 4 opens get their own results" OK \
+	python3 "$NT_PY" exec-par "$C/exec" 4
+
+# -- the exec barrier --------------------------------------------------
+bad=""
+for i in $(seq 1 20); do
+	printf 'barrier %d %s\n' "$i" "$RANDOM" >"$W/bar.txt"
+	timeout 60 sh -c "echo 'cat bar.txt' > '$C/exec'" || bad+=" w$i"
+	cmp -s "$W/bar.txt" "$C/stdout" || bad+=" $i"
+done
+nt_check_eq "write file, exec cat at once (20 times)" "" "$bad" \
+	"printf > f; echo 'cat f' > .nox/exec; cmp f .nox/stdout"
+head -c 3000000 /dev/urandom >"$NT_TMP/big.bin"
+cp "$NT_TMP/big.bin" "$W/big.bin"
+nt_check_exec "3 MB file just copied in: sha256 in the sandbox" \
+	'sha256sum big.bin' "$(cd "$NT_TMP" && sha256sum big.bin)"$'\n'
+nt_check_out "file still open for writing is seen by the command" OK \
+	python3 "$NT_PY" barrier-open "$W/openbar.txt" "$C/exec"
+mkdir -p "$W/bd/x"
+printf 'nested\n' >"$W/bd/x/n.txt"
+mv "$W/bd/x" "$W/bd/y"
+nt_check_exec "rename just done is seen by the command" \
+	'cat bd/y/n.txt; test -e bd/x && echo stale' $'nested\n'
+
+# -- invalidation after a command ------------------------------------------
+printf 'old-content\n' >"$W/a.txt"
+printf 'short\n' >"$W/grow.txt"
+printf 'gone\n' >"$W/b.txt"
+printf 'm\n' >"$W/mv1"
+mkdir -p "$W/olddir" "$W/deep/er"
+printf 'deep-old\n' >"$W/deep/er/d.txt"
+# Cache everything: contents, attrs, listings, and a negative lookup.
+cat "$W/a.txt" "$W/grow.txt" "$W/b.txt" "$W/deep/er/d.txt" >/dev/null
+stat "$W/a.txt" "$W/grow.txt" "$W/olddir" "$W/mv1" >/dev/null
+ls -la "$W" "$W/deep/er" >/dev/null
+stat "$W/created.txt" >/dev/null 2>&1
+nt_check "command changes files and dirs" nt_exec \
+	'printf "new-content\n" > a.txt && printf "much longer now\n" > grow.txt &&
+	 rm b.txt && rmdir olddir && mkdir newdir && echo c > created.txt &&
+	 mv mv1 mv2 && chmod 700 a.txt && printf "deep-new\n" > deep/er/d.txt &&
+	 touch -d "2001-01-01 UTC" grow.txt'
+nt_check_content "cat shows new content (same size)" "$W/a.txt" \
+	$'new-content\n'
+nt_check_out "stat -c %s of a grown file" 16 stat -c %s "$W/grow.txt"
+nt_check_content "cat of grown file" "$W/grow.txt" $'much longer now\n'
+nt_check_out "mtime changed by the command" 978307200 stat -c %Y \
+	"$W/grow.txt"
+nt_check_out "mode changed by the command" 700 stat -c %a "$W/a.txt"
+nt_check_errno "deleted file → ENOENT" ENOENT open "$W/b.txt"
+nt_check_not "removed dir gone (stat)" stat "$W/olddir"
+nt_check "new dir there (stat)" test -d "$W/newdir"
+nt_check "created file there (after a cached miss)" test -f \
+	"$W/created.txt"
+nt_check_content "created file content" "$W/created.txt" $'c\n'
+nt_check_out "ls shows the changes" "created.txt mv2 newdir" sh -c \
+	"ls '$W' | grep -xE 'b.txt|olddir|newdir|created.txt|mv1|mv2' |
+	 LC_ALL=C sort | tr '\n' ' ' | sed 's/ \$//'"
+nt_check_content "nested file changed" "$W/deep/er/d.txt" $'deep-new\n'
+printf 'AAAA\n' >"$W/c.txt"
+nt_check_out "fd kept open across an exec reads the new data" BBBB \
+	python3 "$NT_PY" reread "$W/c.txt" "$C/exec" \
+	'{"cmd":["sh","-c","printf \"BBBB\\n\" > c.txt"]}'
+
+# -- .nox stays out of the workspace --------------------------------------
+nt_check_exec "ls -A /workspace in the sandbox has no .nox" \
+	'ls -A /workspace | grep -c "^\.nox$"; true' $'0\n'
+nt_check_exec "tar c of /workspace in the sandbox has no .nox" \
+	'tar c -C /workspace . | tar t | grep -c "\.nox"; true' $'0\n'
+nt_check_not ".nox still not in the backend workspace" test -e "$B/.nox"
+printf 'real file\n' >"$B/.nox"
+nt_check_out "a workspace file named .nox is hidden by the control dir" \
+	directory stat -c %F "$C"
+nt_check_out ".nox/info still served" "$ID" python3 "$NT_PY" json "$C/info" id
+rm -f "$B/.nox"
+
+# -- sandboxes are separate -------------------------------------------
+if [ "$NT_SESSION" != 1 ]; then
+	mkdir "$NT_MNT/exec2"
+	nt_check_out "a fresh sandbox's .nox/exec reads empty" "" \
+		cat "$NT_MNT/exec2/.nox/exec"
+	nt_check "exec in a second sandbox" sh -c \
+		"echo 'exit 5' > '$NT_MNT/exec2/.nox/exec'"
+	nt_check_content "second sandbox status" "$NT_MNT/exec2/.nox/status" \
+		$'5\n'
+	nt_check_exec "first sandbox unaffected" 'echo one' $'one\n'
+	nt_check_content "second sandbox still 5" "$NT_MNT/exec2/.nox/status" \
+		$'5\n'
+	nt_check_out "second sandbox info id" exec2 python3 "$NT_PY" json \
+		"$NT_MNT/exec2/.nox/info" id
+fi
+
+if [ "$NT_SESSION" != 1 ]; then
+	mkdir "$NT_MNT/gone1"
+	rm -rf "$NT_BASE/noxrunner_sandbox_gone1"
+	nt_check_errno "exec in a sandbox deleted behind the mount → ENOENT" \
+		ENOENT write "$NT_MNT/gone1/.nox/exec" $'echo hi\n'
+fi
+nt_unmount
+
+# -- exec_timeout option ----------------------------------------------
+if [ "$NT_SESSION" = 1 ]; then
+	nt_mount "session=$ID,exec_timeout=2"
+	W=$NT_MNT
+else
+	nt_mount "exec_timeout=2"
+	W="$NT_MNT/$ID"
+fi
+C="$W/.nox"
+t=$(python3 "$NT_PY" exec-time "$C/exec" 'sleep 20
+')
+nt_check_eq "-o exec_timeout=2: shell text times out → exitCode 124" \
+	"OK 124" "$(echo "$t" | cut -d' ' -f1,3)" "exec-time: $t"
+secs=$(echo "$t" | cut -d' ' -f2)
+nt_check "exec_timeout write returned within 8 s ($secs s)" \
+	python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) < 8 else 1)' \
+	"${secs:-99}"
+nt_check_out "fresh mount: files kept" "new-content" cat "$W/a.txt"
+
+nt_finish

@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# root.sh - the mount root and the daemon's life cycle: mkdir MNT/ID
+# creates a sandbox on the backend, ls MNT lists sandboxes (also one the
+# backend created directly), invalid ids fail with EINVAL, rmdir of a
+# non-empty sandbox fails with ENOTEMPTY and of an empty one deletes it on
+# the backend, files at the root fail with EPERM; -o session=ID mounts one
+# workspace at MNT with MNT/.nox (and attaches again later); unmount with
+# an open file (fusermount3 -u busy, -uz works, daemon exits 0 once the
+# file is closed); SIGTERM and SIGINT unmount cleanly with exit 0;
+# daemonising without -f returns once mounted; --help and --version.
+# Hostile input tried: ids with space, leading '-' or '.', ':', unicode,
+# 129 bytes; a session id that is invalid.
+. "$(dirname "$0")/lib.sh"
+nt_require stat ls sleep
+nt_init
+
+# -- CLI -------------------------------------------------------------
+nt_check "noxfs --help exits 0" "$NT_NOXFS" --help
+nt_check_out "noxfs --version prints a version" 1 sh -c \
+	"'$NT_NOXFS' --version | grep -c '[0-9]\\.[0-9]'"
+nt_check_not "noxfs without a mount point fails" "$NT_NOXFS" --local="$NT_BASE" -f
+
+if [ "$NT_SESSION" = 1 ]; then
+	nt_log "root.sh ignores NOX_TEST_SESSION"
+	NT_SESSION=0
+fi
+nt_mount ""
+
+# -- the root ---------------------------------------------------------
+nt_check_out "fresh root lists nothing" "" ls -A "$NT_MNT"
+nt_check "mkdir MNT/sb1" mkdir "$NT_MNT/sb1"
+nt_check "sandbox dir appears on the backend" test -d "$(nt_backend_ws sb1)"
+nt_check_out "MNT/sb1 is a directory" directory stat -c %F "$NT_MNT/sb1"
+nt_check_out "ls MNT lists sb1" sb1 ls "$NT_MNT"
+nt_check_errno "mkdir existing sandbox → EEXIST" EEXIST mkdir "$NT_MNT/sb1"
+mkdir -p "$(nt_backend_ws ext1)"
+printf 'made outside\n' >"$(nt_backend_ws ext1)/outside.txt"
+nt_check_out "ls MNT lists a sandbox the backend created" $'ext1\nsb1' \
+	sh -c "ls '$NT_MNT' | LC_ALL=C sort"
+nt_check_content "its files are readable" "$NT_MNT/ext1/outside.txt" \
+	$'made outside\n'
+nt_check "its .nox/exec works" sh -c "echo 'cat outside.txt' > \
+'$NT_MNT/ext1/.nox/exec'"
+nt_check_content "its exec output" "$NT_MNT/ext1/.nox/stdout" \
+	$'made outside\n'
+for bad in "bad id" "-lead" ".hidden" "a:b" "ünï" \
+	"$(printf 'x%.0s' $(seq 129))"; do
+	nt_check_errno "mkdir invalid id '${bad:0:20}' → EINVAL" EINVAL mkdir \
+		"$NT_MNT/$bad"
+done
+nt_check_not "no backend dir for an invalid id" test -e \
+	"$NT_BASE/noxrunner_sandbox_bad id"
+long=$(printf 'y%.0s' $(seq 128))
+nt_check_errno "mkdir 128-byte id works" OK mkdir "$NT_MNT/$long"
+nt_check "128-byte id on the backend" test -d "$(nt_backend_ws "$long")"
+nt_check_errno "create a file at the root → EPERM" EPERM creat \
+	"$NT_MNT/file"
+nt_check_errno "symlink at the root → EPERM" EPERM symlink sb1 \
+	"$NT_MNT/link"
+nt_check_not "shell redirect at the root fails" sh -c ": > '$NT_MNT/f2'"
+nt_check_out "root still lists only sandboxes" $'ext1\nsb1\n'"$long" \
+	sh -c "ls '$NT_MNT' | LC_ALL=C sort"
+
+printf 'data\n' >"$NT_MNT/sb1/f"
+mkdir "$NT_MNT/sb1/d"
+nt_check_errno "rmdir sandbox with files → ENOTEMPTY" ENOTEMPTY rmdir \
+	"$NT_MNT/sb1"
+nt_check "sandbox kept on the backend" test -f "$(nt_backend_ws sb1)/f"
+rm -r "$NT_MNT/sb1/f" "$NT_MNT/sb1/d"
+printf 'h\n' >"$NT_MNT/sb1/.hidden"
+nt_check_errno "rmdir sandbox with a dotfile → ENOTEMPTY" ENOTEMPTY rmdir \
+	"$NT_MNT/sb1"
+rm "$NT_MNT/sb1/.hidden"
+nt_check_errno "rmdir empty sandbox" OK rmdir "$NT_MNT/sb1"
+nt_check_not "sandbox removed on the backend" test -e \
+	"$NT_BASE/noxrunner_sandbox_sb1"
+nt_check_out "ls MNT no longer lists it" $'ext1\n'"$long" \
+	sh -c "ls '$NT_MNT' | LC_ALL=C sort"
+nt_check_errno "stat of the removed sandbox → ENOENT" ENOENT open \
+	"$NT_MNT/sb1"
+rm "$NT_MNT/ext1/outside.txt"
+nt_check_errno "rmdir the outside-made sandbox" OK rmdir "$NT_MNT/ext1"
+nt_check_not "removed on the backend" test -e "$NT_BASE/noxrunner_sandbox_ext1"
+nt_check "mkdir again after rmdir" mkdir "$NT_MNT/sb1"
+nt_check_out "recreated sandbox is empty" "" ls -A "$NT_MNT/sb1" \
+	--ignore=.nox
+
+nt_check_out "fsname noxfs, type fuse.noxfs" "fuse.noxfs noxfs" sh -c \
+	"awk -v m='$NT_MNT' '\$5 == m { for (i = 7; \$i != \"-\"; i++); \
+print \$(i + 1), \$(i + 2) }' /proc/self/mountinfo"
+nt_unmount
+
+# -- options passed through, -d, NOXRUNNER_BASE_URL with --local ----------
+NOXRUNNER_BASE_URL=http://127.0.0.1:9 nt_mount \
+	"fsname=myfs,subtype=mysub,allow_other,default_permissions"
+nt_check_out "-o fsname=myfs,subtype=mysub" "fuse.mysub myfs" sh -c \
+	"awk -v m='$NT_MNT' '\$5 == m { for (i = 7; \$i != \"-\"; i++); \
+print \$(i + 1), \$(i + 2) }' /proc/self/mountinfo"
+nt_check_out "--local wins over NOXRUNNER_BASE_URL" local python3 "$NT_PY" \
+	json "$NT_MNT/sb1/.nox/info" backend
+printf 'pub\n' >"$NT_MNT/sb1/pub"
+printf 'priv\n' >"$NT_MNT/sb1/priv"
+chmod 644 "$NT_MNT/sb1/pub"
+chmod 600 "$NT_MNT/sb1/priv"
+chmod 755 "$NT_MNT/sb1"
+if command -v setpriv >/dev/null && [ "$(id -u)" = 0 ]; then
+	nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+	chmod 711 "$NT_TMP" # mktemp -d made it 700: let nobody reach MNT
+	nt_check_out "allow_other: another user reads a 644 file" pub \
+		"${nobody[@]}" cat "$NT_MNT/sb1/pub"
+	nt_check_not "default_permissions: another user can't read 600" \
+		"${nobody[@]}" cat "$NT_MNT/sb1/priv"
+	nt_check_not "default_permissions: another user can't write 644" \
+		"${nobody[@]}" sh -c "echo x >> '$NT_MNT/sb1/pub'"
+fi
+nt_unmount
+if command -v setpriv >/dev/null && [ "$(id -u)" = 0 ]; then
+	nt_mount ""
+	nt_check_not "without allow_other another user is refused" \
+		"${nobody[@]}" cat "$NT_MNT/sb1/pub"
+	nt_unmount
+fi
+rm -f "$(nt_backend_ws sb1)/pub" "$(nt_backend_ws sb1)/priv"
+NT_MOUNTS=$((NT_MOUNTS + 1))
+NT_LOG="$NT_TMP/noxfs.$NT_MOUNTS.log"
+"$NT_NOXFS" --local="$NT_BASE" -d "$NT_MNT" >"$NT_LOG" 2>&1 &
+NT_DPID=$!
+for i in $(seq 100); do
+	nt_mounted "$NT_MNT" && break
+	nt_alive "$NT_DPID" || break
+	sleep 0.1
+done
+nt_check "-d stays in the foreground and mounts" nt_mounted "$NT_MNT"
+ls "$NT_MNT/sb1" >/dev/null 2>&1
+nt_check "-d logs debug lines" grep -q 'debug' "$NT_LOG"
+nt_unmount
+
+# -- -o ro ---------------------------------------------------------------
+nt_mount "ro"
+printf 'r\n' >"$(nt_backend_ws sb1)/r.txt"
+nt_check_content "ro: file readable" "$NT_MNT/sb1/r.txt" $'r\n'
+nt_check_errno "ro: create → EROFS" EROFS creat "$NT_MNT/sb1/new"
+nt_check_errno "ro: mkdir sandbox → EROFS" EROFS mkdir "$NT_MNT/sb2"
+nt_check_errno "ro: unlink → EROFS" EROFS unlink "$NT_MNT/sb1/r.txt"
+rm -f "$(nt_backend_ws sb1)/r.txt"
+nt_unmount
+
+# -- keepalive ---------------------------------------------------------
+nt_mount "ttl=6"
+mkdir "$NT_MNT/ka"
+st="$NT_BASE/noxrunner_sandbox_ka/nox-state.json"
+e0=$(python3 "$NT_PY" json "$NT_MNT/ka/.nox/info" expiresAt)
+s0=$(python3 "$NT_PY" json "$st" expiresAt)
+sleep 4.5
+s1=$(python3 "$NT_PY" json "$st" expiresAt)
+nt_check "ttl=6: touched within 4.5 s (backend expiresAt $s0 → $s1)" \
+	test "$s1" != "$s0" -a -n "$s1"
+e1=$(python3 "$NT_PY" json "$NT_MNT/ka/.nox/info" expiresAt)
+nt_log "info expiresAt $e0 → $e1"
+sleep 3
+nt_check "ttl=6: sandbox alive after 7.5 s" test -d "$(nt_backend_ws ka)"
+C="$NT_MNT/ka/.nox"
+nt_check_exec "ttl=6: exec works after 7.5 s" 'echo alive' $'alive\n'
+rmdir "$NT_MNT/ka"
+nt_unmount
+
+# -- unmount with an open file ------------------------------------------
+nt_mount ""
+mkdir "$NT_MNT/busy"
+printf 'held\n' >"$NT_MNT/busy/f"
+sleep 600 <"$NT_MNT/busy/f" &
+holder=$!
+sleep 0.2
+nt_check_not "fusermount3 -u with an open file fails (busy)" \
+	fusermount3 -u "$NT_MNT"
+nt_check "still mounted" nt_mounted "$NT_MNT"
+nt_check "daemon still alive" nt_alive "$NT_DPID"
+nt_check_content "mount still works" "$NT_MNT/busy/f" $'held\n'
+nt_check "fusermount3 -uz (lazy)" fusermount3 -uz "$NT_MNT"
+nt_check_not "mount gone from mountinfo" nt_mounted "$NT_MNT"
+kill -TERM "$holder" 2>/dev/null
+wait "$holder" 2>/dev/null
+nt_wait_exit "$NT_DPID" 15
+nt_check_eq "daemon exits 0 after the last file closes" 0 "$NT_RC" \
+	"wait daemon"
+NT_DPID=""
+nt_check_content "data kept (backend)" "$(nt_backend_ws busy)/f" $'held\n'
+nt_check_log
+
+# -- SIGTERM and SIGINT ---------------------------------------------------
+for sig in TERM INT; do
+	nt_mount ""
+	printf 'before %s\n' "$sig" >"$NT_MNT/busy/sig.txt"
+	kill -"$sig" "$NT_DPID"
+	nt_wait_exit "$NT_DPID" 15
+	nt_check_eq "SIG$sig: daemon exits 0" 0 "$NT_RC" "kill -$sig; wait"
+	[ "$NT_RC" = timeout ] && nt_stop_pid "$NT_DPID"
+	NT_DPID=""
+	nt_check_not "SIG$sig: mount gone" nt_mounted "$NT_MNT"
+	nt_mounted "$NT_MNT" && fusermount3 -uz "$NT_MNT"
+	nt_check_content "SIG$sig: data on the backend" \
+		"$(nt_backend_ws busy)/sig.txt" "before $sig"$'\n'
+	nt_check_log
+done
+
+# -- SIGKILL: the mount dies, does not hang, and can be cleaned up ----------
+nt_mount ""
+printf 'before kill\n' >"$NT_MNT/busy/kill.txt"
+kill -KILL "$NT_DPID"
+nt_wait_exit "$NT_DPID" 10
+NT_DPID=""
+nt_check_errno "SIGKILL: access fails with ENOTCONN, no hang" ENOTCONN \
+	open "$NT_MNT/busy/kill.txt"
+nt_check "SIGKILL: fusermount3 -u cleans up" fusermount3 -u "$NT_MNT"
+nt_mounted "$NT_MNT" && fusermount3 -uz "$NT_MNT"
+nt_mount ""
+nt_check_content "SIGKILL: data there after remount" "$NT_MNT/busy/kill.txt" \
+	$'before kill\n'
+nt_unmount
+
+# -- daemonising (no -f) ---------------------------------------------------
+out=$(timeout 20 "$NT_NOXFS" --local="$NT_BASE" "$NT_MNT" 2>&1)
+rc=$?
+nt_check_eq "noxfs without -f returns 0" 0 "$rc" "noxfs --local MNT: $out"
+nt_check "mounted when it returns" nt_mounted "$NT_MNT"
+nt_check_content "works" "$NT_MNT/busy/f" $'held\n'
+dpid=""
+for p in /proc/[0-9]*; do
+	if tr '\0' '\n' 2>/dev/null <"$p/cmdline" | grep -qxF "$NT_MNT" &&
+		tr '\0' '\n' 2>/dev/null <"$p/cmdline" | grep -q noxfs; then
+		dpid=${p#/proc/}
+	fi
+done
+nt_check "fusermount3 -u of the daemonised mount" fusermount3 -u "$NT_MNT"
+if [ -n "$dpid" ]; then
+	ok=1
+	for i in $(seq 100); do
+		nt_alive "$dpid" || { ok=0; break; }
+		sleep 0.1
+	done
+	nt_check_eq "daemonised noxfs exits after unmount" 0 "$ok" \
+		"pid $dpid"
+	nt_alive "$dpid" && kill -KILL "$dpid"
+else
+	nt_fail "found the daemonised noxfs" "/proc/*/cmdline" "a pid" "none"
+fi
+nt_mounted "$NT_MNT" && fusermount3 -uz "$NT_MNT"
+
+# -- session mode -------------------------------------------------------
+NT_SESSION=1
+nt_workspace sess1
+nt_check "session: backend sandbox created" test -d "$B"
+nt_check_out "session: ls -a MNT lists .nox" .nox sh -c \
+	"ls -a '$NT_MNT' | grep -x .nox"
+nt_check "session: write a file at MNT" sh -c "printf 'sess\n' > '$W/a'"
+nt_check_content "session: on the backend" "$B/a" $'sess\n'
+nt_check "session: mkdir" mkdir "$W/d"
+nt_check_exec "session: MNT/.nox/exec" 'cat a; ls -d d' $'sess\nd\n'
+nt_check_out "session: info id" sess1 python3 "$NT_PY" json "$C/info" id
+nt_check_errno "session: rmdir .nox → EPERM" EPERM rmdir "$C"
+nt_unmount
+nt_workspace sess1
+nt_check_content "session: attach again keeps files" "$W/a" $'sess\n'
+nt_unmount
+out=$(timeout 20 "$NT_NOXFS" --local="$NT_BASE" -f -o "session=bad id" \
+	"$NT_MNT" 2>&1)
+rc=$?
+nt_check "session=invalid id: fails" test "$rc" -ne 0 -a "$rc" -ne 124
+nt_check_not "session=invalid id: not mounted" nt_mounted "$NT_MNT"
+nt_check "session=invalid id: says why" sh -c \
+	"printf '%s' \"\$1\" | grep -qi 'id'" sh "$out"
+nt_mounted "$NT_MNT" && fusermount3 -uz "$NT_MNT"
+
+nt_finish
