@@ -41,6 +41,10 @@ struct fs_opts {
 	double entry_timeout; /* -o entry_timeout=S */
 	int unisolated;	      /* -o unisolated (local) */
 	int writeback_delay;  /* -o writeback_delay=MS (http, later) */
+	char *token;		/* -o token=T (http; default $NOXRUNNER_TOKEN) */
+	int v1_only;		/* -o v1_only (http: no extensions) */
+	char *pending;		/* first positional, until we know its role */
+	int source_bad;		/* SOURCE positional could not be parsed */
 	int show_help;
 	int show_version;
 	int has_fsname;

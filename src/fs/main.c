@@ -57,6 +57,10 @@ static const struct fuse_opt fs_opt_spec[] = {
     FS_OPT("entry_timeout=%lf", entry_timeout, 0),
     FS_OPT("unisolated", unisolated, 1),
     FS_OPT("writeback_delay=%d", writeback_delay, 0),
+    FS_OPT("token=%s", token, 0),
+    FS_OPT("v1_only", v1_only, 1),
+    FS_OPT("local=%s", local_dir, 0),
+    FS_OPT("url=%s", url, 0),
     FS_OPT("--help", show_help, 1),
     FS_OPT("-h", show_help, 1),
     FS_OPT("--version", show_version, 1),
@@ -65,13 +69,68 @@ static const struct fuse_opt fs_opt_spec[] = {
     FUSE_OPT_KEY("subtype=", KEY_SUBTYPE),
     FUSE_OPT_END};
 
+/*
+ * SOURCE, the first of two positionals (what mount.fuse3 passes for type
+ * fuse.noxfs): "local", "local:BASE_DIR", an http(s) URL with an optional
+ * "#ID" session, or a bare session ID (local backend, session=ID).
+ */
+static int source_parse(struct fs_opts *o, const char *src)
+{
+	const char *hash;
+
+	if (strcmp(src, "local") == 0) {
+		o->local = 1;
+		return 0;
+	}
+	if (strncmp(src, "local:", 6) == 0 && src[6]) {
+		free(o->local_dir);
+		o->local_dir = strdup(src + 6);
+		return o->local_dir ? 0 : -1;
+	}
+	if (strncmp(src, "http://", 7) == 0 || strncmp(src, "https://", 8) == 0) {
+		hash = strchr(src, '#');
+		free(o->url);
+		o->url = hash ? strndup(src, (size_t)(hash - src)) : strdup(src);
+		if (!o->url)
+			return -1;
+		if (hash && hash[1]) {
+			free(o->session);
+			o->session = strdup(hash + 1);
+			if (!o->session)
+				return -1;
+		}
+		return 0;
+	}
+	if (nox_id_validate(src, NULL) == 0) {
+		o->local = 1;
+		free(o->session);
+		o->session = strdup(src);
+		return o->session ? 0 : -1;
+	}
+	nox_log(NOX_LOG_ERR,
+		"source '%s' is not local, local:DIR, a URL or a session id",
+		src);
+	return -1;
+}
+
 static int opt_proc(void *data, const char *arg, int key,
 		    struct fuse_args *outargs)
 {
 	struct fs_opts *o = data;
 
-	(void)arg;
 	(void)outargs;
+	if (key == FUSE_OPT_KEY_NONOPT) {
+		/* one positional: the mount point; two: SOURCE MOUNTPOINT */
+		if (!o->pending) {
+			o->pending = strdup(arg);
+			return o->pending ? 0 : -1;
+		}
+		if (source_parse(o, o->pending) < 0)
+			o->source_bad = 1;
+		free(o->pending);
+		o->pending = NULL;
+		return 1;
+	}
 	if (key == KEY_FSNAME)
 		o->has_fsname = 1;
 	else if (key == KEY_SUBTYPE)
@@ -83,7 +142,11 @@ static void usage(const char *prog)
 {
 	printf("usage: %s [--local[=BASE_DIR]] [--url URL] [-f] [-d] "
 	       "[-o OPT[,OPT...]] MOUNTPOINT\n"
+	       "       %s SOURCE MOUNTPOINT [-o OPT[,OPT...]]   (mount -t "
+	       "fuse.noxfs)\n"
 	       "       %s --help | --version\n\n"
+	       "SOURCE: local, local:BASE_DIR, URL, URL#ID or a session ID "
+	       "(local, session=ID)\n\n"
 	       "Mounts NoxRunner sandboxes as directories: MOUNTPOINT/ID is "
 	       "sandbox ID's\n"
 	       "/workspace; write a command to MOUNTPOINT/ID/.nox/exec to "
@@ -121,6 +184,11 @@ static void usage(const char *prog)
 	       "bwrap (unsafe)\n"
 	       "    -o cache_dir=DIR       http: local cache directory\n"
 	       "    -o writeback_delay=MS  http: defer and batch uploads\n"
+	       "    -o token=TOKEN         http: bearer token (default:\n"
+	       "                           $NOXRUNNER_TOKEN)\n"
+	       "    -o v1_only             http: use no server extensions\n"
+	       "    -o local=BASE_DIR, url=URL  as --local=BASE_DIR, --url "
+	       "URL (fstab)\n"
 	       "    -o allow_other         let other users use the mount\n"
 	       "    -o default_permissions let the kernel check "
 	       "permissions\n"
@@ -132,7 +200,7 @@ static void usage(const char *prog)
 	       "    -V, --version          print the version\n\n"
 	       "Unmount with fusermount3 -u MOUNTPOINT, or SIGTERM/SIGINT "
 	       "to the daemon.\n\n",
-	       prog, prog, NOX_DEFAULT_BASE_DIR, NOX_DEFAULT_EXEC_TIMEOUT,
+	       prog, prog, prog, NOX_DEFAULT_BASE_DIR, NOX_DEFAULT_EXEC_TIMEOUT,
 	       NOX_DEFAULT_TTL);
 }
 
@@ -216,6 +284,8 @@ static int backend_open(struct fs *fs)
 
 		memset(&ho, 0, sizeof(ho));
 		ho.base_url = url;
+		ho.token = o->token;
+		ho.v1_only = o->v1_only != 0;
 		r = nox_backend_http_new(&ho, &fs->be, &err);
 		/* the cache layer plugs in here: fs->hooks = its hooks */
 		if (r == 0 && !fs->hooks) {
@@ -361,6 +431,16 @@ int main(int argc, char *argv[])
 	fs.opts.entry_timeout = 1.0;
 	if (fuse_opt_parse(&args, &fs.opts, fs_opt_spec, opt_proc) == -1)
 		goto out_args;
+	if (fs.opts.source_bad)
+		goto out_args;
+	if (fs.opts.pending) {
+		/* a single positional: it was the mount point after all */
+		r = fuse_opt_add_arg(&args, fs.opts.pending);
+		free(fs.opts.pending);
+		fs.opts.pending = NULL;
+		if (r == -1)
+			goto out_args;
+	}
 	if (fs.opts.show_help) {
 		usage(argv[0]);
 		printf("libfuse options:\n");

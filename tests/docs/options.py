@@ -84,7 +84,7 @@ for o in sorted(long_opts(own)):
     check("--" + o in m, f"noxfs --help has --{o}, noxfs.1 OPTIONS does not")
 for o in sorted(long_opts(m)):
     check("--" + o in own, f"noxfs.1 documents --{o}, noxfs --help does not")
-hm = mount_opts(own) | set(re.findall(r"(?:^|, )([a-z0-9_]+)=NAME", own, re.M))
+hm = mount_opts(own) | set(re.findall(r", ([a-z0-9_]+)=[A-Z]", own))
 mm = man_mount_opts(m)
 for o in sorted(hm):
     check(o in mm, f"noxfs --help has -o {o}, noxfs.1 OPTIONS does not")
