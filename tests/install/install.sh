@@ -70,30 +70,43 @@ comp=$(find "$D" -path '*bash-completion/completions/noxctl' | head -1)
 check "bash completion installed" test -n "$comp"
 [ -n "$comp" ] && check "bash completion parses" bash -n "$comp"
 
-# mount(8): type fuse.noxfs runs mount.fuse3, which runs "noxfs SOURCE MNT -o ...".
+# mount(8): type fuse.noxfs runs mount.fuse3, which runs "noxfs SOURCE MNT -o
+# ...", finding noxfs through /bin/sh's default PATH (mount clears PATH).  So
+# that it finds the DESTDIR copy, the mounts run in a private mount
+# namespace where the installed bin directory is bound over /usr/local/bin,
+# which is where a default (prefix /usr/local) install puts it.
 mkdir -p "$mnt" "$tmp/base"
-if [ -e /dev/fuse ] && command -v mount.fuse3 >/dev/null; then
-	export PATH="$P/bin:$PATH" LD_LIBRARY_PATH="$L"
-	if timeout 30 mount -t fuse.noxfs "local:$tmp/base" "$mnt" -o exec_timeout=20 2>"$tmp/mount.log"; then
-		ok "mount -t fuse.noxfs"
-		mkdir "$mnt/m1" && echo hi > "$mnt/m1/f" &&
-			check "file through mount -t reaches the sandbox" grep -q hi "$tmp/base/noxrunner_sandbox_m1/workspace/f"
-		fusermount3 -u "$mnt" || bad "unmount after mount -t"
-	else
-		cat "$tmp/mount.log"
-		bad "mount -t fuse.noxfs"
-	fi
+if [ -e /dev/fuse ] && command -v mount.fuse3 >/dev/null && command -v unshare >/dev/null; then
 	printf 'local:%s %s fuse.noxfs defaults,exec_timeout=20 0 0\n' "$tmp/base" "$mnt" > "$tmp/fstab"
-	if timeout 30 mount -T "$tmp/fstab" "$mnt" 2>"$tmp/mount2.log"; then
-		ok "mount through an fstab line"
-		check "fstab mount lists the sandbox" test -f "$mnt/m1/f"
-		fusermount3 -u "$mnt" || bad "unmount after fstab mount"
-	else
-		cat "$tmp/mount2.log"
-		bad "mount through an fstab line"
-	fi
+	cat > "$tmp/ns.sh" <<NS
+set -u
+# whatever happens, leave no mount (and so no daemon) in this namespace
+trap 'grep -q " $mnt " /proc/self/mountinfo && fusermount3 -uz "$mnt"' EXIT
+mount --bind "$P/bin" /usr/local/bin || { echo "FAIL: bind"; exit 1; }
+if timeout 30 mount -t fuse.noxfs "local:$tmp/base" "$mnt" -o exec_timeout=20; then
+	echo "ok: mount -t fuse.noxfs"
+	mkdir "$mnt/m1" && echo hi > "$mnt/m1/f"
+	grep -q hi "$tmp/base/noxrunner_sandbox_m1/workspace/f" && echo "ok: a file written through mount -t reaches the sandbox" || echo "FAIL: file through mount -t"
+	echo 'echo ran > out' > "$mnt/m1/.nox/exec" && grep -q ran "$mnt/m1/out" && echo "ok: .nox/exec through mount -t" || echo "FAIL: exec through mount -t"
+	fusermount3 -u "$mnt" || { echo "FAIL: unmount after mount -t"; fusermount3 -uz "$mnt"; }
 else
-	if [ "${NOX_NO_SKIP:-}" = 1 ]; then bad "no /dev/fuse or mount.fuse3"; else echo "skip: no /dev/fuse"; fi
+	echo "FAIL: mount -t fuse.noxfs"
+fi
+if timeout 30 mount -T "$tmp/fstab" "$mnt"; then
+	echo "ok: mount through an fstab line"
+	test -f "$mnt/m1/f" && echo "ok: the fstab mount lists the sandbox" || echo "FAIL: fstab mount content"
+	fusermount3 -u "$mnt" || { echo "FAIL: unmount after fstab mount"; fusermount3 -uz "$mnt"; }
+else
+	echo "FAIL: mount through an fstab line"
+fi
+NS
+	out=$(unshare -m --propagation private bash "$tmp/ns.sh" 2>&1)
+	echo "$out"
+	pass=$((pass + $(grep -c '^ok:' <<<"$out")))
+	fail=$((fail + $(grep -c '^FAIL' <<<"$out")))
+	[ "$(grep -c '^ok:' <<<"$out")" -ge 5 ] || bad "fewer mount checks passed than expected"
+else
+	if [ "${NOX_NO_SKIP:-}" = 1 ]; then bad "no /dev/fuse, mount.fuse3 or unshare"; else echo "skip: no /dev/fuse"; fi
 fi
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
