@@ -4,7 +4,9 @@
 #
 #   examples/agent-loop.sh SANDBOX_DIR      (e.g. /mnt/nox/demo)
 #
-# Exits 0 when the test passes after the fix.
+# Exits 0 when the test passes after the fix.  python3 -B: the fix keeps
+# the file size and may land in the same second, so a cached .pyc would
+# look fresh and hide it.
 set -euo pipefail
 sb=${1:?usage: agent-loop.sh SANDBOX_DIR}
 
@@ -34,7 +36,7 @@ if __name__ == "__main__":
 PY
 
 # 2. Run the test; it must fail.
-run 'cd proj && python3 -m unittest -q test_calc'
+run 'cd proj && python3 -B -m unittest -q test_calc'
 if [ "$status" = 0 ]; then
 	echo "agent-loop: the buggy version passed?" >&2
 	exit 1
@@ -46,6 +48,6 @@ sed 's/a - b/a + b/' "$sb/proj/calc.py" > "$sb/proj/.calc.py.tmp"
 mv "$sb/proj/.calc.py.tmp" "$sb/proj/calc.py"
 
 # 4. Run again; it must pass.
-run 'cd proj && python3 -m unittest -q test_calc'
+run 'cd proj && python3 -B -m unittest -q test_calc'
 [ "$status" = 0 ] || { echo "agent-loop: still failing after the fix" >&2; exit 1; }
 echo "agent-loop: fixed and passing"
