@@ -46,7 +46,13 @@
  * Tombstones named TOMB_PREFIX<id>.<pid>.<tid>; one left by a process that
  * died mid-delete is removed by the next nox_local_reap_expired().
  *
- * Limits: Linux >= 5.6 (openat2); a tree being filled while it is deleted
+ * Where openat2 is missing (Linux < 5.6, or under valgrind 3.19, which
+ * answers ENOSYS) resolve.c does the same confinement with an
+ * openat(O_NOFOLLOW) walk, one component at a time; symlinks inside the
+ * workspace are still followed where POSIX follows them, absolute ones and
+ * escapes are refused with EXDEV.
+ *
+ * Limits: a tree being filled while it is deleted
  * may need several passes (bounded); state writes are not fsynced (a crash
  * can lose a touch, never corrupt the file).  No global state: every call
  * opens what it needs, all fds are O_CLOEXEC, and the handle is read-only
@@ -80,6 +86,7 @@
 
 #include "backend_i.h"
 #include "local_i.h"
+#include "resolve_i.h"
 #include "sbx_exec_i.h"
 
 /* Kernel headers before 6.6 lack it; the number is the same on every
@@ -136,25 +143,12 @@ static int sys_err(struct nox_err *err, int e, const char *op, const char *path)
 
 /* ---- low-level helpers ------------------------------------------------ */
 
-/* openat2 with O_CLOEXEC; retries the EAGAIN the kernel gives when it
- * cannot rule out a racing rename.  Returns an fd or -errno. */
+/* openat2 with O_CLOEXEC, or its fallback walk where the kernel (or
+ * valgrind) lacks it: see resolve.c.  Returns an fd or -errno. */
 static int ws_openat2(int dirfd, const char *path, int flags, mode_t mode,
 		      uint64_t resolve)
 {
-	struct open_how how;
-	long r = -1;
-	int i;
-
-	memset(&how, 0, sizeof(how));
-	how.flags = (uint64_t)(flags | O_CLOEXEC);
-	how.mode = (flags & O_CREAT) ? mode : 0;
-	how.resolve = resolve;
-	for (i = 0; i < 16; i++) {
-		r = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
-		if (r >= 0 || errno != EAGAIN)
-			break;
-	}
-	return r < 0 ? -errno : (int)r;
+	return resolve_open(dirfd, path, flags, mode, resolve);
 }
 
 /* Message for an openat2 failure on a workspace path. */
@@ -166,10 +160,10 @@ static int resolve_err(struct nox_err *err, int e, const char *op,
 				   "%s '%s': path escapes the workspace", op,
 				   path);
 	if (e == ENOSYS)
-		return nox_err_set(
-		    err, ENOSYS,
-		    "%s '%s': kernel lacks openat2 (Linux >= 5.6 needed)", op,
-		    path);
+		return nox_err_set(err, ENOSYS,
+				   "%s '%s': path resolution not supported "
+				   "here",
+				   op, path);
 	return sys_err(err, e, op, path);
 }
 

@@ -10,9 +10,26 @@
  * unless asked for) and a clean environment.
  *
  * Limits: wall-clock timeout (exit code 124, the whole process tree is
- * killed), RLIMIT_AS, RLIMIT_NPROC (best effort: root ignores it),
- * RLIMIT_CORE 0, and a per-stream output cap (the rest is read and
- * dropped so the command never blocks on a full pipe).
+ * killed), RLIMIT_AS, RLIMIT_CORE 0, a per-stream output cap (the rest is
+ * read and dropped so the command never blocks on a full pipe), and a
+ * process-count and memory limit for the whole command through a cgroup
+ * made for it: cgroup v2 (ROOT/noxfs/<pid>-<n>, when the unified mount
+ * offers "pids" and is writable) or else v1 (<our pids cgroup>/noxfs/...
+ * with pids.max, and the same below our memory cgroup with
+ * memory.limit_in_bytes and memsw).  The child enters it before exec;
+ * when the command ends everything still in it is killed (v2 cgroup.kill;
+ * v1 pids.max 0, then SIGKILL to each pid in cgroup.procs until empty)
+ * and the directory is removed.  With no usable cgroup only RLIMIT_NPROC
+ * remains, which root ignores: a fork bomb run as root is then bounded by
+ * the timeout alone, and the sandbox's /tmp (a tmpfs) by nothing.
+ * sbx_exec_pids_limit() tells which applied.  The v2 path has not been
+ * exercised on this project's CI machine (cgroup v1 there).
+ *
+ * Run as root, the sandbox also drops every capability (--cap-drop ALL):
+ * with CAP_SYS_ADMIN in its namespaces it could mount a cgroupfs and
+ * raise its own limits.  The host's secrets in /etc (shadow, gshadow,
+ * ssh host keys, /etc/ssl/private) are covered, since root inside owns
+ * them as root outside does.
  *
  * When the command's main process exits, whatever it left behind dies
  * with it: bwrap's pid namespace takes care of that isolated; unisolated
@@ -24,12 +41,14 @@
  * waitpid() on their own pid, never through a SIGCHLD handler, so the
  * process must not set SIGCHLD to SIG_IGN.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,7 +80,7 @@
 #define SBX_FD_MIN    5 /* parent fds are moved at or above this */
 
 /* What the child reports through SBX_FD_REPORT when it cannot exec. */
-enum { SBX_STAGE_CHDIR = 1, SBX_STAGE_EXEC = 2 };
+enum { SBX_STAGE_CHDIR = 1, SBX_STAGE_EXEC = 2, SBX_STAGE_CGROUP = 3 };
 
 /* A growable NULL-terminated array of strings it owns. */
 struct strv {
@@ -79,7 +98,10 @@ struct plan {
 	char *chdir_dir;      /* unisolated only: host directory */
 	bool isolated;	      /* bwrap with --info-fd */
 	struct rlimit lim_as, lim_nproc, lim_core;
-	int max_fd; /* for the close() fallback loop */
+	unsigned procs;		/* pids.max of the command's cgroup */
+	uint64_t mem;		/* its memory limit */
+	const char *cg_join[2]; /* cgroup.procs to enter; NULL: none */
+	int max_fd;		/* for the close() fallback loop */
 	struct sigaction dfl;
 	sigset_t empty;
 };
@@ -321,6 +343,48 @@ static void bwrap_toplevel(struct strv *a, const char *dir)
 	}
 }
 
+/*
+ * The host's /etc is visible read-only, and root in the sandbox owns what
+ * root owns there: its password hashes and private keys are covered with
+ * an empty file (or directory) so the command cannot read them.
+ */
+static void mask_secrets(struct strv *a)
+{
+	static const char *const files[] = {
+	    "/etc/shadow",   "/etc/shadow-",	 "/etc/gshadow",
+	    "/etc/gshadow-", "/etc/krb5.keytab", "/etc/security/opasswd"};
+	static const char *const dirs[] = {"/etc/ssl/private"};
+	char path[PATH_MAX];
+	struct dirent *de;
+	struct stat st;
+	size_t i, n;
+	DIR *d;
+
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		if (lstat(files[i], &st) == 0 && S_ISREG(st.st_mode))
+			strv_add3(a, "--ro-bind", "/dev/null", files[i]);
+	for (i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+		if (lstat(dirs[i], &st) == 0 && S_ISDIR(st.st_mode))
+			strv_add2(a, "--tmpfs", dirs[i]);
+	/* ssh_host_*_key, not the .pub halves. */
+	d = opendir("/etc/ssh");
+	if (!d)
+		return;
+	for (;;) {
+		de = readdir(d);
+		if (!de)
+			break;
+		n = strlen(de->d_name);
+		if (strncmp(de->d_name, "ssh_host_", 9) != 0 || n < 13 ||
+		    strcmp(de->d_name + n - 4, "_key") != 0)
+			continue;
+		snprintf(path, sizeof(path), "/etc/ssh/%s", de->d_name);
+		if (lstat(path, &st) == 0 && S_ISREG(st.st_mode))
+			strv_add3(a, "--ro-bind", "/dev/null", path);
+	}
+	closedir(d);
+}
+
 static void add_command(struct strv *a, const char *const *argv)
 {
 	size_t i;
@@ -369,6 +433,7 @@ static int build_plan(const struct sbx_exec_opts *opts, const char *ws,
 		for (i = 0; i < sizeof(tops) / sizeof(tops[0]); i++)
 			bwrap_toplevel(a, tops[i]);
 		strv_add3(a, "--ro-bind", "/etc", "/etc");
+		mask_secrets(a);
 		strv_add3(a, "--bind", ws, NOX_WORKSPACE);
 		strv_add2(a, "--tmpfs", "/tmp");
 		strv_add2(a, "--dev", "/dev");
@@ -376,6 +441,10 @@ static int build_plan(const struct sbx_exec_opts *opts, const char *ws,
 		strv_add(a, "--unshare-all");
 		if (opts->allow_network)
 			strv_add(a, "--share-net");
+		/* Root in the sandbox keeps no capability: with them it
+		 * could mount a cgroupfs and lift its own limits. */
+		if (geteuid() == 0)
+			strv_add2(a, "--cap-drop", "ALL");
 		strv_add(a, "--die-with-parent");
 		strv_add(a, "--new-session");
 		strv_add2(a, "--hostname", "nox");
@@ -409,6 +478,8 @@ static int build_plan(const struct sbx_exec_opts *opts, const char *ws,
 	/* Never raise a hard limit we were given; only lower it. */
 	pl->lim_as.rlim_cur = pl->lim_as.rlim_max = (rlim_t)mem;
 	pl->lim_nproc.rlim_cur = pl->lim_nproc.rlim_max = (rlim_t)procs;
+	pl->procs = procs;
+	pl->mem = mem;
 	if (getrlimit(RLIMIT_AS, &cur) == 0 &&
 	    cur.rlim_max < pl->lim_as.rlim_max)
 		pl->lim_as.rlim_cur = pl->lim_as.rlim_max = cur.rlim_max;
@@ -422,6 +493,483 @@ static int build_plan(const struct sbx_exec_opts *opts, const char *ws,
 	sigemptyset(&pl->dfl.sa_mask);
 	sigemptyset(&pl->empty);
 	return 0;
+}
+
+/* ---- per-exec cgroup ---------------------------------------------------- */
+
+/*
+ * Where cgroups live, found once per process: the cgroup2 mount if it
+ * offers the pids controller and we may write it, and our own v1 pids and
+ * memory cgroup directories.  v1 cgroups are made below our own (limits
+ * are hierarchical, so a command never escapes ours); v2 ones below
+ * ROOT/noxfs, because v2 forbids a cgroup holding processes (ours) from
+ * handing controllers to children.
+ */
+struct cg_env {
+	char v2_root[PATH_MAX]; /* "" when unusable */
+	bool v2_memory;		/* the memory controller is there too */
+	char v1_pids[PATH_MAX];
+	char v1_mem[PATH_MAX];
+};
+
+static struct cg_env cg_env;
+static pthread_once_t cg_env_once = PTHREAD_ONCE_INIT;
+static atomic_uint cg_seq;
+static atomic_int cg_last_mode = SBX_PIDS_UNKNOWN;
+
+/* Writes s to path (no O_CREAT); 0 or -errno. */
+static int cg_write(const char *path, const char *s)
+{
+	size_t len = strlen(s);
+	ssize_t n;
+	int fd, e;
+
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, s, len);
+	e = errno;
+	close(fd);
+	if (n < 0)
+		return -e;
+	return (size_t)n == len ? 0 : -EIO;
+}
+
+/* Reads at most sz-1 bytes of path into buf; length or -errno. */
+static ssize_t cg_read(const char *path, char *buf, size_t sz)
+{
+	size_t len = 0;
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	while (len < sz - 1) {
+		n = read(fd, buf + len, sz - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	buf[len] = '\0';
+	return (ssize_t)len;
+}
+
+/* True when word appears in list as a whole item split by any of seps. */
+static bool has_word(const char *list, const char *word, const char *seps)
+{
+	size_t wl = strlen(word);
+	const char *p = list;
+
+	while (*p) {
+		size_t n = strcspn(p, seps);
+
+		if (n == wl && strncmp(p, word, wl) == 0)
+			return true;
+		p += n;
+		if (*p)
+			p++;
+	}
+	return false;
+}
+
+/* Undoes mountinfo's octal escapes (\040 for a space) in place. */
+static void unescape_octal(char *s)
+{
+	char *o = s;
+
+	while (*s) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' &&
+		    s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 +
+				      (s[3] - '0'));
+			s += 4;
+		} else {
+			*o++ = *s++;
+		}
+	}
+	*o = '\0';
+}
+
+/* Our cgroup path in the v1 hierarchy with controller ctl ("" if none). */
+static void cg_own_path(const char *ctl, char *out, size_t sz)
+{
+	char line[4096], *c1, *c2;
+	FILE *f;
+
+	out[0] = '\0';
+	f = fopen("/proc/self/cgroup", "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		c1 = strchr(line, ':');
+		c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+		if (!c2)
+			continue;
+		*c2 = '\0';
+		if (has_word(c1 + 1, ctl, ",")) {
+			snprintf(out, sz, "%s", c2 + 1);
+			break;
+		}
+	}
+	fclose(f);
+}
+
+/* dir = mountpoint + (own path relative to the mount's root). */
+static void cg_v1_dir(const char *ctl, const char *root, const char *mnt,
+		      char *dir, size_t sz)
+{
+	char own[PATH_MAX];
+	const char *rel;
+	size_t rl = strlen(root);
+	struct stat st;
+
+	cg_own_path(ctl, own, sizeof(own));
+	if (strcmp(root, "/") == 0)
+		rel = own;
+	else if (strncmp(own, root, rl) == 0 &&
+		 (own[rl] == '/' || own[rl] == '\0'))
+		rel = own + rl;
+	else
+		rel = ""; /* cannot place ourselves: use the mount's top */
+	if (strcmp(rel, "/") == 0)
+		rel = "";
+	if (snprintf(dir, sz, "%s%s", mnt, rel) >= (int)sz ||
+	    stat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || access(dir, W_OK) < 0)
+		dir[0] = '\0';
+}
+
+static void cg_env_init(void)
+{
+	char line[8192], ctl[PATH_MAX + 32], buf[512];
+	char *f[6], *sep, *fstype, *super, *save;
+	FILE *mi;
+	int i;
+
+	mi = fopen("/proc/self/mountinfo", "re");
+	if (!mi)
+		return;
+	while (fgets(line, sizeof(line), mi)) {
+		line[strcspn(line, "\n")] = '\0';
+		sep = strstr(line, " - ");
+		if (!sep)
+			continue;
+		*sep = '\0';
+		/* id parent maj:min root mountpoint ... */
+		save = line;
+		for (i = 0; i < 5; i++) {
+			f[i] = strsep(&save, " ");
+			if (!f[i])
+				break;
+		}
+		if (i < 5)
+			continue;
+		save = sep + 3;
+		fstype = strsep(&save, " ");
+		strsep(&save, " "); /* source */
+		super = save ? save : "";
+		unescape_octal(f[3]);
+		unescape_octal(f[4]);
+		if (fstype && strcmp(fstype, "cgroup2") == 0 &&
+		    !cg_env.v2_root[0] && strcmp(f[3], "/") == 0) {
+			snprintf(ctl, sizeof(ctl), "%s/cgroup.controllers",
+				 f[4]);
+			if (cg_read(ctl, buf, sizeof(buf)) > 0 &&
+			    has_word(buf, "pids", " \n") &&
+			    access(f[4], W_OK) == 0 &&
+			    strlen(f[4]) < sizeof(cg_env.v2_root) - 64) {
+				snprintf(cg_env.v2_root, sizeof(cg_env.v2_root),
+					 "%s", f[4]);
+				cg_env.v2_memory =
+				    has_word(buf, "memory", " \n");
+			}
+		} else if (fstype && strcmp(fstype, "cgroup") == 0) {
+			if (!cg_env.v1_pids[0] && has_word(super, "pids", ","))
+				cg_v1_dir("pids", f[3], f[4], cg_env.v1_pids,
+					  sizeof(cg_env.v1_pids) - 64);
+			if (!cg_env.v1_mem[0] && has_word(super, "memory", ","))
+				cg_v1_dir("memory", f[3], f[4], cg_env.v1_mem,
+					  sizeof(cg_env.v1_mem) - 64);
+		}
+	}
+	fclose(mi);
+}
+
+/* One command's cgroups; paths malloc'd, NULL when not made. */
+struct sbx_cg {
+	int mode;      /* enum sbx_pids_limit */
+	char *pids;    /* v1 pids or v2 cgroup directory */
+	char *mem;     /* v1 memory directory */
+	char *join[2]; /* cgroup.procs files the child writes "0" to */
+};
+
+/* Removes dirs that crashed runs left (rmdir fails while populated). */
+static void cg_sweep(const char *parent)
+{
+	struct dirent *de;
+	DIR *d;
+
+	d = opendir(parent);
+	if (!d)
+		return;
+	for (;;) {
+		char *end;
+		long pid;
+
+		de = readdir(d);
+		if (!de)
+			break;
+		errno = 0;
+		pid = strtol(de->d_name, &end, 10);
+		if (errno || end == de->d_name || *end != '-' || pid <= 0 ||
+		    pid > INT_MAX || pid == (long)getpid())
+			continue;
+		if (kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+			unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR);
+	}
+	closedir(d);
+}
+
+/*
+ * mkdir parent/noxfs, then parent/noxfs/<name>; malloc'd path or NULL.
+ * noxfs is removed again when the last command leaves it (a parent left
+ * behind would keep whoever owns our cgroup from removing it), so a
+ * concurrent exec may remove it between our two mkdirs: retried.
+ */
+static char *cg_mkdir(const char *parent, const char *name)
+{
+	char top[PATH_MAX], dir[PATH_MAX + 64];
+	int i;
+
+	snprintf(top, sizeof(top), "%s/noxfs", parent);
+	snprintf(dir, sizeof(dir), "%s/%s", top, name);
+	for (i = 0; i < 8; i++) {
+		if (mkdir(top, 0755) < 0 && errno != EEXIST)
+			return NULL;
+		if ((atomic_load(&cg_seq) & 255) == 1)
+			cg_sweep(top);
+		if (mkdir(dir, 0755) == 0)
+			return strdup(dir);
+		if (errno != ENOENT)
+			return NULL;
+	}
+	return NULL;
+}
+
+static char *cg_file(const char *dir, const char *file)
+{
+	size_t n = strlen(dir) + strlen(file) + 2;
+	char *p = malloc(n);
+
+	if (p)
+		snprintf(p, n, "%s/%s", dir, file);
+	return p;
+}
+
+static int cg_set(const char *dir, const char *file, const char *value)
+{
+	char path[PATH_MAX + 64];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	return cg_write(path, value);
+}
+
+/* SIGKILLs every process in dir until it is empty (bounded). */
+static void cg_kill_dir(const char *dir, bool v2)
+{
+	char path[PATH_MAX + 32], buf[65536], *p, *end;
+	int round;
+
+	if (v2 && cg_set(dir, "cgroup.kill", "1") == 0)
+		return;
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+	for (round = 0; round < 200; round++) {
+		bool any = false;
+
+		if (cg_read(path, buf, sizeof(buf)) < 0)
+			return;
+		for (p = buf; *p;) {
+			long pid;
+
+			errno = 0;
+			pid = strtol(p, &end, 10);
+			if (end == p)
+				break;
+			if (!errno && pid > 1 && pid <= INT_MAX &&
+			    pid != (long)getpid()) {
+				kill((pid_t)pid, SIGKILL);
+				any = true;
+			}
+			p = end;
+		}
+		if (!any)
+			return;
+		{
+			struct timespec ts = {0, 2 * 1000 * 1000};
+
+			nanosleep(&ts, NULL);
+		}
+	}
+}
+
+/* Kills everything left in the command's cgroups. */
+static void cg_kill(const struct sbx_cg *cg)
+{
+	if (cg->pids) {
+		/* v1: no more forks while we look (v2 has cgroup.kill). */
+		if (cg->mode == SBX_PIDS_CGROUP1)
+			cg_set(cg->pids, "pids.max", "0");
+		cg_kill_dir(cg->pids, cg->mode == SBX_PIDS_CGROUP2);
+	}
+	if (cg->mem)
+		cg_kill_dir(cg->mem, false);
+}
+
+/* rmdir, retried while the last killed processes finish exiting. */
+static void cg_rmdir(const char *dir, bool v2)
+{
+	int i;
+
+	for (i = 0; i < 500; i++) {
+		struct timespec ts = {0, 4 * 1000 * 1000};
+
+		if (rmdir(dir) == 0 || errno == ENOENT) {
+			char top[PATH_MAX];
+			char *slash;
+
+			/* The noxfs parent too, once nobody else uses it. */
+			snprintf(top, sizeof(top), "%s", dir);
+			slash = strrchr(top, '/');
+			if (slash) {
+				*slash = '\0';
+				rmdir(top);
+			}
+			return;
+		}
+		if (errno != EBUSY)
+			return;
+		cg_kill_dir(dir, v2);
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* Kills what is left and removes the cgroups; cg may be unset. */
+static void cg_destroy(struct sbx_cg *cg)
+{
+	cg_kill(cg);
+	if (cg->pids)
+		cg_rmdir(cg->pids, cg->mode == SBX_PIDS_CGROUP2);
+	if (cg->mem)
+		cg_rmdir(cg->mem, false);
+	free(cg->pids);
+	free(cg->mem);
+	free(cg->join[0]);
+	free(cg->join[1]);
+	memset(cg, 0, sizeof(*cg));
+	cg->mode = SBX_PIDS_RLIMIT;
+}
+
+/* v2: ROOT/noxfs/NAME with pids.max (and memory.max); 0 or -errno. */
+static int cg_setup_v2(struct sbx_cg *cg, const char *name, const char *procs,
+		       const char *mem)
+{
+	char top[PATH_MAX];
+	bool memory = cg_env.v2_memory;
+
+	/* Both levels must hand the controllers down. */
+	cg_set(cg_env.v2_root, "cgroup.subtree_control", "+pids");
+	if (memory)
+		cg_set(cg_env.v2_root, "cgroup.subtree_control", "+memory");
+	snprintf(top, sizeof(top), "%s/noxfs", cg_env.v2_root);
+	if (mkdir(top, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	if (cg_set(top, "cgroup.subtree_control", "+pids") < 0)
+		return -EPERM;
+	if (memory && cg_set(top, "cgroup.subtree_control", "+memory") < 0)
+		memory = false;
+	cg->pids = cg_mkdir(cg_env.v2_root, name);
+	if (!cg->pids)
+		return -errno;
+	cg->mode = SBX_PIDS_CGROUP2;
+	if (cg_set(cg->pids, "pids.max", procs) < 0)
+		return -EPERM;
+	if (memory && cg_set(cg->pids, "memory.max", mem) == 0)
+		cg_set(cg->pids, "memory.swap.max", "0");
+	cg->join[0] = cg_file(cg->pids, "cgroup.procs");
+	return cg->join[0] ? 0 : -ENOMEM;
+}
+
+/* v1: OURS/noxfs/NAME in pids (and memory); 0 or -errno. */
+static int cg_setup_v1(struct sbx_cg *cg, const char *name, const char *procs,
+		       const char *mem)
+{
+	int n = 0;
+
+	if (cg_env.v1_pids[0]) {
+		cg->pids = cg_mkdir(cg_env.v1_pids, name);
+		if (!cg->pids)
+			return -errno;
+		cg->mode = SBX_PIDS_CGROUP1;
+		if (cg_set(cg->pids, "pids.max", procs) < 0)
+			return -EPERM;
+		cg->join[n] = cg_file(cg->pids, "cgroup.procs");
+		if (!cg->join[n++])
+			return -ENOMEM;
+	}
+	if (cg_env.v1_mem[0]) {
+		cg->mem = cg_mkdir(cg_env.v1_mem, name);
+		if (cg->mem &&
+		    cg_set(cg->mem, "memory.limit_in_bytes", mem) == 0)
+			cg->join[n] = cg_file(cg->mem, "cgroup.procs");
+		if (cg->mem && !cg->join[n]) {
+			rmdir(cg->mem);
+			free(cg->mem);
+			cg->mem = NULL;
+		}
+		/* No swap either, where the kernel accounts it. */
+		if (cg->mem)
+			cg_set(cg->mem, "memory.memsw.limit_in_bytes", mem);
+	}
+	return cg->pids ? 0 : -ENOENT;
+}
+
+/*
+ * Makes the command's cgroups: cgroup v2 if usable, else v1.  On failure
+ * (no cgroup usable) cg->mode is SBX_PIDS_RLIMIT and only RLIMIT_NPROC
+ * bounds the command.  Never fails the exec.
+ */
+static void cg_setup(struct sbx_cg *cg, unsigned procs, uint64_t mem)
+{
+	char name[64], p[32], m[32];
+
+	memset(cg, 0, sizeof(*cg));
+	cg->mode = SBX_PIDS_RLIMIT;
+	pthread_once(&cg_env_once, cg_env_init);
+	snprintf(name, sizeof(name), "%ld-%u", (long)getpid(),
+		 atomic_fetch_add(&cg_seq, 1) + 1);
+	snprintf(p, sizeof(p), "%u", procs);
+	snprintf(m, sizeof(m), "%llu", (unsigned long long)mem);
+	if (cg_env.v2_root[0]) {
+		if (cg_setup_v2(cg, name, p, m) == 0)
+			goto out;
+		cg_destroy(cg);
+	}
+	if (cg_env.v1_pids[0]) {
+		if (cg_setup_v1(cg, name, p, m) == 0)
+			goto out;
+		cg_destroy(cg);
+	}
+out:
+	atomic_store(&cg_last_mode, cg->mode);
+}
+
+int sbx_exec_pids_limit(void)
+{
+	return atomic_load(&cg_last_mode);
 }
 
 /* In the child: tell the parent why we could not exec, then die. */
@@ -444,7 +992,7 @@ __attribute__((noreturn)) static void child_exec(const struct plan *pl,
 						 int err_w, int rep_w,
 						 int info_w)
 {
-	int sig, first_close;
+	int sig, first_close, i;
 
 	setsid();
 	for (sig = 1; sig < NSIG; sig++)
@@ -471,6 +1019,13 @@ __attribute__((noreturn)) static void child_exec(const struct plan *pl,
 
 		for (fd = first_close; fd < pl->max_fd; fd++)
 			close(fd);
+	}
+	for (i = 0; i < 2 && pl->cg_join[i]; i++) {
+		int fd = open(pl->cg_join[i], O_WRONLY | O_CLOEXEC);
+
+		if (fd < 0 || write(fd, "0", 1) != 1)
+			child_fail(SBX_STAGE_CGROUP, errno);
+		close(fd);
 	}
 	if (pl->chdir_dir && chdir(pl->chdir_dir) < 0)
 		child_fail(SBX_STAGE_CHDIR, errno);
@@ -681,6 +1236,7 @@ static void note_timeout(struct capture *c, int secs)
 }
 
 struct run_state {
+	const struct sbx_cg *cg;
 	pid_t pid;
 	int pidfd;
 	struct capture out, err;
@@ -699,6 +1255,7 @@ static void run_loop(struct run_state *st, long long deadline)
 		if (!st->exited && !st->timed_out && now >= deadline) {
 			kill(-st->pid, SIGKILL);
 			kill(st->pid, SIGKILL);
+			cg_kill(st->cg);
 			st->timed_out = true;
 			grace = now + SBX_GRACE_MS;
 		}
@@ -749,6 +1306,7 @@ static void run_loop(struct run_state *st, long long deadline)
 				/* Leftovers in its group (unisolated) go now;
 				 * the zombie keeps the pgid from reuse. */
 				kill(-st->pid, SIGKILL);
+				cg_kill(st->cg);
 				if (!st->timed_out)
 					grace = mono_ms() + SBX_GRACE_MS;
 			}
@@ -763,12 +1321,17 @@ static int spawn_and_wait(struct plan *pl, int timeout_s, size_t cap,
 	int infop[2] = {-1, -1}, devnull = -1, status = 0, r = 0;
 	int report[2] = {0, 0};
 	struct run_state st;
+	struct sbx_cg cg;
 	long long start = mono_ms();
 	sigset_t all, old;
 	pid_t init_pid;
 	ssize_t n;
 
 	memset(&st, 0, sizeof(st));
+	cg_setup(&cg, pl->procs, pl->mem);
+	pl->cg_join[0] = cg.join[0];
+	pl->cg_join[1] = cg.join[1];
+	st.cg = &cg;
 	st.pid = -1;
 	st.pidfd = -1;
 	capture_init(&st.out, -1, cap);
@@ -827,7 +1390,13 @@ static int spawn_and_wait(struct plan *pl, int timeout_s, size_t cap,
 		while (waitpid(st.pid, &status, 0) < 0 && errno == EINTR)
 			;
 		st.pid = -1;
-		if (report[0] == SBX_STAGE_CHDIR)
+		if (report[0] == SBX_STAGE_CGROUP)
+			r = nox_err_set(err, report[1],
+					"cannot enter the command's cgroup "
+					"%s: %s",
+					cg.pids ? cg.pids : "?",
+					strerror(report[1]));
+		else if (report[0] == SBX_STAGE_CHDIR)
 			r = nox_err_set(err, report[1],
 					"cannot enter working directory %s: %s",
 					pl->chdir_dir, strerror(report[1]));
@@ -890,6 +1459,8 @@ out:
 		while (waitpid(st.pid, &status, 0) < 0 && errno == EINTR)
 			;
 	}
+	cg_destroy(&cg);
+	pl->cg_join[0] = pl->cg_join[1] = NULL;
 	fd_close(&st.pidfd);
 	capture_cleanup(&st.out);
 	capture_cleanup(&st.err);

@@ -15,13 +15,29 @@
 #include <nox/err.h>
 
 struct sbx_exec_opts {
-	const char *bwrap_path;	/* NULL: "bwrap" from PATH */
+	const char *bwrap_path; /* NULL: "bwrap" from PATH */
 	bool unisolated;	/* run directly on the host (no bwrap) */
 	bool allow_network;	/* keep the host network namespace */
 	size_t output_cap;	/* per stream; 0: NOX_DEFAULT_OUTPUT_CAP */
-	uint64_t memory_limit;	/* RLIMIT_AS bytes; 0: 2 GiB */
-	unsigned max_procs;	/* 0: 256 */
+	uint64_t memory_limit;	/* RLIMIT_AS bytes and the cgroup's memory
+				 * limit for the whole command; 0: 2 GiB */
+	unsigned max_procs;	/* processes of the whole command (bwrap
+				 * included); 0: 256 */
 };
+
+/* How the process-count limit of a command was enforced. */
+enum sbx_pids_limit {
+	SBX_PIDS_UNKNOWN = -1, /* nothing has run yet in this process */
+	SBX_PIDS_RLIMIT = 0,   /* RLIMIT_NPROC only: root is NOT bounded */
+	SBX_PIDS_CGROUP1 = 1,  /* a per-command cgroup v1 (pids, memory) */
+	SBX_PIDS_CGROUP2 = 2,  /* a per-command cgroup v2 */
+};
+
+/*
+ * What the last sbx_exec_run() of this process used (enum sbx_pids_limit),
+ * for diagnostics and tests: SBX_PIDS_RLIMIT means no cgroup was usable.
+ */
+int sbx_exec_pids_limit(void);
 
 /*
  * Runs req with workspace_dir (a host directory) bound at /workspace.

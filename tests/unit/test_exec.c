@@ -6,7 +6,10 @@
  * workdirs outside /workspace or with ".."; env keys that are empty or
  * missing '='; commands that try to write the host's /etc, read its /tmp,
  * reach a loopback port, leave daemons behind (double fork, setsid),
- * flood both output streams, allocate 3 GiB, or never exit.
+ * flood both output streams, allocate 3 GiB, or never exit; fork bombs
+ * as root (a per-command pids cgroup), a sandbox /tmp filled past the
+ * memory limit, and root in the sandbox mounting a cgroupfs or making a
+ * device node (no capabilities).
  *
  * Needs bwrap: exits 77 (skip) without it, unless NOX_NO_SKIP=1.
  */
@@ -85,10 +88,14 @@ static bool proc_cmdline_has(const char *needle)
 
 	if (!d)
 		return false;
-	while (!found && (de = readdir(d)) != NULL) {
+	while (!found) {
 		char path[300], buf[4096];
 		ssize_t n;
 		int fd;
+
+		de = readdir(d);
+		if (!de)
+			break;
 
 		if (de->d_name[0] < '0' || de->d_name[0] > '9')
 			continue;
@@ -286,9 +293,30 @@ static void test_leftover_writer(void)
 	leftover_case(&un);
 }
 
+/* True when pid exists and is not a zombie. */
+static bool pid_alive(pid_t pid)
+{
+	char path[64], buf[512], *rp;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	rp = strrchr(buf, ')');
+	return !(rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X'));
+}
+
 /*
  * Unisolated, a writer that setsid()s escapes the process group: we still
- * return within the grace period (then the test kills it by its pid).
+ * return within the grace period, and the command's cgroup (when there is
+ * one) has killed it by then; else the test kills it by its pid.
  */
 static void test_unisolated_escaped_writer(void)
 {
@@ -312,6 +340,9 @@ static void test_unisolated_escaped_writer(void)
 	if (txt) {
 		long pid = strtol(txt, NULL, 10);
 
+		/* With a cgroup it is dead already (gone or a zombie). */
+		if (pid > 1 && sbx_exec_pids_limit() > SBX_PIDS_RLIMIT)
+			CU_ASSERT_FALSE(pid_alive((pid_t)pid));
 		if (pid > 1)
 			kill((pid_t)pid, SIGKILL);
 	}
@@ -831,6 +862,252 @@ static void test_bwrap_missing(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "apt-get install bubblewrap"));
 }
 
+/* ---- cgroup limits (the process count is what root cannot rlimit) ---- */
+
+/* True when NOX_NO_SKIP=1: a missing prerequisite is then a failure. */
+static bool no_skip(void)
+{
+	const char *ns = getenv("NOX_NO_SKIP");
+
+	return ns && strcmp(ns, "1") == 0;
+}
+
+/* Number of processes on the host, and of those naming needle. */
+static int count_procs(const char *needle)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	for (;;) {
+		char path[300], buf[4096];
+		ssize_t len;
+		int fd;
+
+		de = readdir(d);
+		if (!de)
+			break;
+
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		if (!needle) {
+			n++;
+			continue;
+		}
+		snprintf(path, sizeof(path), "/proc/%s/cmdline", de->d_name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		len = read(fd, buf, sizeof(buf));
+		close(fd);
+		if (len > 0 && memmem(buf, (size_t)len, needle, strlen(needle)))
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* Polls (up to ms) until no process names needle; the count left. */
+static int wait_no_procs(const char *needle, int ms)
+{
+	long long until = now_ms() + ms;
+	int n;
+
+	for (;;) {
+		n = count_procs(needle);
+		if (n == 0 || now_ms() >= until)
+			return n;
+		usleep(20 * 1000);
+	}
+}
+
+/* Whether a cgroup bounds the command: true, or reports why not. */
+static bool cgroup_in_use(const char *what)
+{
+	if (sbx_exec_pids_limit() == SBX_PIDS_CGROUP1 ||
+	    sbx_exec_pids_limit() == SBX_PIDS_CGROUP2)
+		return true;
+	fprintf(stderr, "\n  %s: no usable cgroup (mode %d)%s\n", what,
+		sbx_exec_pids_limit(), no_skip() ? "" : ", check skipped");
+	if (no_skip())
+		CU_FAIL("no usable cgroup for the process limit");
+	return false;
+}
+
+/* Our leftover cgroup directories (named <pid>-<n>) below noxfs/. */
+static int own_cgroups(void)
+{
+	static const char *const parents[] = {"/sys/fs/cgroup/pids/noxfs",
+					      "/sys/fs/cgroup/noxfs"};
+	char prefix[32];
+	struct dirent *de;
+	size_t i;
+	int n = 0;
+
+	snprintf(prefix, sizeof(prefix), "%ld-", (long)getpid());
+	for (i = 0; i < sizeof(parents) / sizeof(parents[0]); i++) {
+		DIR *d = opendir(parents[i]);
+
+		if (!d)
+			continue;
+		for (de = readdir(d); de; de = readdir(d))
+			if (strncmp(de->d_name, prefix, strlen(prefix)) == 0)
+				n++;
+		closedir(d);
+	}
+	return n;
+}
+
+/*
+ * Hostile: as root (RLIMIT_NPROC does not apply) a loop forks 'sleep'
+ * 200 times, printing how many it started, with max_procs 16.  The
+ * fork fails before 16; everything it started is gone on return.
+ */
+static void pids_case(const struct sbx_exec_opts *o)
+{
+	const char *argv[] = {
+	    "sh", "-c",
+	    "i=0; while [ $i -lt 200 ]; do sleep 30.4711 & i=$((i+1)); "
+	    "echo $i; done",
+	    NULL};
+	struct nox_exec_result res;
+	const char *last;
+	long n = -1;
+
+	CU_ASSERT_EQUAL(run_full(o, argv, NULL, NULL, 10, &res, NULL), 0);
+	if (!cgroup_in_use("pids limit")) {
+		nox_exec_result_cleanup(&res);
+		return;
+	}
+	CU_ASSERT_NOT_EQUAL(res.exit_code, 0);
+	CU_ASSERT_NOT_EQUAL(res.exit_code, 124); /* stopped by the limit */
+	if (res.out && res.out_len > 0) {
+		last = res.out + res.out_len - 1;
+		while (last > res.out && last[-1] != '\n')
+			last--;
+		if (last > res.out)
+			last--;
+		while (last > res.out && last[-1] != '\n')
+			last--;
+		n = strtol(last, NULL, 10);
+	}
+	CU_ASSERT(n >= 1 && n < 16);
+	if (!(n >= 1 && n < 16))
+		fprintf(stderr, "\n  started %ld of 200 (limit 16): %.200s\n",
+			n, res.err ? res.err : "");
+	CU_ASSERT_EQUAL(wait_no_procs("30.4711", 2000), 0);
+	CU_ASSERT_EQUAL(own_cgroups(), 0);
+	nox_exec_result_cleanup(&res);
+}
+
+static void test_pids_limit(void)
+{
+	struct sbx_exec_opts iso = {.max_procs = 16};
+	struct sbx_exec_opts un = {.max_procs = 16, .unisolated = true};
+
+	pids_case(&iso);
+	pids_case(&un);
+}
+
+/*
+ * Hostile: the issue's fork bomb, bounded: up to 100000 background
+ * 'sleep 30.4712' with max_procs 64 and a 10 s timeout.  The command
+ * ends within the timeout (non-zero or 124), afterwards no process of it
+ * survives anywhere on the host, the host's process count is back where
+ * it was (within what other users of this machine may start), and its
+ * cgroup is gone.  Isolated and unisolated.
+ */
+static void bomb_case(const struct sbx_exec_opts *o)
+{
+	const char *argv[] = {"sh", "-c",
+			      "i=0; while [ $i -lt 100000 ]; do "
+			      "sleep 30.4712 & i=$((i+1)); done",
+			      NULL};
+	struct nox_exec_result res;
+	int before = count_procs(NULL), after;
+	long long t0 = now_ms(), until;
+
+	CU_ASSERT_EQUAL(run_full(o, argv, NULL, NULL, 10, &res, NULL), 0);
+	CU_ASSERT(now_ms() - t0 < 10000 + 3000);
+	CU_ASSERT_NOT_EQUAL(res.exit_code, 0);
+	CU_ASSERT_EQUAL(count_procs("30.4712"), 0);
+	until = now_ms() + 3000;
+	do {
+		after = count_procs(NULL);
+		if (after <= before + 8)
+			break;
+		usleep(50 * 1000);
+	} while (now_ms() < until);
+	CU_ASSERT(after <= before + 8);
+	if (after > before + 8)
+		fprintf(stderr, "\n  processes: %d before, %d after\n", before,
+			after);
+	if (cgroup_in_use("fork bomb"))
+		CU_ASSERT_EQUAL(own_cgroups(), 0);
+	nox_exec_result_cleanup(&res);
+	/* Whatever happened, nothing of it may outlive the test. */
+	wait_no_procs("30.4712", 1000);
+}
+
+static void test_fork_bomb(void)
+{
+	struct sbx_exec_opts iso = {.max_procs = 64};
+	struct sbx_exec_opts un = {.max_procs = 64, .unisolated = true};
+
+	bomb_case(&iso);
+	bomb_case(&un);
+}
+
+/*
+ * Hostile: fill the sandbox's private /tmp (a tmpfs, which RLIMIT_AS
+ * does not bound: it is page cache, not address space) with 600 MiB
+ * under a 128 MiB memory limit.  The cgroup stops it: the write fails or
+ * the command is killed, and "filled" is never printed.
+ */
+static void test_memory_cgroup_tmpfs(void)
+{
+	const char *argv[] = {"sh", "-c",
+			      "head -c 629145600 /dev/zero > /tmp/fill && "
+			      "echo filled",
+			      NULL};
+	struct sbx_exec_opts o = {.memory_limit = 128ULL * MIB};
+	struct nox_exec_result res;
+
+	CU_ASSERT_EQUAL(run_full(&o, argv, NULL, NULL, 30, &res, NULL), 0);
+	if (cgroup_in_use("memory cgroup")) {
+		CU_ASSERT_NOT_EQUAL(res.exit_code, 0);
+		CU_ASSERT_PTR_NULL(strstr(res.out ? res.out : "", "filled"));
+	}
+	nox_exec_result_cleanup(&res);
+}
+
+/*
+ * Hostile: root in the sandbox tries to mount a cgroupfs (to raise its
+ * own pids.max) and to create a device node: it holds no capability.
+ */
+static void test_no_capabilities(void)
+{
+	const char *argv[] = {
+	    "sh", "-c",
+	    "grep CapEff /proc/self/status; mkdir -p /tmp/c; "
+	    "mount -t cgroup -o pids none /tmp/c 2>/dev/null && echo MOUNTED; "
+	    "mknod /tmp/d b 8 0 2>/dev/null && echo MKNOD; true",
+	    NULL};
+	struct nox_exec_result res;
+
+	if (geteuid() != 0)
+		return; /* unprivileged bwrap never has them */
+	if (run_ok(argv, &res) == 0) {
+		CU_ASSERT_PTR_NOT_NULL(
+		    strstr(res.out, "CapEff:\t0000000000000000"));
+		CU_ASSERT_PTR_NULL(strstr(res.out, "MOUNTED"));
+		CU_ASSERT_PTR_NULL(strstr(res.out, "MKNOD"));
+	}
+	nox_exec_result_cleanup(&res);
+}
+
 static bool have_bwrap(void)
 {
 	return access("/usr/bin/bwrap", X_OK) == 0 ||
@@ -865,6 +1142,10 @@ int main(void)
 	    {"memory limit", test_memory_limit},
 	    {"unisolated", test_unisolated},
 	    {"bwrap missing", test_bwrap_missing},
+	    {"pids limit", test_pids_limit},
+	    {"fork bomb", test_fork_bomb},
+	    {"memory cgroup tmpfs", test_memory_cgroup_tmpfs},
+	    {"no capabilities", test_no_capabilities},
 	    {NULL, NULL}};
 	const char *ns = getenv("NOX_NO_SKIP");
 	int rc;
