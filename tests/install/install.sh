@@ -58,7 +58,11 @@ int main(void)
 	return nox_id_validate("ok-id", NULL);
 }
 C
-if cc -o "$tmp/prog" "$tmp/prog.c" $(pkg-config --cflags --libs nox) 2>"$tmp/cc.log"; then
+# a sanitizer build's libnox needs the program built with the same runtime
+san=$(meson introspect "$build" --buildoptions | python3 -c 'import json,sys; print([o["value"] for o in json.load(sys.stdin) if o["name"]=="b_sanitize"][0])')
+sanflags=()
+[ "$san" != none ] && sanflags=(-fsanitize="$san")
+if cc "${sanflags[@]}" -o "$tmp/prog" "$tmp/prog.c" $(pkg-config --cflags --libs nox) 2>"$tmp/cc.log"; then
 	check "program against installed libnox runs" env LD_LIBRARY_PATH="$L" "$tmp/prog"
 else
 	cat "$tmp/cc.log"
