@@ -997,7 +997,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	buf.buf[0].fd = (int)fi->fh;
 	buf.buf[0].pos = off;
-	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+	fuse_reply_data(req, &buf, FUSE_BUF_NO_SPLICE);
 }
 
 static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
@@ -1673,8 +1673,15 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 			FUSE_CAP_EXPORT_SUPPORT);
 	if (conn->capable & FUSE_CAP_SPLICE_READ)
 		conn->want |= FUSE_CAP_SPLICE_READ;
-	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
-		conn->want |= FUSE_CAP_SPLICE_WRITE;
+	/*
+	 * No splice for replies: when the fd -> pipe -> /dev/fuse splice of a
+	 * READ reply fails (seen as "fuse: splice from pipe: Invalid
+	 * argument" under load, kernel 6.18, libfuse 3.14), libfuse drops
+	 * the request without replying; its folios stay locked and the next
+	 * exec's page-cache invalidation waits on them for ever.  Without
+	 * SPLICE_WRITE libfuse preads into a buffer and always replies.
+	 */
+	conn->want &= ~(unsigned)(FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
 	if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)
 		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
