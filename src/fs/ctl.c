@@ -37,6 +37,7 @@
 #include <json-c/json.h>
 
 #include "ctl.h"
+#include "ctlreq.h"
 #include "sandbox.h"
 
 static const char *const ctl_names[FS_CTL__COUNT] = {
@@ -93,11 +94,6 @@ struct ctl_open {
 	bool have_snap;
 	int poison; /* errno of a rejected request */
 };
-
-static bool is_blank(char c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
 
 static void ctl_open_free(struct fs_handle *h);
 
@@ -328,89 +324,8 @@ void fs_ctl_read(fuse_req_t req, struct fs *fs, struct fs_node *n, size_t size,
 
 /* ---- requests ------------------------------------------------------- */
 
-/* A parsed request: either v1 (JSON) or shell text. */
-struct ctl_req {
-	struct nox_v1_exec_req v1;
-	bool is_v1;
-	char *text; /* shell text, malloc'd */
-	const char *sh_argv[4];
-	struct nox_exec_req req; /* what runs */
-};
-
-static void ctl_req_cleanup(struct ctl_req *r)
-{
-	if (r->is_v1)
-		nox_v1_exec_req_cleanup(&r->v1);
-	free(r->text);
-	memset(r, 0, sizeof(*r));
-}
-
-enum { REQ_EMPTY, REQ_INCOMPLETE, REQ_READY };
-
-/*
- * Classifies buf: REQ_EMPTY (only blanks), REQ_INCOMPLETE (more bytes
- * needed; at_close the remainder of a shell text is a whole request),
- * REQ_READY (*r filled) or -EINVAL (malformed, message in err).
- */
-static int ctl_parse(struct fs *fs, const char *buf, size_t len, bool at_close,
-		     struct ctl_req *r, struct nox_err *err)
-{
-	size_t i = 0, tl;
-	int ret;
-
-	memset(r, 0, sizeof(*r));
-	while (i < len && is_blank(buf[i]))
-		i++;
-	if (i == len)
-		return REQ_EMPTY;
-	if (buf[i] == '{') {
-		struct json_tokener *tok = json_tokener_new_ex(64);
-		enum json_tokener_error je;
-		json_object *obj;
-
-		if (!tok)
-			return nox_err_set(err, ENOMEM, "out of memory");
-		json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-		obj = json_tokener_parse_ex(tok, buf + i, (int)(len - i));
-		je = json_tokener_get_error(tok);
-		json_tokener_free(tok);
-		json_object_put(obj);
-		if (je == json_tokener_continue && !at_close)
-			return REQ_INCOMPLETE;
-		/* the library's parser gives the precise message */
-		ret = nox_v1_exec_req_parse(buf, len, &r->v1, err);
-		if (ret < 0)
-			return -EINVAL;
-		r->is_v1 = true;
-		r->req = r->v1.req;
-		if (r->req.timeout_seconds <= 0)
-			r->req.timeout_seconds = fs->opts.exec_timeout;
-		return REQ_READY;
-	}
-	if (buf[len - 1] != '\n' && !at_close)
-		return REQ_INCOMPLETE;
-	if (memchr(buf, '\0', len))
-		return nox_err_set(err, EINVAL,
-				   "shell request holds a NUL byte");
-	tl = buf[len - 1] == '\n' ? len - 1 : len;
-	r->text = malloc(tl + 1);
-	if (!r->text)
-		return nox_err_set(err, ENOMEM, "out of memory");
-	memcpy(r->text, buf, tl);
-	r->text[tl] = '\0';
-	r->sh_argv[0] = "sh";
-	r->sh_argv[1] = "-c";
-	r->sh_argv[2] = r->text;
-	r->sh_argv[3] = NULL;
-	r->req.argv = r->sh_argv;
-	r->req.workdir = NULL;
-	r->req.env = NULL;
-	r->req.timeout_seconds = fs->opts.exec_timeout;
-	return REQ_READY;
-}
-
 /* Runs a parsed request for open o: barrier, exec, result, invalidate. */
-static int ctl_run(struct fs *fs, struct ctl_open *o, struct ctl_req *rq)
+static int ctl_run(struct fs *fs, struct ctl_open *o, struct fs_ctl_req *rq)
 {
 	struct nox_exec_result res;
 	struct fs_result *fr;
@@ -458,16 +373,17 @@ static int ctl_run(struct fs *fs, struct ctl_open *o, struct ctl_req *rq)
  */
 static int ctl_process(struct fs *fs, struct ctl_open *o, bool at_close)
 {
-	struct ctl_req rq;
+	struct fs_ctl_req rq;
 	struct nox_err err;
 	int r;
 
 	nox_err_clear(&err);
-	r = ctl_parse(fs, o->buf, o->len, at_close, &rq, &err);
-	if (r == REQ_INCOMPLETE)
+	r = fs_ctl_req_parse(o->buf, o->len, at_close,
+			     fs->opts.exec_timeout, &rq, &err);
+	if (r == FS_CTL_REQ_INCOMPLETE)
 		return 0;
 	o->len = 0;
-	if (r == REQ_EMPTY)
+	if (r == FS_CTL_REQ_EMPTY)
 		return 0;
 	if (r < 0) {
 		nox_log(NOX_LOG_WARN, "%s: malformed exec request: %s",
@@ -475,7 +391,7 @@ static int ctl_process(struct fs *fs, struct ctl_open *o, bool at_close)
 		return r;
 	}
 	r = ctl_run(fs, o, &rq);
-	ctl_req_cleanup(&rq);
+	fs_ctl_req_cleanup(&rq);
 	return r < 0 ? r : 1;
 }
 
