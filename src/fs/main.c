@@ -29,6 +29,7 @@
 
 #include <fuse_lowlevel.h>
 
+#include "cache.h"
 #include "cred.h"
 #include "fs.h"
 #include "sandbox.h"
@@ -287,14 +288,12 @@ static int backend_open(struct fs *fs)
 		ho.token = o->token;
 		ho.v1_only = o->v1_only != 0;
 		r = nox_backend_http_new(&ho, &fs->be, &err);
-		/* the cache layer plugs in here: fs->hooks = its hooks */
-		if (r == 0 && !fs->hooks) {
-			nox_log(NOX_LOG_ERR,
-				"http backend (%s): mounting needs the cache "
-				"layer, which this build does not have yet",
-				url);
-			return -1;
-		}
+		/* the cache layer (cache.c) keeps a local tree per sandbox;
+		 * extensions are probed now, not inside the first request a
+		 * user makes (the probe is cached for the handle) */
+		fs->hooks = &fs_http_hooks;
+		if (r == 0)
+			(void)nox_backend_has(fs->be, NOX_OP_STAT);
 	}
 	if (r < 0) {
 		nox_log(NOX_LOG_ERR, "backend: %s", nox_err_str(&err, r));
@@ -498,6 +497,7 @@ int main(int argc, char *argv[])
 	} else if (fs_table_make_root(&fs.table, FS_ROOT, NULL, -1, NULL)) {
 		goto out;
 	}
+	(void)fs_http_replay(&fs);
 	if (fs.opts.cache_dir && strcmp(fs.backend_name, "local") == 0)
 		nox_log(NOX_LOG_INFO, "cache_dir is for the http backend; "
 				      "ignored");
@@ -541,8 +541,10 @@ out:
 	fs.se = NULL;
 	/* before the table (its mutex guards the references); the root
 	 * node's reference keeps the session sandbox until the cleanup */
+	fs_http_release(&fs);
 	fs_sandbox_put(fs.session);
 	fs.session = NULL;
+	fs_sandbox_detach_all(&fs);
 	fs_table_cleanup(&fs.table);
 	nox_backend_free(fs.be);
 out_args:

@@ -92,7 +92,8 @@ void fs_sandbox_ref_locked(struct fs_sandbox *sb)
 	sb->refs++;
 }
 
-static void registry_unlink_locked(struct fs_sandbox *sb)
+/* true when sb was in the registry (which held a reference). */
+static bool registry_unlink_locked(struct fs_sandbox *sb)
 {
 	struct fs_sandbox **pp = &sb->fs->sandboxes;
 
@@ -100,16 +101,17 @@ static void registry_unlink_locked(struct fs_sandbox *sb)
 		if (*pp == sb) {
 			*pp = sb->next;
 			sb->next = NULL;
-			return;
+			return true;
 		}
 	}
+	return false;
 }
 
 bool fs_sandbox_unref_locked(struct fs_sandbox *sb)
 {
 	if (--sb->refs > 0)
 		return false;
-	registry_unlink_locked(sb);
+	(void)registry_unlink_locked(sb);
 	return true;
 }
 
@@ -166,10 +168,37 @@ struct fs_sandbox *fs_sandbox_find(struct fs *fs, const char *id)
 
 void fs_sandbox_detach(struct fs_sandbox *sb)
 {
+	bool last = false;
+
 	pthread_mutex_lock(&sb->fs->table.mutex);
 	sb->gone = true;
-	registry_unlink_locked(sb);
+	if (registry_unlink_locked(sb))
+		last = --sb->refs == 0;
 	pthread_mutex_unlock(&sb->fs->table.mutex);
+	if (last)
+		fs_sandbox_destroy(sb);
+}
+
+void fs_sandbox_detach_all(struct fs *fs)
+{
+	struct fs_sandbox *sb;
+
+	for (;;) {
+		bool last;
+
+		pthread_mutex_lock(&fs->table.mutex);
+		sb = fs->sandboxes;
+		if (!sb) {
+			pthread_mutex_unlock(&fs->table.mutex);
+			return;
+		}
+		fs->sandboxes = sb->next;
+		sb->next = NULL;
+		last = --sb->refs == 0;
+		pthread_mutex_unlock(&fs->table.mutex);
+		if (last)
+			fs_sandbox_destroy(sb);
+	}
 }
 
 /* The root directory was removed underneath (sandbox deleted outside). */
@@ -226,7 +255,8 @@ int fs_sandbox_attach(struct fs *fs, const char *id, struct fs_sandbox **out,
 		return 0;
 	}
 	sb->serial = ++fs->sb_serial;
-	sb->refs = 1;
+	sb->refs = 2; /* the caller's and the registry's */
+	clock_gettime(CLOCK_MONOTONIC, &sb->checked);
 	sb->next = fs->sandboxes;
 	fs->sandboxes = sb;
 	pthread_mutex_unlock(&fs->table.mutex);
@@ -302,6 +332,13 @@ int fs_sandbox_before_open(struct fs_sandbox *sb, struct fs_node *n, int flags)
 	if (!sb->hooks->before_open)
 		return 0;
 	return sb->hooks->before_open(sb, n, flags);
+}
+
+int fs_sandbox_before_read(struct fs_sandbox *sb, struct fs_node *n)
+{
+	if (!sb->hooks->before_read)
+		return 0;
+	return sb->hooks->before_read(sb, n);
 }
 
 void fs_sandbox_note_write(struct fs_sandbox *sb, struct fs_node *n)

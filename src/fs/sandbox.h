@@ -19,17 +19,22 @@
  *   note_op      after a metadata operation succeeded on the root tree
  *   flush        exec barrier, .nox/sync and unmount: everything written
  *                through the mount must reach the sandbox
+ *   before_read  before a read of an open workspace file (a command may
+ *                have changed it since the open: refetch)
  *   after_exec   after a command ran (mark listings stale); the core
  *                then invalidates the kernel's caches of the sandbox
  *
  * A NULL hook does nothing (returns 0).  The local hooks only attach.
  *
- * Lifetime: a sandbox struct is reference counted (the registry holds
- * none): every node of it holds one, and callers pin it while they use
- * it.  It is "attached" while it has references; the keepalive thread
- * touches attached sandboxes.  After rmdir, or when the backend says it
- * is gone, it is marked gone and leaves the registry; its nodes keep
- * working on their descriptors until the kernel forgets them.
+ * Lifetime: a sandbox struct is reference counted: the registry holds
+ * one while it is attached, every node of it holds one, and callers pin
+ * it while they use it.  So it stays attached (its last result, its
+ * cache) while the kernel forgets and relearns its nodes; the keepalive
+ * thread touches attached sandboxes.  After rmdir, or when the backend
+ * says it is gone, it is marked gone and leaves the registry (dropping
+ * that reference); its nodes keep working on their descriptors until
+ * the kernel forgets them.  At exit fs_sandbox_detach_all() drops the
+ * registry's references.
  */
 #ifndef NOXFS_SANDBOX_H
 #define NOXFS_SANDBOX_H
@@ -101,6 +106,7 @@ struct fs_sandbox_hooks {
 	void (*note_op)(struct fs_sandbox *sb, const struct fs_op *op);
 	int (*flush)(struct fs_sandbox *sb, struct nox_err *err);
 	void (*after_exec)(struct fs_sandbox *sb);
+	int (*before_read)(struct fs_sandbox *sb, struct fs_node *n);
 };
 
 struct fs_sandbox {
@@ -115,6 +121,8 @@ struct fs_sandbox {
 	unsigned refs;
 	bool gone;		 /* deleted or replaced */
 	bool touch_warned;	 /* keepalive said so once */
+	struct timespec checked; /* the backend last said it exists
+				    (CLOCK_MONOTONIC) */
 	struct fs_sandbox *next; /* registry link */
 
 	pthread_mutex_t mutex;
@@ -133,8 +141,13 @@ int fs_sandbox_attach(struct fs *fs, const char *id, struct fs_sandbox **out,
 struct fs_sandbox *fs_sandbox_find(struct fs *fs, const char *id);
 /* Drops a reference; may destroy sb.  Never call with table.mutex held. */
 void fs_sandbox_put(struct fs_sandbox *sb);
-/* Marks sb gone and removes it from the registry (rmdir, deleted). */
+/*
+ * Marks sb gone and removes it from the registry (rmdir, deleted),
+ * dropping the registry's reference: the caller must hold its own.
+ */
 void fs_sandbox_detach(struct fs_sandbox *sb);
+/* At exit: empties the registry, dropping its references. */
+void fs_sandbox_detach_all(struct fs *fs);
 
 /* With fs->table.mutex held. */
 void fs_sandbox_ref_locked(struct fs_sandbox *sb);
@@ -159,6 +172,7 @@ void fs_sandbox_set_last(struct fs_sandbox *sb, struct fs_result *r);
 int fs_sandbox_flush(struct fs_sandbox *sb, struct nox_err *err);
 int fs_sandbox_before_dir(struct fs_sandbox *sb, struct fs_node *dir);
 int fs_sandbox_before_open(struct fs_sandbox *sb, struct fs_node *n, int flags);
+int fs_sandbox_before_read(struct fs_sandbox *sb, struct fs_node *n);
 void fs_sandbox_note_write(struct fs_sandbox *sb, struct fs_node *n);
 int fs_sandbox_on_close(struct fs_sandbox *sb, struct fs_node *n, int fd,
 			bool fsync);

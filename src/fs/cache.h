@@ -1,0 +1,47 @@
+/*
+ * cache.h - the http cache layer: serves a sandbox from a local cache
+ * tree and keeps it in step with the server through the journal.
+ *
+ *   CACHE_DIR/<host>/lock            one daemon per cache dir (flock)
+ *   CACHE_DIR/<host>/<id>/tree/      the mirror the FUSE core serves
+ *   CACHE_DIR/<host>/<id>/state      manifest (manifest.h)
+ *   CACHE_DIR/<host>/<id>/journal/   pending operations (journal.h)
+ *   CACHE_DIR/<host>/lost/<id>.T/    a sandbox that vanished on the
+ *                                    server with unsent changes
+ *
+ * CACHE_DIR is -o cache_dir=DIR, else $XDG_CACHE_HOME/noxfs, else
+ * ~/.cache/noxfs (/var/cache/noxfs for root); <host> is the server's
+ * "host_port".
+ *
+ * Hooks (struct fs_sandbox_hooks): attach replays the journal first;
+ * before_dir refreshes the listing (one request for the whole workspace)
+ * when it is stale; before_open downloads a placeholder's content;
+ * note_write / on_close / note_op journal changes; flush drains the
+ * journal.  Default mode: a close drains at once and returns the upload's
+ * error; with -o writeback_delay=MS a flusher thread drains after MS,
+ * many files per tar.  docs/cache.md states the guarantees.
+ *
+ * Locking: the hooks take the layer's own mutexes only (never the core's)
+ * and hold none across a backend call, except the drain mutex, which
+ * serialises drains of one sandbox and is taken by no FUSE operation
+ * other than close/fsync/flush and metadata operations in default mode.
+ */
+#ifndef NOXFS_CACHE_H
+#define NOXFS_CACHE_H
+
+#include "sandbox.h"
+
+extern const struct fs_sandbox_hooks fs_http_hooks;
+
+/*
+ * At mount, before the file system is served: every sandbox with a
+ * non-empty journal in the cache dir is attached, which replays its
+ * journal (one that the server no longer has moves to lost/).  The
+ * sandboxes stay attached, so their flushers retry until the server
+ * answers.  No-op unless fs uses fs_http_hooks.  Always 0.
+ */
+int fs_http_replay(struct fs *fs);
+/* Drops the references fs_http_replay() took (at exit). */
+void fs_http_release(struct fs *fs);
+
+#endif

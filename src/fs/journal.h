@@ -1,0 +1,113 @@
+/*
+ * journal.h - the on-disk journal of one sandbox's pending operations.
+ *
+ * The journal is a directory (CACHE/<host>/<id>/journal).  Each pending
+ * operation is one file SEQ.op (SEQ: 20 decimal digits, so names sort in
+ * order); an upload's content is a snapshot beside it, SEQ.data.  An op
+ * file holds NUL-terminated fields: a version tag, the op name, two paths,
+ * and numbers.  Entries are written to a temporary name and renamed into
+ * place, so a crash leaves either the whole entry or none; they are
+ * removed only after the server confirmed them.
+ *
+ * Dirty markers (dirty-INO) record files written through the mount and
+ * not yet closed, so a crash before close still finds them: on the next
+ * mount they become uploads of the file's current content.
+ *
+ * Limits: entries are not deduplicated on disk (the drain merges them);
+ * a marker names an inode of the cache tree, so it means nothing once the
+ * tree was copied elsewhere.  The caller serialises calls on one journal
+ * except journal_write(), which touches only the entry's own files.
+ */
+#ifndef NOXFS_JOURNAL_H
+#define NOXFS_JOURNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <nox/err.h>
+
+enum jop {
+	J_UPLOAD,   /* path: content from SEQ.data, mode, mtime_ns */
+	J_CREATE,   /* path: an empty regular file, mode */
+	J_MKDIR,    /* path, mode */
+	J_SYMLINK,  /* path -> path2 (target) */
+	J_LINK,	    /* path (existing) -> path2 (new name) */
+	J_UNLINK,   /* path */
+	J_RMDIR,    /* path */
+	J_RENAME,   /* path -> path2, flags in num */
+	J_CHMOD,    /* path, mode */
+	J_UTIMENS,  /* path, atime_ns, mtime_ns (-1 now, -2 omit) */
+	J_TRUNCATE, /* path, size in num */
+	J__COUNT
+};
+
+struct jent {
+	uint64_t seq;
+	enum jop op;
+	char *path;  /* malloc'd, workspace-relative */
+	char *path2; /* malloc'd or NULL */
+	mode_t mode;
+	long long num; /* rename flags, truncate size */
+	int64_t atime_ns;
+	int64_t mtime_ns;
+	ino_t ino;  /* upload: the cache tree inode, or 0 */
+	off_t size; /* upload: snapshot size */
+	struct jent *next;
+};
+
+struct journal {
+	int dirfd; /* the journal directory */
+	atomic_ullong next_seq;
+	struct jent *head, *tail; /* pending, in order */
+	size_t count;
+};
+
+/* The op's name as stored ("upload", "rename", ...); static storage. */
+const char *journal_op_name(enum jop op);
+
+/*
+ * Opens the journal in directory dirfd (taken over) and loads its
+ * entries in sequence order; leftovers of interrupted writes are
+ * removed.  An unreadable entry is logged and set aside as SEQ.bad.
+ */
+int journal_open(struct journal *j, int dirfd, struct nox_err *err);
+/* Frees the in-memory entries and closes the directory (files stay). */
+void journal_close(struct journal *j);
+
+/*
+ * A new entry (not yet in the journal) with the next sequence number and
+ * copies of path and path2 (may be NULL); NULL on ENOMEM.  Freed with
+ * journal_entry_free() unless linked.
+ */
+struct jent *journal_entry_new(struct journal *j, enum jop op, const char *path,
+			       const char *path2);
+void journal_entry_free(struct jent *e);
+
+/*
+ * Writes e's files: for an upload the snapshot is copied from data_fd
+ * (read from offset 0; e->size set) first.  With sync the data, the op
+ * file and the directory are fsynced.  Safe without the caller's lock.
+ */
+int journal_write(struct journal *j, struct jent *e, int data_fd, bool sync,
+		  struct nox_err *err);
+/* fsyncs an entry written without sync (kept after a failure). */
+void journal_sync(struct journal *j, struct jent *e);
+/* Appends a written entry to the in-memory list (caller's lock). */
+void journal_link(struct journal *j, struct jent *e);
+/* Removes the first entry (must be e) from list and disk, frees it. */
+void journal_pop(struct journal *j, struct jent *e);
+/* An upload's snapshot, O_RDONLY, or -errno. */
+int journal_data_open(struct journal *j, const struct jent *e);
+/* Rewrites e's op file after the caller changed its fields. */
+int journal_rewrite(struct journal *j, struct jent *e, struct nox_err *err);
+
+/* Dirty markers for inode ino of the cache tree. */
+int journal_mark_dirty(struct journal *j, ino_t ino);
+void journal_clear_dirty(struct journal *j, ino_t ino);
+/* Calls cb for each marker found on disk; markers are left in place. */
+int journal_dirty_each(struct journal *j, void (*cb)(ino_t ino, void *ud),
+		       void *ud);
+
+#endif

@@ -1,0 +1,851 @@
+/*
+ * manifest.c - remote state of the cache tree, listings and their merge
+ * (see manifest.h).
+ *
+ * Every name that comes from the server (find output, tar entries) is
+ * checked with nox_path_validate() and every tree access walks one
+ * component at a time with O_NOFOLLOW, so a hostile listing can neither
+ * leave the tree nor write through a symlink it planted earlier.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <nox/nox.h>
+
+#include "manifest.h"
+
+#define M_TAG "noxfs-manifest 1"
+
+/* ---- the inode table ------------------------------------------------ */
+
+int manifest_init(struct manifest *m)
+{
+	m->nbuckets = 1024;
+	m->count = 0;
+	m->buckets = calloc(m->nbuckets, sizeof(*m->buckets));
+	return m->buckets ? 0 : -ENOMEM;
+}
+
+void manifest_cleanup(struct manifest *m)
+{
+	size_t i;
+
+	for (i = 0; m->buckets && i < m->nbuckets; i++) {
+		struct ment *e = m->buckets[i], *next;
+
+		for (; e; e = next) {
+			next = e->next;
+			free(e);
+		}
+	}
+	free(m->buckets);
+	m->buckets = NULL;
+	m->count = 0;
+}
+
+static size_t bucket(const struct manifest *m, ino_t ino)
+{
+	uint64_t h = (uint64_t)ino * 0x9e3779b97f4a7c15ull;
+
+	return (size_t)(h >> 20) % m->nbuckets;
+}
+
+struct ment *manifest_get(struct manifest *m, ino_t ino)
+{
+	struct ment *e;
+
+	for (e = m->buckets[bucket(m, ino)]; e; e = e->next) {
+		if (e->ino == ino)
+			return e;
+	}
+	return NULL;
+}
+
+static void grow(struct manifest *m)
+{
+	size_t nb = m->nbuckets * 4, i;
+	struct ment **nv = calloc(nb, sizeof(*nv));
+
+	if (!nv)
+		return;
+	for (i = 0; i < m->nbuckets; i++) {
+		struct ment *e = m->buckets[i], *next;
+
+		for (; e; e = next) {
+			uint64_t h = (uint64_t)e->ino * 0x9e3779b97f4a7c15ull;
+			size_t b = (size_t)(h >> 20) % nb;
+
+			next = e->next;
+			e->next = nv[b];
+			nv[b] = e;
+		}
+	}
+	free(m->buckets);
+	m->buckets = nv;
+	m->nbuckets = nb;
+}
+
+struct ment *manifest_set(struct manifest *m, ino_t ino, off_t size,
+			  int64_t mtime, bool fetched)
+{
+	struct ment *e = manifest_get(m, ino);
+	size_t b;
+
+	if (!e) {
+		if (m->count > m->nbuckets * 2)
+			grow(m);
+		e = calloc(1, sizeof(*e));
+		if (!e)
+			return NULL;
+		e->ino = ino;
+		b = bucket(m, ino);
+		e->next = m->buckets[b];
+		m->buckets[b] = e;
+		m->count++;
+	}
+	e->rsize = size;
+	e->rmtime = mtime;
+	e->fetched = fetched;
+	return e;
+}
+
+void manifest_del(struct manifest *m, ino_t ino)
+{
+	struct ment **pp = &m->buckets[bucket(m, ino)];
+
+	for (; *pp; pp = &(*pp)->next) {
+		if ((*pp)->ino == ino) {
+			struct ment *e = *pp;
+
+			*pp = e->next;
+			free(e);
+			m->count--;
+			return;
+		}
+	}
+}
+
+int manifest_load(struct manifest *m, int dirfd, const char *name)
+{
+	char line[256];
+	FILE *f;
+	int fd;
+
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	f = fdopen(fd, "r");
+	if (!f) {
+		close(fd);
+		return -errno;
+	}
+	if (!fgets(line, sizeof(line), f) ||
+	    strncmp(line, M_TAG, strlen(M_TAG)) != 0) {
+		fclose(f);
+		nox_log(NOX_LOG_WARN,
+			"cache manifest %s: unknown format; "
+			"contents will be downloaded again",
+			name);
+		return 0;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long ino;
+		long long size, mtime;
+		int fetched;
+
+		if (sscanf(line, "%llu %lld %lld %d", &ino, &size, &mtime,
+			   &fetched) != 4 ||
+		    size < 0)
+			continue;
+		if (!manifest_set(m, (ino_t)ino, (off_t)size, mtime,
+				  fetched != 0)) {
+			fclose(f);
+			return -ENOMEM;
+		}
+	}
+	fclose(f);
+	return 0;
+}
+
+int manifest_save(struct manifest *m, int dirfd, const char *name)
+{
+	char tmp[NAME_MAX + 1];
+	size_t i;
+	FILE *f;
+	int fd, r = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	f = fdopen(fd, "w");
+	if (!f) {
+		close(fd);
+		return -errno;
+	}
+	fprintf(f, "%s\n", M_TAG);
+	for (i = 0; i < m->nbuckets; i++) {
+		const struct ment *e;
+
+		for (e = m->buckets[i]; e; e = e->next)
+			fprintf(f, "%llu %lld %" PRId64 " %d\n",
+				(unsigned long long)e->ino, (long long)e->rsize,
+				e->rmtime, e->fetched ? 1 : 0);
+	}
+	if (fflush(f) != 0 || ferror(f))
+		r = -EIO;
+	if (fclose(f) != 0 && r == 0)
+		r = -EIO;
+	if (r == 0 && renameat(dirfd, tmp, dirfd, name) < 0)
+		r = -errno;
+	if (r < 0)
+		(void)unlinkat(dirfd, tmp, 0);
+	return r;
+}
+
+/* ---- tree access ---------------------------------------------------- */
+
+int tree_parent(int dirfd, const char *path, int *pfd, const char **base)
+{
+	const char *p = path, *slash;
+	char part[NAME_MAX + 1];
+	int cur, fd;
+
+	cur = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+	if (cur < 0)
+		return -errno;
+	while ((slash = strchr(p, '/')) != NULL) {
+		size_t n = (size_t)(slash - p);
+
+		if (n == 0 || n > NAME_MAX) {
+			close(cur);
+			return -EINVAL;
+		}
+		memcpy(part, p, n);
+		part[n] = '\0';
+		fd = openat(cur, part,
+			    O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		close(cur);
+		if (fd < 0)
+			return -errno;
+		cur = fd;
+		p = slash + 1;
+	}
+	*pfd = cur;
+	*base = p;
+	return 0;
+}
+
+static int remove_dir_contents(int dfd)
+{
+	struct dirent *d;
+	DIR *dp;
+	int fd, r = 0;
+
+	fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	dp = fdopendir(fd);
+	if (!dp) {
+		close(fd);
+		return -errno;
+	}
+	while ((d = readdir(dp)) != NULL) {
+		if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
+			continue;
+		if (tree_remove(dirfd(dp), d->d_name) < 0)
+			r = -EIO;
+	}
+	closedir(dp);
+	return r;
+}
+
+int tree_remove(int pfd, const char *name)
+{
+	struct stat st;
+	int fd;
+
+	if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISDIR(st.st_mode))
+		return unlinkat(pfd, name, 0) < 0 ? -errno : 0;
+	fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	(void)remove_dir_contents(fd);
+	close(fd);
+	return unlinkat(pfd, name, AT_REMOVEDIR) < 0 ? -errno : 0;
+}
+
+/* ---- listings ------------------------------------------------------- */
+
+static const char *const find_argv[] = {
+    "find", "/workspace", "-mindepth",
+    "1",    "-printf",	  "%y\\0%m\\0%s\\0%T@\\0%l\\0%P\\0",
+    NULL};
+
+const char *const *listing_find_argv(void)
+{
+	return find_argv;
+}
+
+void listing_cleanup(struct listing *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++) {
+		free(l->v[i].path);
+		free(l->v[i].target);
+	}
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+static int listing_add(struct listing *l, const char *path, char type,
+		       mode_t mode, off_t size, int64_t mtime,
+		       const char *target)
+{
+	struct rent *e;
+
+	if (l->n == l->cap) {
+		size_t nc = l->cap ? l->cap * 2 : 256;
+		struct rent *nv = realloc(l->v, nc * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		l->v = nv;
+		l->cap = nc;
+	}
+	e = &l->v[l->n];
+	memset(e, 0, sizeof(*e));
+	e->path = strdup(path);
+	e->target = target ? strdup(target) : NULL;
+	if (!e->path || (target && !e->target)) {
+		free(e->path);
+		free(e->target);
+		return -ENOMEM;
+	}
+	e->type = type;
+	e->mode = mode & 07777;
+	e->size = size;
+	e->mtime = mtime;
+	l->n++;
+	return 0;
+}
+
+/* "1700000000.1234567890" (find's %T@) in nanoseconds. */
+static int parse_time(const char *s, int64_t *out)
+{
+	long long sec = 0, frac = 0;
+	const char *p = s;
+	int digits = 0;
+	bool neg = false;
+
+	if (*p == '-') {
+		neg = true;
+		p++;
+	}
+	if (*p < '0' || *p > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (sec > 9000000000ll)
+			return -1;
+		sec = sec * 10 + (*p - '0');
+	}
+	if (*p == '.') {
+		for (p++; *p >= '0' && *p <= '9'; p++) {
+			if (digits < 9) {
+				frac = frac * 10 + (*p - '0');
+				digits++;
+			}
+		}
+	}
+	if (*p)
+		return -1;
+	for (; digits < 9; digits++)
+		frac *= 10;
+	*out = (neg ? -sec : sec) * 1000000000ll + (neg ? -frac : frac);
+	return 0;
+}
+
+int listing_parse_find(const char *out, size_t len, struct listing *l,
+		       struct nox_err *err)
+{
+	const char *f[6];
+	size_t pos = 0;
+	int r;
+
+	memset(l, 0, sizeof(*l));
+	if (memmem(out, len, "\xef\xbf\xbd", 3))
+		return nox_err_set(err, EILSEQ,
+				   "listing has names that are not UTF-8");
+	while (pos < len) {
+		long long mode, size;
+		int64_t mtime;
+		char *end;
+		int i;
+		char type;
+
+		for (i = 0; i < 6; i++) {
+			const char *z = memchr(out + pos, '\0', len - pos);
+
+			if (!z) {
+				r = nox_err_set(err, EPROTO,
+						"listing: truncated record");
+				goto fail;
+			}
+			f[i] = out + pos;
+			pos = (size_t)(z - out) + 1;
+		}
+		errno = 0;
+		mode = strtoll(f[1], &end, 8);
+		if (errno || *end || end == f[1] || mode < 0)
+			goto bad;
+		size = strtoll(f[2], &end, 10);
+		if (errno || *end || end == f[2] || size < 0)
+			goto bad;
+		if (parse_time(f[3], &mtime) < 0)
+			goto bad;
+		if (strlen(f[0]) != 1)
+			goto bad;
+		switch (f[0][0]) {
+		case 'd':
+		case 'l':
+			type = f[0][0];
+			break;
+		default:
+			/* files; FIFOs, sockets, devices show as files */
+			type = 'f';
+			break;
+		}
+		if (nox_path_validate(f[5], NULL) < 0 || !*f[5] ||
+		    strcmp(f[5], ".") == 0)
+			goto bad;
+		if (type == 'l' && !*f[4])
+			goto bad;
+		r = listing_add(l, f[5], type, (mode_t)mode,
+				type == 'f' ? (off_t)size : 0, mtime,
+				type == 'l' ? f[4] : NULL);
+		if (r < 0) {
+			nox_err_set(err, ENOMEM, "out of memory");
+			goto fail;
+		}
+	}
+	return 0;
+bad:
+	r = nox_err_set(err, EPROTO, "listing: malformed or hostile record");
+fail:
+	listing_cleanup(l);
+	return r;
+}
+
+static int walk_dir(int dfd, char *path, size_t plen, struct listing *l,
+		    unsigned depth)
+{
+	struct dirent *d;
+	DIR *dp;
+	int fd, r = 0;
+
+	if (depth > 256)
+		return -ELOOP;
+	fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	dp = fdopendir(fd);
+	if (!dp) {
+		close(fd);
+		return -errno;
+	}
+	while (r == 0 && (d = readdir(dp)) != NULL) {
+		size_t nl = strlen(d->d_name);
+		struct stat st;
+		char target[PATH_MAX];
+		ssize_t tl;
+
+		if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
+			continue;
+		if (plen + nl + 2 > PATH_MAX) {
+			r = -ENAMETOOLONG;
+			break;
+		}
+		if (plen)
+			path[plen] = '/';
+		memcpy(path + plen + (plen ? 1 : 0), d->d_name, nl + 1);
+		if (fstatat(dirfd(dp), d->d_name, &st, AT_SYMLINK_NOFOLLOW) <
+		    0) {
+			r = -errno;
+			break;
+		}
+		if (S_ISDIR(st.st_mode)) {
+			r = listing_add(l, path, 'd', st.st_mode, 0,
+					st.st_mtim.tv_sec * 1000000000ll +
+					    st.st_mtim.tv_nsec,
+					NULL);
+			if (r == 0) {
+				int cfd = openat(dirfd(dp), d->d_name,
+						 O_PATH | O_DIRECTORY |
+						     O_NOFOLLOW | O_CLOEXEC);
+
+				if (cfd < 0) {
+					r = -errno;
+				} else {
+					r = walk_dir(cfd, path,
+						     plen + nl + (plen ? 1 : 0),
+						     l, depth + 1);
+					close(cfd);
+				}
+			}
+		} else if (S_ISLNK(st.st_mode)) {
+			tl = readlinkat(dirfd(dp), d->d_name, target,
+					sizeof(target) - 1);
+			if (tl < 0) {
+				r = -errno;
+				break;
+			}
+			target[tl] = '\0';
+			r = listing_add(l, path, 'l', 0777, 0,
+					st.st_mtim.tv_sec * 1000000000ll +
+					    st.st_mtim.tv_nsec,
+					target);
+		} else if (S_ISREG(st.st_mode)) {
+			r = listing_add(l, path, 'f', st.st_mode, st.st_size,
+					st.st_mtim.tv_sec * 1000000000ll +
+					    st.st_mtim.tv_nsec,
+					NULL);
+		}
+		path[plen] = '\0';
+	}
+	closedir(dp);
+	return r;
+}
+
+int listing_from_dir(int dirfd, struct listing *l, struct nox_err *err)
+{
+	char path[PATH_MAX];
+	int r;
+
+	memset(l, 0, sizeof(*l));
+	path[0] = '\0';
+	r = walk_dir(dirfd, path, 0, l, 0);
+	if (r < 0) {
+		listing_cleanup(l);
+		return nox_err_set(err, r, "listing the downloaded tar: %s",
+				   strerror(-r));
+	}
+	return 0;
+}
+
+/* ---- merge ---------------------------------------------------------- */
+
+struct merge {
+	struct manifest *m;
+	int tree_fd;
+	int src_fd;
+	const struct listing *l;
+	const char **sorted; /* remote paths, sorted, for lookups */
+	bool (*busy)(ino_t ino, void *ud);
+	void *ud;
+	unsigned made, changed, removed;
+};
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static bool remote_has(const struct merge *g, const char *path)
+{
+	return bsearch(&path, g->sorted, g->l->n, sizeof(*g->sorted),
+		       cmp_str) != NULL;
+}
+
+static void set_times(int fd, int64_t mtime)
+{
+	struct timespec ts[2];
+
+	ts[0].tv_sec = 0;
+	ts[0].tv_nsec = UTIME_OMIT;
+	ts[1].tv_sec = (time_t)(mtime / 1000000000ll);
+	ts[1].tv_nsec = (long)(mtime % 1000000000ll);
+	if (ts[1].tv_nsec < 0) {
+		ts[1].tv_sec--;
+		ts[1].tv_nsec += 1000000000l;
+	}
+	(void)futimens(fd, ts);
+}
+
+/* Copies the content of src path e->path into fd (truncated first). */
+static int fill_from_src(struct merge *g, const struct rent *e, int fd)
+{
+	const char *base;
+	char buf[65536];
+	int pfd, sfd, r;
+	ssize_t n;
+
+	r = tree_parent(g->src_fd, e->path, &pfd, &base);
+	if (r < 0)
+		return r;
+	sfd = openat(pfd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	close(pfd);
+	if (sfd < 0)
+		return -errno;
+	if (ftruncate(fd, 0) < 0) {
+		r = -errno;
+		close(sfd);
+		return r;
+	}
+	for (;;) {
+		n = read(sfd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		if (write(fd, buf, (size_t)n) != n) {
+			n = -1;
+			break;
+		}
+	}
+	r = n < 0 ? -EIO : 0;
+	close(sfd);
+	return r;
+}
+
+/* Makes (or refills) the tree file e at pfd/base; fd of it in *out. */
+static int put_file(struct merge *g, const struct rent *e, int pfd,
+		    const char *base, bool create)
+{
+	struct stat st;
+	bool have = false;
+	int fd, r = 0;
+
+	fd = openat(pfd, base,
+		    O_WRONLY | O_NOFOLLOW | O_CLOEXEC |
+			(create ? O_CREAT | O_EXCL : 0),
+		    e->mode & 0777);
+	if (fd < 0)
+		return -errno;
+	if (g->src_fd >= 0 && fill_from_src(g, e, fd) == 0)
+		have = true;
+	if (!have && (ftruncate(fd, 0) < 0 || ftruncate(fd, e->size) < 0))
+		r = -errno;
+	if (r == 0)
+		(void)fchmod(fd, e->mode);
+	if (r == 0)
+		set_times(fd, e->mtime);
+	if (r == 0 && fstat(fd, &st) < 0)
+		r = -errno;
+	close(fd);
+	if (r < 0)
+		return r;
+	if (!manifest_set(g->m, st.st_ino, have ? st.st_size : e->size,
+			  e->mtime, have || e->size == 0))
+		return -ENOMEM;
+	return 0;
+}
+
+static int make_entry(struct merge *g, const struct rent *e, int pfd,
+		      const char *base)
+{
+	struct stat st;
+
+	switch (e->type) {
+	case 'd':
+		if (mkdirat(pfd, base, 0700) < 0)
+			return -errno;
+		(void)fchmodat(pfd, base, e->mode, 0);
+		break;
+	case 'l':
+		if (symlinkat(e->target, pfd, base) < 0)
+			return -errno;
+		break;
+	default:
+		return put_file(g, e, pfd, base, true);
+	}
+	if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (!manifest_set(g->m, st.st_ino, 0, e->mtime, true))
+		return -ENOMEM;
+	return 0;
+}
+
+static mode_t type_bits(char t)
+{
+	return t == 'd' ? S_IFDIR : t == 'l' ? S_IFLNK : S_IFREG;
+}
+
+static int merge_one(struct merge *g, const struct rent *e)
+{
+	const char *base;
+	struct stat st;
+	struct ment *me;
+	int pfd, r;
+
+	r = tree_parent(g->tree_fd, e->path, &pfd, &base);
+	if (r < 0)
+		return r == -ENOENT || r == -ENOTDIR ? 0 : r;
+	if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		r = errno == ENOENT ? make_entry(g, e, pfd, base) : -errno;
+		if (r == 0)
+			g->made++;
+		goto out;
+	}
+	if (g->busy(st.st_ino, g->ud))
+		goto out;
+	me = manifest_get(g->m, st.st_ino);
+	if ((st.st_mode & S_IFMT) != type_bits(e->type)) {
+		r = tree_remove(pfd, base);
+		if (r == 0)
+			r = make_entry(g, e, pfd, base);
+		manifest_del(g->m, st.st_ino);
+		g->changed++;
+		goto out;
+	}
+	switch (e->type) {
+	case 'd':
+		if ((st.st_mode & 07777) != e->mode)
+			(void)fchmodat(pfd, base, e->mode, 0);
+		if (!me && !manifest_set(g->m, st.st_ino, 0, e->mtime, true))
+			r = -ENOMEM;
+		break;
+	case 'l': {
+		char t[PATH_MAX];
+		ssize_t tl = readlinkat(pfd, base, t, sizeof(t) - 1);
+
+		if (tl >= 0)
+			t[tl] = '\0';
+		if (tl < 0 || strcmp(t, e->target) != 0) {
+			(void)unlinkat(pfd, base, 0);
+			r = make_entry(g, e, pfd, base);
+			manifest_del(g->m, st.st_ino);
+			g->changed++;
+		} else if (!me &&
+			   !manifest_set(g->m, st.st_ino, 0, e->mtime, true)) {
+			r = -ENOMEM;
+		}
+		break;
+	}
+	default:
+		if (me && me->rsize == e->size && me->rmtime == e->mtime &&
+		    (me->fetched || g->src_fd < 0)) {
+			if ((st.st_mode & 07777) != e->mode)
+				(void)fchmodat(pfd, base, e->mode, 0);
+			break;
+		}
+		if (me && me->fetching)
+			break;
+		r = put_file(g, e, pfd, base, false);
+		g->changed++;
+		break;
+	}
+out:
+	close(pfd);
+	return r;
+}
+
+/* Removes what the server no longer has, below directory dfd (path). */
+static void prune(struct merge *g, int dfd, char *path, size_t plen,
+		  unsigned depth)
+{
+	struct dirent *d;
+	DIR *dp;
+	int fd;
+
+	if (depth > 256)
+		return;
+	fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	dp = fdopendir(fd);
+	if (!dp) {
+		close(fd);
+		return;
+	}
+	while ((d = readdir(dp)) != NULL) {
+		size_t nl = strlen(d->d_name);
+		struct stat st;
+
+		if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
+			continue;
+		if (plen + nl + 2 > PATH_MAX)
+			continue;
+		if (plen)
+			path[plen] = '/';
+		memcpy(path + plen + (plen ? 1 : 0), d->d_name, nl + 1);
+		if (fstatat(dirfd(dp), d->d_name, &st, AT_SYMLINK_NOFOLLOW) ==
+		    0) {
+			if (remote_has(g, path)) {
+				if (S_ISDIR(st.st_mode)) {
+					int cfd =
+					    openat(dirfd(dp), d->d_name,
+						   O_PATH | O_DIRECTORY |
+						       O_NOFOLLOW | O_CLOEXEC);
+
+					if (cfd >= 0) {
+						prune(g, cfd, path,
+						      plen + nl +
+							  (plen ? 1 : 0),
+						      depth + 1);
+						close(cfd);
+					}
+				}
+			} else if (manifest_get(g->m, st.st_ino) &&
+				   !g->busy(st.st_ino, g->ud)) {
+				if (tree_remove(dirfd(dp), d->d_name) == 0) {
+					manifest_del(g->m, st.st_ino);
+					g->removed++;
+				}
+			}
+		}
+		path[plen] = '\0';
+	}
+	closedir(dp);
+}
+
+int manifest_merge(struct manifest *m, int tree_fd, const struct listing *l,
+		   int src_fd, bool (*busy)(ino_t ino, void *ud), void *ud,
+		   struct nox_err *err)
+{
+	struct merge g = {.m = m,
+			  .tree_fd = tree_fd,
+			  .src_fd = src_fd,
+			  .l = l,
+			  .busy = busy,
+			  .ud = ud};
+	char path[PATH_MAX];
+	size_t i;
+	int r = 0;
+
+	g.sorted = malloc((l->n ? l->n : 1) * sizeof(*g.sorted));
+	if (!g.sorted)
+		return nox_err_set(err, ENOMEM, "out of memory");
+	for (i = 0; i < l->n; i++)
+		g.sorted[i] = l->v[i].path;
+	qsort(g.sorted, l->n, sizeof(*g.sorted), cmp_str);
+	path[0] = '\0';
+	prune(&g, tree_fd, path, 0, 0);
+	for (i = 0; i < l->n && r == 0; i++) {
+		r = merge_one(&g, &l->v[i]);
+		if (r < 0 && r != -ENOMEM) {
+			nox_log(NOX_LOG_DEBUG, "merge %s: %s", l->v[i].path,
+				strerror(-r));
+			r = 0;
+		}
+	}
+	free(g.sorted);
+	if (r < 0)
+		return nox_err_set(err, r, "merging the listing: %s",
+				   strerror(-r));
+	nox_log(NOX_LOG_DEBUG,
+		"listing: %zu entries, %u new, %u changed, "
+		"%u removed",
+		l->n, g.made, g.changed, g.removed);
+	return 0;
+}

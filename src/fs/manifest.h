@@ -1,0 +1,113 @@
+/*
+ * manifest.h - what the cache tree of one sandbox knows about the server:
+ * per tree inode, the remote size and mtime at the last listing, fetch or
+ * upload, and whether the tree file holds the content (fetched) or is a
+ * placeholder (a sparse file of the right size, mode and mtime).  Also the
+ * remote listing (one request for the whole workspace) and its merge into
+ * the tree.
+ *
+ * The manifest is saved as CACHE/<host>/<id>/state (text, written to a
+ * temporary name and renamed).  It is a hint that can only cause extra
+ * downloads: a tree file it does not know is treated as a placeholder at
+ * the next merge, unless it has pending local changes.
+ *
+ * Limits: keyed by the inode numbers of the cache tree, so a cache dir
+ * copied to another file system loses the fetched marks (contents are
+ * downloaded again).  The caller serialises all calls.
+ */
+#ifndef NOXFS_MANIFEST_H
+#define NOXFS_MANIFEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <nox/err.h>
+
+struct ment {
+	ino_t ino;
+	off_t rsize;	/* remote size when last seen */
+	int64_t rmtime; /* remote mtime (ns) when last seen */
+	bool fetched;	/* the tree file holds that content */
+	bool fetching;	/* a download is in progress */
+	struct ment *next;
+};
+
+struct manifest {
+	struct ment **buckets;
+	size_t nbuckets;
+	size_t count;
+};
+
+int manifest_init(struct manifest *m);
+/* Frees the entries, not the struct. */
+void manifest_cleanup(struct manifest *m);
+struct ment *manifest_get(struct manifest *m, ino_t ino);
+/* Finds or adds ino's entry and sets its fields; NULL on ENOMEM. */
+struct ment *manifest_set(struct manifest *m, ino_t ino, off_t size,
+			  int64_t mtime, bool fetched);
+void manifest_del(struct manifest *m, ino_t ino);
+/* Loads/saves file name in dirfd; a missing file loads as empty. */
+int manifest_load(struct manifest *m, int dirfd, const char *name);
+int manifest_save(struct manifest *m, int dirfd, const char *name);
+
+/* ---- remote listings ------------------------------------------------ */
+
+struct rent {
+	char *path;  /* workspace-relative, validated */
+	char type;   /* 'f' file, 'd' directory, 'l' symlink */
+	mode_t mode; /* permission bits */
+	off_t size;
+	int64_t mtime; /* ns */
+	char *target;  /* symlinks */
+};
+
+struct listing {
+	struct rent *v;
+	size_t n, cap;
+};
+
+void listing_cleanup(struct listing *l);
+
+/*
+ * The argv of the v1 listing command (static storage): GNU find printing
+ * type, mode, size, mtime, link target and path, each ended by NUL.
+ */
+const char *const *listing_find_argv(void);
+
+/*
+ * Parses that command's output.  -EILSEQ when a name holds U+FFFD (the
+ * server replaced bytes that were not UTF-8: names cannot be trusted),
+ * -EPROTO when the output is malformed or a name is hostile.
+ */
+int listing_parse_find(const char *out, size_t len, struct listing *l,
+		       struct nox_err *err);
+
+/* Builds a listing by walking directory dirfd (an extracted tar). */
+int listing_from_dir(int dirfd, struct listing *l, struct nox_err *err);
+
+/*
+ * Makes the tree (directory tree_fd) match listing l without touching
+ * busy inodes (pending local changes; busy(ino, ud) says which):
+ * creates missing entries (files as placeholders), turns files whose
+ * remote size or mtime changed into placeholders, removes entries the
+ * server no longer has (only those the manifest knows came from it).
+ * With src_fd >= 0 (the extracted tar the listing came from) file
+ * contents are taken from there, so files are fetched at once.
+ */
+int manifest_merge(struct manifest *m, int tree_fd, const struct listing *l,
+		   int src_fd, bool (*busy)(ino_t ino, void *ud), void *ud,
+		   struct nox_err *err);
+
+/*
+ * Opens path below dirfd without following any symlink: the parent
+ * directory (O_PATH) in *pfd (caller closes) and its last part in *base
+ * (points into path).  -ENOENT/-ENOTDIR/-ELOOP as openat gives.
+ */
+int tree_parent(int dirfd, const char *path, int *pfd, const char **base);
+
+/* Removes path (recursively for a directory) below parent dir pfd. */
+int tree_remove(int pfd, const char *name);
+
+#endif

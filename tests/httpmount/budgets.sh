@@ -1,0 +1,101 @@
+#!/bin/bash
+# budgets.sh - round-trip budgets of noxfs over HTTP (issue 5), counted by
+# real noxd's GET /metrics on loopback.  Runs against noxd with the nox.fs
+# extension and with --v1-only (NOX_TEST_BACKEND=noxd / noxd-v1).
+#
+# Workspace: 3,000 files in 150 directories, made directly in the
+# backend.  Budgets checked (requests of every endpoint but /metrics):
+#   find MOUNT/ID | wc -l, cold cache          <= 2
+#   the same again within the attribute timeout   0
+#   cat of one file twice, unchanged              1 (a download)
+#   appending to that file and closing it         1 (an upload)
+#   a command through .nox/exec, nothing dirty    1 (an exec)
+#   tar x of a 3,000-file archive with -o writeback_delay, then a
+#   command through .nox/exec                    <= 30 uploads
+# and after the tar, every byte is in the sandbox (sha256 of each file).
+# Hostile input: none here (faults.sh); names are plain.
+: "${NOX_TEST_BACKEND:=noxd}"
+export NOX_TEST_BACKEND
+. "$(dirname "$0")/../mount/lib.sh"
+. "$(dirname "$0")/hm.sh"
+
+nt_require tar sha256sum find xargs
+hm_require_noxd
+nt_init
+
+ID=budget1
+OPTS="attr_timeout=30,entry_timeout=30"
+
+# the sandbox, made through a first mount; then files straight into noxd's
+# base dir, and a cold cache for the measured mount
+nt_workspace "$ID"
+nt_unmount
+hm_populate "$B" 150 20
+rm -rf "$NT_TMP/cache"
+nt_mount "$OPTS"
+W="$NT_MNT/$ID"
+C="$W/.nox"
+
+hm_snap
+n=$(timeout -k 5 "$NT_T" find "$W" | wc -l)
+d=$(hm_delta)
+nt_check_eq "cold find lists workspace + .nox" 3158 "$n" "find $W | wc -l"
+nt_log "cold find: $d requests ($(hm_deltas))"
+nt_check "cold find costs <= 2 requests (got $d)" test "$d" -le 2
+
+hm_snap
+n=$(timeout -k 5 "$NT_T" find "$W" | wc -l)
+d=$(hm_delta)
+nt_check_eq "find again lists the same" 3158 "$n"
+nt_check_eq "find again within the attribute timeout: 0 requests" 0 "$d" \
+	"$(hm_deltas)"
+
+F="$W/dir007/f003.txt"
+hm_snap
+a=$(timeout -k 5 "$NT_T" cat "$F")
+b=$(timeout -k 5 "$NT_T" cat "$F")
+nt_check_eq "cat twice gives the backend's content" \
+	"$(cat "$B/dir007/f003.txt")" "$a"
+nt_check_eq "cat twice: the same" "$a" "$b"
+nt_check_eq "cat twice, unchanged: 1 download" 1 "$(hm_delta download)" \
+	"$(hm_deltas)"
+nt_check_eq "cat twice, unchanged: 1 request in all" 1 "$(hm_delta)" \
+	"$(hm_deltas)"
+
+hm_snap
+timeout -k 5 "$NT_T" sh -c 'echo edited >> "$1"' sh "$F"
+nt_check_eq "edit and close: 1 upload" 1 "$(hm_delta upload)" "$(hm_deltas)"
+nt_check_eq "edit and close: 1 request in all" 1 "$(hm_delta)" \
+	"$(hm_deltas)"
+nt_check_content "the edit is in the sandbox" "$B/dir007/f003.txt" \
+	"$a
+edited
+"
+
+hm_snap
+nt_exec "true"
+nt_check_eq "exec with nothing dirty: exactly 1 exec" 1 "$(hm_delta exec)" \
+	"$(hm_deltas)"
+nt_check_eq "exec with nothing dirty: 1 request in all" 1 "$(hm_delta)" \
+	"$(hm_deltas)"
+nt_unmount
+
+# tar x into a write-back mount, then one command
+mkdir -p "$NT_TMP/src"
+hm_populate "$NT_TMP/src" 150 20
+tar -C "$NT_TMP/src" -cf "$NT_TMP/src.tar" .
+nt_mount "$OPTS,writeback_delay=3000"
+mkdir "$W/untar" || nt_die "mkdir untar"
+hm_snap
+nt_check "tar x of 3,000 files into the mount" \
+	tar -C "$W/untar" -xf "$NT_TMP/src.tar"
+nt_exec "find untar -type f | wc -l"
+u=$(hm_delta upload)
+nt_log "tar x + exec: $(hm_deltas)"
+nt_check "tar x + exec: <= 30 uploads (got $u)" test "$u" -le 30
+nt_check_content "the command saw all 3,000 files" "$C/stdout" "3000
+"
+hm_wait_sums "every byte of the tar is in the sandbox" "$NT_TMP/src" \
+	"$B/untar" 5
+nt_unmount
+nt_finish
