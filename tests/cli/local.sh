@@ -151,4 +151,12 @@ expect "--unisolated warns on stderr" contains "$err" "unisolated"
 check "--unisolated warns even with -q" 0 "${X[@]}" --unisolated -q health
 expect "warning not silenced" contains "$err" "warning"
 
+# ---- -d ----------------------------------------------------------------
+check "-d info of a missing sandbox" 70 "${X[@]}" -d info nosuch
+expect "-d names the backend" contains "$err" "debug: local backend"
+expect "-d gives the errno" contains "$err" "ENOENT"
+expect "-d gives the time" contains "$err" "info took"
+check "--debug health" 0 "${X[@]}" --debug health
+expect "--debug timing on success" contains "$err" "health took"
+
 finish

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "noxctl_i.h"
@@ -108,6 +109,8 @@ static void main_usage(FILE *f)
 		"  --json          machine-readable output\n"
 		"  --no-color      no colour in messages (also: $NO_COLOR)\n"
 		"  -q, --quiet     no progress lines, notes or table headers\n"
+		"  -d, --debug     say which backend is used, and each error's\n"
+		"                  errno and the command's time, on stderr\n"
 		"  -h, --help      this text ('noxctl COMMAND --help' for one "
 		"command)\n"
 		"  -V, --version   print the version\n"
@@ -168,6 +171,7 @@ static const struct option main_opts[] = {
     {"no-color", no_argument, NULL, OPT_NO_COLOR},
     {"no-colour", no_argument, NULL, OPT_NO_COLOR},
     {"quiet", no_argument, NULL, 'q'},
+    {"debug", no_argument, NULL, 'd'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -190,6 +194,7 @@ static long main_parse_timeout(const char *s)
 int main(int argc, char **argv)
 {
 	struct ctl c = {0};
+	struct timespec t0, t1;
 	const struct ctl_cmd *cmd;
 	bool want_local = false, no_color = false;
 	const char *env;
@@ -200,7 +205,7 @@ int main(int argc, char **argv)
 	c.color = c.tty_err && !(env && env[0]);
 	opterr = 0;
 	for (;;) {
-		ch = getopt_long(argc, argv, "+:qhV", main_opts, NULL);
+		ch = getopt_long(argc, argv, "+:qdhV", main_opts, NULL);
 		if (ch == -1)
 			break;
 		switch (ch) {
@@ -235,6 +240,9 @@ int main(int argc, char **argv)
 			break;
 		case 'q':
 			c.quiet = true;
+			break;
+		case 'd':
+			c.debug = true;
 			break;
 		case 'h':
 			main_usage(stdout);
@@ -289,7 +297,16 @@ int main(int argc, char **argv)
 	}
 	/* each command parses from scratch */
 	optind = 0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	rc = cmd->run(&c, cmd, argc, argv);
+	if (c.debug) {
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		fprintf(stderr, "noxctl: debug: %s took %.1f ms, exit %d\n",
+			cmd->name,
+			(double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+			    (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
+			rc);
+	}
 	nox_backend_free(c.b);
 	if (fflush(stdout) != 0 && rc == CTL_EX_OK) {
 		ctl_error(&c, "writing standard output failed");

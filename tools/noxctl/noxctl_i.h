@@ -29,6 +29,7 @@ struct ctl {
 	long timeout_ms; /* --timeout; 0: backend defaults */
 	bool json;
 	bool quiet;
+	bool debug;    /* -d: backend and timing on stderr */
 	bool color;   /* red "error:" on stderr */
 	bool tty_err; /* stderr is a terminal */
 	/* created on first use by ctl_backend(), freed by main */

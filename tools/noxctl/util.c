@@ -82,6 +82,9 @@ int ctl_exit_code(int r)
 int ctl_fail(const struct ctl *c, int r, const struct nox_err *err)
 {
 	ctl_error(c, "%s", nox_err_str(err, r));
+	if (c->debug)
+		fprintf(stderr, "noxctl: debug: errno %d (%s)\n", -r,
+			strerrorname_np(-r) ? strerrorname_np(-r) : "?");
 	return ctl_exit_code(r);
 }
 
@@ -181,6 +184,13 @@ int ctl_backend(struct ctl *c)
 		c->b = NULL;
 		return ctl_fail(c, r, &err);
 	}
+	if (c->debug)
+		fprintf(stderr, "noxctl: debug: %s backend, %s\n",
+			nox_backend_name(c->b),
+			c->url ? c->url
+			       : (c->local_dir && c->local_dir[0]
+				      ? c->local_dir
+				      : NOX_DEFAULT_BASE_DIR));
 	return 0;
 }
 
