@@ -1370,6 +1370,24 @@ static int dir_snapshot(struct fs *fs, struct fs_node *n, struct dirh *h)
 			return r;
 		nox_err_clear(&err);
 		r = nox_backend_list_sandboxes(fs->be, root_list_cb, &rl, &err);
+		if (r == -ENOSYS) {
+			/* a v1-only server cannot list: show the sandboxes
+			 * this mount knows (made or opened through it); any
+			 * other one is still reachable by name */
+			struct fs_sandbox **sbs;
+			size_t k, nsb;
+
+			r = fs_sandbox_list(fs, &sbs, &nsb);
+			if (r < 0)
+				break;
+			for (k = 0; k < nsb; k++) {
+				if (r == 0)
+					r = root_list_cb(sbs[k]->id, &rl);
+				fs_sandbox_put(sbs[k]);
+			}
+			free(sbs);
+			break;
+		}
 		if (r < 0 && rl.err == 0)
 			nox_log(NOX_LOG_WARN, "listing sandboxes: %s",
 				nox_err_str(&err, r));
