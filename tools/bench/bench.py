@@ -881,6 +881,8 @@ def main():
                 t.teardown()
             except Exception as e:
                 notes.append(f"{t.name}: teardown: {e}")
+        if sys.exc_info()[0] is not None and not args.work and not args.keep:
+            shutil.rmtree(work, ignore_errors=True)  # interrupted: no report
     for t in all_targets:
         if isinstance(t, Noxfs) and t not in targets:
             notes.append(f"{t.name}: not measured (left out with --only)")
