@@ -689,14 +689,19 @@ def evaluate(results, wls, targets, extra):
             else:
                 rows.append((what, f"{slower(v, r, unit):.2f}x sshfs", slower(v, r, unit) <= 1.0))
     for n in noxd:
+        labels = {k: l.rsplit(" (", 1)[0] for k, l, _, _ in wls}
         for key in ("W1", "W3c", "W3w", "W5", "W7"):
-            label = next(l for k, l, _, _ in wls if k == key).rsplit(" (", 1)[0]
+            if key not in labels:
+                continue
+            label = labels[key]
             what = f"{n} {label}: faster than sshfs"
             v, r = get(n, key), get(ssh, key) if ssh else None
             if v is None or r is None:
                 rows.append((what, "not measured", None))
             else:
                 rows.append((what, f"{v / r:.2f}x sshfs", v < r))
+        if "W3w" not in labels:
+            continue
         what = f"{n} W3 grep -r warm: <= 1.5x passthrough"
         v, r = get(n, "W3w"), get(pt, "W3w") if pt else None
         if v is None or r is None:
