@@ -43,6 +43,29 @@ int nox_tar_pack(int out_fd, int root_dirfd, const char *path,
 int nox_tar_pack_list(int out_fd, int root_dirfd, const char *const *paths,
 		      size_t n, struct nox_err *err);
 
+/* One entry for nox_tar_pack_entries. */
+struct nox_tar_entry {
+	const char *name;   /* workspace-relative; normalised like a path */
+	unsigned mode;	    /* S_IFREG, S_IFDIR or S_IFLNK | permissions */
+	int64_t mtime_ns;   /* since the epoch */
+	int fd;		    /* S_IFREG: the content, read from offset 0;
+			       -1: the file named file in dirfd */
+	int dirfd;
+	const char *file;
+	int64_t size; /* S_IFREG: bytes of content to store */
+	const char *target; /* S_IFLNK: the link text */
+};
+
+/*
+ * Writes a gzip tar to out_fd of the n entries as given, in order: names,
+ * modes, mtimes and contents come from the entries, not from a directory
+ * (no staging copy is needed).  A file that turns out shorter than size
+ * is padded with zeros.  The caller keeps its descriptors; files named
+ * by dirfd/file are opened one at a time (O_NOFOLLOW) and closed.
+ */
+int nox_tar_pack_entries(int out_fd, const struct nox_tar_entry *v, size_t n,
+			 struct nox_err *err);
+
 /*
  * Extracts the gzip (or plain) tar read from in_fd into dest_dirfd under
  * the secure rules above; limits may be NULL for the defaults.  Modes are

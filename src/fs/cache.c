@@ -60,6 +60,7 @@
 #define DEFAULT_DELAY_MS 100
 #define RETRY_MAX_MS	 5000
 #define STATE_NAME	 "state"
+#define MANIFEST_SAVE_MS 2000
 #define PART_SIZE	 (64ll * 1024 * 1024)
 #define PART_MIN	 (256ll * 1024)
 
@@ -81,14 +82,18 @@ struct cache {
 	struct journal jr; /* its list; files: see journal.h */
 	ino_t *dirty;	   /* written, not yet closed */
 	size_t ndirty, capdirty;
-	unsigned long jgen;	       /* bumps on every journal append */
-	bool listed;		       /* a listing was merged this mount */
-	bool have_manifest;	       /* a listing was ever merged */
-	bool stale;		       /* a command ran since */
-	bool listing;		       /* a refresh is running */
-	struct timespec listed_at;     /* CLOCK_MONOTONIC */
-	struct timespec list_retry;    /* no refresh before (failures) */
-	bool man_dirty;		       /* manifest needs saving */
+	unsigned long jgen;	    /* bumps on every journal append */
+	bool listed;		    /* a listing was merged this mount */
+	bool have_manifest;	    /* a listing was ever merged */
+	bool stale;		    /* a command ran since */
+	unsigned long execs;	    /* commands that ended */
+	unsigned long listed_execs; /* execs when the listing started */
+	bool listing;		    /* a refresh is running */
+	struct timespec listed_at;  /* CLOCK_MONOTONIC */
+	struct timespec list_retry; /* no refresh before (failures) */
+	bool man_dirty;		    /* manifest needs saving */
+	bool saved_once;
+	struct timespec saved_at;      /* last manifest save */
 	bool gone;		       /* the server lost the sandbox */
 	bool failing;		       /* the last drain failed */
 	bool one_per_tar;	       /* the server refused a large tar */
@@ -99,6 +104,22 @@ struct cache {
 	bool flush_now; /* wake the flusher at once */
 	bool stop;
 	uint64_t tmp_seq;
+
+	/* the paths of operations a listing in flight may not show yet:
+	 * pending when it started or journaled since (protected by mu) */
+	bool collect;
+	char **touched;
+	size_t ntouched, captouched;
+
+	/*
+	 * Held from a change of the tree to its journal entry (op_begin ..
+	 * op_end, a close's snapshot), and by whatever must see the tree
+	 * and the journal agree: a listing merge, the exec barrier's
+	 * snapshot of open files.  So the journal's order is the order in
+	 * which the tree changed.  Order: op_mu, then mu; never drain_mu
+	 * inside op_mu (a drain sends requests).
+	 */
+	pthread_mutex_t op_mu;
 
 	pthread_mutex_t drain_mu; /* one drain at a time */
 	pthread_t thr;
@@ -111,6 +132,11 @@ static int lock_fd = -1;
 
 static int drain(struct cache *c, uint64_t upto, struct nox_err *err);
 static uint64_t last_seq_of(struct cache *c, ino_t ino);
+
+/* The cache whose op_mu this thread holds in op_begin .. op_end, and
+ * whether the operation wants the journal drained at op_end. */
+static _Thread_local struct cache *tl_op;
+static _Thread_local bool tl_drain;
 
 static struct cache *cache_of(struct fs_sandbox *sb)
 {
@@ -318,6 +344,102 @@ static bool merge_busy(ino_t ino, void *ud)
 	return busy_locked(ud, ino);
 }
 
+/* With mu: remembers path for the listing in flight. */
+static void touch_locked(struct cache *c, const char *path)
+{
+	char *d;
+
+	if (!c->collect || !path || !*path)
+		return;
+	if (c->ntouched == c->captouched) {
+		size_t nc = c->captouched ? c->captouched * 2 : 64;
+		char **nv = realloc(c->touched, nc * sizeof(*nv));
+
+		if (!nv)
+			goto oom;
+		c->touched = nv;
+		c->captouched = nc;
+	}
+	d = strdup(path);
+	if (!d)
+		goto oom;
+	c->touched[c->ntouched++] = d;
+	return;
+oom:
+	/* cannot tell which paths: the listing must not be merged */
+	c->collect = false;
+}
+
+static void touched_clear_locked(struct cache *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->ntouched; i++)
+		free(c->touched[i]);
+	free(c->touched);
+	c->touched = NULL;
+	c->ntouched = c->captouched = 0;
+}
+
+static int cmp_strp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* First index in sorted v whose string is >= key. */
+static size_t lower_bound(char *const *v, size_t n, const char *key)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (strcmp(v[mid], key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/*
+ * With mu, touched sorted: path, one of its parents or something below
+ * it was touched by an operation the listing may not show.
+ */
+static bool merge_skip(const char *path, void *ud)
+{
+	struct cache *c = ud;
+	char buf[PATH_MAX + 1];
+	size_t n = strlen(path), i, at;
+
+	if (c->ntouched == 0)
+		return false;
+	if (n + 1 >= sizeof(buf))
+		return true;
+	memcpy(buf, path, n + 1);
+	/* path itself or a parent */
+	for (i = n;; i--) {
+		if (i == n || buf[i] == '/') {
+			char keep = buf[i];
+
+			buf[i] = '\0';
+			at = lower_bound(c->touched, c->ntouched, buf);
+			buf[i] = keep;
+			if (at < c->ntouched &&
+			    strncmp(c->touched[at], buf, i) == 0 &&
+			    c->touched[at][i] == '\0')
+				return true;
+		}
+		if (i == 0)
+			break;
+	}
+	/* something below it */
+	buf[n] = '/';
+	buf[n + 1] = '\0';
+	at = lower_bound(c->touched, c->ntouched, buf);
+	return at < c->ntouched && strncmp(c->touched[at], buf, n + 1) == 0;
+}
+
 static int node_path(struct fs_sandbox *sb, struct fs_node *n, char *buf,
 		     size_t size)
 {
@@ -401,12 +523,25 @@ static int tmp_file(struct cache *c)
 	return fd;
 }
 
-static void save_manifest_locked(struct cache *c)
+/*
+ * Saves the manifest; unless force, at most every MANIFEST_SAVE_MS: it is
+ * a hint (a stale one costs downloads, never data: the journal is the
+ * record of what the server lacks), and rewriting it after each of
+ * thousands of uploads made a tar x quadratic.
+ */
+static void save_manifest_locked(struct cache *c, bool force)
 {
+	struct timespec now;
 	int r;
 
 	if (!c->man_dirty)
 		return;
+	mono_now(&now);
+	if (!force && c->saved_once &&
+	    ts_diff(&now, &c->saved_at) * 1000 < MANIFEST_SAVE_MS)
+		return;
+	c->saved_at = now;
+	c->saved_once = true;
 	r = manifest_save(&c->man, c->dir_fd, STATE_NAME);
 	if (r < 0)
 		nox_log(NOX_LOG_WARN, "%s: saving the cache manifest: %s",
@@ -488,29 +623,41 @@ static int fetch_tar(struct cache *c, const char *src, char *dname,
 	return 0;
 }
 
+static int tree_cb(const char *rel, const struct stat *st, const char *target,
+		   void *ud)
+{
+	return listing_add_stat(ud, rel, st, target);
+}
+
 /*
- * Takes a listing from the server and merges it.  Called with no lock;
- * c->listing set by the caller.
+ * The listing: on a server with nox.fs one GET fs/tree (no command runs);
+ * else one exec of find (-ENOSYS: take a tar of the workspace instead).
  */
-static int refresh(struct cache *c, struct nox_err *err)
+static int take_listing(struct cache *c, struct listing *l, struct nox_err *err)
 {
 	struct nox_exec_req req = {.argv = listing_find_argv(),
 				   .timeout_seconds = 60};
 	struct nox_exec_result res;
-	struct listing l = {0};
-	char dname[64];
-	unsigned long gen;
-	int r, src = -1;
+	int r;
 
-	pthread_mutex_lock(&c->mu);
-	gen = c->jgen;
-	pthread_mutex_unlock(&c->mu);
+	if (c->ext && nox_backend_has(c->be, NOX_OP_TREE)) {
+		r = nox_backend_tree(c->be, c->sb->id, "", tree_cb, l, err);
+		if (r != -ENOSYS && r != -EFBIG && r != -EPROTO &&
+		    r != -EOPNOTSUPP)
+			return r;
+		/* too big for one answer, not there after all, or an
+		 * answer we cannot use: the v1 way */
+		nox_log(NOX_LOG_DEBUG, "%s: fs/tree: %s; listing by find",
+			c->sb->id, nox_err_str(err, r));
+		listing_cleanup(l);
+		memset(l, 0, sizeof(*l));
+	}
 	memset(&res, 0, sizeof(res));
 	r = nox_backend_exec(c->be, c->sb->id, &req, &res, err);
 	if (r < 0)
-		return check_gone(c, r);
+		return r;
 	if (res.exit_code == 0 && !res.out_truncated) {
-		r = listing_parse_find(res.out ? res.out : "", res.out_len, &l,
+		r = listing_parse_find(res.out ? res.out : "", res.out_len, l,
 				       err);
 	} else {
 		nox_log(NOX_LOG_DEBUG, "%s: find gave %d%s; listing by tar",
@@ -519,63 +666,119 @@ static int refresh(struct cache *c, struct nox_err *err)
 		r = -ENOSYS;
 	}
 	nox_exec_result_cleanup(&res);
+	return r;
+}
+
+/*
+ * Takes a listing from the server and merges it.  Called with no lock;
+ * c->listing set by the caller.  Local operations pending when the
+ * listing was asked for, or journaled while it came, may or may not be
+ * in it: their paths are left as the tree has them (merge_skip).
+ */
+static int refresh(struct cache *c, struct nox_err *err)
+{
+	struct listing l = {0};
+	const struct jent *e;
+	unsigned long execs;
+	char dname[64];
+	int r, src = -1;
+
+	pthread_mutex_lock(&c->mu);
+	execs = c->execs;
+	touched_clear_locked(c);
+	c->collect = true;
+	for (e = c->jr.head; e; e = e->next) {
+		touch_locked(c, e->path);
+		if (e->op == J_RENAME || e->op == J_LINK)
+			touch_locked(c, e->path2);
+	}
+	pthread_mutex_unlock(&c->mu);
+	r = take_listing(c, &l, err);
+	if (r == -ENOENT) {
+		r = check_gone(c, r);
+		goto out;
+	}
 	if (r == -EILSEQ || r == -ENOSYS || r == -EPROTO) {
 		r = fetch_tar(c, NULL, dname, sizeof(dname), &src, err);
-		if (r < 0)
-			return check_gone(c, r);
+		if (r < 0) {
+			r = check_gone(c, r);
+			goto out;
+		}
 		r = listing_from_dir(src, &l, err);
 	}
 	if (r < 0)
 		goto out;
+	/* no change of the tree is between its syscall and its journal
+	 * entry while op_mu is held: the tree and the journal agree */
+	pthread_mutex_lock(&c->op_mu);
 	pthread_mutex_lock(&c->mu);
-	if (c->jgen != gen || c->jr.head) {
-		/* local changes meanwhile: keep the tree as it is */
+	if (!c->collect) {
+		/* out of memory remembering paths: keep the tree */
 		pthread_mutex_unlock(&c->mu);
+		pthread_mutex_unlock(&c->op_mu);
+		r = nox_err_set(err, ENOMEM, "out of memory");
 		goto out;
 	}
-	r = manifest_merge(&c->man, c->tree_fd, &l, src, merge_busy, c, err);
+	qsort(c->touched, c->ntouched, sizeof(*c->touched), cmp_strp);
+	r = manifest_merge(&c->man, c->tree_fd, &l, src, merge_busy, merge_skip,
+			   c, err);
 	if (r == 0) {
 		c->man_dirty = true;
 		c->listed = true;
 		c->have_manifest = true;
+		/* commands that ended while it came are not in it */
+		c->listed_execs = execs;
 		c->stale = false;
 		mono_now(&c->listed_at);
-		save_manifest_locked(c);
+		save_manifest_locked(c, false);
 	}
 	pthread_mutex_unlock(&c->mu);
+	pthread_mutex_unlock(&c->op_mu);
 out:
+	pthread_mutex_lock(&c->mu);
+	c->collect = false;
+	touched_clear_locked(c);
+	pthread_mutex_unlock(&c->mu);
 	if (src >= 0)
 		tmp_dir_remove(c, dname, src);
 	listing_cleanup(&l);
 	return r;
 }
 
-/* Makes sure the tree holds a listing fresh enough (before_dir). */
+/*
+ * Makes sure the tree holds a listing fresh enough (before_dir): taken
+ * after every command that ended before this call (the exec barrier's
+ * second half: what a command made is visible once it returned), and
+ * not older than list_ttl.  A listing in flight that started after
+ * those commands is waited for; an older one is not enough.
+ */
 static int ensure_listing(struct cache *c)
 {
 	struct nox_err err;
 	struct timespec now;
-	bool need;
+	unsigned long want;
+	bool need, old;
 	int r;
 
 	pthread_mutex_lock(&c->mu);
+	want = c->execs;
 	for (;;) {
 		if (c->gone) {
 			pthread_mutex_unlock(&c->mu);
 			return -ENOENT;
 		}
 		mono_now(&now);
-		need = !c->listed || c->stale ||
+		old = c->listed_execs < want || c->stale;
+		need = !c->listed || old ||
 		       ts_diff(&now, &c->listed_at) > c->list_ttl;
-		if (!need || c->jr.head || c->ndirty ||
-		    ts_diff(&c->list_retry, &now) > 0) {
+		if (!need || ts_diff(&c->list_retry, &now) > 0) {
 			pthread_mutex_unlock(&c->mu);
 			return 0;
 		}
 		if (!c->listing)
 			break;
-		if (c->listed) {
-			/* someone refreshes; the old listing will do */
+		if (c->listed && !old) {
+			/* only the ttl: the old listing will do meanwhile */
 			pthread_mutex_unlock(&c->mu);
 			return 0;
 		}
@@ -773,6 +976,9 @@ static void append_locked(struct cache *c, struct jent *e)
 {
 	if (!c->jr.head)
 		mono_now(&c->pending_since);
+	touch_locked(c, e->path);
+	if (e->op == J_RENAME || e->op == J_LINK)
+		touch_locked(c, e->path2);
 	journal_link(&c->jr, e);
 	c->jgen++;
 	pthread_cond_broadcast(&c->cond);
@@ -833,14 +1039,24 @@ static bool tar_op(enum jop op)
 	       op == J_SYMLINK;
 }
 
+/* One path of a batch in its final state (what the tar will hold). */
+struct bent {
+	char *path;
+	unsigned mode;	  /* type | permissions */
+	int64_t mtime_ns; /* -2: the time of packing */
+	uint64_t seq;	  /* regular file: its journal data, 0: empty */
+	int64_t size;
+	char *target; /* symlink */
+};
+
+#define BATCH_SLOTS 16384 /* > 2 * BATCH_MAX_FILES, a power of 2 */
+
 struct batch {
 	struct jent **v; /* the entries taken from the journal head */
 	size_t n;
-	char **paths; /* staged paths, first appearance order */
-	size_t npaths;
-	mode_t *dmode; /* final modes of staged directories */
-	char **dpath;
-	size_t ndirs;
+	struct bent *ents; /* first appearance order */
+	size_t nents, capents;
+	uint32_t *slot; /* BATCH_SLOTS indexes + 1 into ents (0: free) */
 	long long bytes;
 };
 
@@ -848,239 +1064,215 @@ static void batch_cleanup(struct batch *b)
 {
 	size_t i;
 
-	for (i = 0; i < b->npaths; i++)
-		free(b->paths[i]);
-	for (i = 0; i < b->ndirs; i++)
-		free(b->dpath[i]);
-	free(b->paths);
-	free(b->dpath);
-	free(b->dmode);
+	for (i = 0; i < b->nents; i++) {
+		free(b->ents[i].path);
+		free(b->ents[i].target);
+	}
+	free(b->ents);
+	free(b->slot);
 	free(b->v);
 	memset(b, 0, sizeof(*b));
 }
 
-/* Opens the parent of path in the staging dir, making directories. */
-static int stage_parent(int sfd, const char *path, int *pfd, const char **base)
+static uint32_t path_hash(const char *s)
 {
-	char buf[PATH_MAX];
-	char *p, *slash;
-	int cur, fd;
+	uint32_t h = 2166136261u;
 
-	if (strlen(path) >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, path, strlen(path) + 1);
-	cur = fcntl(sfd, F_DUPFD_CLOEXEC, 0);
-	if (cur < 0)
-		return -errno;
-	for (p = buf; (slash = strchr(p, '/')) != NULL; p = slash + 1) {
-		*slash = '\0';
-		if (mkdirat(cur, p, 0755) < 0 && errno != EEXIST) {
-			close(cur);
-			return -errno;
-		}
-		fd = openat(cur, p,
-			    O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		close(cur);
-		if (fd < 0)
-			return -errno;
-		cur = fd;
-	}
-	*pfd = cur;
-	*base = path + (p - buf);
-	return 0;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
 }
 
-static int batch_add_path(struct batch *b, const char *path, bool seen)
+/* The slot of path in b (free, or holding path). */
+static uint32_t *batch_slot(struct batch *b, const char *path)
 {
-	char **nv;
+	uint32_t i = path_hash(path) & (BATCH_SLOTS - 1);
 
-	if (seen)
-		return 0;
-	nv = realloc(b->paths, (b->npaths + 1) * sizeof(*nv));
-	if (!nv)
-		return -ENOMEM;
-	b->paths = nv;
-	nv[b->npaths] = strdup(path);
-	if (!nv[b->npaths])
-		return -ENOMEM;
-	b->npaths++;
-	return 0;
+	while (b->slot[i] && strcmp(b->ents[b->slot[i] - 1].path, path) != 0)
+		i = (i + 1) & (BATCH_SLOTS - 1);
+	return &b->slot[i];
 }
 
-static void set_mtime_at(int pfd, const char *base, int64_t atime,
-			 int64_t mtime)
+static struct bent *batch_find(struct batch *b, const char *path)
 {
-	struct timespec ts[2];
-	int64_t v[2] = {atime, mtime};
-	int i;
+	uint32_t *sl;
 
-	for (i = 0; i < 2; i++) {
-		if (v[i] == -2) {
-			ts[i].tv_sec = 0;
-			ts[i].tv_nsec = UTIME_OMIT;
-		} else if (v[i] == -1) {
-			ts[i].tv_sec = 0;
-			ts[i].tv_nsec = UTIME_NOW;
-		} else {
-			ts[i].tv_sec = (time_t)(v[i] / 1000000000ll);
-			ts[i].tv_nsec = (long)(v[i] % 1000000000ll);
-			if (ts[i].tv_nsec < 0) {
-				ts[i].tv_sec--;
-				ts[i].tv_nsec += 1000000000l;
-			}
-		}
+	if (!b->slot)
+		return NULL;
+	sl = batch_slot(b, path);
+	return *sl ? &b->ents[*sl - 1] : NULL;
+}
+
+static struct bent *batch_add(struct batch *b, const char *path)
+{
+	struct bent *x;
+	uint32_t *sl;
+
+	if (!b->slot) {
+		b->slot = calloc(BATCH_SLOTS, sizeof(*b->slot));
+		if (!b->slot)
+			return NULL;
 	}
-	(void)utimensat(pfd, base, ts, AT_SYMLINK_NOFOLLOW);
+	if (b->nents == b->capents) {
+		size_t nc = b->capents ? b->capents * 2 : 64;
+		struct bent *nv = realloc(b->ents, nc * sizeof(*nv));
+
+		if (!nv)
+			return NULL;
+		b->ents = nv;
+		b->capents = nc;
+	}
+	x = &b->ents[b->nents];
+	memset(x, 0, sizeof(*x));
+	x->path = strdup(path);
+	if (!x->path)
+		return NULL;
+	sl = batch_slot(b, path);
+	b->nents++;
+	*sl = (uint32_t)b->nents;
+	return x;
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts_ns(&ts);
 }
 
 /*
- * Stages entry e into staging dir sfd.  1: staged; 0: e does not belong
- * in this batch (ends it); <0: error.
+ * Adds entry e to batch b (in memory: names, modes, times and which
+ * journal data; nothing is copied).  1: added; 0: e does not belong in
+ * this batch (ends it); <0: error (-ENOENT: its data is missing).
  */
-static int stage(struct cache *c, struct batch *b, int sfd,
-		 const struct jent *e)
+static int stage(struct cache *c, struct batch *b, const struct jent *e)
 {
-	const char *base;
-	struct stat st;
-	bool seen;
-	int pfd, r, dfd;
+	struct bent *x;
 	char name[40];
+	struct stat st;
 
 	if (!tar_op(e->op)) {
 		if (e->op != J_CHMOD && e->op != J_UTIMENS)
 			return 0;
-		/* fold only into something staged in this batch */
-		r = tree_parent(sfd, e->path, &pfd, &base);
-		if (r < 0)
+		/* fold only into a path this batch sends */
+		x = batch_find(b, e->path);
+		if (!x)
 			return 0;
-		if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			close(pfd);
-			return 0;
-		}
 		if (e->op == J_CHMOD) {
-			if (S_ISDIR(st.st_mode)) {
-				size_t i;
-
-				for (i = 0; i < b->ndirs; i++) {
-					if (strcmp(b->dpath[i], e->path) == 0)
-						b->dmode[i] = e->mode;
-				}
-			} else if (!S_ISLNK(st.st_mode)) {
-				(void)fchmodat(pfd, base, e->mode, 0);
-			}
-		} else {
-			set_mtime_at(pfd, base, e->atime_ns, e->mtime_ns);
+			if (!S_ISLNK(x->mode))
+				x->mode =
+				    (x->mode & S_IFMT) | (e->mode & 07777);
+		} else if (e->mtime_ns == -1) {
+			x->mtime_ns = now_ns();
+		} else if (e->mtime_ns != -2) {
+			x->mtime_ns = e->mtime_ns;
 		}
-		close(pfd);
 		return 1;
 	}
-	if (b->npaths >= BATCH_MAX_FILES ||
-	    (b->npaths > 0 && b->bytes + e->size > BATCH_MAX_BYTES))
+	x = batch_find(b, e->path);
+	if (!x && (b->nents >= BATCH_MAX_FILES ||
+		   (b->nents > 0 && b->bytes + e->size > BATCH_MAX_BYTES)))
 		return 0;
-	r = stage_parent(sfd, e->path, &pfd, &base);
-	if (r < 0)
-		return r;
-	seen = fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0;
-	if (seen && (S_ISDIR(st.st_mode) != (e->op == J_MKDIR))) {
-		close(pfd);
+	if (x && S_ISDIR(x->mode) != (e->op == J_MKDIR))
 		return 0;
+	if (e->op == J_UPLOAD) {
+		snprintf(name, sizeof(name), "%020" PRIu64 ".data", e->seq);
+		if (fstatat(c->jr.dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			return -errno;
 	}
-	r = 0;
+	if (!x) {
+		x = batch_add(b, e->path);
+		if (!x)
+			return -ENOMEM;
+	}
+	free(x->target);
+	x->target = NULL;
+	x->seq = 0;
+	x->size = 0;
+	x->mtime_ns = e->mtime_ns >= 0 ? e->mtime_ns : -2;
 	switch (e->op) {
 	case J_UPLOAD:
-		if (seen)
-			(void)unlinkat(pfd, base, 0);
-		snprintf(name, sizeof(name), "%020" PRIu64 ".data", e->seq);
-		if (linkat(c->jr.dirfd, name, pfd, base, 0) < 0) {
-			r = -errno;
-			break;
-		}
-		(void)fchmodat(pfd, base, e->mode, 0);
-		set_mtime_at(pfd, base, -2, e->mtime_ns);
-		b->bytes += e->size;
+		x->mode = S_IFREG | (e->mode & 07777);
+		x->seq = e->seq;
+		x->size = st.st_size;
+		b->bytes += st.st_size;
 		break;
 	case J_CREATE:
-		if (seen)
-			(void)unlinkat(pfd, base, 0);
-		dfd = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-			     0600);
-		if (dfd < 0) {
-			r = -errno;
-			break;
-		}
-		(void)fchmod(dfd, e->mode);
-		close(dfd);
+		x->mode = S_IFREG | (e->mode & 07777);
 		break;
 	case J_MKDIR:
-		if (!seen && mkdirat(pfd, base, 0755) < 0) {
-			r = -errno;
-			break;
-		}
-		{
-			mode_t *nm =
-			    realloc(b->dmode, (b->ndirs + 1) * sizeof(*nm));
-			char **np;
-
-			if (!nm) {
-				r = -ENOMEM;
-				break;
-			}
-			b->dmode = nm;
-			np = realloc(b->dpath, (b->ndirs + 1) * sizeof(*np));
-			if (!np) {
-				r = -ENOMEM;
-				break;
-			}
-			b->dpath = np;
-			np[b->ndirs] = strdup(e->path);
-			if (!np[b->ndirs]) {
-				r = -ENOMEM;
-				break;
-			}
-			nm[b->ndirs] = e->mode;
-			b->ndirs++;
-		}
+		x->mode = S_IFDIR | (e->mode & 07777);
 		break;
 	default: /* J_SYMLINK */
-		if (seen)
-			(void)unlinkat(pfd, base, 0);
-		if (symlinkat(e->path2, pfd, base) < 0)
-			r = -errno;
+		x->mode = S_IFLNK | 0777;
+		x->target = strdup(e->path2 ? e->path2 : "");
+		if (!x->target)
+			return -ENOMEM;
 		break;
 	}
-	close(pfd);
-	if (r == 0)
-		r = batch_add_path(b, e->path, seen);
-	return r < 0 ? r : 1;
+	return 1;
 }
 
-/* Uploads staging dir sfd's listed paths as one tar. */
-static int upload_batch(struct cache *c, struct batch *b, int sfd,
-			struct nox_err *err)
+/* Uploads the tar packed into tfd (if r, the packing's result, is 0) to
+ * the workspace root; closes tfd. */
+static int send_tar(struct cache *c, int tfd, int r, struct nox_err *err)
 {
-	size_t i;
-	int tfd, r;
-
-	for (i = 0; i < b->ndirs; i++) {
-		const char *base;
-		int pfd;
-
-		if (tree_parent(sfd, b->dpath[i], &pfd, &base) == 0) {
-			(void)fchmodat(pfd, base, b->dmode[i], 0);
-			close(pfd);
-		}
-	}
-	tfd = tmp_file(c);
-	if (tfd < 0)
-		return nox_err_set(err, tfd, "cache tmp file: %s",
-				   strerror(-tfd));
-	r = nox_tar_pack_list(tfd, sfd, (const char *const *)b->paths,
-			      b->npaths, err);
 	if (r == 0 && lseek(tfd, 0, SEEK_SET) < 0)
 		r = nox_err_set(err, errno, "seek: %s", strerror(errno));
 	if (r == 0)
 		r = nox_backend_upload(c->be, c->sb->id, NULL, tfd, err);
 	close(tfd);
+	return r;
+}
+
+/* Uploads batch b as one tar (contents straight from the journal). */
+static int upload_batch(struct cache *c, struct batch *b, struct nox_err *err)
+{
+	struct nox_tar_entry *v;
+	char(*names)[40];
+	int64_t packed = now_ns();
+	size_t i;
+	int tfd, r;
+
+	v = calloc(b->nents ? b->nents : 1, sizeof(*v));
+	names = calloc(b->nents ? b->nents : 1, sizeof(*names));
+	if (!v || !names) {
+		free(v);
+		free(names);
+		return nox_err_set(err, ENOMEM, "out of memory");
+	}
+	for (i = 0; i < b->nents; i++) {
+		struct bent *x = &b->ents[i];
+
+		if (x->mtime_ns == -2)
+			x->mtime_ns = packed;
+		v[i].name = x->path;
+		v[i].mode = x->mode;
+		v[i].mtime_ns = x->mtime_ns;
+		v[i].fd = -1;
+		v[i].dirfd = c->jr.dirfd;
+		v[i].size = x->size;
+		v[i].target = x->target;
+		if (x->seq) {
+			snprintf(names[i], sizeof(names[i]),
+				 "%020" PRIu64 ".data", x->seq);
+			v[i].file = names[i];
+		} else {
+			/* an empty file: any empty content will do */
+			v[i].file = "/dev/null";
+			v[i].dirfd = AT_FDCWD;
+		}
+	}
+	tfd = tmp_file(c);
+	if (tfd < 0) {
+		r = nox_err_set(err, tfd, "cache tmp file: %s", strerror(-tfd));
+	} else {
+		r = nox_tar_pack_entries(tfd, v, b->nents, err);
+		r = send_tar(c, tfd, r, err);
+	}
+	free(v);
+	free(names);
 	return r;
 }
 
@@ -1108,7 +1300,8 @@ static const char ops_script[] =
     "  rename) if [ ! -e \"$1\" ] && [ ! -L \"$1\" ] && { [ -e \"$2\" ] ||"
     " [ -L \"$2\" ]; }; then :; else mv -f -T -- \"$1\" \"$2\" || r=1;"
     " fi; shift 2 ;;\n"
-    "  exchange) t=\"$1.noxfs-x$$\"; mv -T -- \"$1\" \"$t\" && mv -T --"
+    "  exchange) t=${1%/*}; [ \"$t\" = \"$1\" ] && t=.noxfs-x$$ ||"
+    " t=$t/.noxfs-x$$; mv -T -- \"$1\" \"$t\" && mv -T --"
     " \"$2\" \"$1\" && mv -T -- \"$t\" \"$2\" || r=1; shift 2 ;;\n"
     "  link) if [ ! -e \"$2\" ]; then ln -T -- \"$1\" \"$2\" || r=1; fi;"
     " shift 2 ;;\n"
@@ -1181,7 +1374,10 @@ static int script_add(struct argvb *a, const struct jent *e, unsigned *steps)
 	int r = 0;
 
 #define P(s) (r = r ? r : argv_push(a, (s), NULL))
-#define W(s) (r = r ? r : argv_push(a, (s), "./"))
+	/* workspace paths as they are: relative to the command's working
+	 * directory /workspace, after "--" in every step, so a name that
+	 * starts with '-' is no option and a 4,095-byte path stays one */
+#define W(s) (r = r ? r : argv_push(a, (s), NULL))
 	switch (e->op) {
 	case J_CHMOD:
 		snprintf(num, sizeof(num), "%04o", (unsigned)e->mode);
@@ -1470,13 +1666,7 @@ static int upload_parts(struct cache *c, struct jent *e, struct nox_err *err)
 		}
 		r = nox_tar_pack_list(tfd, sfd, paths, 1, err);
 		(void)unlinkat(sfd, part, 0);
-		if (r == 0 && lseek(tfd, 0, SEEK_SET) < 0)
-			r = nox_err_set(err, errno, "seek: %s",
-					strerror(errno));
-		if (r == 0)
-			r = nox_backend_upload(c->be, c->sb->id, NULL, tfd,
-					       err);
-		close(tfd);
+		r = send_tar(c, tfd, r, err);
 	}
 	if (r < 0)
 		goto out;
@@ -1546,9 +1736,8 @@ static int drain_step(struct cache *c, uint64_t upto, struct nox_err *err)
 {
 	struct batch b = {0};
 	struct jent *e;
-	char sname[64];
 	size_t i, cap = 0;
-	int sfd = -1, r = 0;
+	int r = 0;
 	bool tar, refused = false;
 
 	pthread_mutex_lock(&c->mu);
@@ -1593,16 +1782,10 @@ static int drain_step(struct cache *c, uint64_t upto, struct nox_err *err)
 	} else if (tar) {
 		size_t taken = 0;
 
-		sfd = tmp_dir(c, "batch", sname, sizeof(sname));
-		if (sfd < 0) {
-			batch_cleanup(&b);
-			return nox_err_set(err, sfd, "cache tmp dir: %s",
-					   strerror(-sfd));
-		}
 		for (i = 0; i < b.n; i++) {
 			if (taken > 0 && c->one_per_tar && tar_op(b.v[i]->op))
 				break;
-			r = stage(c, &b, sfd, b.v[i]);
+			r = stage(c, &b, b.v[i]);
 			if (r <= 0)
 				break;
 			taken++;
@@ -1618,7 +1801,7 @@ static int drain_step(struct cache *c, uint64_t upto, struct nox_err *err)
 			}
 			if (taken == 0) {
 				/* local trouble (disk full?): keep, retry */
-				r = nox_err_set(err, EIO, "staging %s: %s",
+				r = nox_err_set(err, -r, "staging %s: %s",
 						b.v[i]->path, strerror(-r));
 				b.n = 0;
 				goto done;
@@ -1631,26 +1814,22 @@ static int drain_step(struct cache *c, uint64_t upto, struct nox_err *err)
 					b.v[0]->path);
 			goto done;
 		}
-		r = upload_batch(c, &b, sfd, err);
+		r = upload_batch(c, &b, err);
 		/* what the server got, folded changes included */
 		for (i = 0; r == 0 && i < b.n; i++) {
 			struct jent *x = b.v[i];
-			const char *base;
-			struct stat st;
-			int pfd;
+			const struct bent *f;
 
 			if (x->op != J_UPLOAD && x->op != J_CREATE)
 				continue;
-			if (tree_parent(sfd, x->path, &pfd, &base) < 0)
-				continue;
-			if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-				x->size = st.st_size;
-				x->mtime_ns = ts_ns(&st.st_mtim);
+			f = batch_find(&b, x->path);
+			if (f && S_ISREG(f->mode)) {
+				x->size = f->size;
+				x->mtime_ns = f->mtime_ns;
 			}
-			close(pfd);
 		}
 		nox_log(NOX_LOG_DEBUG, "%s: uploaded %zu files in one tar: %d",
-			c->sb->id, b.npaths, r);
+			c->sb->id, b.nents, r);
 	} else {
 		size_t n = 0;
 
@@ -1678,8 +1857,6 @@ static int drain_step(struct cache *c, uint64_t upto, struct nox_err *err)
 		}
 	}
 done:
-	if (sfd >= 0)
-		tmp_dir_remove(c, sname, sfd);
 	if (r == -EFBIG && tar && b.n == 1 && b.v[0]->op == J_UPLOAD &&
 	    !needs_parts(c, b.v[0]) && c->part_size > PART_MIN) {
 		/* one file over the server's body limit: send it in parts */
@@ -1730,7 +1907,7 @@ done:
 			journal_pop(&c->jr, b.v[i]);
 		}
 		if (!c->jr.head)
-			save_manifest_locked(c);
+			save_manifest_locked(c, false);
 		pthread_cond_broadcast(&c->cond);
 		pthread_mutex_unlock(&c->mu);
 		r = 1;
@@ -1760,10 +1937,19 @@ static int drain(struct cache *c, uint64_t upto, struct nox_err *err)
 	pthread_mutex_lock(&c->mu);
 	if (r < 0 && r != -ENOENT && !c->failing) {
 		c->failing = true;
-		nox_log(NOX_LOG_WARN,
-			"%s: cannot reach the server (%s); %zu operations "
-			"wait in the journal and will be retried",
-			c->sb->id, nox_err_str(err, r), c->jr.count);
+		if (r == -ENOSPC || r == -EDQUOT)
+			nox_log(NOX_LOG_WARN,
+				"%s: the cache directory %s is full (%s); %zu "
+				"operations wait in the journal and will be "
+				"retried",
+				c->sb->id, c->dir, nox_err_str(err, r),
+				c->jr.count);
+		else
+			nox_log(NOX_LOG_WARN,
+				"%s: cannot reach the server (%s); %zu "
+				"operations wait in the journal and will be "
+				"retried",
+				c->sb->id, nox_err_str(err, r), c->jr.count);
 	} else if (r == 0 && c->failing && !c->jr.head) {
 		c->failing = false;
 		nox_log(NOX_LOG_INFO, "%s: journal drained", c->sb->id);
@@ -1957,25 +2143,25 @@ static void dirty_list_free(struct dirty_list *l)
 	free(l->v);
 }
 
-/* Open files written and not closed: journal their current content. */
+/*
+ * Open files written and not closed: journal their current content (the
+ * exec barrier).  They stay marked: their close journals them again, so
+ * writes after this snapshot are not lost.  Under op_mu, so each path
+ * found is the file's name in the journal's order.
+ */
 static int snapshot_dirty(struct cache *c, struct nox_err *err)
 {
 	struct dirty_list l = {0};
 	size_t i;
 	int r;
 
+	pthread_mutex_lock(&c->op_mu);
 	pthread_mutex_lock(&c->mu);
 	for (i = 0; i < c->ndirty; i++)
 		dirty_cb(c->dirty[i], &l);
-	c->ndirty = 0;
 	pthread_mutex_unlock(&c->mu);
-	if (l.n == 0) {
-		free(l.v);
-		return 0;
-	}
-	r = upload_inodes(c, l.v, l.n, err);
-	for (i = 0; i < l.n; i++)
-		journal_clear_dirty(&c->jr, l.v[i].ino);
+	r = l.n ? upload_inodes(c, l.v, l.n, err) : 0;
+	pthread_mutex_unlock(&c->op_mu);
 	dirty_list_free(&l);
 	return r;
 }
@@ -1994,6 +2180,7 @@ static void cache_free(struct cache *c)
 		close(c->dir_fd);
 	pthread_cond_destroy(&c->cond);
 	pthread_mutex_destroy(&c->mu);
+	pthread_mutex_destroy(&c->op_mu);
 	pthread_mutex_destroy(&c->drain_mu);
 	free(c->dirty);
 	free(c->dir);
@@ -2033,6 +2220,7 @@ static int http_attach(struct fs_sandbox *sb, struct nox_err *err)
 	c->dir_fd = c->tree_fd = -1;
 	c->jr.dirfd = -1;
 	pthread_mutex_init(&c->mu, NULL);
+	pthread_mutex_init(&c->op_mu, NULL);
 	pthread_mutex_init(&c->drain_mu, NULL);
 	pthread_cond_init(&c->cond, NULL);
 	c->part_size = PART_SIZE;
@@ -2182,7 +2370,7 @@ static void http_detach(struct fs_sandbox *sb)
 	}
 	pthread_mutex_lock(&c->mu);
 	c->man_dirty = true;
-	save_manifest_locked(c);
+	save_manifest_locked(c, true);
 	pthread_mutex_unlock(&c->mu);
 	if ((c->gone || sb->gone) && (c->jr.head || c->ndirty)) {
 		/* deleted with changes the server never got: keep them */
@@ -2254,7 +2442,7 @@ static int http_before_read(struct fs_sandbox *sb, struct fs_node *n)
 	if (!c || n->type != S_IFREG)
 		return 0;
 	pthread_mutex_lock(&c->mu);
-	stale = c->stale;
+	stale = c->stale || c->listed_execs < c->execs;
 	me = manifest_get(&c->man, n->sino);
 	need = me && !me->fetched;
 	pthread_mutex_unlock(&c->mu);
@@ -2327,9 +2515,11 @@ static int http_on_close(struct fs_sandbox *sb, struct fs_node *n, int fd,
 			journal_clear_dirty(&c->jr, n->sino);
 			return 0;
 		}
+		pthread_mutex_lock(&c->op_mu);
 		r = node_path(sb, n, path, sizeof(path));
 		if (r == 0)
 			r = snapshot(c, n, path, &seq, &err);
+		pthread_mutex_unlock(&c->op_mu);
 		if (r < 0) {
 			nox_log(NOX_LOG_WARN, "%s: %s", sb->id,
 				nox_err_str(&err, r));
@@ -2446,9 +2636,18 @@ static void http_note_op(struct fs_sandbox *sb, const struct fs_op *op)
 		struct jent *v[2] = {NULL, NULL};
 		struct ment *me;
 		size_t i, nv = 0;
+		bool carried;
 
 		if (fstatat(op->node->fd, "", &st,
 			    AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+			return;
+		pthread_mutex_lock(&c->mu);
+		carried = S_ISREG(st.st_mode) && dirty_has(c, st.st_ino);
+		pthread_mutex_unlock(&c->mu);
+		if (carried)
+			/* written and still open: its close uploads it with
+			 * the size, mode and times it has then (tar x:
+			 * write, futimens, fchmod, close is one upload) */
 			return;
 		if (f & FUSE_SET_ATTR_SIZE) {
 			bool placeholder, open_dirty;
@@ -2526,9 +2725,44 @@ static void http_note_op(struct fs_sandbox *sb, const struct fs_op *op)
 sent:
 	if (c->writeback || !sync_now)
 		return;
+	if (tl_op == c) {
+		/* not with op_mu held: at op_end */
+		tl_drain = true;
+		return;
+	}
 	if (drain(c, UINT64_MAX, &err) < 0)
 		nox_log(NOX_LOG_DEBUG, "%s: %s stays in the journal: %s",
 			sb->id, p1, nox_err_str(&err, -EIO));
+}
+
+static void http_op_begin(struct fs_sandbox *sb)
+{
+	struct cache *c = cache_of(sb);
+
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->op_mu);
+	tl_op = c;
+	tl_drain = false;
+}
+
+static void http_op_end(struct fs_sandbox *sb)
+{
+	struct cache *c = cache_of(sb);
+	struct nox_err err;
+	bool want;
+
+	if (!c || tl_op != c)
+		return;
+	want = tl_drain;
+	tl_op = NULL;
+	tl_drain = false;
+	pthread_mutex_unlock(&c->op_mu);
+	nox_err_clear(&err);
+	if (want && drain(c, UINT64_MAX, &err) < 0)
+		nox_log(NOX_LOG_DEBUG,
+			"%s: an operation stays in the journal: %s", sb->id,
+			nox_err_str(&err, -EIO));
 }
 
 static int http_flush(struct fs_sandbox *sb, struct nox_err *err)
@@ -2557,12 +2791,13 @@ static void http_after_exec(struct fs_sandbox *sb)
 	if (!c)
 		return;
 	pthread_mutex_lock(&c->mu);
-	c->stale = true;
+	c->execs++;
 	pthread_mutex_unlock(&c->mu);
 }
 
 const struct fs_sandbox_hooks fs_http_hooks = {
     .name = "http",
+    .by_path = true,
     .attach = http_attach,
     .detach = http_detach,
     .before_dir = http_before_dir,
@@ -2573,6 +2808,8 @@ const struct fs_sandbox_hooks fs_http_hooks = {
     .flush = http_flush,
     .after_exec = http_after_exec,
     .before_read = http_before_read,
+    .op_begin = http_op_begin,
+    .op_end = http_op_end,
 };
 
 /* ---- replay at mount ------------------------------------------------ */

@@ -341,6 +341,22 @@ static int listing_add(struct listing *l, const char *path, char type,
 	return 0;
 }
 
+int listing_add_stat(struct listing *l, const char *path, const struct stat *st,
+		     const char *target)
+{
+	int64_t mt = st->st_mtim.tv_sec * 1000000000ll + st->st_mtim.tv_nsec;
+
+	if (S_ISDIR(st->st_mode))
+		return listing_add(l, path, 'd', st->st_mode, 0, mt, NULL);
+	if (S_ISLNK(st->st_mode))
+		return target ? listing_add(l, path, 'l', 0777, 0, mt, target)
+			      : -EPROTO;
+	if (S_ISREG(st->st_mode))
+		return listing_add(l, path, 'f', st->st_mode, st->st_size, mt,
+				   NULL);
+	return 0; /* devices, FIFOs, sockets: not mirrored */
+}
+
 /* "1700000000.1234567890" (find's %T@) in nanoseconds. */
 static int parse_time(const char *s, int64_t *out)
 {
@@ -552,8 +568,9 @@ struct merge {
 	const struct listing *l;
 	const char **sorted; /* remote paths, sorted, for lookups */
 	bool (*busy)(ino_t ino, void *ud);
+	bool (*skip)(const char *path, void *ud);
 	void *ud;
-	unsigned made, changed, removed;
+	unsigned made, changed, removed, skipped;
 };
 
 static int cmp_str(const void *a, const void *b)
@@ -688,6 +705,10 @@ static int merge_one(struct merge *g, const struct rent *e)
 	struct ment *me;
 	int pfd, r;
 
+	if (g->skip && g->skip(e->path, g->ud)) {
+		g->skipped++;
+		return 0;
+	}
 	r = tree_parent(g->tree_fd, e->path, &pfd, &base);
 	if (r < 0)
 		return r == -ENOENT || r == -ENOTDIR ? 0 : r;
@@ -797,7 +818,8 @@ static void prune(struct merge *g, int dfd, char *path, size_t plen,
 					}
 				}
 			} else if (manifest_get(g->m, st.st_ino) &&
-				   !g->busy(st.st_ino, g->ud)) {
+				   !g->busy(st.st_ino, g->ud) &&
+				   !(g->skip && g->skip(path, g->ud))) {
 				if (tree_remove(dirfd(dp), d->d_name) == 0) {
 					manifest_del(g->m, st.st_ino);
 					g->removed++;
@@ -810,7 +832,8 @@ static void prune(struct merge *g, int dfd, char *path, size_t plen,
 }
 
 int manifest_merge(struct manifest *m, int tree_fd, const struct listing *l,
-		   int src_fd, bool (*busy)(ino_t ino, void *ud), void *ud,
+		   int src_fd, bool (*busy)(ino_t ino, void *ud),
+		   bool (*skip)(const char *path, void *ud), void *ud,
 		   struct nox_err *err)
 {
 	struct merge g = {.m = m,
@@ -818,6 +841,7 @@ int manifest_merge(struct manifest *m, int tree_fd, const struct listing *l,
 			  .src_fd = src_fd,
 			  .l = l,
 			  .busy = busy,
+			  .skip = skip,
 			  .ud = ud};
 	char path[PATH_MAX];
 	size_t i;
@@ -845,7 +869,7 @@ int manifest_merge(struct manifest *m, int tree_fd, const struct listing *l,
 				   strerror(-r));
 	nox_log(NOX_LOG_DEBUG,
 		"listing: %zu entries, %u new, %u changed, "
-		"%u removed",
-		l->n, g.made, g.changed, g.removed);
+		"%u removed, %u left to pending operations",
+		l->n, g.made, g.changed, g.removed, g.skipped);
 	return 0;
 }

@@ -84,20 +84,32 @@ const char *const *listing_find_argv(void);
 int listing_parse_find(const char *out, size_t len, struct listing *l,
 		       struct nox_err *err);
 
+/*
+ * Adds one entry (path validated by the caller, st as lstat gives it,
+ * target for symlinks): directories, regular files and symlinks; other
+ * types are left out.  0, -ENOMEM, -EPROTO (a symlink without target).
+ */
+struct stat;
+int listing_add_stat(struct listing *l, const char *path, const struct stat *st,
+		     const char *target);
+
 /* Builds a listing by walking directory dirfd (an extracted tar). */
 int listing_from_dir(int dirfd, struct listing *l, struct nox_err *err);
 
 /*
  * Makes the tree (directory tree_fd) match listing l without touching
- * busy inodes (pending local changes; busy(ino, ud) says which):
- * creates missing entries (files as placeholders), turns files whose
- * remote size or mtime changed into placeholders, removes entries the
- * server no longer has (only those the manifest knows came from it).
- * With src_fd >= 0 (the extracted tar the listing came from) file
+ * busy inodes (pending local changes; busy(ino, ud) says which) or
+ * skipped paths (skip(path, ud): local operations the listing may not
+ * show yet, by path: the path itself and everything below it are left
+ * alone): creates missing entries (files as placeholders), turns files
+ * whose remote size or mtime changed into placeholders, removes entries
+ * the server no longer has (only those the manifest knows came from
+ * it).  With src_fd >= 0 (the extracted tar the listing came from) file
  * contents are taken from there, so files are fetched at once.
  */
 int manifest_merge(struct manifest *m, int tree_fd, const struct listing *l,
-		   int src_fd, bool (*busy)(ino_t ino, void *ud), void *ud,
+		   int src_fd, bool (*busy)(ino_t ino, void *ud),
+		   bool (*skip)(const char *path, void *ud), void *ud,
 		   struct nox_err *err);
 
 /*

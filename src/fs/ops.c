@@ -499,6 +499,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	}
 	if (fi && n->type == S_IFREG)
 		fd = (int)fi->fh;
+	fs_sandbox_op_begin(n->sb);
 	fs_cred_enter(req, &cred);
 	r = ws_setattr(n, attr, to_set, fd);
 	fs_cred_leave(&cred);
@@ -508,9 +509,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 				   .flags = (unsigned)to_set};
 
 		fs_sandbox_note_op(n->sb, &op);
+	}
+	fs_sandbox_op_end(n->sb);
+	if (r == 0)
 		r = fd >= 0 ? (fstat(fd, &st) < 0 ? -errno : 0)
 			    : node_stat(fs, n, &st);
-	}
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
@@ -663,7 +666,26 @@ static void root_rmdir(fuse_req_t req, struct fs *fs, const char *name)
  * Common checks for making name in dir: 0 when dir is a real directory
  * where name may be made, else the errno to reply.
  */
-static int check_make(const struct fs_node *dir, const char *name)
+/*
+ * A layer that sends operations by workspace path (http) cannot send a
+ * name whose path from the workspace is PATH_MAX bytes or more: it is
+ * refused now with ENAMETOOLONG rather than made in the tree and never
+ * delivered.  The local backend works from descriptors, like a disk.
+ */
+static int check_path_len(struct fs_node *dir, const char *name)
+{
+	char path[PATH_MAX];
+	size_t dl;
+
+	if (!dir->sb || !dir->sb->hooks->by_path)
+		return 0;
+	if (fs_node_path(&dir->sb->fs->table, dir, path, sizeof(path)) < 0)
+		return ENAMETOOLONG;
+	dl = strlen(path);
+	return dl + (dl ? 1 : 0) + strlen(name) >= PATH_MAX ? ENAMETOOLONG : 0;
+}
+
+static int check_make(struct fs_node *dir, const char *name)
 {
 	switch (dir->kind) {
 	case FS_ROOT:
@@ -672,7 +694,8 @@ static int check_make(const struct fs_node *dir, const char *name)
 	case FS_CTL:
 		return ENOTDIR;
 	default:
-		return is_noxname(dir, name) ? EEXIST : 0;
+		return is_noxname(dir, name) ? EEXIST
+					     : check_path_len(dir, name);
 	}
 }
 
@@ -690,19 +713,21 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, e);
 		return;
 	}
+	fs_sandbox_op_begin(dir->sb);
 	fs_cred_enter(req, &cred);
 	r = mknodat(dir->fd, name, mode, rdev);
 	e = errno;
 	fs_cred_leave(&cred);
-	if (r < 0) {
-		fuse_reply_err(req, e);
-		return;
-	}
-	{
+	if (r == 0) {
 		struct fs_op op = {
 		    .kind = FS_OP_CREATE, .dir = dir, .name = name};
 
 		fs_sandbox_note_op(dir->sb, &op);
+	}
+	fs_sandbox_op_end(dir->sb);
+	if (r < 0) {
+		fuse_reply_err(req, e);
+		return;
 	}
 	reply_made(req, req_fs(req), dir, name);
 }
@@ -724,19 +749,21 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, e);
 		return;
 	}
+	fs_sandbox_op_begin(dir->sb);
 	fs_cred_enter(req, &cred);
 	r = mkdirat(dir->fd, name, mode);
 	e = errno;
 	fs_cred_leave(&cred);
-	if (r < 0) {
-		fuse_reply_err(req, e);
-		return;
-	}
-	{
+	if (r == 0) {
 		struct fs_op op = {
 		    .kind = FS_OP_MKDIR, .dir = dir, .name = name};
 
 		fs_sandbox_note_op(dir->sb, &op);
+	}
+	fs_sandbox_op_end(dir->sb);
+	if (r < 0) {
+		fuse_reply_err(req, e);
+		return;
 	}
 	reply_made(req, fs, dir, name);
 }
@@ -753,19 +780,21 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 		fuse_reply_err(req, e);
 		return;
 	}
+	fs_sandbox_op_begin(dir->sb);
 	fs_cred_enter(req, &cred);
 	r = symlinkat(link, dir->fd, name);
 	e = errno;
 	fs_cred_leave(&cred);
-	if (r < 0) {
-		fuse_reply_err(req, e);
-		return;
-	}
-	{
+	if (r == 0) {
 		struct fs_op op = {
 		    .kind = FS_OP_SYMLINK, .dir = dir, .name = name};
 
 		fs_sandbox_note_op(dir->sb, &op);
+	}
+	fs_sandbox_op_end(dir->sb);
+	if (r < 0) {
+		fuse_reply_err(req, e);
+		return;
 	}
 	reply_made(req, req_fs(req), dir, name);
 }
@@ -789,21 +818,23 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 		return;
 	}
 	proc_path(n->fd, proc, sizeof(proc));
+	fs_sandbox_op_begin(dir->sb);
 	fs_cred_enter(req, &cred);
 	r = linkat(AT_FDCWD, proc, dir->fd, newname, AT_SYMLINK_FOLLOW);
 	e = errno;
 	fs_cred_leave(&cred);
-	if (r < 0) {
-		fuse_reply_err(req, e);
-		return;
-	}
-	{
+	if (r == 0) {
 		struct fs_op op = {.kind = FS_OP_LINK,
 				   .node = n,
 				   .dir2 = dir,
 				   .name2 = newname};
 
 		fs_sandbox_note_op(dir->sb, &op);
+	}
+	fs_sandbox_op_end(dir->sb);
+	if (r < 0) {
+		fuse_reply_err(req, e);
+		return;
 	}
 	reply_made(req, req_fs(req), dir, newname);
 }
@@ -826,7 +857,12 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fs_node *dir = req_node(req, parent);
 	int e = check_remove(dir, name);
 
-	if (e == 0 && unlinkat(dir->fd, name, 0) < 0)
+	if (e) {
+		fuse_reply_err(req, e);
+		return;
+	}
+	fs_sandbox_op_begin(dir->sb);
+	if (unlinkat(dir->fd, name, 0) < 0)
 		e = errno;
 	if (e == 0) {
 		struct fs_op op = {
@@ -834,6 +870,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 		fs_sandbox_note_op(dir->sb, &op);
 	}
+	fs_sandbox_op_end(dir->sb);
 	fuse_reply_err(req, e);
 }
 
@@ -847,7 +884,12 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	e = check_remove(dir, name);
-	if (e == 0 && unlinkat(dir->fd, name, AT_REMOVEDIR) < 0)
+	if (e) {
+		fuse_reply_err(req, e);
+		return;
+	}
+	fs_sandbox_op_begin(dir->sb);
+	if (unlinkat(dir->fd, name, AT_REMOVEDIR) < 0)
 		e = errno;
 	if (e == 0) {
 		struct fs_op op = {
@@ -855,6 +897,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 		fs_sandbox_note_op(dir->sb, &op);
 	}
+	fs_sandbox_op_end(dir->sb);
 	fuse_reply_err(req, e);
 }
 
@@ -884,9 +927,16 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		e = check_remove(ndir, newname);
 	if (e == 0 && dir->sb != ndir->sb)
 		e = EXDEV;
+	if (e == 0)
+		e = check_path_len(ndir, newname);
 	if (e == 0 && (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)))
 		e = EINVAL;
-	if (e == 0 && renameat2(dir->fd, name, ndir->fd, newname, flags) < 0)
+	if (e) {
+		fuse_reply_err(req, e);
+		return;
+	}
+	fs_sandbox_op_begin(dir->sb);
+	if (renameat2(dir->fd, name, ndir->fd, newname, flags) < 0)
 		e = errno;
 	if (e == 0) {
 		struct fs_op op = {.kind = FS_OP_RENAME,
@@ -901,6 +951,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 			renamed(fs, dir, name);
 		fs_sandbox_note_op(dir->sb, &op);
 	}
+	fs_sandbox_op_end(dir->sb);
 	fuse_reply_err(req, e);
 }
 
@@ -969,6 +1020,38 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		close(fd);
 }
 
+/*
+ * A create of a name that exists (the kernel had no dentry for it) is an
+ * open of that file: it goes through before_open like any open, so a
+ * placeholder is fetched (or marked dirty for O_TRUNC) first.
+ */
+static int create_existing(struct fs *fs, struct fs_node *dir, const char *name,
+			   int flags, struct fs_node **out, struct stat *st)
+{
+	char proc[64];
+	int fd, r;
+
+	r = ws_lookup(fs, dir, name, out, st);
+	if (r < 0)
+		return r;
+	if (S_ISDIR(st->st_mode))
+		r = -EISDIR;
+	if (r == 0)
+		r = fs_sandbox_before_open(dir->sb, *out, flags);
+	if (r < 0) {
+		fs_node_forget(&fs->table, *out, 1);
+		return r;
+	}
+	proc_path((*out)->fd, proc, sizeof(proc));
+	fd = open(proc, open_flags(flags));
+	if (fd < 0) {
+		r = -errno;
+		fs_node_forget(&fs->table, *out, 1);
+		return r;
+	}
+	return fd;
+}
+
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      mode_t mode, struct fuse_file_info *fi)
 {
@@ -985,28 +1068,32 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, err);
 		return;
 	}
+	fs_sandbox_op_begin(dir->sb);
 	fs_cred_enter(req, &cred);
 	fd = openat(dir->fd, name,
-		    (fi->flags | O_CREAT | O_NOFOLLOW | O_CLOEXEC) &
+		    (fi->flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC) &
 			~(O_DIRECT | O_NOCTTY),
 		    mode);
 	err = errno;
 	fs_cred_leave(&cred);
-	if (fd < 0) {
-		fuse_reply_err(req, err);
-		return;
-	}
-	r = ws_lookup(fs, dir, name, &n, &st);
-	if (r < 0) {
-		close(fd);
-		fuse_reply_err(req, -r);
-		return;
-	}
-	{
+	r = fd < 0 ? -err : ws_lookup(fs, dir, name, &n, &st);
+	if (fd >= 0 && r == 0) {
 		struct fs_op op = {
 		    .kind = FS_OP_CREATE, .dir = dir, .name = name};
 
 		fs_sandbox_note_op(dir->sb, &op);
+	}
+	fs_sandbox_op_end(dir->sb);
+	if (r == -EEXIST && !(fi->flags & O_EXCL)) {
+		/* opened as op_open does (the kernel checked access) */
+		fd = create_existing(fs, dir, name, fi->flags, &n, &st);
+		r = fd < 0 ? fd : 0;
+	}
+	if (r < 0) {
+		if (fd >= 0)
+			close(fd);
+		fuse_reply_err(req, -r);
+		return;
 	}
 	keep_cache(fs, n, fd);
 	fi->fh = (uint64_t)fd;
@@ -1066,6 +1153,10 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 		free(data);
 		return;
 	}
+	/* marked before the data lands: a listing merged meanwhile must
+	 * not take the file for unchanged, and an exec barrier's snapshot
+	 * taken meanwhile leaves the mark for the close */
+	fs_sandbox_note_write(n->sb, n);
 	{
 		struct fuse_bufvec out = FUSE_BUFVEC_INIT(size);
 
@@ -1078,7 +1169,6 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 		fuse_reply_err(req, (int)-res);
 		return;
 	}
-	fs_sandbox_note_write(n->sb, n);
 	fuse_reply_write(req, (size_t)res);
 }
 
@@ -1129,12 +1219,13 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 	struct fs_node *n = req_node(req, ino);
 	int e = 0;
 
-	if (n->kind != FS_WS)
-		e = EOPNOTSUPP;
-	else if (fallocate((int)fi->fh, mode, offset, length) < 0)
+	if (n->kind != FS_WS) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	fs_sandbox_note_write(n->sb, n);
+	if (fallocate((int)fi->fh, mode, offset, length) < 0)
 		e = errno;
-	if (e == 0)
-		fs_sandbox_note_write(n->sb, n);
 	fuse_reply_err(req, e);
 }
 
@@ -1152,13 +1243,13 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		fuse_reply_err(req, EXDEV);
 		return;
 	}
+	fs_sandbox_note_write(b->sb, b);
 	res = copy_file_range((int)fi_in->fh, &off_in, (int)fi_out->fh,
 			      &off_out, len, (unsigned)flags);
 	if (res < 0) {
 		fuse_reply_err(req, errno);
 		return;
 	}
-	fs_sandbox_note_write(b->sb, b);
 	fuse_reply_write(req, (size_t)res);
 }
 

@@ -361,6 +361,18 @@ void fs_sandbox_note_op(struct fs_sandbox *sb, const struct fs_op *op)
 		sb->hooks->note_op(sb, op);
 }
 
+void fs_sandbox_op_begin(struct fs_sandbox *sb)
+{
+	if (sb->hooks->op_begin)
+		sb->hooks->op_begin(sb);
+}
+
+void fs_sandbox_op_end(struct fs_sandbox *sb)
+{
+	if (sb->hooks->op_end)
+		sb->hooks->op_end(sb);
+}
+
 /*
  * Notifications are sent with no lock held: the kernel may need to take
  * a directory's lock that a concurrent request holds while it waits for

@@ -23,6 +23,11 @@
  *                have changed it since the open: refetch)
  *   after_exec   after a command ran (mark listings stale); the core
  *                then invalidates the kernel's caches of the sandbox
+ *   op_begin     before a metadata operation changes the root tree;
+ *   op_end       after it (and its note_op, if it succeeded).  Between
+ *                the two the layer may exclude its own tree walks, so
+ *                the core calls no other hook there but note_op, and
+ *                every op_begin has exactly one op_end
  *
  * A NULL hook does nothing (returns 0).  The local hooks only attach.
  *
@@ -96,6 +101,9 @@ struct fs_op {
 
 struct fs_sandbox_hooks {
 	const char *name;
+	/* operations are sent by workspace path: the core refuses names
+	 * whose path would be PATH_MAX bytes or more (ENAMETOOLONG) */
+	bool by_path;
 	int (*attach)(struct fs_sandbox *sb, struct nox_err *err);
 	void (*detach)(struct fs_sandbox *sb);
 	int (*before_dir)(struct fs_sandbox *sb, struct fs_node *dir);
@@ -107,6 +115,8 @@ struct fs_sandbox_hooks {
 	int (*flush)(struct fs_sandbox *sb, struct nox_err *err);
 	void (*after_exec)(struct fs_sandbox *sb);
 	int (*before_read)(struct fs_sandbox *sb, struct fs_node *n);
+	void (*op_begin)(struct fs_sandbox *sb);
+	void (*op_end)(struct fs_sandbox *sb);
 };
 
 struct fs_sandbox {
@@ -177,6 +187,8 @@ void fs_sandbox_note_write(struct fs_sandbox *sb, struct fs_node *n);
 int fs_sandbox_on_close(struct fs_sandbox *sb, struct fs_node *n, int fd,
 			bool fsync);
 void fs_sandbox_note_op(struct fs_sandbox *sb, const struct fs_op *op);
+void fs_sandbox_op_begin(struct fs_sandbox *sb);
+void fs_sandbox_op_end(struct fs_sandbox *sb);
 
 /*
  * The kernel half of the exec barrier: drops the page cache of every

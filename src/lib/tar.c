@@ -18,15 +18,26 @@
  * RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS from the destination descriptor
  * (missing ones are created one component at a time; where openat2 is
  * missing, an equivalent walk of single components with O_NOFOLLOW is
- * used), and the entry is
- * created in that parent under a temporary name and renamed over the
- * final one, so nothing is ever written through a symlink or into an
- * existing inode.  Ownership in the archive is ignored (files belong to
- * the caller); setuid/setgid bits are dropped.  Directory modes and
- * mtimes are applied at the end (children first), so that a read-only
- * directory can still be filled and its mtime is not disturbed; their
- * list is the only memory that grows with the archive (one record per
- * directory entry).
+ * used), and the entry is made complete in that parent before it gets
+ * its final name, so nothing is ever written through a symlink or into an
+ * existing inode.  A regular file's data, mode and times go into an
+ * unnamed file (O_TMPFILE), then linked in through /proc/self/fd:
+ * straight under its final name when that is free, else under a
+ * temporary ".nox-tar.*" name renamed over the final one.  Symlinks and
+ * hard links are made under a temporary name and renamed.  So a process
+ * killed mid-extraction leaves no partly written file under any name; it
+ * can leave one complete entry under a ".nox-tar.*" name (killed between
+ * the link and the rename), which nothing sweeps: another extraction may
+ * be using the same directory.  Where the file system has no O_TMPFILE,
+ * or /proc is not mounted (or is not this process's), the data are
+ * written under the temporary name instead, and a kill can then leave
+ * that name partly written.
+ *
+ * Ownership in the archive is ignored (files belong to the caller);
+ * setuid/setgid bits are dropped.  Directory modes and mtimes are applied
+ * at the end (children first), so that a read-only directory can still be
+ * filled and its mtime is not disturbed; their list is the only memory
+ * that grows with the archive (one record per directory entry).
  *
  * No chdir, no umask or locale changes, no global state: thread-safe.
  */
@@ -160,8 +171,9 @@ static int tar_openat2(int dirfd, const char *path, int flags)
 /*
  * Normalises raw into out (PATH_MAX bytes): the components joined by '/',
  * without empty or "." components.  Returns its length (0 for the root
- * itself) or -EINVAL for an absolute name, a ".." component, or a name or
- * component over PATH_MAX / NAME_MAX; *why is then set.
+ * itself) or -EINVAL for an absolute name, a ".." component, or a
+ * normalised name or component over PATH_MAX - 1 / NAME_MAX; *why is
+ * then set.
  */
 static int tar_norm(const char *raw, char *out, const char **why)
 {
@@ -172,8 +184,11 @@ static int tar_norm(const char *raw, char *out, const char **why)
 		*why = "entry has no name";
 		return -EINVAL;
 	}
-	len = strnlen(raw, PATH_MAX);
-	if (len >= PATH_MAX) {
+	/* the normalised name must fit PATH_MAX ("./" prefixes and a
+	 * directory's trailing '/' do not count); the raw one is only
+	 * bounded so that a hostile header cannot make us scan forever */
+	len = strnlen(raw, 16 * PATH_MAX);
+	if (len >= 16 * PATH_MAX) {
 		*why = "name longer than PATH_MAX";
 		return -EINVAL;
 	}
@@ -194,6 +209,10 @@ static int tar_norm(const char *raw, char *out, const char **why)
 		}
 		if (n > NAME_MAX) {
 			*why = "name component longer than NAME_MAX";
+			return -EINVAL;
+		}
+		if (o + (o ? 1 : 0) + n >= PATH_MAX) {
+			*why = "name longer than PATH_MAX";
 			return -EINVAL;
 		}
 		if (o)
@@ -610,6 +629,94 @@ int nox_tar_pack_list(int out_fd, int root_dirfd, const char *const *paths,
 	return pk_end(&p, r);
 }
 
+int nox_tar_pack_entries(int out_fd, const struct nox_tar_entry *v, size_t n,
+			 struct nox_err *err)
+{
+	char rel[PATH_MAX], show[TAR_MSG_NAME * 4 + 8];
+	const char *why = NULL;
+	struct pk p;
+	size_t i;
+	int r;
+
+	nox_err_clear(err);
+	r = pk_begin(&p, out_fd, NULL, err);
+	for (i = 0; r == 0 && i < n; i++) {
+		const struct nox_tar_entry *x = &v[i];
+		struct stat st;
+
+		r = tar_norm(x->name, rel, &why);
+		if (r == 0)
+			why = "empty path";
+		if (r <= 0) {
+			r = nox_err_set(err, EINVAL, "tar: path '%s': %s",
+					tar_show(x->name ? x->name : "", show,
+						 sizeof(show)),
+					why);
+			break;
+		}
+		r = pk_name_push(&p, 0, rel);
+		if (r < 0)
+			break;
+		memset(&st, 0, sizeof(st));
+		st.st_mode = (mode_t)x->mode;
+		st.st_mtim.tv_sec = (time_t)(x->mtime_ns / 1000000000ll);
+		st.st_mtim.tv_nsec = (long)(x->mtime_ns % 1000000000ll);
+		if (st.st_mtim.tv_nsec < 0) {
+			st.st_mtim.tv_sec--;
+			st.st_mtim.tv_nsec += 1000000000l;
+		}
+		if (S_ISREG(st.st_mode)) {
+			if (x->size < 0 || (x->fd < 0 && !x->file)) {
+				r = nox_err_set(
+				    err, EINVAL,
+				    "tar: entry '%s' has no content",
+				    tar_show(rel, show, sizeof(show)));
+				break;
+			}
+			st.st_size = (off_t)x->size;
+		} else if (S_ISLNK(st.st_mode)) {
+			if (!x->target ||
+			    strnlen(x->target, PATH_MAX) >= PATH_MAX) {
+				r = nox_err_set(
+				    err, EINVAL,
+				    "tar: symlink '%s' has a bad target",
+				    tar_show(rel, show, sizeof(show)));
+				break;
+			}
+		} else if (!S_ISDIR(st.st_mode)) {
+			r = nox_err_set(
+			    err, EINVAL,
+			    "tar: entry '%s' is not a file, directory "
+			    "or symlink",
+			    tar_show(rel, show, sizeof(show)));
+			break;
+		}
+		r = pk_header(&p, &st, S_ISLNK(st.st_mode) ? x->target : NULL);
+		if (r < 0)
+			break;
+		if (S_ISREG(st.st_mode) && x->fd >= 0) {
+			if (lseek(x->fd, 0, SEEK_SET) < 0)
+				r = pk_sys_err(&p, errno, "seek in");
+			else
+				r = pk_file_data(&p, x->fd, st.st_size);
+		} else if (S_ISREG(st.st_mode)) {
+			int fd = openat(x->dirfd, x->file,
+					O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+			if (fd < 0) {
+				r = pk_sys_err(&p, errno,
+					       "opening the content of");
+			} else {
+				r = pk_file_data(&p, fd, st.st_size);
+				close(fd);
+			}
+		} else if (archive_write_finish_entry(p.a) < ARCHIVE_WARN) {
+			r = pk_arch_err(&p, "finishing");
+		}
+	}
+	return pk_end(&p, r);
+}
+
 /* ---- extraction -------------------------------------------------------- */
 
 struct xt_dir {
@@ -629,7 +736,8 @@ struct xt {
 	size_t ndirs, capdirs;
 	unsigned tmpseq;
 	uint32_t tmprand;
-	char name[PATH_MAX];		 /* normalised name of the entry */
+	bool noproc;	     /* /proc/self/fd unusable: no O_TMPFILE files */
+	char name[PATH_MAX]; /* normalised name of the entry */
 	char show[TAR_MSG_NAME * 4 + 8]; /* its raw name, printable */
 };
 
@@ -780,6 +888,80 @@ static int xt_write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
+/*
+ * An unnamed file in pfd (O_TMPFILE) for the data of a regular file, with
+ * *hold an O_PATH descriptor of it opened through /proc/self/fd: that is
+ * what gives it a name later (xt_link), and opening it now proves it will
+ * work before any data are written.  Returns the write descriptor, or
+ * -EOPNOTSUPP when the file system has no O_TMPFILE or /proc is missing
+ * or not this process's (the caller then uses a named temporary file),
+ * or another negative errno.
+ */
+static int xt_tmpfile(struct xt *x, int pfd, int *hold)
+{
+	char proc[32];
+	struct stat a, b;
+	int fd, h, e;
+
+	*hold = -1;
+	if (x->noproc)
+		return -EOPNOTSUPP;
+	fd = openat(pfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		e = errno;
+		/* EISDIR: a kernel without O_TMPFILE saw just O_DIRECTORY */
+		if (e == EOPNOTSUPP || e == EISDIR || e == EINVAL)
+			return -EOPNOTSUPP;
+		return -e;
+	}
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	h = open(proc, O_PATH | O_CLOEXEC);
+	if (h < 0 || fstat(fd, &a) < 0 || fstat(h, &b) < 0 ||
+	    a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+		/* no /proc, or another pid namespace's: never trust it */
+		x->noproc = true;
+		if (h >= 0)
+			close(h);
+		close(fd);
+		return -EOPNOTSUPP;
+	}
+	*hold = h;
+	return fd;
+}
+
+/*
+ * Gives the complete unnamed file held by hold the name base in pfd, and
+ * closes hold.  When base is free one linkat makes it appear whole;
+ * otherwise it is linked under a temporary name and renamed over base
+ * (xt_install), so only a complete file ever has a name.
+ */
+static int xt_link(struct xt *x, int hold, int pfd, const char *base)
+{
+	char proc[32], tmp[NAME_MAX + 1];
+	int r, e = 0, tries;
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", hold);
+	r = linkat(AT_FDCWD, proc, pfd, base, AT_SYMLINK_FOLLOW);
+	if (r < 0 && errno == EEXIST) {
+		for (tries = 0; tries < 16; tries++) {
+			xt_tmpname(x, tmp, sizeof(tmp));
+			r = linkat(AT_FDCWD, proc, pfd, tmp, AT_SYMLINK_FOLLOW);
+			if (r == 0 || errno != EEXIST)
+				break;
+		}
+		if (r == 0) {
+			close(hold);
+			return xt_install(x, pfd, tmp, base);
+		}
+	}
+	if (r < 0)
+		e = errno;
+	close(hold);
+	if (r < 0)
+		return xt_sys(x, e, "linking into place");
+	return 0;
+}
+
 static int xt_file(struct xt *x, struct archive_entry *e, int pfd,
 		   const char *base)
 {
@@ -787,7 +969,8 @@ static int xt_file(struct xt *x, struct archive_entry *e, int pfd,
 	struct timespec ts[2];
 	int64_t size = archive_entry_size(e);
 	la_ssize_t n;
-	int fd = -1, r, tries;
+	int fd = -1, hold = -1, r, tries;
+	bool named = false;
 
 	if (archive_entry_size_is_set(e) && size > 0 &&
 	    (uint64_t)size > x->max_bytes - x->bytes)
@@ -796,17 +979,24 @@ static int xt_file(struct xt *x, struct archive_entry *e, int pfd,
 				   "limit of %llu bytes of file data",
 				   x->show, (long long)size,
 				   (unsigned long long)x->max_bytes);
-	for (tries = 0; tries < 16; tries++) {
-		xt_tmpname(x, tmp, sizeof(tmp));
-		fd = openat(pfd, tmp,
-			    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-				O_CLOEXEC | O_NOCTTY,
-			    0600);
-		if (fd >= 0 || errno != EEXIST)
-			break;
+	fd = xt_tmpfile(x, pfd, &hold);
+	if (fd == -EOPNOTSUPP) {
+		/* fallback: the data go under the temporary name */
+		named = true;
+		for (tries = 0; tries < 16; tries++) {
+			xt_tmpname(x, tmp, sizeof(tmp));
+			fd = openat(pfd, tmp,
+				    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+					O_CLOEXEC | O_NOCTTY,
+				    0600);
+			if (fd >= 0 || errno != EEXIST)
+				break;
+		}
+		if (fd < 0)
+			return xt_sys(x, errno, "creating");
+	} else if (fd < 0) {
+		return xt_sys(x, -fd, "creating");
 	}
-	if (fd < 0)
-		return xt_sys(x, errno, "creating");
 	for (;;) {
 		n = archive_read_data(x->a, x->buf, TAR_CHUNK);
 		if (n == 0)
@@ -841,11 +1031,16 @@ static int xt_file(struct xt *x, struct archive_entry *e, int pfd,
 		r = xt_sys(x, errno, "writing");
 		goto fail;
 	}
-	return xt_install(x, pfd, tmp, base);
+	if (named)
+		return xt_install(x, pfd, tmp, base);
+	return xt_link(x, hold, pfd, base);
 fail:
 	if (fd >= 0)
 		close(fd);
-	unlinkat(pfd, tmp, 0);
+	if (hold >= 0)
+		close(hold); /* the unnamed file goes with it */
+	if (named)
+		unlinkat(pfd, tmp, 0);
 	return r;
 }
 
