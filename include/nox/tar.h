@@ -20,8 +20,8 @@ extern "C" {
 #endif
 
 struct nox_tar_limits {
-	uint64_t max_bytes;	/* total file data; 0: 64 GiB */
-	uint64_t max_entries;	/* 0: 10,000,000 */
+	uint64_t max_bytes;   /* total file data; 0: 64 GiB */
+	uint64_t max_entries; /* 0: 10,000,000 */
 };
 
 /*
@@ -45,14 +45,15 @@ int nox_tar_pack_list(int out_fd, int root_dirfd, const char *const *paths,
 
 /* One entry for nox_tar_pack_entries. */
 struct nox_tar_entry {
-	const char *name;   /* workspace-relative; normalised like a path */
-	unsigned mode;	    /* S_IFREG, S_IFDIR or S_IFLNK | permissions */
-	int64_t mtime_ns;   /* since the epoch */
-	int fd;		    /* S_IFREG: the content, read from offset 0;
-			       -1: the file named file in dirfd */
+	const char *name; /* workspace-relative; normalised like a path */
+	unsigned mode;	  /* S_IFREG, S_IFDIR or S_IFLNK | permissions */
+	int64_t mtime_ns; /* since the epoch */
+	const void *data; /* S_IFREG: the content in memory, or NULL */
+	int fd;		  /* else: the content, read from offset 0;
+			     -1: the file named file in dirfd */
 	int dirfd;
 	const char *file;
-	int64_t size; /* S_IFREG: bytes of content to store */
+	int64_t size;	    /* S_IFREG: bytes of content to store */
 	const char *target; /* S_IFLNK: the link text */
 };
 

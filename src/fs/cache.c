@@ -122,6 +122,7 @@ struct cache {
 	pthread_mutex_t op_mu;
 
 	pthread_mutex_t drain_mu; /* one drain at a time */
+	int batch_fd;		  /* drain_mu: the batch tar, reused, or -1 */
 	pthread_t thr;
 	bool thr_started;
 };
@@ -987,7 +988,10 @@ static void append_locked(struct cache *c, struct jent *e)
 static int append(struct cache *c, struct jent *e, int data_fd,
 		  struct nox_err *err)
 {
-	int r = journal_write(&c->jr, e, data_fd, c->writeback, err);
+	/* default mode: sent before the call returns, so written to disk
+	 * only if that fails (persist_all_locked) */
+	int r = c->writeback ? journal_write(&c->jr, e, data_fd, true, err)
+			     : journal_write_lazy(&c->jr, e, data_fd, err);
 
 	if (r < 0) {
 		journal_entry_free(e);
@@ -1025,6 +1029,7 @@ static int snapshot(struct cache *c, struct fs_node *n, const char *path,
 	e->mode = st.st_mode & 07777;
 	e->mtime_ns = ts_ns(&st.st_mtim);
 	e->ino = st.st_ino;
+	e->marked = true;
 	*seq = e->seq;
 	r = append(c, e, fd, err);
 	close(fd);
@@ -1045,6 +1050,7 @@ struct bent {
 	unsigned mode;	  /* type | permissions */
 	int64_t mtime_ns; /* -2: the time of packing */
 	uint64_t seq;	  /* regular file: its journal data, 0: empty */
+	const char *mem;  /* or its lazy entry's snapshot in memory */
 	int64_t size;
 	char *target; /* symlink */
 };
@@ -1176,7 +1182,9 @@ static int stage(struct cache *c, struct batch *b, const struct jent *e)
 		return 0;
 	if (x && S_ISDIR(x->mode) != (e->op == J_MKDIR))
 		return 0;
-	if (e->op == J_UPLOAD) {
+	if (e->op == J_UPLOAD && e->lazy) {
+		st.st_size = e->size;
+	} else if (e->op == J_UPLOAD) {
 		snprintf(name, sizeof(name), "%020" PRIu64 ".data", e->seq);
 		if (fstatat(c->jr.dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			return -errno;
@@ -1189,12 +1197,14 @@ static int stage(struct cache *c, struct batch *b, const struct jent *e)
 	free(x->target);
 	x->target = NULL;
 	x->seq = 0;
+	x->mem = NULL;
 	x->size = 0;
 	x->mtime_ns = e->mtime_ns >= 0 ? e->mtime_ns : -2;
 	switch (e->op) {
 	case J_UPLOAD:
 		x->mode = S_IFREG | (e->mode & 07777);
 		x->seq = e->seq;
+		x->mem = e->lazy ? (e->mem ? e->mem : "") : NULL;
 		x->size = st.st_size;
 		b->bytes += st.st_size;
 		break;
@@ -1215,15 +1225,47 @@ static int stage(struct cache *c, struct batch *b, const struct jent *e)
 }
 
 /* Uploads the tar packed into tfd (if r, the packing's result, is 0) to
- * the workspace root; closes tfd. */
+ * the workspace root; closes tfd unless it is the reused batch file. */
 static int send_tar(struct cache *c, int tfd, int r, struct nox_err *err)
 {
 	if (r == 0 && lseek(tfd, 0, SEEK_SET) < 0)
 		r = nox_err_set(err, errno, "seek: %s", strerror(errno));
 	if (r == 0)
 		r = nox_backend_upload(c->be, c->sb->id, NULL, tfd, err);
-	close(tfd);
+	if (tfd != c->batch_fd)
+		close(tfd);
+	else if (ftruncate(tfd, 0) < 0) /* no space held between batches */
+		nox_log(NOX_LOG_DEBUG, "%s: emptying the batch file: %s",
+			c->sb->id, strerror(errno));
 	return r;
+}
+
+/* CACHE/<host>/<id>/tmp/batch.tar, opened; or -errno. */
+static int batch_open(struct cache *c)
+{
+	int fd;
+
+	(void)mkdirat(c->dir_fd, "tmp", 0700);
+	fd = openat(c->dir_fd, "tmp/batch.tar",
+		    O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	return fd < 0 ? -errno : fd;
+}
+
+/*
+ * With drain_mu: the batch tar file, emptied.  One file for the cache's
+ * life rather than one per upload (each new inode costs ext4 a scan of
+ * the recently deleted ones).
+ */
+static int batch_file(struct cache *c)
+{
+	if (c->batch_fd >= 0 && (ftruncate(c->batch_fd, 0) < 0 ||
+				 lseek(c->batch_fd, 0, SEEK_SET) < 0)) {
+		close(c->batch_fd);
+		c->batch_fd = -1;
+	}
+	if (c->batch_fd < 0)
+		c->batch_fd = batch_open(c);
+	return c->batch_fd;
 }
 
 /* Uploads batch b as one tar (contents straight from the journal). */
@@ -1254,7 +1296,9 @@ static int upload_batch(struct cache *c, struct batch *b, struct nox_err *err)
 		v[i].dirfd = c->jr.dirfd;
 		v[i].size = x->size;
 		v[i].target = x->target;
-		if (x->seq) {
+		if (x->mem) {
+			v[i].data = x->mem;
+		} else if (x->seq) {
 			snprintf(names[i], sizeof(names[i]),
 				 "%020" PRIu64 ".data", x->seq);
 			v[i].file = names[i];
@@ -1264,7 +1308,7 @@ static int upload_batch(struct cache *c, struct batch *b, struct nox_err *err)
 			v[i].dirfd = AT_FDCWD;
 		}
 	}
-	tfd = tmp_file(c);
+	tfd = batch_file(c);
 	if (tfd < 0) {
 		r = nox_err_set(err, tfd, "cache tmp file: %s", strerror(-tfd));
 	} else {
@@ -1565,7 +1609,7 @@ static const char join_script[] =
     "mv -f -T -- \"$d/all\" \"$t\" && rm -rf -- \"$d\"\n";
 
 /* An upload needs parts when its snapshot holds more than two parts. */
-static bool needs_parts(struct cache *c, const struct jent *e)
+static bool needs_parts(struct cache *c, struct jent *e)
 {
 	struct stat st;
 	int fd;
@@ -1573,6 +1617,8 @@ static bool needs_parts(struct cache *c, const struct jent *e)
 
 	if (e->op != J_UPLOAD)
 		return false;
+	if (e->lazy && e->size <= 2 * c->part_size)
+		return false; /* in memory, small */
 	fd = journal_data_open(&c->jr, e);
 	if (fd < 0)
 		return false;
@@ -1706,6 +1752,27 @@ out:
 }
 
 /* ---- the drain ------------------------------------------------------ */
+
+/*
+ * With mu: writes every lazy entry to disk, fsynced (the drain failed,
+ * or the journal outlives the daemon): from now on they survive a crash
+ * and a reboot like write-back entries.
+ */
+static void persist_all_locked(struct cache *c)
+{
+	struct jent *e;
+
+	for (e = c->jr.head; e; e = e->next) {
+		int r = journal_persist(&c->jr, e, true);
+
+		if (r < 0) {
+			nox_log(NOX_LOG_WARN,
+				"%s: writing the journal entry of %s: %s",
+				c->sb->id, e->path, strerror(-r));
+			break;
+		}
+	}
+}
 
 /* After a confirmed entry: the manifest knows the server has it. */
 static void confirmed_locked(struct cache *c, const struct jent *e)
@@ -1890,6 +1957,8 @@ done:
 		for (i = 0; i < b.n; i++) {
 			char from[40], to[48];
 
+			/* a lazy one is written first, so its data is kept */
+			(void)journal_persist(&c->jr, b.v[i], false);
 			snprintf(from, sizeof(from), "%020" PRIu64 ".data",
 				 b.v[i]->seq);
 			snprintf(to, sizeof(to), "failed-%020" PRIu64 ".data",
@@ -1902,9 +1971,13 @@ done:
 	if (r == 0) {
 		pthread_mutex_lock(&c->mu);
 		for (i = 0; i < b.n; i++) {
+			struct jent *x = b.v[i];
+
 			if (!refused)
-				confirmed_locked(c, b.v[i]);
-			journal_pop(&c->jr, b.v[i]);
+				confirmed_locked(c, x);
+			if (x->marked && !dirty_has(c, x->ino))
+				journal_clear_dirty(&c->jr, x->ino);
+			journal_pop(&c->jr, x);
 		}
 		if (!c->jr.head)
 			save_manifest_locked(c, false);
@@ -1915,9 +1988,7 @@ done:
 		mark_gone(c);
 	} else {
 		pthread_mutex_lock(&c->mu);
-		if (!c->writeback)
-			for (i = 0; i < b.n; i++)
-				journal_sync(&c->jr, b.v[i]);
+		persist_all_locked(c);
 		pthread_mutex_unlock(&c->mu);
 	}
 	batch_cleanup(&b);
@@ -2103,6 +2174,7 @@ static int upload_inodes(struct cache *c, struct ino_path *v, size_t n,
 		e->mode = st.st_mode & 07777;
 		e->mtime_ns = ts_ns(&st.st_mtim);
 		e->ino = st.st_ino;
+		e->marked = true;
 		r = append(c, e, fd, err);
 		close(fd);
 		if (r < 0)
@@ -2179,6 +2251,8 @@ static void cache_free(struct cache *c)
 	if (c->dir_fd >= 0)
 		close(c->dir_fd);
 	pthread_cond_destroy(&c->cond);
+	if (c->batch_fd >= 0)
+		close(c->batch_fd);
 	pthread_mutex_destroy(&c->mu);
 	pthread_mutex_destroy(&c->op_mu);
 	pthread_mutex_destroy(&c->drain_mu);
@@ -2217,7 +2291,7 @@ static int http_attach(struct fs_sandbox *sb, struct nox_err *err)
 	}
 	c->sb = sb;
 	c->be = fs->be;
-	c->dir_fd = c->tree_fd = -1;
+	c->dir_fd = c->tree_fd = c->batch_fd = -1;
 	c->jr.dirfd = -1;
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_mutex_init(&c->op_mu, NULL);
@@ -2277,6 +2351,10 @@ static int http_attach(struct fs_sandbox *sb, struct nox_err *err)
 		cache_free(c);
 		return r;
 	}
+	/* now, so the descriptor is there from the start (or retried) */
+	c->batch_fd = batch_open(c);
+	if (c->batch_fd < 0)
+		c->batch_fd = -1;
 	r = manifest_load(&c->man, c->dir_fd, STATE_NAME);
 	if (r < 0)
 		nox_log(NOX_LOG_WARN, "%s: cache manifest: %s", sb->id,
@@ -2293,9 +2371,13 @@ static int http_attach(struct fs_sandbox *sb, struct nox_err *err)
 			"%s: %zu files were open for writing "
 			"when noxfs stopped; uploading them",
 			sb->id, dl.n);
-		if (upload_inodes(c, dl.v, dl.n, err) == 0)
-			for (i = 0; i < dl.n; i++)
+		/* their markers go once the server confirmed them; a
+		 * marked file no longer in the tree has nothing to send */
+		(void)upload_inodes(c, dl.v, dl.n, err);
+		for (i = 0; i < dl.n; i++) {
+			if (!dl.v[i].path)
 				journal_clear_dirty(&c->jr, dl.v[i].ino);
+		}
 	}
 	dirty_list_free(&dl);
 	if (c->jr.head) {
@@ -2369,6 +2451,7 @@ static void http_detach(struct fs_sandbox *sb)
 				sb->id, c->jr.count, nox_err_str(&err, -EIO));
 	}
 	pthread_mutex_lock(&c->mu);
+	persist_all_locked(c);
 	c->man_dirty = true;
 	save_manifest_locked(c, true);
 	pthread_mutex_unlock(&c->mu);
@@ -2528,7 +2611,7 @@ static int http_on_close(struct fs_sandbox *sb, struct fs_node *n, int fd,
 			pthread_mutex_unlock(&c->mu);
 			return r;
 		}
-		journal_clear_dirty(&c->jr, n->sino);
+		/* the marker goes once the server has it (confirmed) */
 	} else {
 		/* an fsync of an earlier close or of a create not yet sent;
 		 * a plain close of an unwritten file waits for the flusher
@@ -2837,6 +2920,13 @@ static bool has_pending(const char *base, const char *id)
 
 		found = strncmp(d->d_name, "dirty-", 6) == 0 ||
 			(n > 3 && strcmp(d->d_name + n - 3, ".op") == 0);
+		if (!found && strcmp(d->d_name, "dirty") == 0) {
+			struct stat st;
+
+			/* the dirty log: markers left when it is not empty */
+			found = fstatat(dirfd(dp), "dirty", &st, 0) == 0 &&
+				st.st_size > 0;
+		}
 	}
 	closedir(dp);
 	return found;

@@ -8,9 +8,15 @@
  * reference; a sandbox whose last reference goes is destroyed after the
  * mutex is released.
  *
+ * Each SANDBOX/WS node also keeps what the exec barrier needs to skip
+ * what cannot have changed: its count of write handles and the
+ * attributes last sent to the kernel (fs_table_collect_wb,
+ * fs_table_collect_changed; rules in inode.h and sandbox.c).
+ *
  * Limits: the table grows (doubling) but never shrinks.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,6 +168,8 @@ static void node_free_chain_locked(struct fs_table *t, struct fs_node *n,
 		struct fs_node *parent = n->parent;
 
 		table_unlink_locked(t, n);
+		if (n->wdirty)
+			t->nwdirty--;
 		if (n->fd >= 0)
 			close(n->fd);
 		free(n->name);
@@ -231,6 +239,7 @@ void fs_table_cleanup(struct fs_table *t)
 		t->buckets[i] = NULL;
 	}
 	t->count = 0;
+	t->nwdirty = 0;
 	if (t->root && t->root->ino == FUSE_ROOT_ID) {
 		/* the root is not in the hash: free it here */
 		struct fs_node *r = t->root;
@@ -273,6 +282,21 @@ static struct fs_node *find_locked(struct fs_table *t,
 			return n;
 	}
 	return NULL;
+}
+
+static bool real_kind(enum fs_kind kind)
+{
+	return kind == FS_WS || kind == FS_SANDBOX;
+}
+
+static void note_attr_locked(struct fs_node *n, const struct stat *st)
+{
+	n->att_seen = true;
+	n->att_ctim = st->st_ctim;
+	n->att_mtim = st->st_mtim;
+	n->att_size = st->st_size;
+	n->att_nlink = st->st_nlink;
+	n->att_ino = st->st_ino;
 }
 
 /* Sets parent/name under the mutex; keeps the old name on ENOMEM. */
@@ -324,6 +348,8 @@ struct fs_node *fs_node_lookup_add(struct fs_table *t, struct fs_sandbox *sb,
 		n->nlookup++;
 		if (fd >= 0)
 			close(fd);
+		if (st && real_kind(kind))
+			note_attr_locked(n, st);
 		set_name_locked(n, parent, name, &dead, t);
 		pthread_mutex_unlock(&t->mutex);
 		dead_flush(&dead);
@@ -350,6 +376,8 @@ struct fs_node *fs_node_lookup_add(struct fs_table *t, struct fs_sandbox *sb,
 	else
 		n->type = st ? (st->st_mode & S_IFMT) : S_IFDIR;
 	n->nlookup = 1;
+	if (st && real_kind(kind))
+		note_attr_locked(n, st);
 	if (sb)
 		fs_sandbox_ref_locked(sb);
 	set_name_locked(n, parent, name, &dead, t);
@@ -375,6 +403,44 @@ struct fs_node *fs_node_find(struct fs_table *t, struct fs_sandbox *sb,
 	n = find_locked(t, sb, FS_WS, dev, sino);
 	pthread_mutex_unlock(&t->mutex);
 	return n;
+}
+
+void fs_node_note_attr(struct fs_table *t, struct fs_node *n,
+		       const struct stat *st)
+{
+	if (!real_kind(n->kind))
+		return;
+	pthread_mutex_lock(&t->mutex);
+	note_attr_locked(n, st);
+	pthread_mutex_unlock(&t->mutex);
+}
+
+static bool flags_write(int flags)
+{
+	return (flags & O_ACCMODE) != O_RDONLY;
+}
+
+void fs_node_open_note(struct fs_table *t, struct fs_node *n, int flags)
+{
+	if (!flags_write(flags))
+		return;
+	pthread_mutex_lock(&t->mutex);
+	n->wopen++;
+	if (!n->wdirty) {
+		n->wdirty = true;
+		t->nwdirty++;
+	}
+	pthread_mutex_unlock(&t->mutex);
+}
+
+void fs_node_release_note(struct fs_table *t, struct fs_node *n, int flags)
+{
+	if (!flags_write(flags))
+		return;
+	pthread_mutex_lock(&t->mutex);
+	if (n->wopen > 0)
+		n->wopen--;
+	pthread_mutex_unlock(&t->mutex);
 }
 
 void fs_node_set_name(struct fs_table *t, struct fs_node *n,
@@ -476,6 +542,7 @@ int fs_table_collect(struct fs_table *t, struct fs_sandbox *sb,
 			v[n].name = NULL;
 			v[n].dir = x->type == S_IFDIR;
 			v[n].reg = x->type == S_IFREG;
+			v[n].inode = true;
 			/* a sandbox's own entry at the mount root is stable */
 			if (x->kind == FS_WS && x->parent && x->name) {
 				v[n].name = strdup(x->name);
@@ -508,6 +575,7 @@ int fs_table_collect(struct fs_table *t, struct fs_sandbox *sb,
 			v[n].name = NULL;
 			v[n].dir = true;
 			v[n].reg = false;
+			v[n].inode = true;
 			n++;
 		}
 	}
@@ -518,6 +586,270 @@ out:
 			free(v[i].name);
 		free(v);
 		return ret;
+	}
+	*out = v;
+	*nout = n;
+	return 0;
+}
+
+int fs_table_collect_wb(struct fs_table *t, struct fs_sandbox *sb,
+			struct fs_inval **out, size_t *nout)
+{
+	struct fs_inval *v;
+	size_t n = 0, seen = 0, i;
+
+	*out = NULL;
+	*nout = 0;
+	pthread_mutex_lock(&t->mutex);
+	if (t->nwdirty == 0) {
+		pthread_mutex_unlock(&t->mutex);
+		return 0;
+	}
+	/* at most every marked node: nothing is cleared unless collected */
+	v = calloc(t->nwdirty, sizeof(*v));
+	if (!v) {
+		pthread_mutex_unlock(&t->mutex);
+		return -ENOMEM;
+	}
+	for (i = 0; i < t->nbuckets && seen < t->nwdirty; i++) {
+		struct fs_node *x;
+
+		for (x = t->buckets[i]; x; x = x->hnext) {
+			if (!x->wdirty)
+				continue;
+			seen++;
+			if (x->sb != sb)
+				continue;
+			v[n].ino = x->ino;
+			v[n].reg = true;
+			v[n].inode = true;
+			n++;
+			if (x->wopen == 0) {
+				x->wdirty = false;
+				t->nwdirty--;
+				seen--;
+			}
+		}
+	}
+	pthread_mutex_unlock(&t->mutex);
+	if (n == 0) {
+		free(v);
+		return 0;
+	}
+	*out = v;
+	*nout = n;
+	return 0;
+}
+
+/* One node's state for fs_table_collect_changed, copied under the mutex
+ * (the node itself may be freed once it is released: only ino, as a
+ * value, and fd, whose fstat is checked against dev/sino, are used). */
+struct snap {
+	fuse_ino_t ino;
+	int fd;
+	bool seen;
+	bool dir;
+	bool changed;
+	dev_t dev;
+	ino_t sino;
+	struct timespec ctim;
+	struct timespec mtim;
+	off_t size;
+	nlink_t nlink;
+};
+
+static void snap_node(struct snap *s, const struct fs_node *x)
+{
+	s->ino = x->ino;
+	s->fd = x->fd;
+	s->seen = x->att_seen;
+	s->dir = x->type == S_IFDIR;
+	s->changed = false;
+	s->dev = x->dev;
+	s->sino = x->sino;
+	s->ctim = x->att_ctim;
+	s->mtim = x->att_mtim;
+	s->size = x->att_size;
+	s->nlink = x->att_nlink;
+	if (s->sino != x->att_ino)
+		s->seen = false;
+}
+
+static bool ts_eq(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
+}
+
+/* a >= b */
+static bool ts_ge(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec > b->tv_sec ||
+	       (a->tv_sec == b->tv_sec && a->tv_nsec >= b->tv_nsec);
+}
+
+/*
+ * true when what the kernel was given for s may no longer hold: the
+ * rule of fs_table_collect_changed (see inode.h).  racy is the exec's
+ * start minus 2 s: a recorded ctime at or after it could share its
+ * timestamp tick with a change the command made.
+ */
+static bool snap_changed(const struct snap *s, const struct timespec *racy)
+{
+	struct stat st;
+
+	if (!s->seen || s->fd < 0)
+		return true;
+	if (fstatat(s->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		return true;
+	return st.st_nlink == 0 || st.st_dev != s->dev ||
+	       st.st_ino != s->sino || st.st_size != s->size ||
+	       st.st_nlink != s->nlink || !ts_eq(&st.st_ctim, &s->ctim) ||
+	       !ts_eq(&st.st_mtim, &s->mtim) || ts_ge(&s->ctim, racy);
+}
+
+static int ino_cmp(const void *a, const void *b)
+{
+	fuse_ino_t x = *(const fuse_ino_t *)a, y = *(const fuse_ino_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static bool ino_in(const fuse_ino_t *set, size_t n, fuse_ino_t ino)
+{
+	return n && bsearch(&ino, set, n, sizeof(*set), ino_cmp) != NULL;
+}
+
+/* Appends one entry to *v (growing it); 0 or -ENOMEM. */
+static int inval_push(struct fs_inval **v, size_t *n, size_t *cap,
+		      const struct fs_node *x, bool inode)
+{
+	struct fs_inval *e;
+
+	if (*n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 64;
+		struct fs_inval *nv = realloc(*v, nc * sizeof(**v));
+
+		if (!nv)
+			return -ENOMEM;
+		*v = nv;
+		*cap = nc;
+	}
+	e = &(*v)[*n];
+	memset(e, 0, sizeof(*e));
+	e->ino = x->ino;
+	e->dir = x->type == S_IFDIR;
+	e->reg = x->type == S_IFREG;
+	e->inode = inode;
+	/* a sandbox's own entry at the mount root is stable */
+	if (x->kind == FS_WS && x->parent && x->name) {
+		e->name = strdup(x->name);
+		if (e->name)
+			e->parent = x->parent->ino;
+	}
+	(*n)++;
+	return 0;
+}
+
+/* Phase 3 of fs_table_collect_changed: with the mutex held, the nodes
+ * still there whose ino is in chg, and the children of those in dirs. */
+static int collect_marked_locked(struct fs_table *t, struct fs_sandbox *sb,
+				 const fuse_ino_t *chg, size_t nchg,
+				 const fuse_ino_t *dirs, size_t ndirs,
+				 struct fs_inval **v, size_t *n)
+{
+	size_t cap = 0, i;
+	int r = 0;
+
+	for (i = 0; r == 0 && i < t->nbuckets; i++) {
+		struct fs_node *x;
+
+		for (x = t->buckets[i]; r == 0 && x; x = x->hnext) {
+			if (x->sb != sb || !real_kind(x->kind))
+				continue;
+			if (ino_in(chg, nchg, x->ino))
+				r = inval_push(v, n, &cap, x, true);
+			else if (x->parent &&
+				 ino_in(dirs, ndirs, x->parent->ino))
+				r = inval_push(v, n, &cap, x, false);
+		}
+	}
+	if (r == 0 && t->root && t->root->sb == sb &&
+	    t->root->kind == FS_SANDBOX && ino_in(chg, nchg, t->root->ino))
+		r = inval_push(v, n, &cap, t->root, true);
+	return r;
+}
+
+int fs_table_collect_changed(struct fs_table *t, struct fs_sandbox *sb,
+			     const struct timespec *start,
+			     struct fs_inval **out, size_t *nout)
+{
+	struct fs_inval *v = NULL;
+	fuse_ino_t *chg = NULL, *dirs;
+	struct timespec racy = *start;
+	struct snap *s;
+	size_t ns = 0, nchg = 0, ndirs = 0, n = 0, i;
+	int r;
+
+	*out = NULL;
+	*nout = 0;
+	racy.tv_sec -= 2;
+	/* 1: copy every node's record (no system call under the mutex) */
+	pthread_mutex_lock(&t->mutex);
+	s = malloc((t->count + 1) * sizeof(*s));
+	if (!s) {
+		pthread_mutex_unlock(&t->mutex);
+		return -ENOMEM;
+	}
+	for (i = 0; i < t->nbuckets; i++) {
+		struct fs_node *x;
+
+		for (x = t->buckets[i]; x; x = x->hnext) {
+			if (x->sb == sb && real_kind(x->kind))
+				snap_node(&s[ns++], x);
+		}
+	}
+	if (t->root && t->root->sb == sb && t->root->kind == FS_SANDBOX)
+		snap_node(&s[ns++], t->root);
+	pthread_mutex_unlock(&t->mutex);
+
+	/* 2: fstat each descriptor, unlocked */
+	for (i = 0; i < ns; i++) {
+		s[i].changed = snap_changed(&s[i], &racy);
+		nchg += s[i].changed;
+		ndirs += s[i].changed && s[i].dir;
+	}
+	if (nchg == 0) {
+		free(s);
+		return 0;
+	}
+	chg = malloc((nchg + ndirs) * sizeof(*chg));
+	if (!chg) {
+		free(s);
+		return -ENOMEM;
+	}
+	dirs = chg + nchg;
+	nchg = ndirs = 0;
+	for (i = 0; i < ns; i++) {
+		if (!s[i].changed)
+			continue;
+		chg[nchg++] = s[i].ino;
+		if (s[i].dir)
+			dirs[ndirs++] = s[i].ino;
+	}
+	free(s);
+	qsort(chg, nchg, sizeof(*chg), ino_cmp);
+	qsort(dirs, ndirs, sizeof(*dirs), ino_cmp);
+
+	/* 3: what is still there of it, with names */
+	pthread_mutex_lock(&t->mutex);
+	r = collect_marked_locked(t, sb, chg, nchg, dirs, ndirs, &v, &n);
+	pthread_mutex_unlock(&t->mutex);
+	free(chg);
+	if (r < 0) {
+		for (i = 0; i < n; i++)
+			free(v[i].name);
+		free(v);
+		return r;
 	}
 	*out = v;
 	*nout = n;

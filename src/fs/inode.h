@@ -65,6 +65,16 @@ struct fs_node {
 	bool open_seen;		/* keep_cache: attributes at last open */
 	struct timespec open_mtime;
 	off_t open_size;
+	/* the exec barrier's write-back set (see fs_table_collect_wb) */
+	unsigned wopen; /* FUSE handles open for writing */
+	bool wdirty;	/* write-opened since the last barrier */
+	/* what the daemon last served for it (fs_node_note_attr) */
+	bool att_seen;
+	struct timespec att_ctim;
+	struct timespec att_mtim;
+	off_t att_size;
+	nlink_t att_nlink;
+	ino_t att_ino;
 };
 
 /*
@@ -85,6 +95,7 @@ struct fs_table {
 	struct fs_node **buckets; /* protected by mutex */
 	size_t nbuckets;	  /* protected by mutex */
 	size_t count;		  /* protected by mutex */
+	size_t nwdirty;		  /* nodes with wdirty; protected by mutex */
 	struct fs_node *root;	  /* FUSE_ROOT_ID; immutable once set */
 };
 
@@ -116,7 +127,9 @@ struct fs_node *fs_node_get(struct fs_table *t, fuse_ino_t ino);
  * ino instead: a fresh node per lookup).  fd (O_PATH; -1 for virtual
  * kinds) is taken over:
  * kept by a new node, closed when the node existed.  parent/name record
- * the lookup (parent may be NULL).  Returns NULL (fd closed) on ENOMEM.
+ * the lookup (parent may be NULL).  For SANDBOX and WS nodes st is also
+ * recorded as what the kernel is given (fs_node_note_attr).  Returns NULL
+ * (fd closed) on ENOMEM.
  */
 struct fs_node *fs_node_lookup_add(struct fs_table *t, struct fs_sandbox *sb,
 				   enum fs_kind kind, enum fs_ctl ctl, int fd,
@@ -141,6 +154,21 @@ void fs_node_forget(struct fs_table *t, struct fs_node *n, uint64_t nlookup);
  */
 int fs_node_path(struct fs_table *t, struct fs_node *n, char *buf, size_t size);
 
+/*
+ * Records st as what the kernel was just given for n (an entry or
+ * attribute reply), for fs_table_collect_changed.  Virtual nodes: no-op.
+ */
+void fs_node_note_attr(struct fs_table *t, struct fs_node *n,
+		       const struct stat *st);
+
+/*
+ * A FUSE handle of n opened with flags was handed to the kernel / was
+ * released: counts the handles open for writing (O_WRONLY, O_RDWR) and
+ * marks n write-dirty while one is open.
+ */
+void fs_node_open_note(struct fs_table *t, struct fs_node *n, int flags);
+void fs_node_release_note(struct fs_table *t, struct fs_node *n, int flags);
+
 /* What the exec path needs to invalidate one node (see sandbox.c). */
 struct fs_inval {
 	fuse_ino_t ino;
@@ -148,6 +176,7 @@ struct fs_inval {
 	char *name;	   /* malloc'd or NULL */
 	bool dir;
 	bool reg;
+	bool inode; /* false: the entry only (fs_table_collect_changed) */
 };
 
 /*
@@ -156,6 +185,36 @@ struct fs_inval {
  */
 int fs_table_collect(struct fs_table *t, struct fs_sandbox *sb,
 		     struct fs_inval **out, size_t *n);
+
+/*
+ * The exec barrier's write-back set: every node of sb that has a FUSE
+ * handle open for writing, or had one since the last call (only those
+ * can hold dirty pages: a shared writable mapping keeps its file open
+ * until munmap, and munmap writes the pages back).  The mark of a node
+ * with no write handle left is cleared.  As fs_table_collect (names are
+ * not filled in); 0 with *n == 0 without walking the table when no node
+ * is marked.
+ */
+int fs_table_collect_wb(struct fs_table *t, struct fs_sandbox *sb,
+			struct fs_inval **out, size_t *n);
+
+/*
+ * After a command that started at start (CLOCK_REALTIME), the nodes of sb
+ * whose kernel caches may be stale, as fs_table_collect: for each SANDBOX
+ * and WS node its descriptor is fstat'ed (with the table mutex released)
+ * and compared with what fs_node_note_attr recorded.  Collected, with
+ * inode and entry: a node never recorded, one whose fstat fails, whose
+ * nlink is 0, whose ctime, mtime, size, nlink or st_ino differ, and
+ * every node whose recorded ctime is not older than start - 2 s (a
+ * change within the same timestamp tick would leave ctime unchanged:
+ * git's racy-clean rule).  Collected for the entry only (fs_inval.inode
+ * false): every other node whose parent directory was collected, since
+ * names in it may have changed.  Nodes freed meanwhile (the kernel forgot
+ * them) are left out.  0 or -ENOMEM.
+ */
+int fs_table_collect_changed(struct fs_table *t, struct fs_sandbox *sb,
+			     const struct timespec *start,
+			     struct fs_inval **out, size_t *n);
 
 /* The synthetic st_ino of a virtual node (stable per sandbox attach). */
 ino_t fs_virtual_ino(const struct fs_sandbox *sb, enum fs_kind kind,

@@ -37,6 +37,9 @@ const char *journal_op_name(enum jop op)
 	return (unsigned)op < J__COUNT ? op_names[op] : "?";
 }
 
+static int marks_load(struct journal *j);
+static int marks_compact(struct journal *j);
+
 static void seq_name(char *buf, size_t size, uint64_t seq, const char *ext)
 {
 	snprintf(buf, size, "%020" PRIu64 ".%s", seq, ext);
@@ -48,6 +51,7 @@ void journal_entry_free(struct jent *e)
 		return;
 	free(e->path);
 	free(e->path2);
+	free(e->mem);
 	free(e);
 }
 
@@ -181,13 +185,27 @@ int journal_open(struct journal *j, int dirfd, struct nox_err *err)
 
 	memset(j, 0, sizeof(*j));
 	j->dirfd = dirfd;
+	j->mark_fd = -1;
+	pthread_mutex_init(&j->mark_mu, NULL);
+	r = marks_load(j);
+	if (r < 0) {
+		r = nox_err_set(err, -r, "journal: dirty markers: %s",
+				strerror(-r));
+		journal_close(j);
+		return r;
+	}
 	fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return nox_err_set(err, errno, "journal: %s", strerror(errno));
+	if (fd < 0) {
+		r = nox_err_set(err, errno, "journal: %s", strerror(errno));
+		journal_close(j);
+		return r;
+	}
 	dp = fdopendir(fd);
 	if (!dp) {
+		r = nox_err_set(err, errno, "journal: %s", strerror(errno));
 		close(fd);
-		return nox_err_set(err, errno, "journal: %s", strerror(errno));
+		journal_close(j);
+		return r;
 	}
 	while ((d = readdir(dp)) != NULL) {
 		char *end;
@@ -288,8 +306,18 @@ void journal_close(struct journal *j)
 	}
 	j->head = j->tail = NULL;
 	j->count = 0;
-	if (j->dirfd >= 0)
+	if (j->mark_fd >= 0 && j->mark_lines > j->nmarks)
+		(void)marks_compact(j); /* so an empty set is an empty file */
+	if (j->mark_fd >= 0)
+		close(j->mark_fd);
+	j->mark_fd = -1;
+	free(j->marks);
+	j->marks = NULL;
+	j->nmarks = j->capmarks = 0;
+	if (j->dirfd >= 0) {
 		close(j->dirfd);
+		pthread_mutex_destroy(&j->mark_mu);
+	}
 	j->dirfd = -1;
 }
 
@@ -470,9 +498,83 @@ int journal_write(struct journal *j, struct jent *e, int data_fd, bool sync,
 	return 0;
 }
 
+int journal_write_lazy(struct journal *j, struct jent *e, int data_fd,
+		       struct nox_err *err)
+{
+	struct stat st;
+	size_t got = 0;
+
+	if (e->op != J_UPLOAD) {
+		e->lazy = true;
+		return 0;
+	}
+	if (fstat(data_fd, &st) < 0)
+		return nox_err_set(err, errno, "journal snapshot of %s: %s",
+				   e->path, strerror(errno));
+	if (st.st_size > J_LAZY_MAX)
+		return journal_write(j, e, data_fd, false, err);
+	e->mem = malloc(st.st_size ? (size_t)st.st_size : 1);
+	if (!e->mem)
+		return nox_err_set(err, ENOMEM, "out of memory");
+	while (got < (size_t)st.st_size) {
+		ssize_t n = pread(data_fd, e->mem + got,
+				  (size_t)st.st_size - got, (off_t)got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int en = errno;
+
+			free(e->mem);
+			e->mem = NULL;
+			return nox_err_set(err, en,
+					   "journal snapshot of %s: %s",
+					   e->path, strerror(en));
+		}
+		if (n == 0)
+			break; /* shrank meanwhile: what is there */
+		got += (size_t)n;
+	}
+	e->size = (off_t)got;
+	e->lazy = true;
+	return 0;
+}
+
+int journal_persist(struct journal *j, struct jent *e, bool sync)
+{
+	char name[40];
+	int fd, r = 0;
+
+	if (!e->lazy)
+		return 0;
+	if (e->op == J_UPLOAD) {
+		seq_name(name, sizeof(name), e->seq, "data");
+		fd = openat(j->dirfd, name,
+			    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return -errno;
+		r = write_all(fd, e->mem ? e->mem : "", (size_t)e->size);
+		if (r == 0 && sync && fdatasync(fd) < 0)
+			r = -errno;
+		close(fd);
+		if (r < 0) {
+			(void)unlinkat(j->dirfd, name, 0);
+			return r;
+		}
+	}
+	r = write_op_file(j, e, sync);
+	if (r < 0) {
+		if (e->op == J_UPLOAD)
+			(void)unlinkat(j->dirfd, name, 0);
+		return r;
+	}
+	e->lazy = false;
+	return 0;
+}
+
 int journal_rewrite(struct journal *j, struct jent *e, struct nox_err *err)
 {
-	int r = write_op_file(j, e, true);
+	int r = e->lazy ? 0 : write_op_file(j, e, true);
 
 	if (r < 0)
 		return nox_err_set(err, r, "journal entry for %s: %s", e->path,
@@ -485,6 +587,10 @@ void journal_sync(struct journal *j, struct jent *e)
 	char name[40];
 	int fd;
 
+	if (e->lazy) {
+		(void)journal_persist(j, e, true);
+		return;
+	}
 	seq_name(name, sizeof(name), e->seq, "data");
 	fd = openat(j->dirfd, name, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
@@ -518,8 +624,9 @@ void journal_pop(struct journal *j, struct jent *e)
 	if (j->head != e)
 		return;
 	seq_name(name, sizeof(name), e->seq, "op");
-	(void)unlinkat(j->dirfd, name, 0);
-	if (e->op == J_UPLOAD) {
+	if (!e->lazy)
+		(void)unlinkat(j->dirfd, name, 0);
+	if (!e->lazy && e->op == J_UPLOAD) {
 		seq_name(name, sizeof(name), e->seq, "data");
 		(void)unlinkat(j->dirfd, name, 0);
 	}
@@ -530,11 +637,14 @@ void journal_pop(struct journal *j, struct jent *e)
 	journal_entry_free(e);
 }
 
-int journal_data_open(struct journal *j, const struct jent *e)
+int journal_data_open(struct journal *j, struct jent *e)
 {
 	char name[40];
-	int fd;
+	int fd, r;
 
+	r = journal_persist(j, e, false);
+	if (r < 0)
+		return r;
 	seq_name(name, sizeof(name), e->seq, "data");
 	fd = openat(j->dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
@@ -542,43 +652,151 @@ int journal_data_open(struct journal *j, const struct jent *e)
 
 /* ---- dirty markers -------------------------------------------------- */
 
-int journal_mark_dirty(struct journal *j, ino_t ino)
+/* With mark_mu: the index of ino in marks, or nmarks. */
+static size_t mark_find(const struct journal *j, ino_t ino)
 {
-	char name[48];
-	int fd;
+	size_t i;
 
-	snprintf(name, sizeof(name), "dirty-%llu", (unsigned long long)ino);
-	fd = openat(j->dirfd, name, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	for (i = 0; i < j->nmarks; i++) {
+		if (j->marks[i] == ino)
+			return i;
+	}
+	return j->nmarks;
+}
+
+static int mark_add(struct journal *j, ino_t ino)
+{
+	if (mark_find(j, ino) < j->nmarks)
+		return 0;
+	if (j->nmarks == j->capmarks) {
+		size_t nc = j->capmarks ? j->capmarks * 2 : 16;
+		ino_t *nv = realloc(j->marks, nc * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		j->marks = nv;
+		j->capmarks = nc;
+	}
+	j->marks[j->nmarks++] = ino;
+	return 1;
+}
+
+/* With mark_mu: rewrites the dirty file with the current set. */
+static int marks_compact(struct journal *j)
+{
+	char line[32];
+	size_t i;
+	int fd, r = 0;
+
+	fd = openat(j->dirfd, "tmp-dirty",
+		    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
+	for (i = 0; r == 0 && i < j->nmarks; i++) {
+		int n = snprintf(line, sizeof(line), "+%llu\n",
+				 (unsigned long long)j->marks[i]);
+
+		r = write_all(fd, line, (size_t)n);
+	}
 	close(fd);
+	if (r == 0 && renameat(j->dirfd, "tmp-dirty", j->dirfd, "dirty") < 0)
+		r = -errno;
+	if (r < 0) {
+		(void)unlinkat(j->dirfd, "tmp-dirty", 0);
+		return r;
+	}
+	if (j->mark_fd >= 0)
+		close(j->mark_fd);
+	j->mark_fd = openat(j->dirfd, "dirty", O_WRONLY | O_APPEND | O_CLOEXEC);
+	j->mark_lines = j->nmarks;
+	return j->mark_fd < 0 ? -errno : 0;
+}
+
+/* With mark_mu: appends "+INO" or "-INO" (compacting when long). */
+static int mark_log(struct journal *j, char sign, ino_t ino)
+{
+	char line[32];
+	int n;
+
+	if (j->mark_lines > 1024 && j->mark_lines > 4 * j->nmarks)
+		return marks_compact(j);
+	if (j->mark_fd < 0)
+		return -EBADF;
+	n = snprintf(line, sizeof(line), "%c%llu\n", sign,
+		     (unsigned long long)ino);
+	if (write(j->mark_fd, line, (size_t)n) != n)
+		return errno ? -errno : -EIO;
+	j->mark_lines++;
 	return 0;
 }
 
-void journal_clear_dirty(struct journal *j, ino_t ino)
-{
-	char name[48];
-
-	snprintf(name, sizeof(name), "dirty-%llu", (unsigned long long)ino);
-	(void)unlinkat(j->dirfd, name, 0);
-}
-
-int journal_dirty_each(struct journal *j, void (*cb)(ino_t ino, void *ud),
-		       void *ud)
+/*
+ * At open: the net set of the dirty file, plus older caches' dirty-INO
+ * files (taken into the set and removed); then a compact file.
+ */
+static int marks_load(struct journal *j)
 {
 	struct dirent *d;
+	char *buf = NULL, *p, *nl;
+	size_t len = 0, cap = 0;
 	DIR *dp;
-	int fd;
+	int fd, r = 0;
 
-	fd = openat(j->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	dp = fdopendir(fd);
-	if (!dp) {
+	fd = openat(j->dirfd, "dirty", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		for (;;) {
+			ssize_t n;
+
+			if (len + 4096 > cap) {
+				char *nb = realloc(buf, cap + 65536);
+
+				if (!nb) {
+					r = -ENOMEM;
+					break;
+				}
+				buf = nb;
+				cap += 65536;
+			}
+			n = read(fd, buf + len, cap - len - 1);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			len += (size_t)n;
+		}
 		close(fd);
-		return -errno;
 	}
-	while ((d = readdir(dp)) != NULL) {
+	if (buf)
+		buf[len] = '\0';
+	for (p = buf; r >= 0 && p && p < buf + len; p = nl + 1) {
+		unsigned long long v;
+		char *end;
+
+		nl = strchr(p, '\n');
+		if (!nl)
+			break; /* a torn last line: ignored */
+		*nl = '\0';
+		errno = 0;
+		v = strtoull(p + 1, &end, 10);
+		if (errno || end == p + 1 || *end)
+			continue;
+		if (p[0] == '+') {
+			r = mark_add(j, (ino_t)v);
+		} else if (p[0] == '-') {
+			size_t i = mark_find(j, (ino_t)v);
+
+			if (i < j->nmarks)
+				j->marks[i] = j->marks[--j->nmarks];
+		}
+	}
+	free(buf);
+	if (r < 0)
+		return r;
+	fd = openat(j->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	dp = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!dp && fd >= 0)
+		close(fd);
+	while (dp && r >= 0 && (d = readdir(dp)) != NULL) {
 		unsigned long long v;
 		char *end;
 
@@ -588,8 +806,58 @@ int journal_dirty_each(struct journal *j, void (*cb)(ino_t ino, void *ud),
 		v = strtoull(d->d_name + 6, &end, 10);
 		if (errno || *end || end == d->d_name + 6)
 			continue;
-		cb((ino_t)v, ud);
+		r = mark_add(j, (ino_t)v);
+		if (r >= 0)
+			(void)unlinkat(j->dirfd, d->d_name, 0);
 	}
-	closedir(dp);
+	if (dp)
+		closedir(dp);
+	if (r < 0)
+		return r;
+	return marks_compact(j);
+}
+
+int journal_mark_dirty(struct journal *j, ino_t ino)
+{
+	int r;
+
+	pthread_mutex_lock(&j->mark_mu);
+	r = mark_add(j, ino);
+	if (r > 0)
+		r = mark_log(j, '+', ino);
+	pthread_mutex_unlock(&j->mark_mu);
+	return r < 0 ? r : 0;
+}
+
+void journal_clear_dirty(struct journal *j, ino_t ino)
+{
+	size_t i;
+
+	pthread_mutex_lock(&j->mark_mu);
+	i = mark_find(j, ino);
+	if (i < j->nmarks) {
+		j->marks[i] = j->marks[--j->nmarks];
+		(void)mark_log(j, '-', ino);
+	}
+	pthread_mutex_unlock(&j->mark_mu);
+}
+
+int journal_dirty_each(struct journal *j, void (*cb)(ino_t ino, void *ud),
+		       void *ud)
+{
+	ino_t *v;
+	size_t i, n;
+
+	pthread_mutex_lock(&j->mark_mu);
+	n = j->nmarks;
+	v = malloc((n ? n : 1) * sizeof(*v));
+	if (v)
+		memcpy(v, j->marks, n * sizeof(*v));
+	pthread_mutex_unlock(&j->mark_mu);
+	if (!v)
+		return -ENOMEM;
+	for (i = 0; i < n; i++)
+		cb(v[i], ud);
+	free(v);
 	return 0;
 }

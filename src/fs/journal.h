@@ -9,9 +9,22 @@
  * place, so a crash leaves either the whole entry or none; they are
  * removed only after the server confirmed them.
  *
- * Dirty markers (dirty-INO) record files written through the mount and
- * not yet closed, so a crash before close still finds them: on the next
- * mount they become uploads of the file's current content.
+ * Lazy entries (the default mode, where each entry is sent before the
+ * call that made it returns) stay in memory, an upload's snapshot of up
+ * to J_LAZY_MAX bytes with them, and reach the disk only when they are
+ * not confirmed at once (journal_persist: a failed drain, unmount, a
+ * sandbox gone).  A crash before that loses nothing the caller was told
+ * is done: the file's dirty marker stays until its upload is confirmed
+ * or persisted, so the next mount uploads the tree's content.  Creating
+ * and removing two files per upload made ext4's inode allocator the
+ * daemon's main cost.
+ *
+ * Dirty markers record files written through the mount and not yet
+ * closed (or closed, lazily journaled and not yet confirmed), so a crash
+ * still finds them: on the next mount they become uploads of the file's
+ * current content.  They are lines "+INO" / "-INO" appended to one file,
+ * "dirty", rewritten with the current set when it grows; older caches'
+ * dirty-INO files are read too.
  *
  * Limits: entries are not deduplicated on disk (the drain merges them);
  * a marker names an inode of the cache tree, so it means nothing once the
@@ -21,6 +34,7 @@
 #ifndef NOXFS_JOURNAL_H
 #define NOXFS_JOURNAL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -52,16 +66,28 @@ struct jent {
 	long long num; /* rename flags, truncate size */
 	int64_t atime_ns;
 	int64_t mtime_ns;
-	ino_t ino;  /* upload: the cache tree inode, or 0 */
-	off_t size; /* upload: snapshot size */
+	ino_t ino;   /* upload: the cache tree inode, or 0 */
+	off_t size;  /* upload: snapshot size */
+	bool lazy;   /* not on disk (yet) */
+	bool marked; /* upload: clear the inode's dirty marker once the
+			server confirmed it (not stored) */
+	char *mem;   /* lazy upload: the snapshot (size bytes), malloc'd */
 	struct jent *next;
 };
+
+#define J_LAZY_MAX (1024 * 1024)
 
 struct journal {
 	int dirfd; /* the journal directory */
 	atomic_ullong next_seq;
 	struct jent *head, *tail; /* pending, in order */
 	size_t count;
+
+	pthread_mutex_t mark_mu; /* the dirty markers */
+	ino_t *marks;		 /* protected by mark_mu */
+	size_t nmarks, capmarks;
+	size_t mark_lines; /* lines in the dirty file */
+	int mark_fd;	   /* O_APPEND, or -1 */
 };
 
 /* The op's name as stored ("upload", "rename", ...); static storage. */
@@ -92,21 +118,31 @@ void journal_entry_free(struct jent *e);
  */
 int journal_write(struct journal *j, struct jent *e, int data_fd, bool sync,
 		  struct nox_err *err);
-/* fsyncs an entry written without sync (kept after a failure). */
+/*
+ * Like journal_write without sync, but e stays in memory (e->lazy) when
+ * it is not an upload or its snapshot (read from data_fd now) fits
+ * J_LAZY_MAX; bigger snapshots are written at once.
+ */
+int journal_write_lazy(struct journal *j, struct jent *e, int data_fd,
+		       struct nox_err *err);
+/* Writes a lazy entry's files (with sync: fsynced); no-op otherwise. */
+int journal_persist(struct journal *j, struct jent *e, bool sync);
+/* fsyncs an entry written without sync (kept after a failure); a lazy
+ * one is written first. */
 void journal_sync(struct journal *j, struct jent *e);
 /* Appends a written entry to the in-memory list (caller's lock). */
 void journal_link(struct journal *j, struct jent *e);
 /* Removes the first entry (must be e) from list and disk, frees it. */
 void journal_pop(struct journal *j, struct jent *e);
-/* An upload's snapshot, O_RDONLY, or -errno. */
-int journal_data_open(struct journal *j, const struct jent *e);
+/* An upload's snapshot, O_RDONLY, or -errno (a lazy one is persisted). */
+int journal_data_open(struct journal *j, struct jent *e);
 /* Rewrites e's op file after the caller changed its fields. */
 int journal_rewrite(struct journal *j, struct jent *e, struct nox_err *err);
 
-/* Dirty markers for inode ino of the cache tree. */
+/* Dirty markers for inode ino of the cache tree (thread-safe). */
 int journal_mark_dirty(struct journal *j, ino_t ino);
 void journal_clear_dirty(struct journal *j, ino_t ino);
-/* Calls cb for each marker found on disk; markers are left in place. */
+/* Calls cb for each marker (as loaded and since set); they stay set. */
 int journal_dirty_each(struct journal *j, void (*cb)(ino_t ino, void *ud),
 		       void *ud);
 

@@ -406,10 +406,13 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 	} else {
 		r = node_stat(fs, n, &st);
 	}
-	if (r < 0)
+	if (r < 0) {
 		fuse_reply_err(req, -r);
-	else
-		fuse_reply_attr(req, &st, node_attr_timeout(fs, n));
+		return;
+	}
+	/* what the kernel now holds, for the exec barrier */
+	fs_node_note_attr(&fs->table, n, &st);
+	fuse_reply_attr(req, &st, node_attr_timeout(fs, n));
 }
 
 /* ---- setattr -------------------------------------------------------- */
@@ -514,10 +517,12 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	if (r == 0)
 		r = fd >= 0 ? (fstat(fd, &st) < 0 ? -errno : 0)
 			    : node_stat(fs, n, &st);
-	if (r < 0)
+	if (r < 0) {
 		fuse_reply_err(req, -r);
-	else
-		fuse_reply_attr(req, &st, node_attr_timeout(fs, n));
+		return;
+	}
+	fs_node_note_attr(&fs->table, n, &st);
+	fuse_reply_attr(req, &st, node_attr_timeout(fs, n));
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -1016,8 +1021,13 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->keep_cache = !(fi->flags & O_TRUNC) && keep_cache(fs, n, fd);
 	if (fi->flags & O_TRUNC)
 		keep_cache(fs, n, fd);
-	if (fuse_reply_open(req, fi) != 0)
+	/* counted before the kernel has the handle: the exec barrier
+	 * writes back only files with a write handle (sandbox.c) */
+	fs_node_open_note(&fs->table, n, fi->flags);
+	if (fuse_reply_open(req, fi) != 0) {
+		fs_node_release_note(&fs->table, n, fi->flags);
 		close(fd);
+	}
 }
 
 /*
@@ -1098,7 +1108,9 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	keep_cache(fs, n, fd);
 	fi->fh = (uint64_t)fd;
 	fill_entry(fs, n, &st, &e);
+	fs_node_open_note(&fs->table, n, fi->flags);
 	if (fuse_reply_create(req, &e, fi) != 0) {
+		fs_node_release_note(&fs->table, n, fi->flags);
 		close(fd);
 		fs_node_forget(&fs->table, n, 1);
 	}
@@ -1189,10 +1201,12 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 {
 	struct fs_node *n = req_node(req, ino);
 
-	if (n->kind == FS_CTL)
+	if (n->kind == FS_CTL) {
 		fs_ctl_release(fi);
-	else
+	} else {
 		close((int)fi->fh);
+		fs_node_release_note(&req_fs(req)->table, n, fi->flags);
+	}
 	fuse_reply_err(req, 0);
 }
 

@@ -4,6 +4,22 @@
  *
  * The registry is a short list (sandboxes a user has open in one mount),
  * searched linearly under fs->table.mutex.
+ *
+ * The exec barrier's kernel half is proportional to what can have
+ * changed.  Before a command only files with a write handle (now or since
+ * the last barrier) can hold dirty pages, so only those are invalidated.
+ * After it, on a backend whose tree the command changes directly
+ * (hooks->inval_changed: local), a node is invalidated only when the
+ * fstat of its descriptor differs from what the daemon last served for it
+ * (ctime, mtime, size, nlink, st_ino), when it was never served, when its
+ * fstat fails or nlink is 0, or when its served ctime is no older than
+ * 2 s before the command started (a change in the same timestamp tick
+ * would be invisible: git's racy-clean rule); a changed directory's
+ * children have their entries expired too.  Every write, chmod, rename,
+ * link or unlink by the command sets the ctime of what it touches (and
+ * the mtime and ctime of the directories whose names change), so nothing
+ * the command changed is missed.  Over http the cache layer updates its
+ * tree lazily after the command: everything is invalidated.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -374,34 +390,45 @@ void fs_sandbox_op_end(struct fs_sandbox *sb)
 }
 
 /*
- * Notifications are sent with no lock held: the kernel may need to take
- * a directory's lock that a concurrent request holds while it waits for
- * our table mutex (a lookup), so holding it here could deadlock.  The
- * calling exec write holds only the kernel's lock on the .nox/exec
- * inode, which no workspace operation needs.  Directory entries are
- * expired rather than invalidated where the kernel can (FUSE 7.38): an
- * invalidated directory dentry is unhashed, and a shell whose cwd is in
- * it would see getcwd() fail.  Without expiry, only non-directory
- * entries are invalidated; directories rely on the attribute drop and
- * the entry timeout.
+ * When the current thread's exec started (fs_sandbox_writeback, called
+ * right before the command by the exec path), for the invalidation that
+ * follows it on the same thread.  Concurrent execs run on different
+ * threads, so each gets its own start; an invalidation without one for
+ * its sandbox drops everything.
  */
-void fs_sandbox_invalidate(struct fs_sandbox *sb)
-{
-	struct fs *fs = sb->fs;
-	struct fs_inval *v = NULL;
-	size_t n = 0, i;
-	int r;
+static _Thread_local struct {
+	const struct fs_sandbox *sb;
+	unsigned long serial;
+	struct timespec start;
+} exec_clock;
 
-	if (sb->hooks->after_exec)
-		sb->hooks->after_exec(sb);
-	if (!fs->se || fs->no_notify)
-		return;
-	r = fs_table_collect(&fs->table, sb, &v, &n);
-	if (r < 0) {
-		nox_log(NOX_LOG_WARN, "%s: cannot invalidate caches: %s",
-			sb->id, strerror(-r));
+static void exec_clock_start(struct fs_sandbox *sb)
+{
+	if (clock_gettime(CLOCK_REALTIME, &exec_clock.start) < 0) {
+		exec_clock.sb = NULL;
 		return;
 	}
+	exec_clock.sb = sb;
+	exec_clock.serial = sb->serial;
+}
+
+/* The start of this thread's exec on sb (consumed), or false. */
+static bool exec_clock_take(struct fs_sandbox *sb, struct timespec *start)
+{
+	bool ok = exec_clock.sb == sb && exec_clock.serial == sb->serial;
+
+	exec_clock.sb = NULL;
+	if (ok)
+		*start = exec_clock.start;
+	return ok;
+}
+
+/* Sends the kernel the invalidations in v (and frees v). */
+static void notify_all(struct fs *fs, struct fs_inval *v, size_t n)
+{
+	size_t i;
+	int r;
+
 	for (i = 0; i < n; i++) {
 		if (v[i].name && v[i].parent) {
 			size_t len = strlen(v[i].name);
@@ -419,40 +446,95 @@ void fs_sandbox_invalidate(struct fs_sandbox *sb)
 				nox_log(NOX_LOG_DEBUG, "inval entry %s: %s",
 					v[i].name, strerror(-r));
 		}
-		r = fuse_lowlevel_notify_inval_inode(fs->se, v[i].ino, 0, 0);
-		if (r < 0 && r != -ENOENT)
-			nox_log(NOX_LOG_DEBUG, "inval inode: %s", strerror(-r));
-		free(v[i].name);
-	}
-	free(v);
-}
-
-void fs_sandbox_writeback(struct fs_sandbox *sb)
-{
-	struct fs *fs = sb->fs;
-	struct fs_inval *v = NULL;
-	size_t n = 0, i;
-	int r;
-
-	if (!fs->se || fs->no_notify)
-		return;
-	r = fs_table_collect(&fs->table, sb, &v, &n);
-	if (r < 0) {
-		nox_log(NOX_LOG_WARN, "%s: cannot flush kernel caches: %s",
-			sb->id, strerror(-r));
-		return;
-	}
-	for (i = 0; i < n; i++) {
-		if (v[i].reg) {
+		if (v[i].inode) {
 			r = fuse_lowlevel_notify_inval_inode(fs->se, v[i].ino,
 							     0, 0);
 			if (r < 0 && r != -ENOENT)
-				nox_log(NOX_LOG_DEBUG, "writeback: %s",
+				nox_log(NOX_LOG_DEBUG, "inval inode: %s",
 					strerror(-r));
 		}
 		free(v[i].name);
 	}
 	free(v);
+}
+
+/*
+ * Notifications are sent with no lock held: the kernel may need to take
+ * a directory's lock that a concurrent request holds while it waits for
+ * our table mutex (a lookup), so holding it here could deadlock.  The
+ * calling exec write holds only the kernel's lock on the .nox/exec
+ * inode, which no workspace operation needs.  Directory entries are
+ * expired rather than invalidated where the kernel can (FUSE 7.38): an
+ * invalidated directory dentry is unhashed, and a shell whose cwd is in
+ * it would see getcwd() fail.  Without expiry, only non-directory
+ * entries are invalidated; directories rely on the attribute drop and
+ * the entry timeout.
+ */
+void fs_sandbox_invalidate(struct fs_sandbox *sb)
+{
+	struct fs *fs = sb->fs;
+	struct fs_inval *v = NULL;
+	struct timespec start;
+	bool changed_only;
+	size_t n = 0;
+	int r;
+
+	changed_only = exec_clock_take(sb, &start) && sb->hooks->inval_changed;
+	if (sb->hooks->after_exec)
+		sb->hooks->after_exec(sb);
+	if (!fs->se || fs->no_notify)
+		return;
+	if (changed_only)
+		r = fs_table_collect_changed(&fs->table, sb, &start, &v, &n);
+	else
+		r = fs_table_collect(&fs->table, sb, &v, &n);
+	if (r < 0 && changed_only) /* out of memory: try the simpler one */
+		r = fs_table_collect(&fs->table, sb, &v, &n);
+	if (r < 0) {
+		nox_log(NOX_LOG_WARN, "%s: cannot invalidate caches: %s",
+			sb->id, strerror(-r));
+		return;
+	}
+	notify_all(fs, v, n);
+}
+
+/*
+ * A node is in the write-back set from its first write open until the
+ * first barrier after its last write handle was released: only there can
+ * the kernel hold dirty pages (no writeback cache; a shared writable
+ * mapping holds its file, hence its FUSE handle, until munmap, which
+ * writes the pages back before RELEASE).
+ */
+void fs_sandbox_writeback(struct fs_sandbox *sb)
+{
+	struct fs *fs = sb->fs;
+	struct fs_inval *v = NULL;
+	size_t n = 0;
+	int r;
+
+	exec_clock_start(sb);
+	if (!fs->se || fs->no_notify)
+		return;
+	r = fs_table_collect_wb(&fs->table, sb, &v, &n);
+	if (r < 0) {
+		/* out of memory for the set: every regular file, as before */
+		r = fs_table_collect(&fs->table, sb, &v, &n);
+		if (r == 0) {
+			size_t i;
+
+			for (i = 0; i < n; i++) {
+				free(v[i].name);
+				v[i].name = NULL;
+				v[i].inode = v[i].reg;
+			}
+		}
+	}
+	if (r < 0) {
+		nox_log(NOX_LOG_WARN, "%s: cannot flush kernel caches: %s",
+			sb->id, strerror(-r));
+		return;
+	}
+	notify_all(fs, v, n);
 }
 
 /* ---- local hooks ---------------------------------------------------- */
@@ -464,5 +546,6 @@ static int local_attach(struct fs_sandbox *sb, struct nox_err *err)
 
 const struct fs_sandbox_hooks fs_local_hooks = {
     .name = "local",
+    .inval_changed = true,
     .attach = local_attach,
 };

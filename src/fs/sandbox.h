@@ -104,6 +104,11 @@ struct fs_sandbox_hooks {
 	/* operations are sent by workspace path: the core refuses names
 	 * whose path would be PATH_MAX bytes or more (ENAMETOOLONG) */
 	bool by_path;
+	/* after a command, invalidate only the nodes whose descriptor's
+	 * fstat shows a change (fs_table_collect_changed): for a root tree
+	 * the command changes directly (local); a layer that updates its
+	 * tree after the command (http) leaves it false: everything */
+	bool inval_changed;
 	int (*attach)(struct fs_sandbox *sb, struct nox_err *err);
 	void (*detach)(struct fs_sandbox *sb);
 	int (*before_dir)(struct fs_sandbox *sb, struct fs_node *dir);
@@ -192,15 +197,22 @@ void fs_sandbox_op_end(struct fs_sandbox *sb);
 
 /*
  * The kernel half of the exec barrier: drops the page cache of every
- * regular file of sb, which makes the kernel write dirty pages (a shared
- * writable mmap not yet synced) to the file first.  Lock-free as below.
+ * regular file of sb that has, or had since the last barrier, a FUSE
+ * handle open for writing (fs_table_collect_wb), which makes the kernel
+ * write dirty pages (a shared writable mmap not yet synced) to the file
+ * first.  Also notes (per thread) the time the exec starts, for the
+ * fs_sandbox_invalidate that follows on the same thread.  Lock-free as
+ * below.
  */
 void fs_sandbox_writeback(struct fs_sandbox *sb);
 
 /*
  * After a command ran: the after_exec hook, then the kernel caches of
  * every node of sb are dropped (attributes and data of each inode, the
- * dentry of its last name).  Holds no lock while notifying the kernel.
+ * dentry of its last name).  With hooks->inval_changed, and when this
+ * thread's fs_sandbox_writeback for sb gave the command's start time,
+ * only the nodes that may have changed (fs_table_collect_changed).
+ * Holds no lock while notifying the kernel.
  */
 void fs_sandbox_invalidate(struct fs_sandbox *sb);
 

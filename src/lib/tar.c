@@ -629,6 +629,15 @@ int nox_tar_pack_list(int out_fd, int root_dirfd, const char *const *paths,
 	return pk_end(&p, r);
 }
 
+static int pk_mem_data(struct pk *p, const void *data, size_t len)
+{
+	if (len && archive_write_data(p->a, data, len) < (la_ssize_t)len)
+		return pk_arch_err(p, "writing data of");
+	if (archive_write_finish_entry(p->a) < ARCHIVE_WARN)
+		return pk_arch_err(p, "finishing");
+	return 0;
+}
+
 int nox_tar_pack_entries(int out_fd, const struct nox_tar_entry *v, size_t n,
 			 struct nox_err *err)
 {
@@ -666,7 +675,8 @@ int nox_tar_pack_entries(int out_fd, const struct nox_tar_entry *v, size_t n,
 			st.st_mtim.tv_nsec += 1000000000l;
 		}
 		if (S_ISREG(st.st_mode)) {
-			if (x->size < 0 || (x->fd < 0 && !x->file)) {
+			if (x->size < 0 ||
+			    (!x->data && x->fd < 0 && !x->file)) {
 				r = nox_err_set(
 				    err, EINVAL,
 				    "tar: entry '%s' has no content",
@@ -694,7 +704,9 @@ int nox_tar_pack_entries(int out_fd, const struct nox_tar_entry *v, size_t n,
 		r = pk_header(&p, &st, S_ISLNK(st.st_mode) ? x->target : NULL);
 		if (r < 0)
 			break;
-		if (S_ISREG(st.st_mode) && x->fd >= 0) {
+		if (S_ISREG(st.st_mode) && x->data) {
+			r = pk_mem_data(&p, x->data, (size_t)x->size);
+		} else if (S_ISREG(st.st_mode) && x->fd >= 0) {
 			if (lseek(x->fd, 0, SEEK_SET) < 0)
 				r = pk_sys_err(&p, errno, "seek in");
 			else

@@ -6,6 +6,8 @@
 #      then restarted: the journal drains by itself, every byte arrives
 #   B  default mode, noxd down: close() fails with an errno, the data stays
 #      journaled and arrives by itself once noxd is back
+#   B2 default mode: closes fail (noxd down), a rename is journaled, a file
+#      is open and written; noxfs SIGKILLed; noxd back, remount: all arrive
 #   C  noxfs SIGKILLed with journaled files and one file open and written:
 #      the next mount with the same cache dir replays before serving
 #   D  unmount right after a burst of writes (write-back): every byte
@@ -58,6 +60,17 @@ try:
 except OSError as e:
     print(errno.errorcode.get(e.errno, str(e.errno)))
 PY
+}
+
+# hm_kill_noxfs PID: SIGKILL of the noxfs daemon, then of the process PID
+# holding a file open on the mount; the dead mount is detached.
+hm_kill_noxfs() {
+	kill -KILL "$NT_DPID"
+	nt_wait_exit "$NT_DPID" 10
+	NT_DPID=""
+	kill -KILL "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+	timeout -k 2 15 fusermount3 -uz "$NT_MNT" 2>/dev/null
 }
 
 # hm_burst SRC DST N: N files of random sizes into SRC, copied to DST.
@@ -116,6 +129,57 @@ nt_check_content "B: the journaled upload arrives by itself" "$B/b.txt" \
 	"default mode data"
 nt_unmount
 
+# ---- B2: default mode: failed closes, then SIGKILL of noxfs -------------
+# In the default mode entries live in memory while they are sent at once;
+# a failed drain must write them to disk before close() reports: a noxfs
+# killed after that loses nothing.  Also one file open and written (its
+# dirty marker) and one closed and confirmed, then rewritten and open.
+nt_mount ""
+nt_check "B2: the sandbox is attached while noxd is up" ls "$W"
+nt_check "B2: a file closed while noxd is up" sh -c \
+	'printf "confirmed v1" > "$1"' sh "$W/b2-conf.txt"
+nt_check "B2: another one" sh -c 'printf "kept" > "$1"' sh "$W/b2-keep.txt"
+hm_noxd_stop
+# a clean file (no dirty marker): only the journal entry can carry this
+nt_check "B2: rename of a clean file while noxd is down" \
+	mv "$W/b2-keep.txt" "$W/b2-moved.txt"
+for i in 1 2 3; do
+	got=$(hm_errno_close "$W/b2-$i.txt" "failed close $i")
+	[ "$got" = OK ] && nt_fail "B2: close $i with noxd down fails" \
+		"write+close" "an errno" "$got"
+done
+nt_check "B2: rename while noxd is down (journaled)" \
+	mv "$W/b2-3.txt" "$W/b2-3r.txt"
+python3 - "$W/b2-conf.txt" "$NT_TMP/b2.ready" <<'PY' &
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_TRUNC)
+os.write(fd, b"rewritten, never closed")
+open(sys.argv[2], "w").close()
+time.sleep(60)
+PY
+HOLDER=$!
+for i in $(seq 100); do [ -e "$NT_TMP/b2.ready" ] && break; sleep 0.1; done
+hm_kill_noxfs "$HOLDER"
+hm_noxd_start
+nt_mount ""
+for i in $(seq 100); do
+	[ "$(cat "$B/b2-conf.txt" 2>/dev/null)" = "rewritten, never closed" ] &&
+		[ -e "$B/b2-3r.txt" ] && [ -e "$B/b2-moved.txt" ] && break
+	sleep 0.2
+done
+nt_check_content "B2: failed close 1 arrives after SIGKILL + remount" \
+	"$B/b2-1.txt" "failed close 1"
+nt_check_content "B2: failed close 2 arrives" "$B/b2-2.txt" "failed close 2"
+nt_check_content "B2: the rename journaled while down arrives" \
+	"$B/b2-3r.txt" "failed close 3"
+nt_check "B2: ...and the old name is gone" test ! -e "$B/b2-3.txt"
+nt_check_content "B2: the rename of the clean file arrives" \
+	"$B/b2-moved.txt" "kept"
+nt_check "B2: ...its old name is gone" test ! -e "$B/b2-keep.txt"
+nt_check_content "B2: the open, written file arrives (dirty marker)" \
+	"$B/b2-conf.txt" "rewritten, never closed"
+nt_unmount
+
 # ---- C: SIGKILL with journaled and open dirty files --------------------
 nt_mount "writeback_delay=60000"
 S="$NT_TMP/c-src"
@@ -134,12 +198,7 @@ HOLDER=$!
 for i in $(seq 100); do [ -e "$NT_TMP/c.ready" ] && break; sleep 0.1; done
 nt_check "C: nothing of it reached the sandbox yet" \
 	test ! -e "$B/c/f1" -a ! -e "$B/c/open.bin"
-kill -KILL "$NT_DPID"
-nt_wait_exit "$NT_DPID" 10
-NT_DPID=""
-kill -KILL "$HOLDER" 2>/dev/null
-wait "$HOLDER" 2>/dev/null
-timeout -k 2 15 fusermount3 -uz "$NT_MNT" 2>/dev/null
+hm_kill_noxfs "$HOLDER"
 nt_expect_log_error 'flush at unmount'
 nt_mount ""
 # no access to the mount: the replay runs at mount time
