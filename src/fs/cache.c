@@ -2279,6 +2279,16 @@ static int http_attach(struct fs_sandbox *sb, struct nox_err *err)
 		free(base);
 		return r;
 	}
+	{
+		struct stat st;
+
+		/* it holds the sandboxes' files: only its owner gets in,
+		 * also when something else made it first */
+		if (stat(base, &st) == 0 && st.st_uid == geteuid() &&
+		    (st.st_mode & 077) && chmod(base, 0700) == 0)
+			nox_log(NOX_LOG_INFO, "cache dir %s: mode set to 0700",
+				base);
+	}
 	r = take_lock(base, err);
 	if (r < 0) {
 		free(base);

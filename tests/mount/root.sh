@@ -125,6 +125,20 @@ if command -v setpriv >/dev/null && [ "$(id -u)" = 0 ]; then
 		"${nobody[@]}" cat "$NT_MNT/sb1/priv"
 	nt_check_not "default_permissions: another user can't write 644" \
 		"${nobody[@]}" sh -c "echo x >> '$NT_MNT/sb1/pub'"
+	if [ "$NT_BACKEND" != local ]; then
+		# the HTTP cache holds the same files: only their owner gets in
+		cd_host=$(ls -d "$NT_TMP"/cache/*/ | head -n 1)
+		nt_check_out "http cache: CACHE/<host> is mode 700" 700 \
+			stat -c %a "$cd_host"
+		nt_check_out "http cache: CACHE/<host>/<id> is mode 700" 700 \
+			stat -c %a "$cd_host/sb1"
+		nt_check "http cache: the 644 file is in the cache tree" \
+			test -f "$cd_host/sb1/tree/pub"
+		nt_check_not "http cache: another user can't read it there" \
+			"${nobody[@]}" cat "$cd_host/sb1/tree/pub"
+		nt_check_not "http cache: nor list the journal" \
+			"${nobody[@]}" ls "$cd_host/sb1/journal"
+	fi
 fi
 nt_unmount
 if command -v setpriv >/dev/null && [ "$(id -u)" = 0 ]; then

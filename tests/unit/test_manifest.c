@@ -1,0 +1,212 @@
+/*
+ * test_manifest.c - the HTTP cache's listing parser and merge
+ * (src/fs/manifest.c) against hostile listings.
+ *
+ * Tried: records naming "../x", "/etc/x", "a/../b", "", ".", a symlink
+ * without a target, a bad mode, a truncated record, a name the server
+ * turned into U+FFFD; then a merge of a listing whose entries go through
+ * a symlink planted in the cache tree (absolute and relative), that
+ * claims a directory where the tree has a symlink, and that names paths
+ * a pending local operation holds (busy inode, skipped path).  Nothing
+ * may appear outside the tree, busy and skipped entries stay as they are.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CUnit/CUnit.h>
+
+#include "../../src/fs/manifest.h"
+#include "testutil.h"
+
+/* One find record: type, mode, size, mtime, target, path (NUL-ended). */
+static size_t rec(char *buf, size_t at, const char *type, const char *mode,
+		  const char *size, const char *target, const char *path)
+{
+	const char *f[6] = {type, mode, size, "1700000000.5", target, path};
+	size_t i;
+
+	for (i = 0; i < 6; i++) {
+		size_t n = strlen(f[i]) + 1;
+
+		memcpy(buf + at, f[i], n);
+		at += n;
+	}
+	return at;
+}
+
+static void parse_expect(const char *out, size_t len, int want)
+{
+	struct listing l;
+	struct nox_err err;
+	int r = listing_parse_find(out, len, &l, &err);
+
+	CU_ASSERT_EQUAL(r, want);
+	if (r != want)
+		fprintf(stderr, "parse: got %d want %d (%s)\n", r, want,
+			err.msg);
+	if (r == 0)
+		listing_cleanup(&l);
+	else
+		CU_ASSERT(err.msg[0] != '\0');
+}
+
+static void test_parse_hostile(void)
+{
+	static const char *const bad[] = {"../x", "/etc/x", "a/../b", "", "."};
+	char buf[512];
+	struct listing l;
+	struct nox_err err;
+	size_t i, n;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		n = rec(buf, 0, "f", "644", "1", "", bad[i]);
+		parse_expect(buf, n, -EPROTO);
+	}
+	n = rec(buf, 0, "l", "777", "0", "", "link"); /* no target */
+	parse_expect(buf, n, -EPROTO);
+	n = rec(buf, 0, "f", "6x4", "1", "", "f");
+	parse_expect(buf, n, -EPROTO);
+	n = rec(buf, 0, "f", "644", "1", "", "f");
+	parse_expect(buf, n - 3, -EPROTO); /* cut inside the last field */
+	n = rec(buf, 0, "f", "644", "1", "", "bad\xef\xbf\xbdname");
+	parse_expect(buf, n, -EILSEQ);
+
+	n = rec(buf, 0, "d", "755", "4096", "", "d");
+	n = rec(buf, n, "f", "600", "12", "", "d/f");
+	n = rec(buf, n, "l", "777", "0", "/etc/passwd", "d/l");
+	CU_ASSERT_EQUAL_FATAL(listing_parse_find(buf, n, &l, &err), 0);
+	CU_ASSERT_EQUAL(l.n, 3);
+	if (l.n == 3) {
+		CU_ASSERT_STRING_EQUAL(l.v[1].path, "d/f");
+		CU_ASSERT_EQUAL(l.v[1].size, 12);
+		CU_ASSERT_EQUAL(l.v[1].mode, 0600);
+		CU_ASSERT_EQUAL(l.v[1].mtime, 1700000000500000000ll);
+		CU_ASSERT_STRING_EQUAL(l.v[2].target, "/etc/passwd");
+	}
+	listing_cleanup(&l);
+}
+
+struct guard {
+	ino_t busy;
+	const char *skip;
+};
+
+static bool g_busy(ino_t ino, void *ud)
+{
+	return ino == ((struct guard *)ud)->busy;
+}
+
+static bool g_skip(const char *path, void *ud)
+{
+	const char *s = ((struct guard *)ud)->skip;
+
+	return s && strcmp(path, s) == 0;
+}
+
+static bool exists(const char *dir, const char *name)
+{
+	struct stat st;
+	char *p = tu_strf("%s/%s", dir, name);
+	bool r = lstat(p, &st) == 0;
+
+	free(p);
+	return r;
+}
+
+static void test_merge_hostile(void)
+{
+	char *base = tu_mkdtemp("manifest");
+	char *tree = tu_strf("%s/tree", base);
+	char *out = tu_strf("%s/outside", base);
+	char buf[2048], *p;
+	struct manifest m;
+	struct listing l;
+	struct nox_err err;
+	struct guard g = {0, "pending.txt"};
+	struct stat st;
+	size_t n;
+	int tfd, fd;
+
+	CU_ASSERT_FATAL(mkdir(tree, 0700) == 0 && mkdir(out, 0700) == 0);
+	/* planted in the tree: links out, absolute and relative */
+	p = tu_strf("%s/abs", tree);
+	CU_ASSERT_FATAL(symlink(out, p) == 0);
+	free(p);
+	p = tu_strf("%s/rel", tree);
+	CU_ASSERT_FATAL(symlink("../outside", p) == 0);
+	free(p);
+	/* a file with local changes (busy by inode) */
+	p = tu_strf("%s/mine.txt", tree);
+	CU_ASSERT_FATAL(tu_write_file(p, "local", 5) == 0);
+	CU_ASSERT_FATAL(stat(p, &st) == 0);
+	g.busy = st.st_ino;
+	free(p);
+	tfd = open(tree, O_PATH | O_DIRECTORY);
+	CU_ASSERT_FATAL(tfd >= 0);
+	CU_ASSERT_FATAL(manifest_init(&m) == 0);
+
+	n = rec(buf, 0, "f", "644", "5", "", "abs/evil");
+	n = rec(buf, n, "d", "755", "0", "", "rel/sub");
+	n = rec(buf, n, "f", "644", "5", "", "rel/sub/evil2");
+	n = rec(buf, n, "d", "755", "0", "",
+		"abs"); /* a dir, says the server */
+	n = rec(buf, n, "f", "644", "9", "", "mine.txt");
+	n = rec(buf, n, "f", "644", "3", "", "pending.txt");
+	n = rec(buf, n, "f", "644", "3", "", "new.txt");
+	CU_ASSERT_FATAL(listing_parse_find(buf, n, &l, &err) == 0);
+	CU_ASSERT_EQUAL(
+	    manifest_merge(&m, tfd, &l, -1, g_busy, g_skip, &g, &err), 0);
+	listing_cleanup(&l);
+
+	/* nothing outside; the links were not followed */
+	CU_ASSERT(!exists(out, "evil"));
+	CU_ASSERT(!exists(out, "sub"));
+	CU_ASSERT(!exists(out, "sub/evil2"));
+	/* new entries appear as placeholders of the remote size */
+	p = tu_strf("%s/new.txt", tree);
+	CU_ASSERT(lstat(p, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 3);
+	free(p);
+	/* the busy file keeps its local content, the skipped path stays
+	 * absent (its operation is pending) */
+	p = tu_strf("%s/mine.txt", tree);
+	fd = open(p, O_RDONLY);
+	CU_ASSERT(fd >= 0 && read(fd, buf, sizeof(buf)) == 5 &&
+		  memcmp(buf, "local", 5) == 0);
+	if (fd >= 0)
+		close(fd);
+	free(p);
+	CU_ASSERT(!exists(tree, "pending.txt"));
+
+	/* a second listing without the planted links: they were never the
+	 * server's (not in the manifest), so they are left alone */
+	n = rec(buf, 0, "f", "644", "3", "", "new.txt");
+	CU_ASSERT_FATAL(listing_parse_find(buf, n, &l, &err) == 0);
+	CU_ASSERT_EQUAL(
+	    manifest_merge(&m, tfd, &l, -1, g_busy, g_skip, &g, &err), 0);
+	listing_cleanup(&l);
+	CU_ASSERT(exists(tree, "new.txt"));
+	CU_ASSERT(exists(out, "") && !exists(out, "evil"));
+
+	manifest_cleanup(&m);
+	close(tfd);
+	tu_rm_rf(base);
+	free(out);
+	free(tree);
+	free(base);
+}
+
+int main(void)
+{
+	static const struct tu_test tests[] = {
+	    {"find listings: hostile records refused", test_parse_hostile},
+	    {"merge: planted links, busy and pending paths",
+	     test_merge_hostile},
+	    {NULL, NULL}};
+
+	return tu_main("manifest", tests);
+}
