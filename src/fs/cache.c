@@ -720,7 +720,8 @@ static int refresh(struct cache *c, struct nox_err *err)
 		r = nox_err_set(err, ENOMEM, "out of memory");
 		goto out;
 	}
-	qsort(c->touched, c->ntouched, sizeof(*c->touched), cmp_strp);
+	if (c->ntouched)
+		qsort(c->touched, c->ntouched, sizeof(*c->touched), cmp_strp);
 	r = manifest_merge(&c->man, c->tree_fd, &l, src, merge_busy, merge_skip,
 			   c, err);
 	if (r == 0) {

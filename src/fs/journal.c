@@ -851,7 +851,7 @@ int journal_dirty_each(struct journal *j, void (*cb)(ino_t ino, void *ud),
 	pthread_mutex_lock(&j->mark_mu);
 	n = j->nmarks;
 	v = malloc((n ? n : 1) * sizeof(*v));
-	if (v)
+	if (v && n)
 		memcpy(v, j->marks, n * sizeof(*v));
 	pthread_mutex_unlock(&j->mark_mu);
 	if (!v)
