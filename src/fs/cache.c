@@ -35,6 +35,9 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -683,6 +686,7 @@ static int refresh(struct cache *c, struct nox_err *err)
 	unsigned long execs;
 	char dname[64];
 	int r, src = -1;
+	bool big;
 
 	pthread_mutex_lock(&c->mu);
 	execs = c->execs;
@@ -743,7 +747,16 @@ out:
 	pthread_mutex_unlock(&c->mu);
 	if (src >= 0)
 		tmp_dir_remove(c, dname, src);
+	big = l.n > 10000;
 	listing_cleanup(&l);
+	/* a big listing's JSON and entries were many small blocks: give
+	 * the memory back rather than keep it as the daemon's RSS */
+#ifdef __GLIBC__
+	if (big)
+		(void)malloc_trim(0);
+#else
+	(void)big;
+#endif
 	return r;
 }
 
