@@ -1744,7 +1744,7 @@ static void test_no_proc(void)
 		int r = 0;
 
 		if (unshare(CLONE_NEWNS) < 0 ||
-		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		    mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0)
 			_exit(77);
 		for (i = 0; i < 8 && umount2("/proc", MNT_DETACH) == 0; i++)
 			;
