@@ -582,14 +582,21 @@ int fs_table_collect(struct fs_table *t, struct fs_sandbox *sb,
 out:
 	pthread_mutex_unlock(&t->mutex);
 	if (ret < 0) {
-		for (i = 0; i < n; i++)
-			free(v[i].name);
-		free(v);
+		fs_inval_free(v, n);
 		return ret;
 	}
 	*out = v;
 	*nout = n;
 	return 0;
+}
+
+void fs_inval_free(struct fs_inval *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; v && i < n; i++)
+		free(v[i].name);
+	free(v);
 }
 
 int fs_table_collect_wb(struct fs_table *t, struct fs_sandbox *sb,
@@ -846,9 +853,7 @@ int fs_table_collect_changed(struct fs_table *t, struct fs_sandbox *sb,
 	pthread_mutex_unlock(&t->mutex);
 	free(chg);
 	if (r < 0) {
-		for (i = 0; i < n; i++)
-			free(v[i].name);
-		free(v);
+		fs_inval_free(v, n);
 		return r;
 	}
 	*out = v;

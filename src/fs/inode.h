@@ -179,6 +179,9 @@ struct fs_inval {
 	bool inode; /* false: the entry only (fs_table_collect_changed) */
 };
 
+/* Frees an array of n invalidations and their names; NULL is a no-op. */
+void fs_inval_free(struct fs_inval *v, size_t n);
+
 /*
  * Collects every SANDBOX and WS node of sb into a malloc'd array (*out,
  * *n); the caller frees each name and the array.  0 or -ENOMEM.

@@ -274,29 +274,27 @@ for d in $(seq -w 1 40); do
 		>"$B/big/d$d/sub/f$i"; done
 done
 sleep 2.5
+# same_second FILE CMD WANT NAME: 5 times, FILE written, stat'ed and read
+# through the mount, then changed by command CMD in the same second; the
+# mount must show WANT right after the exec
+same_second() {
+	local bad="" got i
+	for i in 1 2 3 4 5; do
+		printf 'abcdef\n' >"$W/$1"
+		stat "$W/$1" >/dev/null
+		cat "$W/$1" >/dev/null
+		nt_exec "$2" || bad+=" w$i"
+		got=$(cat "$W/$1")
+		[ "$got" = "$3" ] || bad+=" $i:$got"
+	done
+	nt_check_eq "$4" "" "$bad" \
+		"printf abcdef > $1; stat; cat; exec '$2'; cat"
+}
 # (a) served, then changed by a command in the same second, same size
-bad=""
-for i in 1 2 3 4 5; do
-	printf 'abcdef\n' >"$W/ss.txt"
-	stat "$W/ss.txt" >/dev/null
-	cat "$W/ss.txt" >/dev/null
-	nt_exec 'sed -i s/c/X/ ss.txt' || bad+=" w$i"
-	got=$(cat "$W/ss.txt")
-	[ "$got" = abXdef ] || bad+=" $i:$got"
-done
-nt_check_eq "(a) stat, then sed -i of one byte in the same second: new content (5 times)" \
-	"" "$bad" "printf abcdef > ss.txt; stat; cat; exec sed -i s/c/X/; cat"
-bad=""
-for i in 1 2 3 4 5; do
-	printf 'abcdef\n' >"$W/ip.txt"
-	stat "$W/ip.txt" >/dev/null
-	cat "$W/ip.txt" >/dev/null
-	nt_exec 'printf Z 1<>ip.txt' || bad+=" w$i"
-	got=$(cat "$W/ip.txt")
-	[ "$got" = Zbcdef ] || bad+=" $i:$got"
-done
-nt_check_eq "(a) ... and an in-place one-byte overwrite (same inode, 5 times)" \
-	"" "$bad" "printf abcdef > ip.txt; stat; cat; exec 'printf Z 1<>ip.txt'; cat"
+same_second ss.txt 'sed -i s/c/X/ ss.txt' abXdef \
+	"(a) stat, then sed -i of one byte in the same second: new content (5 times)"
+same_second ip.txt 'printf Z 1<>ip.txt' Zbcdef \
+	"(a) ... and an in-place one-byte overwrite (same inode, 5 times)"
 # served 2.5 s after their last change: only the fstat comparison sees it
 stat "$W/old-sed.txt" "$W/old-inplace.txt" >/dev/null
 cat "$W/old-sed.txt" "$W/old-inplace.txt" >/dev/null
