@@ -9,7 +9,7 @@
  *
  * Lock order: fs->table.mutex, then a sandbox's mutex, then a control
  * open's mutex.  No lock is held across a backend call or a kernel
- * notification (see sandbox_invalidate()).
+ * notification (see fs_sandbox_invalidate()).
  */
 #ifndef NOXFS_FS_H
 #define NOXFS_FS_H

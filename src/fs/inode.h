@@ -99,7 +99,7 @@ struct fs_table {
 	struct fs_node *root;	  /* FUSE_ROOT_ID; immutable once set */
 };
 
-/* 0 or -ENOMEM.  The root node is set later with fs_table_set_root(). */
+/* 0 or -ENOMEM.  The root node is set later with fs_table_make_root(). */
 int fs_table_init(struct fs_table *t);
 /* Links h (its free set) into / out of the table's open handles. */
 void fs_table_handle_add(struct fs_table *t, struct fs_handle *h);
