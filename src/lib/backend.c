@@ -88,11 +88,62 @@ void nox_exec_result_cleanup(struct nox_exec_result *r)
 	memset(r, 0, sizeof(*r));
 }
 
-static int unsupported(const struct nox_backend *b, const char *what,
-		       struct nox_err *err)
+/* The operation's name in an -ENOSYS message. */
+static const char *const op_names[NOX_OP__COUNT] = {
+	[NOX_OP_STAT] = "stat",
+	[NOX_OP_LIST] = "list",
+	[NOX_OP_READ] = "read",
+	[NOX_OP_WRITE] = "write",
+	[NOX_OP_CREATE] = "createfile",
+	[NOX_OP_TRUNCATE] = "truncate",
+	[NOX_OP_MKDIR] = "mkdir",
+	[NOX_OP_UNLINK] = "unlink",
+	[NOX_OP_RMDIR] = "rmdir",
+	[NOX_OP_RENAME] = "rename",
+	[NOX_OP_CHMOD] = "chmod",
+	[NOX_OP_UTIMENS] = "utimens",
+	[NOX_OP_SYMLINK] = "symlink",
+	[NOX_OP_READLINK] = "readlink",
+	[NOX_OP_LINK] = "link",
+	[NOX_OP_STATFS] = "statfs",
+	[NOX_OP_WORKSPACE_FD] = "workspace_fd",
+	[NOX_OP_LIST_SANDBOXES] = "list-sandboxes",
+	[NOX_OP_TREE] = "tree",
+};
+
+/* Passed as op for the v1 operations, which every backend has. */
+#define OP_V1 NOX_OP__COUNT
+
+/*
+ * The prologue of every entry point: clears err, then refuses an
+ * operation b lacks (-ENOSYS) and a bad session id (-EINVAL), so that
+ * implementations see only supported calls on well-formed ids.
+ */
+static int check(struct nox_backend *b, enum nox_op op, struct nox_err *err)
 {
-	return nox_err_set(err, ENOSYS, "the %s backend has no %s operation",
-			   b->ops->name, what);
+	nox_err_clear(err);
+	if (op != OP_V1 && !nox_backend_has(b, op))
+		return nox_err_set(err, ENOSYS,
+				   "the %s backend has no %s operation",
+				   b->ops->name, op_names[op]);
+	return 0;
+}
+
+static int check_id(struct nox_backend *b, enum nox_op op, const char *id,
+		    struct nox_err *err)
+{
+	int r = check(b, op, err);
+
+	return r < 0 ? r : nox_id_validate(id, err);
+}
+
+/* check_id, and path must be a well-formed workspace-relative path. */
+static int check_path(struct nox_backend *b, enum nox_op op, const char *id,
+		      const char *path, struct nox_err *err)
+{
+	int r = check_id(b, op, id, err);
+
+	return r < 0 ? r : nox_path_validate(path, err);
 }
 
 int nox_backend_health(struct nox_backend *b, struct nox_err *err)
@@ -109,8 +160,7 @@ int nox_backend_create(struct nox_backend *b, const char *id,
 	struct nox_sandbox_info tmp;
 	int r;
 
-	nox_err_clear(err);
-	r = nox_id_validate(id, err);
+	r = check_id(b, OP_V1, id, err);
 	if (r < 0)
 		return r;
 	if (opts && opts->ttl_seconds < 0)
@@ -122,10 +172,8 @@ int nox_backend_create(struct nox_backend *b, const char *id,
 int nox_backend_touch(struct nox_backend *b, const char *id,
 		      struct nox_err *err)
 {
-	int r;
+	int r = check_id(b, OP_V1, id, err);
 
-	nox_err_clear(err);
-	r = nox_id_validate(id, err);
 	return r < 0 ? r : b->ops->touch(b, id, err);
 }
 
@@ -136,8 +184,7 @@ int nox_backend_exec(struct nox_backend *b, const char *id,
 	int r;
 
 	memset(res, 0, sizeof(*res));
-	nox_err_clear(err);
-	r = nox_id_validate(id, err);
+	r = check_id(b, OP_V1, id, err);
 	if (r < 0)
 		return r;
 	if (!req || !req->argv || !req->argv[0] || !req->argv[0][0])
@@ -153,30 +200,24 @@ int nox_backend_exec(struct nox_backend *b, const char *id,
 int nox_backend_upload(struct nox_backend *b, const char *id,
 		       const char *dest, int tar_fd, struct nox_err *err)
 {
-	int r;
+	int r = check_id(b, OP_V1, id, err);
 
-	nox_err_clear(err);
-	r = nox_id_validate(id, err);
 	return r < 0 ? r : b->ops->upload(b, id, dest, tar_fd, err);
 }
 
 int nox_backend_download(struct nox_backend *b, const char *id,
 			 const char *src, int out_fd, struct nox_err *err)
 {
-	int r;
+	int r = check_id(b, OP_V1, id, err);
 
-	nox_err_clear(err);
-	r = nox_id_validate(id, err);
 	return r < 0 ? r : b->ops->download(b, id, src, out_fd, err);
 }
 
 int nox_backend_delete(struct nox_backend *b, const char *id,
 		       struct nox_err *err)
 {
-	int r;
+	int r = check_id(b, OP_V1, id, err);
 
-	nox_err_clear(err);
-	r = nox_id_validate(id, err);
 	return r < 0 ? r : b->ops->del(b, id, err);
 }
 
@@ -184,307 +225,170 @@ int nox_backend_info(struct nox_backend *b, const char *id,
 		     struct nox_sandbox_info *info, struct nox_err *err)
 {
 	struct nox_sandbox_info tmp;
-	int r;
+	int r = check_id(b, OP_V1, id, err);
 
-	nox_err_clear(err);
-	r = nox_id_validate(id, err);
 	return r < 0 ? r : b->ops->info(b, id, info ? info : &tmp, err);
 }
 
 int nox_backend_list_sandboxes(struct nox_backend *b, nox_sandbox_cb cb,
 			       void *ud, struct nox_err *err)
 {
-	nox_err_clear(err);
-	if (!nox_backend_has(b, NOX_OP_LIST_SANDBOXES))
-		return unsupported(b, "list-sandboxes", err);
-	return b->ops->list_sandboxes(b, cb, ud, err);
+	int r = check(b, NOX_OP_LIST_SANDBOXES, err);
+
+	return r < 0 ? r : b->ops->list_sandboxes(b, cb, ud, err);
 }
 
-int nox_backend_stat(struct nox_backend *b, const char *id, const char *path, struct stat *st, struct nox_err *err)
+int nox_backend_stat(struct nox_backend *b, const char *id, const char *path,
+		     struct stat *st, struct nox_err *err)
 {
-	int r;
+	int r = check_path(b, NOX_OP_STAT, id, path, err);
 
-	nox_err_clear(err);
-	if (!nox_backend_has(b, NOX_OP_STAT))
-		return unsupported(b, "stat", err);
-	r = nox_id_validate(id, err);
-	if (r < 0)
-		return r;
-	r = nox_path_validate(path, err);
-	if (r < 0)
-		return r;
-	return b->ops->stat(b, id, path, st, err);
+	return r < 0 ? r : b->ops->stat(b, id, path, st, err);
 }
 
-int nox_backend_list(struct nox_backend *b, const char *id, const char *path, nox_list_cb cb, void *ud, struct nox_err *err)
+int nox_backend_list(struct nox_backend *b, const char *id, const char *path,
+		     nox_list_cb cb, void *ud, struct nox_err *err)
 {
-	int r;
+	int r = check_path(b, NOX_OP_LIST, id, path, err);
 
-	nox_err_clear(err);
-	if (!nox_backend_has(b, NOX_OP_LIST))
-		return unsupported(b, "list", err);
-	r = nox_id_validate(id, err);
-	if (r < 0)
-		return r;
-	r = nox_path_validate(path, err);
-	if (r < 0)
-		return r;
-	return b->ops->list(b, id, path, cb, ud, err);
+	return r < 0 ? r : b->ops->list(b, id, path, cb, ud, err);
 }
 
-ssize_t nox_backend_read(struct nox_backend *b, const char *id, const char *path, off_t off, void *buf, size_t len, struct nox_err *err)
+ssize_t nox_backend_read(struct nox_backend *b, const char *id,
+			 const char *path, off_t off, void *buf, size_t len,
+			 struct nox_err *err)
 {
-	int r;
+	int r = check_path(b, NOX_OP_READ, id, path, err);
 
-	nox_err_clear(err);
-	if (!nox_backend_has(b, NOX_OP_READ))
-		return unsupported(b, "read", err);
-	r = nox_id_validate(id, err);
-	if (r < 0)
-		return r;
-	r = nox_path_validate(path, err);
-	if (r < 0)
-		return r;
-	return b->ops->read(b, id, path, off, buf, len, err);
+	return r < 0 ? r : b->ops->read(b, id, path, off, buf, len, err);
 }
 
-ssize_t nox_backend_write(struct nox_backend *b, const char *id, const char *path, off_t off, const void *buf, size_t len, struct nox_err *err)
+ssize_t nox_backend_write(struct nox_backend *b, const char *id,
+			  const char *path, off_t off, const void *buf,
+			  size_t len, struct nox_err *err)
 {
-	int r;
+	int r = check_path(b, NOX_OP_WRITE, id, path, err);
 
-	nox_err_clear(err);
-	if (!nox_backend_has(b, NOX_OP_WRITE))
-		return unsupported(b, "write", err);
-	r = nox_id_validate(id, err);
-	if (r < 0)
-		return r;
-	r = nox_path_validate(path, err);
-	if (r < 0)
-		return r;
-	return b->ops->write(b, id, path, off, buf, len, err);
+	return r < 0 ? r : b->ops->write(b, id, path, off, buf, len, err);
 }
 
-int nox_backend_createfile(struct nox_backend *b, const char *id, const char *path, mode_t mode, bool excl, struct nox_err *err)
+int nox_backend_createfile(struct nox_backend *b, const char *id,
+			   const char *path, mode_t mode, bool excl,
+			   struct nox_err *err)
 {
-	int r;
+	int r = check_path(b, NOX_OP_CREATE, id, path, err);
 
-	nox_err_clear(err);
-	if (!nox_backend_has(b, NOX_OP_CREATE))
-		return unsupported(b, "createfile", err);
-	r = nox_id_validate(id, err);
-	if (r < 0)
-		return r;
-	r = nox_path_validate(path, err);
-	if (r < 0)
-		return r;
-	return b->ops->createfile(b, id, path, mode, excl, err);
+	return r < 0 ? r : b->ops->createfile(b, id, path, mode, excl, err);
 }
 
-int nox_backend_truncate(struct nox_backend *b, const char *id, const char *path, off_t size, struct nox_err *err)
+int nox_backend_truncate(struct nox_backend *b, const char *id,
+			 const char *path, off_t size, struct nox_err *err)
 {
-	int r;
+	int r = check_path(b, NOX_OP_TRUNCATE, id, path, err);
 
-	nox_err_clear(err);
-	if (!nox_backend_has(b, NOX_OP_TRUNCATE))
-		return unsupported(b, "truncate", err);
-	r = nox_id_validate(id, err);
-	if (r < 0)
-		return r;
-	r = nox_path_validate(path, err);
-	if (r < 0)
-		return r;
-	return b->ops->truncate(b, id, path, size, err);
+	return r < 0 ? r : b->ops->truncate(b, id, path, size, err);
 }
 
-int nox_backend_mkdir(struct nox_backend *b, const char *id, const char *path, mode_t mode, struct nox_err *err)
+int nox_backend_mkdir(struct nox_backend *b, const char *id, const char *path,
+		      mode_t mode, struct nox_err *err)
 {
-	int r;
+	int r = check_path(b, NOX_OP_MKDIR, id, path, err);
 
-	nox_err_clear(err);
-	if (!nox_backend_has(b, NOX_OP_MKDIR))
-		return unsupported(b, "mkdir", err);
-	r = nox_id_validate(id, err);
-	if (r < 0)
-		return r;
-	r = nox_path_validate(path, err);
-	if (r < 0)
-		return r;
-	return b->ops->mkdir(b, id, path, mode, err);
+	return r < 0 ? r : b->ops->mkdir(b, id, path, mode, err);
 }
 
-int nox_backend_unlink(struct nox_backend *b, const char *id, const char *path, struct nox_err *err)
+int nox_backend_unlink(struct nox_backend *b, const char *id,
+		       const char *path, struct nox_err *err)
 {
-	int r;
+	int r = check_path(b, NOX_OP_UNLINK, id, path, err);
 
-	nox_err_clear(err);
-	if (!nox_backend_has(b, NOX_OP_UNLINK))
-		return unsupported(b, "unlink", err);
-	r = nox_id_validate(id, err);
-	if (r < 0)
-		return r;
-	r = nox_path_validate(path, err);
-	if (r < 0)
-		return r;
-	return b->ops->unlink(b, id, path, err);
+	return r < 0 ? r : b->ops->unlink(b, id, path, err);
 }
 
-int nox_backend_rmdir(struct nox_backend *b, const char *id, const char *path, struct nox_err *err)
+int nox_backend_rmdir(struct nox_backend *b, const char *id, const char *path,
+		      struct nox_err *err)
 {
-	int r;
+	int r = check_path(b, NOX_OP_RMDIR, id, path, err);
 
-	nox_err_clear(err);
-	if (!nox_backend_has(b, NOX_OP_RMDIR))
-		return unsupported(b, "rmdir", err);
-	r = nox_id_validate(id, err);
-	if (r < 0)
-		return r;
-	r = nox_path_validate(path, err);
-	if (r < 0)
-		return r;
-	return b->ops->rmdir(b, id, path, err);
+	return r < 0 ? r : b->ops->rmdir(b, id, path, err);
 }
 
-int nox_backend_rename(struct nox_backend *b, const char *id, const char *from, const char *to, unsigned flags, struct nox_err *err)
+int nox_backend_rename(struct nox_backend *b, const char *id,
+		       const char *from, const char *to, unsigned flags,
+		       struct nox_err *err)
 {
-	int r;
+	int r = check_path(b, NOX_OP_RENAME, id, from, err);
 
-	nox_err_clear(err);
-	if (!nox_backend_has(b, NOX_OP_RENAME))
-		return unsupported(b, "rename", err);
-	r = nox_id_validate(id, err);
-	if (r < 0)
-		return r;
-	r = nox_path_validate(from, err);
-	if (r < 0)
-		return r;
-	r = nox_path_validate(to, err);
-	if (r < 0)
-		return r;
-	return b->ops->rename(b, id, from, to, flags, err);
+	if (r == 0)
+		r = nox_path_validate(to, err);
+	return r < 0 ? r : b->ops->rename(b, id, from, to, flags, err);
 }
 
-int nox_backend_chmod(struct nox_backend *b, const char *id, const char *path, mode_t mode, struct nox_err *err)
+int nox_backend_chmod(struct nox_backend *b, const char *id, const char *path,
+		      mode_t mode, struct nox_err *err)
 {
-	int r;
+	int r = check_path(b, NOX_OP_CHMOD, id, path, err);
 
-	nox_err_clear(err);
-	if (!nox_backend_has(b, NOX_OP_CHMOD))
-		return unsupported(b, "chmod", err);
-	r = nox_id_validate(id, err);
-	if (r < 0)
-		return r;
-	r = nox_path_validate(path, err);
-	if (r < 0)
-		return r;
-	return b->ops->chmod(b, id, path, mode, err);
+	return r < 0 ? r : b->ops->chmod(b, id, path, mode, err);
 }
 
-int nox_backend_utimens(struct nox_backend *b, const char *id, const char *path, const struct timespec ts[2], struct nox_err *err)
+int nox_backend_utimens(struct nox_backend *b, const char *id,
+			const char *path, const struct timespec ts[2],
+			struct nox_err *err)
 {
-	int r;
+	int r = check_path(b, NOX_OP_UTIMENS, id, path, err);
 
-	nox_err_clear(err);
-	if (!nox_backend_has(b, NOX_OP_UTIMENS))
-		return unsupported(b, "utimens", err);
-	r = nox_id_validate(id, err);
-	if (r < 0)
-		return r;
-	r = nox_path_validate(path, err);
-	if (r < 0)
-		return r;
-	return b->ops->utimens(b, id, path, ts, err);
+	return r < 0 ? r : b->ops->utimens(b, id, path, ts, err);
 }
 
-int nox_backend_symlink(struct nox_backend *b, const char *id, const char *target, const char *path, struct nox_err *err)
+int nox_backend_symlink(struct nox_backend *b, const char *id,
+			const char *target, const char *path,
+			struct nox_err *err)
 {
-	int r;
+	int r = check_path(b, NOX_OP_SYMLINK, id, path, err);
 
-	nox_err_clear(err);
-	if (!nox_backend_has(b, NOX_OP_SYMLINK))
-		return unsupported(b, "symlink", err);
-	r = nox_id_validate(id, err);
-	if (r < 0)
-		return r;
-	r = nox_path_validate(path, err);
-	if (r < 0)
-		return r;
-	return b->ops->symlink(b, id, target, path, err);
+	return r < 0 ? r : b->ops->symlink(b, id, target, path, err);
 }
 
-ssize_t nox_backend_readlink(struct nox_backend *b, const char *id, const char *path, char *buf, size_t size, struct nox_err *err)
+ssize_t nox_backend_readlink(struct nox_backend *b, const char *id,
+			     const char *path, char *buf, size_t size,
+			     struct nox_err *err)
 {
-	int r;
+	int r = check_path(b, NOX_OP_READLINK, id, path, err);
 
-	nox_err_clear(err);
-	if (!nox_backend_has(b, NOX_OP_READLINK))
-		return unsupported(b, "readlink", err);
-	r = nox_id_validate(id, err);
-	if (r < 0)
-		return r;
-	r = nox_path_validate(path, err);
-	if (r < 0)
-		return r;
-	return b->ops->readlink(b, id, path, buf, size, err);
+	return r < 0 ? r : b->ops->readlink(b, id, path, buf, size, err);
 }
 
-int nox_backend_link(struct nox_backend *b, const char *id, const char *from, const char *to, struct nox_err *err)
+int nox_backend_link(struct nox_backend *b, const char *id, const char *from,
+		     const char *to, struct nox_err *err)
 {
-	int r;
+	int r = check_path(b, NOX_OP_LINK, id, from, err);
 
-	nox_err_clear(err);
-	if (!nox_backend_has(b, NOX_OP_LINK))
-		return unsupported(b, "link", err);
-	r = nox_id_validate(id, err);
-	if (r < 0)
-		return r;
-	r = nox_path_validate(from, err);
-	if (r < 0)
-		return r;
-	r = nox_path_validate(to, err);
-	if (r < 0)
-		return r;
-	return b->ops->link(b, id, from, to, err);
+	if (r == 0)
+		r = nox_path_validate(to, err);
+	return r < 0 ? r : b->ops->link(b, id, from, to, err);
 }
 
-int nox_backend_statfs(struct nox_backend *b, const char *id, struct statvfs *st, struct nox_err *err)
+int nox_backend_statfs(struct nox_backend *b, const char *id,
+		       struct statvfs *st, struct nox_err *err)
 {
-	int r;
+	int r = check_id(b, NOX_OP_STATFS, id, err);
 
-	nox_err_clear(err);
-	if (!nox_backend_has(b, NOX_OP_STATFS))
-		return unsupported(b, "statfs", err);
-	r = nox_id_validate(id, err);
-	if (r < 0)
-		return r;
-	return b->ops->statfs(b, id, st, err);
+	return r < 0 ? r : b->ops->statfs(b, id, st, err);
 }
 
-int nox_backend_workspace_fd(struct nox_backend *b, const char *id, struct nox_err *err)
+int nox_backend_workspace_fd(struct nox_backend *b, const char *id,
+			     struct nox_err *err)
 {
-	int r;
+	int r = check_id(b, NOX_OP_WORKSPACE_FD, id, err);
 
-	nox_err_clear(err);
-	if (!nox_backend_has(b, NOX_OP_WORKSPACE_FD))
-		return unsupported(b, "workspace_fd", err);
-	r = nox_id_validate(id, err);
-	if (r < 0)
-		return r;
-	return b->ops->workspace_fd(b, id, err);
+	return r < 0 ? r : b->ops->workspace_fd(b, id, err);
 }
 
 int nox_backend_tree(struct nox_backend *b, const char *id, const char *path,
 		     nox_tree_cb cb, void *ud, struct nox_err *err)
 {
-	int r;
+	int r = check_path(b, NOX_OP_TREE, id, path, err);
 
-	nox_err_clear(err);
-	if (!nox_backend_has(b, NOX_OP_TREE))
-		return unsupported(b, "tree", err);
-	r = nox_id_validate(id, err);
-	if (r < 0)
-		return r;
-	r = nox_path_validate(path, err);
-	if (r < 0)
-		return r;
-	return b->ops->tree(b, id, path, cb, ud, err);
+	return r < 0 ? r : b->ops->tree(b, id, path, cb, ud, err);
 }
