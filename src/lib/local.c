@@ -84,6 +84,7 @@
 #include <nox/id.h>
 #include <nox/tar.h>
 
+#include "array_i.h"
 #include "backend_i.h"
 #include "local_i.h"
 #include "resolve_i.h"
@@ -1474,13 +1475,10 @@ static int reap_collect(const char *id, void *ud)
 	struct reap_ctx *c = ud;
 	char **ids;
 
-	if (c->n == c->cap) {
-		c->cap = c->cap ? c->cap * 2 : 16;
-		ids = realloc(c->ids, c->cap * sizeof(*ids));
-		if (!ids)
-			return -ENOMEM;
-		c->ids = ids;
-	}
+	ids = nox_array_grow(c->ids, &c->cap, c->n + 1, sizeof(*ids));
+	if (!ids)
+		return -ENOMEM;
+	c->ids = ids;
 	c->ids[c->n] = strdup(id);
 	if (!c->ids[c->n])
 		return -ENOMEM;
@@ -1604,13 +1602,10 @@ static void sweep_tombs(struct local *l)
 			0 ||
 		    !S_ISDIR(st.st_mode) || st.st_uid != l->uid)
 			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 8;
-			nn = realloc(names, cap * sizeof(*names));
-			if (!nn)
-				break;
-			names = nn;
-		}
+		nn = nox_array_grow(names, &cap, n + 1, sizeof(*names));
+		if (!nn)
+			break;
+		names = nn;
 		names[n] = strdup(de->d_name);
 		if (!names[n])
 			break;

@@ -62,6 +62,7 @@
 
 #include <nox/id.h>
 
+#include "array_i.h"
 #include "sbx_exec_i.h"
 
 #define SBX_SANDBOX_PATH                                                       \
@@ -133,17 +134,12 @@ static void strv_add(struct strv *sv, const char *s)
 
 	if (sv->oom)
 		return;
-	if (sv->n + 2 > sv->alloc) {
-		size_t na = sv->alloc ? sv->alloc * 2 : 32;
-
-		nv = realloc(sv->v, na * sizeof(*nv));
-		if (!nv) {
-			sv->oom = true;
-			return;
-		}
-		sv->v = nv;
-		sv->alloc = na;
+	nv = nox_array_grow(sv->v, &sv->alloc, sv->n + 2, sizeof(*nv));
+	if (!nv) {
+		sv->oom = true;
+		return;
 	}
+	sv->v = nv;
 	c = strdup(s);
 	if (!c) {
 		sv->oom = true;

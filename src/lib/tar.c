@@ -61,6 +61,8 @@
 
 #include <nox/tar.h>
 
+#include "array_i.h"
+
 #define TAR_CHUNK	    (64 * 1024)
 #define TAR_DEF_MAX_BYTES   (64ull * 1024 * 1024 * 1024)
 #define TAR_DEF_MAX_ENTRIES 10000000ull
@@ -1160,15 +1162,10 @@ static int xt_dir(struct xt *x, struct archive_entry *e, int pfd,
 				return xt_sys(x, errno, "creating directory");
 		}
 	}
-	if (x->ndirs == x->capdirs) {
-		size_t cap = x->capdirs ? x->capdirs * 2 : 64;
-
-		d = realloc(x->dirs, cap * sizeof(*d));
-		if (!d)
-			return xt_sys(x, ENOMEM, "recording directory");
-		x->dirs = d;
-		x->capdirs = cap;
-	}
+	d = nox_array_grow(x->dirs, &x->capdirs, x->ndirs + 1, sizeof(*d));
+	if (!d)
+		return xt_sys(x, ENOMEM, "recording directory");
+	x->dirs = d;
 	d = &x->dirs[x->ndirs];
 	d->path = strdup(x->name);
 	if (!d->path)

@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "array_i.h"
 #include "noxctl_i.h"
 
 #define MIB (1024.0 * 1024.0)
@@ -167,13 +168,10 @@ static int fl_list_add(struct fl_list *l, const char *path)
 {
 	char **grown;
 
-	if (l->n == l->cap) {
-		l->cap = l->cap ? l->cap * 2 : 64;
-		grown = realloc(l->paths, l->cap * sizeof(*grown));
-		if (!grown)
-			return -ENOMEM;
-		l->paths = grown;
-	}
+	grown = nox_array_grow(l->paths, &l->cap, l->n + 1, sizeof(*grown));
+	if (!grown)
+		return -ENOMEM;
+	l->paths = grown;
 	l->paths[l->n] = strdup(path);
 	if (!l->paths[l->n])
 		return -ENOMEM;

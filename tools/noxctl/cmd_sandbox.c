@@ -14,6 +14,7 @@
 
 #include <json-c/json.h>
 
+#include "array_i.h"
 #include "noxctl_i.h"
 
 enum {
@@ -324,13 +325,10 @@ static int sb_list_add(const char *id, void *ud)
 	struct sb_list *l = ud;
 	char **grown;
 
-	if (l->n == l->cap) {
-		l->cap = l->cap ? l->cap * 2 : 16;
-		grown = realloc(l->ids, l->cap * sizeof(*grown));
-		if (!grown)
-			return -ENOMEM;
-		l->ids = grown;
-	}
+	grown = nox_array_grow(l->ids, &l->cap, l->n + 1, sizeof(*grown));
+	if (!grown)
+		return -ENOMEM;
+	l->ids = grown;
 	l->ids[l->n] = strdup(id);
 	if (!l->ids[l->n])
 		return -ENOMEM;
