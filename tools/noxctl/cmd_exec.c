@@ -13,7 +13,6 @@
  * a cd inside a compound line does not carry over to the next line.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,19 +24,17 @@
 #define EX_MAX_TIMEOUT 86400L
 
 enum {
-	EX_OPT_WORKDIR = 256,
+	EX_OPT_WORKDIR = CTL_OPT_CMD,
 	EX_OPT_ENV,
 	EX_OPT_TIMEOUT,
-	EX_OPT_JSON,
 };
 
 static const struct option ex_opts[] = {
-    {"help", no_argument, NULL, 'h'},
-    {"quiet", no_argument, NULL, 'q'},
+    CTL_OPTS_COMMON,
     {"workdir", required_argument, NULL, EX_OPT_WORKDIR},
     {"env", required_argument, NULL, EX_OPT_ENV},
     {"timeout", required_argument, NULL, EX_OPT_TIMEOUT},
-    {"json", no_argument, NULL, EX_OPT_JSON},
+    CTL_OPTS_JSON,
     {NULL, 0, NULL, 0},
 };
 
@@ -53,6 +50,38 @@ static void ex_args_cleanup(struct ex_args *a)
 	a->env = NULL;
 }
 
+static int ex_opt(struct ctl *c, const struct ctl_cmd *cmd, int ch,
+		  char *arg, void *ud)
+{
+	struct ex_args *a = ud;
+	const char *eq;
+	long t;
+
+	switch (ch) {
+	case EX_OPT_WORKDIR:
+		if (!arg[0])
+			return ctl_usage(c, cmd, "--workdir: empty");
+		a->req.workdir = arg;
+		break;
+	case EX_OPT_ENV:
+		eq = strchr(arg, '=');
+		if (!eq || eq == arg)
+			return ctl_usage(c, cmd, "--env: '%s' is not K=V", arg);
+		a->env[a->nenv++] = arg;
+		break;
+	case EX_OPT_TIMEOUT:
+		t = ctl_parse_seconds(arg, EX_MAX_TIMEOUT);
+		if (t <= 0)
+			return ctl_usage(c, cmd,
+					 "--timeout: '%s' is not a number of "
+					 "seconds (1 to %ld)",
+					 arg, EX_MAX_TIMEOUT);
+		a->req.timeout_seconds = (int)t;
+		break;
+	}
+	return -1;
+}
+
 /*
  * Parses the exec options in argv[0..argc) (argc may stop before a "--").
  * Returns -1 to go on (positional arguments start at optind) or an exit
@@ -61,55 +90,15 @@ static void ex_args_cleanup(struct ex_args *a)
 static int ex_parse(struct ctl *c, const struct ctl_cmd *cmd, int argc,
 		    char **argv, struct ex_args *a)
 {
-	long t;
-	int ch;
+	int r;
 
 	memset(a, 0, sizeof(*a));
 	a->env = calloc((size_t)argc + 1, sizeof(*a->env));
 	if (!a->env)
 		return ctl_error(c, "out of memory");
-	opterr = 0;
-	for (;;) {
-		ch = getopt_long(argc, argv, ":hq", ex_opts, NULL);
-		if (ch == -1)
-			break;
-		switch (ch) {
-		case 'h':
-			return ctl_cmd_help(cmd);
-		case 'q':
-			c->quiet = true;
-			break;
-		case EX_OPT_JSON:
-			c->json = true;
-			break;
-		case EX_OPT_WORKDIR:
-			if (!optarg[0])
-				return ctl_usage(c, cmd, "--workdir: empty");
-			a->req.workdir = optarg;
-			break;
-		case EX_OPT_ENV: {
-			const char *eq = strchr(optarg, '=');
-
-			if (!eq || eq == optarg)
-				return ctl_usage(
-				    c, cmd, "--env: '%s' is not K=V", optarg);
-			a->env[a->nenv++] = optarg;
-			break;
-		}
-		case EX_OPT_TIMEOUT:
-			t = ctl_parse_seconds(optarg, EX_MAX_TIMEOUT);
-			if (t <= 0)
-				return ctl_usage(c, cmd,
-						 "--timeout: '%s' is not a "
-						 "number of seconds (1 to "
-						 "%ld)",
-						 optarg, EX_MAX_TIMEOUT);
-			a->req.timeout_seconds = (int)t;
-			break;
-		default:
-			return ctl_bad_option(c, cmd, ch, argv);
-		}
-	}
+	r = ctl_parse_opts(c, cmd, argc, argv, NULL, ex_opts, ex_opt, a);
+	if (r >= 0)
+		return r;
 	if (a->nenv)
 		a->req.env = a->env;
 	return -1;
@@ -446,24 +435,14 @@ int cmd_shell(struct ctl *c, const struct ctl_cmd *cmd, int argc, char **argv)
 	rc = ex_parse(c, cmd, argc, argv, &a);
 	if (rc >= 0)
 		goto out;
-	if (optind >= argc) {
-		rc = ctl_usage(c, cmd, "missing sandbox ID");
-		goto out;
-	}
-	if (optind + 1 < argc) {
-		rc = ctl_usage(c, cmd, "unexpected argument '%s'",
-			       argv[optind + 1]);
-		goto out;
-	}
-	rc = ctl_check_id(c, cmd, argv[optind]);
+	memset(&s, 0, sizeof(s));
+	rc = ctl_id_arg(c, cmd, argc, argv, &s.id);
 	if (rc)
 		goto out;
 	rc = ctl_backend(c);
 	if (rc)
 		goto out;
-	memset(&s, 0, sizeof(s));
 	s.c = c;
-	s.id = argv[optind];
 	s.a = &a;
 	if (snprintf(s.cwd, sizeof(s.cwd), "%s",
 		     a.req.workdir ? a.req.workdir : NOX_WORKSPACE) >=

@@ -20,7 +20,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -338,50 +337,64 @@ static int fl_add_arg(const struct ctl *c, const struct ctl_cmd *cmd, int dirfd,
 }
 
 enum {
-	FL_OPT_DIR = 256,
+	FL_OPT_DIR = CTL_OPT_CMD,
 	FL_OPT_DEST,
 	FL_OPT_SRC,
 	FL_OPT_EXTRACT,
 };
 
 static const struct option fl_up_opts[] = {
-    {"help", no_argument, NULL, 'h'},
-    {"quiet", no_argument, NULL, 'q'},
+    CTL_OPTS_COMMON,
     {"dir", required_argument, NULL, FL_OPT_DIR},
     {"dest", required_argument, NULL, FL_OPT_DEST},
     {NULL, 0, NULL, 0},
 };
 
+/* The named options of upload and download, as given. */
+struct fl_opts {
+	const char *dir, *dest; /* upload */
+	const char *src, *extract, *out; /* download */
+};
+
+static int fl_opt(struct ctl *c, const struct ctl_cmd *cmd, int ch, char *arg,
+		  void *ud)
+{
+	struct fl_opts *o = ud;
+
+	switch (ch) {
+	case FL_OPT_DIR:
+		o->dir = arg;
+		break;
+	case FL_OPT_DEST:
+		o->dest = arg;
+		break;
+	case FL_OPT_SRC:
+		o->src = arg;
+		break;
+	case 'x':
+	case FL_OPT_EXTRACT:
+		o->extract = arg;
+		break;
+	case 'o':
+		o->out = arg;
+		break;
+	}
+	return -1;
+}
+
 int cmd_upload(struct ctl *c, const struct ctl_cmd *cmd, int argc, char **argv)
 {
-	const char *dir = ".", *dest = NULL, *id;
+	struct fl_opts o = {.dir = "."};
+	const char *id;
 	struct fl_list l = {0};
 	struct fl_prog prog;
 	struct nox_err err;
-	int ch, i, r, rc, dirfd = -1, fd = -1;
+	int i, r, rc, dirfd = -1, fd = -1;
 	struct stat st;
 
-	opterr = 0;
-	for (;;) {
-		ch = getopt_long(argc, argv, ":hq", fl_up_opts, NULL);
-		if (ch == -1)
-			break;
-		switch (ch) {
-		case 'h':
-			return ctl_cmd_help(cmd);
-		case 'q':
-			c->quiet = true;
-			break;
-		case FL_OPT_DIR:
-			dir = optarg;
-			break;
-		case FL_OPT_DEST:
-			dest = optarg;
-			break;
-		default:
-			return ctl_bad_option(c, cmd, ch, argv);
-		}
-	}
+	rc = ctl_parse_opts(c, cmd, argc, argv, NULL, fl_up_opts, fl_opt, &o);
+	if (rc >= 0)
+		return rc;
 	if (optind >= argc)
 		return ctl_usage(c, cmd, "missing sandbox ID");
 	id = argv[optind];
@@ -390,9 +403,9 @@ int cmd_upload(struct ctl *c, const struct ctl_cmd *cmd, int argc, char **argv)
 	rc = ctl_check_id(c, cmd, id);
 	if (rc)
 		return rc;
-	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	dirfd = open(o.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd < 0)
-		return ctl_error(c, "--dir '%s': %s", dir, strerror(errno));
+		return ctl_error(c, "--dir '%s': %s", o.dir, strerror(errno));
 	for (i = optind + 1; i < argc; i++) {
 		rc = fl_add_arg(c, cmd, dirfd, argv[i], &l);
 		if (rc)
@@ -428,7 +441,7 @@ int cmd_upload(struct ctl *c, const struct ctl_cmd *cmd, int argc, char **argv)
 		goto out;
 	}
 	fl_prog_start(&prog, c, fd, true, st.st_size, "uploading");
-	r = nox_backend_upload(c->b, id, dest, fd, &err);
+	r = nox_backend_upload(c->b, id, o.dest, fd, &err);
 	fl_prog_stop(&prog);
 	if (r < 0) {
 		rc = ctl_fail(c, r, &err);
@@ -438,7 +451,7 @@ int cmd_upload(struct ctl *c, const struct ctl_cmd *cmd, int argc, char **argv)
 		fprintf(stderr, "uploaded %zu %s (%.1f MiB gzip) to %s:%s\n",
 			l.n, l.n == 1 ? "entry" : "entries",
 			(double)st.st_size / MIB, id,
-			dest ? dest : NOX_WORKSPACE);
+			o.dest ? o.dest : NOX_WORKSPACE);
 	rc = CTL_EX_OK;
 out:
 	fl_list_cleanup(&l);
@@ -452,8 +465,7 @@ out:
 /* ---- download ----------------------------------------------------------- */
 
 static const struct option fl_down_opts[] = {
-    {"help", no_argument, NULL, 'h'},
-    {"quiet", no_argument, NULL, 'q'},
+    CTL_OPTS_COMMON,
     {"src", required_argument, NULL, FL_OPT_SRC},
     {"extract", required_argument, NULL, FL_OPT_EXTRACT},
     {"output", required_argument, NULL, 'o'},
@@ -581,53 +593,25 @@ out:
 int cmd_download(struct ctl *c, const struct ctl_cmd *cmd, int argc,
 		 char **argv)
 {
-	const char *src = NULL, *extract = NULL, *out = NULL, *id;
-	int ch, rc;
+	struct fl_opts o = {0};
+	const char *id;
+	int rc;
 
-	opterr = 0;
-	for (;;) {
-		ch = getopt_long(argc, argv, ":hqo:x:", fl_down_opts, NULL);
-		if (ch == -1)
-			break;
-		switch (ch) {
-		case 'h':
-			return ctl_cmd_help(cmd);
-		case 'q':
-			c->quiet = true;
-			break;
-		case FL_OPT_SRC:
-			src = optarg;
-			break;
-		case 'x':
-		case FL_OPT_EXTRACT:
-			extract = optarg;
-			break;
-		case 'o':
-			out = optarg;
-			break;
-		default:
-			return ctl_bad_option(c, cmd, ch, argv);
-		}
-	}
-	if (optind >= argc)
-		return ctl_usage(c, cmd, "missing sandbox ID");
-	if (optind + 1 < argc)
-		return ctl_usage(c, cmd, "unexpected argument '%s'",
-				 argv[optind + 1]);
-	id = argv[optind];
-	if (!extract == !out)
-		return ctl_usage(c, cmd,
-				 "give one of --extract DIR or -o "
-				 "FILE");
-	if ((extract && !extract[0]) || (out && !out[0]))
-		return ctl_usage(c, cmd, "empty file name");
-	rc = ctl_check_id(c, cmd, id);
+	rc = ctl_parse_opts(c, cmd, argc, argv, "o:x:", fl_down_opts, fl_opt,
+			    &o);
+	if (rc >= 0)
+		return rc;
+	rc = ctl_id_arg(c, cmd, argc, argv, &id);
 	if (rc)
 		return rc;
+	if (!o.extract == !o.out)
+		return ctl_usage(c, cmd, "give one of --extract DIR or -o FILE");
+	if ((o.extract && !o.extract[0]) || (o.out && !o.out[0]))
+		return ctl_usage(c, cmd, "empty file name");
 	rc = ctl_backend(c);
 	if (rc)
 		return rc;
-	if (out)
-		return fl_download_file(c, id, src, out);
-	return fl_download_extract(c, id, src, extract);
+	if (o.out)
+		return fl_download_file(c, id, o.src, o.out);
+	return fl_download_extract(c, id, o.src, o.extract);
 }

@@ -6,7 +6,6 @@
  * call in the API); a sandbox deleted meanwhile shows "-".
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +17,7 @@
 #include "noxctl_i.h"
 
 enum {
-	SB_OPT_JSON = 256,
-	SB_OPT_TTL,
+	SB_OPT_TTL = CTL_OPT_CMD,
 	SB_OPT_IMAGE,
 	SB_OPT_CPU,
 	SB_OPT_MEM,
@@ -28,9 +26,8 @@ enum {
 };
 
 static const struct option sb_simple_opts[] = {
-    {"help", no_argument, NULL, 'h'},
-    {"json", no_argument, NULL, SB_OPT_JSON},
-    {"quiet", no_argument, NULL, 'q'},
+    CTL_OPTS_COMMON,
+    CTL_OPTS_JSON,
     {NULL, 0, NULL, 0},
 };
 
@@ -42,39 +39,19 @@ static const struct option sb_simple_opts[] = {
 static int sb_args(struct ctl *c, const struct ctl_cmd *cmd, int argc,
 		   char **argv, bool need_id, const char **id)
 {
-	int ch, r;
+	int r;
 
-	opterr = 0;
-	for (;;) {
-		ch = getopt_long(argc, argv, ":hq", sb_simple_opts, NULL);
-		if (ch == -1)
-			break;
-		switch (ch) {
-		case 'h':
-			return ctl_cmd_help(cmd);
-		case 'q':
-			c->quiet = true;
-			break;
-		case SB_OPT_JSON:
-			c->json = true;
-			break;
-		default:
-			return ctl_bad_option(c, cmd, ch, argv);
-		}
-	}
+	r = ctl_parse_opts(c, cmd, argc, argv, NULL, sb_simple_opts, NULL,
+			   NULL);
+	if (r >= 0)
+		return r;
 	if (!need_id) {
 		if (optind < argc)
 			return ctl_usage(c, cmd, "unexpected argument '%s'",
 					 argv[optind]);
 		return -1;
 	}
-	if (optind >= argc)
-		return ctl_usage(c, cmd, "missing sandbox ID");
-	if (optind + 1 < argc)
-		return ctl_usage(c, cmd, "unexpected argument '%s'",
-				 argv[optind + 1]);
-	*id = argv[optind];
-	r = ctl_check_id(c, cmd, *id);
+	r = ctl_id_arg(c, cmd, argc, argv, id);
 	if (r)
 		return r;
 	r = ctl_backend(c);
@@ -180,9 +157,8 @@ static int sb_wait(struct ctl *c, const char *id)
 }
 
 static const struct option sb_create_opts[] = {
-    {"help", no_argument, NULL, 'h'},
-    {"json", no_argument, NULL, SB_OPT_JSON},
-    {"quiet", no_argument, NULL, 'q'},
+    CTL_OPTS_COMMON,
+    CTL_OPTS_JSON,
     {"ttl", required_argument, NULL, SB_OPT_TTL},
     {"image", required_argument, NULL, SB_OPT_IMAGE},
     {"cpu", required_argument, NULL, SB_OPT_CPU},
@@ -193,73 +169,67 @@ static const struct option sb_create_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
+struct sb_create {
+	struct nox_create_opts o;
+	bool wait;
+};
+
+static int sb_create_opt(struct ctl *c, const struct ctl_cmd *cmd, int ch,
+			 char *arg, void *ud)
+{
+	struct sb_create *a = ud;
+
+	switch (ch) {
+	case SB_OPT_TTL:
+		a->o.ttl_seconds = ctl_parse_seconds(arg, 31536000L);
+		if (a->o.ttl_seconds <= 0)
+			return ctl_usage(c, cmd,
+					 "--ttl: '%s' is not a number of "
+					 "seconds (1 to 31536000)",
+					 arg);
+		break;
+	case SB_OPT_IMAGE:
+		a->o.image = arg;
+		break;
+	case SB_OPT_CPU:
+		a->o.cpu_limit = arg;
+		break;
+	case SB_OPT_MEM:
+		a->o.memory_limit = arg;
+		break;
+	case SB_OPT_STORAGE:
+		a->o.storage_limit = arg;
+		break;
+	case SB_OPT_WAIT:
+		a->wait = true;
+		break;
+	}
+	return -1;
+}
+
 int cmd_create(struct ctl *c, const struct ctl_cmd *cmd, int argc, char **argv)
 {
-	struct nox_create_opts o = {0};
+	struct sb_create a = {0};
 	struct nox_sandbox_info info;
 	struct nox_err err;
-	bool wait = false;
 	const char *id;
-	int ch, r;
+	int r;
 
-	opterr = 0;
-	for (;;) {
-		ch = getopt_long(argc, argv, ":hq", sb_create_opts, NULL);
-		if (ch == -1)
-			break;
-		switch (ch) {
-		case 'h':
-			return ctl_cmd_help(cmd);
-		case 'q':
-			c->quiet = true;
-			break;
-		case SB_OPT_JSON:
-			c->json = true;
-			break;
-		case SB_OPT_TTL:
-			o.ttl_seconds = ctl_parse_seconds(optarg, 31536000L);
-			if (o.ttl_seconds <= 0)
-				return ctl_usage(c, cmd,
-						 "--ttl: '%s' is not a number "
-						 "of seconds (1 to 31536000)",
-						 optarg);
-			break;
-		case SB_OPT_IMAGE:
-			o.image = optarg;
-			break;
-		case SB_OPT_CPU:
-			o.cpu_limit = optarg;
-			break;
-		case SB_OPT_MEM:
-			o.memory_limit = optarg;
-			break;
-		case SB_OPT_STORAGE:
-			o.storage_limit = optarg;
-			break;
-		case SB_OPT_WAIT:
-			wait = true;
-			break;
-		default:
-			return ctl_bad_option(c, cmd, ch, argv);
-		}
-	}
-	if (optind >= argc)
-		return ctl_usage(c, cmd, "missing sandbox ID");
-	if (optind + 1 < argc)
-		return ctl_usage(c, cmd, "unexpected argument '%s'",
-				 argv[optind + 1]);
-	id = argv[optind];
-	r = ctl_check_id(c, cmd, id);
+	r = ctl_parse_opts(c, cmd, argc, argv, NULL, sb_create_opts,
+			   sb_create_opt, &a);
+	if (r >= 0)
+		return r;
+	r = ctl_id_arg(c, cmd, argc, argv, &id);
 	if (r)
 		return r;
 	r = ctl_backend(c);
 	if (r)
 		return r;
 	memset(&info, 0, sizeof(info));
-	r = nox_backend_create(c->b, id, &o, &info, &err);
+	r = nox_backend_create(c->b, id, &a.o, &info, &err);
 	if (r < 0)
 		return ctl_fail(c, r, &err);
-	if (wait) {
+	if (a.wait) {
 		r = sb_wait(c, id);
 		if (r)
 			return r;

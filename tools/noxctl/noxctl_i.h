@@ -1,6 +1,7 @@
 /*
  * noxctl_i.h - what the parts of noxctl share: the run context, the
- * command table entry, exit codes and the output helpers (util.c).
+ * command table entry, exit codes, and the output and option-parsing
+ * helpers (util.c).
  *
  * Limits: single-threaded except for the upload progress thread, which
  * only writes to stderr.
@@ -8,6 +9,7 @@
 #ifndef NOXCTL_I_H
 #define NOXCTL_I_H
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <nox/nox.h>
@@ -86,12 +88,41 @@ int ctl_usage(const struct ctl *c, const struct ctl_cmd *cmd, const char *fmt,
 	      ...) __attribute__((format(printf, 3, 4)));
 /* Full help of cmd on stdout; returns 0. */
 int ctl_cmd_help(const struct ctl_cmd *cmd);
+
+/* Long-only option codes: --json for every command that has it, then
+ * the first code a command may number its own from. */
+enum { CTL_OPT_JSON = 256, CTL_OPT_CMD };
+
+/* The entries every command's option table starts with (-h, -q). */
+#define CTL_OPTS_COMMON                                                  \
+	{"help", no_argument, NULL, 'h'}, {"quiet", no_argument, NULL, 'q'}
+#define CTL_OPTS_JSON {"json", no_argument, NULL, CTL_OPT_JSON}
+
 /*
- * Standard handling of a getopt_long error return ('?' or ':') for cmd:
- * prints what was wrong with argv[optind - 1] and returns 64.
+ * A command's own option ch (its code in the table) with its argument
+ * arg (NULL when it takes none).  Returns -1 to go on or an exit code.
  */
-int ctl_bad_option(const struct ctl *c, const struct ctl_cmd *cmd, int ch,
-		   char **argv);
+typedef int (*ctl_opt_fn)(struct ctl *c, const struct ctl_cmd *cmd, int ch,
+			  char *arg, void *ud);
+
+/*
+ * Parses cmd's options in argv[0..argc) with getopt_long: opts (ending
+ * in a zero entry) and the short options "hq" plus shortopts (may be
+ * NULL).  -h prints the help and returns 0; -q sets c->quiet, --json
+ * c->json; any other option goes to fn(c, cmd, ch, optarg, ud).  An
+ * unknown option or a missing argument is a usage error (64).  Returns
+ * -1 when every option is taken (positional arguments start at optind)
+ * or the exit code to end with.
+ */
+int ctl_parse_opts(struct ctl *c, const struct ctl_cmd *cmd, int argc,
+		   char **argv, const char *shortopts,
+		   const struct option *opts, ctl_opt_fn fn, void *ud);
+/*
+ * After ctl_parse_opts: exactly one positional argument before argc, a
+ * valid sandbox ID, set in *id.  0, or 64 after the usage message.
+ */
+int ctl_id_arg(const struct ctl *c, const struct ctl_cmd *cmd, int argc,
+	       char **argv, const char **id);
 
 /* 0 when s is a valid session ID, else prints why and returns 64. */
 int ctl_check_id(const struct ctl *c, const struct ctl_cmd *cmd, const char *s);

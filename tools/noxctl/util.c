@@ -1,13 +1,14 @@
 /*
  * util.c - noxctl's shared helpers: backend construction from the global
- * options, error and usage messages, errno to exit code, JSON output and
- * temp files.
+ * options, the commands' option and ID parsing, error and usage messages,
+ * errno to exit code, JSON output and temp files.
  *
  * Every message goes to stderr as "noxctl: ..."; stdout carries only the
  * command's own output, so it can be piped.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -110,8 +111,10 @@ int ctl_cmd_help(const struct ctl_cmd *cmd)
 	return CTL_EX_OK;
 }
 
-int ctl_bad_option(const struct ctl *c, const struct ctl_cmd *cmd, int ch,
-		   char **argv)
+/* A getopt_long error return ('?' or ':'): what was wrong with
+ * argv[optind - 1]; returns 64. */
+static int util_bad_option(const struct ctl *c, const struct ctl_cmd *cmd,
+			   int ch, char **argv)
 {
 	const char *arg = optind > 0 ? argv[optind - 1] : "?";
 
@@ -120,6 +123,55 @@ int ctl_bad_option(const struct ctl *c, const struct ctl_cmd *cmd, int ch,
 	if (optopt > 0 && optopt < 256 && arg[0] == '-' && arg[1] != '-')
 		return ctl_usage(c, cmd, "unknown option '-%c'", optopt);
 	return ctl_usage(c, cmd, "unknown option '%s'", arg);
+}
+
+int ctl_parse_opts(struct ctl *c, const struct ctl_cmd *cmd, int argc,
+		   char **argv, const char *shortopts,
+		   const struct option *opts, ctl_opt_fn fn, void *ud)
+{
+	char spec[32];
+	int ch, r;
+
+	/* ':' first: a missing argument is told apart from an unknown one */
+	if (snprintf(spec, sizeof(spec), ":hq%s", shortopts ? shortopts : "") >=
+	    (int)sizeof(spec))
+		return ctl_error(c, "internal: option string too long");
+	opterr = 0;
+	for (;;) {
+		ch = getopt_long(argc, argv, spec, opts, NULL);
+		switch (ch) {
+		case -1:
+			return -1;
+		case 'h':
+			return ctl_cmd_help(cmd);
+		case 'q':
+			c->quiet = true;
+			break;
+		case CTL_OPT_JSON:
+			c->json = true;
+			break;
+		case '?':
+		case ':':
+			return util_bad_option(c, cmd, ch, argv);
+		default:
+			r = fn ? fn(c, cmd, ch, optarg, ud)
+			       : util_bad_option(c, cmd, '?', argv);
+			if (r >= 0)
+				return r;
+		}
+	}
+}
+
+int ctl_id_arg(const struct ctl *c, const struct ctl_cmd *cmd, int argc,
+	       char **argv, const char **id)
+{
+	if (optind >= argc)
+		return ctl_usage(c, cmd, "missing sandbox ID");
+	if (optind + 1 < argc)
+		return ctl_usage(c, cmd, "unexpected argument '%s'",
+				 argv[optind + 1]);
+	*id = argv[optind];
+	return ctl_check_id(c, cmd, *id);
 }
 
 int ctl_check_id(const struct ctl *c, const struct ctl_cmd *cmd, const char *s)
