@@ -90,25 +90,25 @@ void nox_exec_result_cleanup(struct nox_exec_result *r)
 
 /* The operation's name in an -ENOSYS message. */
 static const char *const op_names[NOX_OP__COUNT] = {
-	[NOX_OP_STAT] = "stat",
-	[NOX_OP_LIST] = "list",
-	[NOX_OP_READ] = "read",
-	[NOX_OP_WRITE] = "write",
-	[NOX_OP_CREATE] = "createfile",
-	[NOX_OP_TRUNCATE] = "truncate",
-	[NOX_OP_MKDIR] = "mkdir",
-	[NOX_OP_UNLINK] = "unlink",
-	[NOX_OP_RMDIR] = "rmdir",
-	[NOX_OP_RENAME] = "rename",
-	[NOX_OP_CHMOD] = "chmod",
-	[NOX_OP_UTIMENS] = "utimens",
-	[NOX_OP_SYMLINK] = "symlink",
-	[NOX_OP_READLINK] = "readlink",
-	[NOX_OP_LINK] = "link",
-	[NOX_OP_STATFS] = "statfs",
-	[NOX_OP_WORKSPACE_FD] = "workspace_fd",
-	[NOX_OP_LIST_SANDBOXES] = "list-sandboxes",
-	[NOX_OP_TREE] = "tree",
+    [NOX_OP_STAT] = "stat",
+    [NOX_OP_LIST] = "list",
+    [NOX_OP_READ] = "read",
+    [NOX_OP_WRITE] = "write",
+    [NOX_OP_CREATE] = "createfile",
+    [NOX_OP_TRUNCATE] = "truncate",
+    [NOX_OP_MKDIR] = "mkdir",
+    [NOX_OP_UNLINK] = "unlink",
+    [NOX_OP_RMDIR] = "rmdir",
+    [NOX_OP_RENAME] = "rename",
+    [NOX_OP_CHMOD] = "chmod",
+    [NOX_OP_UTIMENS] = "utimens",
+    [NOX_OP_SYMLINK] = "symlink",
+    [NOX_OP_READLINK] = "readlink",
+    [NOX_OP_LINK] = "link",
+    [NOX_OP_STATFS] = "statfs",
+    [NOX_OP_WORKSPACE_FD] = "workspace_fd",
+    [NOX_OP_LIST_SANDBOXES] = "list-sandboxes",
+    [NOX_OP_TREE] = "tree",
 };
 
 /* Passed as op for the v1 operations, which every backend has. */
@@ -156,7 +156,7 @@ int nox_backend_create(struct nox_backend *b, const char *id,
 		       const struct nox_create_opts *opts,
 		       struct nox_sandbox_info *info, struct nox_err *err)
 {
-	struct nox_create_opts def = { 0 };
+	struct nox_create_opts def = {0};
 	struct nox_sandbox_info tmp;
 	int r;
 
@@ -197,16 +197,16 @@ int nox_backend_exec(struct nox_backend *b, const char *id,
 	return r;
 }
 
-int nox_backend_upload(struct nox_backend *b, const char *id,
-		       const char *dest, int tar_fd, struct nox_err *err)
+int nox_backend_upload(struct nox_backend *b, const char *id, const char *dest,
+		       int tar_fd, struct nox_err *err)
 {
 	int r = check_id(b, OP_V1, id, err);
 
 	return r < 0 ? r : b->ops->upload(b, id, dest, tar_fd, err);
 }
 
-int nox_backend_download(struct nox_backend *b, const char *id,
-			 const char *src, int out_fd, struct nox_err *err)
+int nox_backend_download(struct nox_backend *b, const char *id, const char *src,
+			 int out_fd, struct nox_err *err)
 {
 	int r = check_id(b, OP_V1, id, err);
 
@@ -297,8 +297,8 @@ int nox_backend_mkdir(struct nox_backend *b, const char *id, const char *path,
 	return r < 0 ? r : b->ops->mkdir(b, id, path, mode, err);
 }
 
-int nox_backend_unlink(struct nox_backend *b, const char *id,
-		       const char *path, struct nox_err *err)
+int nox_backend_unlink(struct nox_backend *b, const char *id, const char *path,
+		       struct nox_err *err)
 {
 	int r = check_path(b, NOX_OP_UNLINK, id, path, err);
 
@@ -313,9 +313,8 @@ int nox_backend_rmdir(struct nox_backend *b, const char *id, const char *path,
 	return r < 0 ? r : b->ops->rmdir(b, id, path, err);
 }
 
-int nox_backend_rename(struct nox_backend *b, const char *id,
-		       const char *from, const char *to, unsigned flags,
-		       struct nox_err *err)
+int nox_backend_rename(struct nox_backend *b, const char *id, const char *from,
+		       const char *to, unsigned flags, struct nox_err *err)
 {
 	int r = check_path(b, NOX_OP_RENAME, id, from, err);
 
@@ -332,9 +331,8 @@ int nox_backend_chmod(struct nox_backend *b, const char *id, const char *path,
 	return r < 0 ? r : b->ops->chmod(b, id, path, mode, err);
 }
 
-int nox_backend_utimens(struct nox_backend *b, const char *id,
-			const char *path, const struct timespec ts[2],
-			struct nox_err *err)
+int nox_backend_utimens(struct nox_backend *b, const char *id, const char *path,
+			const struct timespec ts[2], struct nox_err *err)
 {
 	int r = check_path(b, NOX_OP_UTIMENS, id, path, err);
 

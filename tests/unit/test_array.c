@@ -68,10 +68,10 @@ static void test_overflow(void)
 int main(void)
 {
 	static const struct tu_test tests[] = {
-		{ "grow keeps contents", test_grow_keeps_contents },
-		{ "room already, jumps", test_room_already },
-		{ "overflow leaves the array", test_overflow },
-		{ NULL, NULL },
+	    {"grow keeps contents", test_grow_keeps_contents},
+	    {"room already, jumps", test_room_already},
+	    {"overflow leaves the array", test_overflow},
+	    {NULL, NULL},
 	};
 
 	return tu_main("array", tests);

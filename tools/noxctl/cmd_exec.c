@@ -50,8 +50,8 @@ static void ex_args_cleanup(struct ex_args *a)
 	a->env = NULL;
 }
 
-static int ex_opt(struct ctl *c, const struct ctl_cmd *cmd, int ch,
-		  char *arg, void *ud)
+static int ex_opt(struct ctl *c, const struct ctl_cmd *cmd, int ch, char *arg,
+		  void *ud)
 {
 	struct ex_args *a = ud;
 	const char *eq;

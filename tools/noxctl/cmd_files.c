@@ -352,7 +352,7 @@ static const struct option fl_up_opts[] = {
 
 /* The named options of upload and download, as given. */
 struct fl_opts {
-	const char *dir, *dest; /* upload */
+	const char *dir, *dest;		 /* upload */
 	const char *src, *extract, *out; /* download */
 };
 
@@ -605,7 +605,8 @@ int cmd_download(struct ctl *c, const struct ctl_cmd *cmd, int argc,
 	if (rc)
 		return rc;
 	if (!o.extract == !o.out)
-		return ctl_usage(c, cmd, "give one of --extract DIR or -o FILE");
+		return ctl_usage(c, cmd,
+				 "give one of --extract DIR or -o FILE");
 	if ((o.extract && !o.extract[0]) || (o.out && !o.out[0]))
 		return ctl_usage(c, cmd, "empty file name");
 	rc = ctl_backend(c);

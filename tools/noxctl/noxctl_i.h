@@ -94,7 +94,7 @@ int ctl_cmd_help(const struct ctl_cmd *cmd);
 enum { CTL_OPT_JSON = 256, CTL_OPT_CMD };
 
 /* The entries every command's option table starts with (-h, -q). */
-#define CTL_OPTS_COMMON                                                  \
+#define CTL_OPTS_COMMON                                                        \
 	{"help", no_argument, NULL, 'h'}, {"quiet", no_argument, NULL, 'q'}
 #define CTL_OPTS_JSON {"json", no_argument, NULL, CTL_OPT_JSON}
 
