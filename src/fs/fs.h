@@ -44,7 +44,7 @@ struct fs_opts {
 	char *token;		/* -o token=T (http; default $NOXRUNNER_TOKEN) */
 	int v1_only;		/* -o v1_only (http: no extensions) */
 	char *pending;		/* first positional, until we know its role */
-	int source_bad;		/* SOURCE positional could not be parsed */
+	char *source;		/* SOURCE positional, applied after parsing */
 	int show_help;
 	int show_version;
 	int has_fsname;

@@ -73,45 +73,140 @@ static const struct fuse_opt fs_opt_spec[] = {
 /*
  * SOURCE, the first of two positionals (what mount.fuse3 passes for type
  * fuse.noxfs): "local", "local:BASE_DIR", an http(s) URL with an optional
- * "#ID" session, or a bare session ID (local backend, session=ID).
+ * "#ID" session, or a bare session ID (local backend, session=ID).  It is
+ * applied after the options, and a SOURCE that contradicts --url,
+ * --local or -o session= is refused rather than one of them ignored.
  */
-static int source_parse(struct fs_opts *o, const char *src)
+struct source {
+	bool local;
+	char *local_dir; /* local:DIR */
+	char *url;
+	char *session; /* URL#ID or a bare ID */
+};
+
+static void source_cleanup(struct source *s)
+{
+	free(s->local_dir);
+	free(s->url);
+	free(s->session);
+}
+
+static int source_parse(const char *src, struct source *s)
 {
 	const char *hash;
 
+	memset(s, 0, sizeof(*s));
 	if (strcmp(src, "local") == 0) {
-		o->local = 1;
+		s->local = true;
 		return 0;
 	}
 	if (strncmp(src, "local:", 6) == 0 && src[6]) {
-		free(o->local_dir);
-		o->local_dir = strdup(src + 6);
-		return o->local_dir ? 0 : -1;
+		/* local:DIR#ID, as /proc/mounts shows a session mount */
+		hash = strrchr(src + 6, '#');
+		if (hash && nox_id_validate(hash + 1, NULL) < 0)
+			hash = NULL;
+		s->local = true;
+		s->local_dir = hash ? strndup(src + 6, (size_t)(hash - src - 6))
+				    : strdup(src + 6);
+		if (!s->local_dir)
+			return -ENOMEM;
+		if (hash) {
+			s->session = strdup(hash + 1);
+			if (!s->session)
+				return -ENOMEM;
+		}
+		return 0;
 	}
 	if (strncmp(src, "http://", 7) == 0 || strncmp(src, "https://", 8) == 0) {
 		hash = strchr(src, '#');
-		free(o->url);
-		o->url = hash ? strndup(src, (size_t)(hash - src)) : strdup(src);
-		if (!o->url)
-			return -1;
+		s->url = hash ? strndup(src, (size_t)(hash - src)) : strdup(src);
+		if (!s->url)
+			return -ENOMEM;
 		if (hash && hash[1]) {
-			free(o->session);
-			o->session = strdup(hash + 1);
-			if (!o->session)
-				return -1;
+			s->session = strdup(hash + 1);
+			if (!s->session)
+				return -ENOMEM;
 		}
 		return 0;
 	}
 	if (nox_id_validate(src, NULL) == 0) {
-		o->local = 1;
-		free(o->session);
-		o->session = strdup(src);
-		return o->session ? 0 : -1;
+		s->local = true;
+		s->session = strdup(src);
+		return s->session ? 0 : -ENOMEM;
 	}
+	return -EINVAL;
+}
+
+/* "SOURCE 'x' conflicts with OPTION 'y'": one line, -1. */
+static int source_conflict(const char *src, const char *opt, const char *val)
+{
 	nox_log(NOX_LOG_ERR,
-		"source '%s' is not local, local:DIR, a URL or a session id",
-		src);
+		"source '%s' conflicts with %s%s%s%s: give the backend and "
+		"the session once",
+		src, opt, val ? " '" : "", val ? val : "", val ? "'" : "");
 	return -1;
+}
+
+/* Merges o->source into o; 0, or -1 after one message. */
+static int source_apply(struct fs_opts *o)
+{
+	const char *src = o->source;
+	struct source s;
+	int r;
+
+	r = source_parse(src, &s);
+	if (r == -EINVAL) {
+		nox_log(NOX_LOG_ERR,
+			"source '%s' is not local, local:DIR, a URL or a "
+			"session id",
+			src);
+		return -1;
+	}
+	if (r < 0) {
+		nox_log(NOX_LOG_ERR, "source '%s': %s", src, strerror(-r));
+		source_cleanup(&s);
+		return -1;
+	}
+	r = -1;
+	if (s.local && o->url) {
+		source_conflict(src, "--url", o->url);
+		goto out;
+	}
+	if (s.url && (o->local || o->local_dir)) {
+		source_conflict(src, "--local", o->local_dir);
+		goto out;
+	}
+	if (s.url && o->url && strcmp(s.url, o->url) != 0) {
+		source_conflict(src, "--url", o->url);
+		goto out;
+	}
+	if (s.local_dir && o->local_dir &&
+	    strcmp(s.local_dir, o->local_dir) != 0) {
+		source_conflict(src, "--local", o->local_dir);
+		goto out;
+	}
+	if (s.session && o->session && strcmp(s.session, o->session) != 0) {
+		source_conflict(src, "-o session", o->session);
+		goto out;
+	}
+	if (s.local)
+		o->local = 1;
+	if (s.local_dir && !o->local_dir) {
+		o->local_dir = s.local_dir;
+		s.local_dir = NULL;
+	}
+	if (s.url && !o->url) {
+		o->url = s.url;
+		s.url = NULL;
+	}
+	if (s.session && !o->session) {
+		o->session = s.session;
+		s.session = NULL;
+	}
+	r = 0;
+out:
+	source_cleanup(&s);
+	return r;
 }
 
 static int opt_proc(void *data, const char *arg, int key,
@@ -126,9 +221,12 @@ static int opt_proc(void *data, const char *arg, int key,
 			o->pending = strdup(arg);
 			return o->pending ? 0 : -1;
 		}
-		if (source_parse(o, o->pending) < 0)
-			o->source_bad = 1;
-		free(o->pending);
+		if (o->source) {
+			nox_log(NOX_LOG_ERR, "one SOURCE and one MOUNTPOINT at "
+					     "most (see --help)");
+			return -1;
+		}
+		o->source = o->pending;
 		o->pending = NULL;
 		return 1;
 	}
@@ -205,17 +303,35 @@ static void usage(const char *prog)
 	       NOX_DEFAULT_TTL);
 }
 
+/*
+ * libfuse reports some errors in pieces (fuse_opt prints "unknown
+ * option(s): `", then each option, then "'\n"): pieces are joined until
+ * a newline so that one message is one log line.
+ */
+static pthread_mutex_t fuse_log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char fuse_log_buf[2048]; /* protected by fuse_log_mu */
+static size_t fuse_log_len;	/* protected by fuse_log_mu */
+
 __attribute__((format(printf, 2, 0))) static void
 fs_fuse_log(enum fuse_log_level level, const char *fmt, va_list ap)
 {
-	char buf[2048];
-	size_t n;
+	size_t room, n;
+	int r;
 
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	n = strlen(buf);
-	while (n > 0 && buf[n - 1] == '\n')
-		buf[--n] = '\0';
-	nox_log((enum nox_log_level)level, "%s", buf);
+	pthread_mutex_lock(&fuse_log_mu);
+	room = sizeof(fuse_log_buf) - fuse_log_len;
+	r = vsnprintf(fuse_log_buf + fuse_log_len, room, fmt, ap);
+	if (r > 0)
+		fuse_log_len += (size_t)r < room ? (size_t)r : room - 1;
+	n = fuse_log_len;
+	if (n > 0 && (fuse_log_buf[n - 1] == '\n' ||
+		      n == sizeof(fuse_log_buf) - 1)) {
+		while (n > 0 && fuse_log_buf[n - 1] == '\n')
+			fuse_log_buf[--n] = '\0';
+		nox_log((enum nox_log_level)level, "%s", fuse_log_buf);
+		fuse_log_len = 0;
+	}
+	pthread_mutex_unlock(&fuse_log_mu);
 }
 
 /* Validates options and fills defaults; 0 or -1 after a message. */
@@ -239,23 +355,159 @@ static int opts_check(struct fs_opts *o)
 	}
 	if (o->local_dir)
 		o->local = 1;
+	if (o->local && o->url) {
+		nox_log(NOX_LOG_ERR, "--local and --url name two backends: "
+				     "give one");
+		return -1;
+	}
 	return 0;
+}
+
+/* The URL of the http backend, or NULL for the local one. */
+static const char *opts_url(const struct fs_opts *o)
+{
+	const char *url = o->url;
+
+	if (o->local)
+		return NULL;
+	if (!url) {
+		url = getenv("NOXRUNNER_BASE_URL");
+		if (url && !*url)
+			url = NULL;
+	}
+	return url;
+}
+
+/* Appends s to b with fuse_opt's escapes for ',' and '\\'; false if full. */
+static bool opt_escape(char *b, size_t cap, size_t *len, const char *s)
+{
+	for (; *s; s++) {
+		if (*len + 3 > cap)
+			return false;
+		if (*s == ',' || *s == '\\')
+			b[(*len)++] = '\\';
+		b[(*len)++] = *s;
+	}
+	b[*len] = '\0';
+	return true;
+}
+
+/*
+ * -o fsname=SOURCE: /proc/mounts, df and findmnt show where the mount
+ * comes from, in the SOURCE syntax mount(8) takes back (local:DIR[#ID]
+ * or URL[#ID]); a URL's user:password@ is left out.
+ */
+static int fsname_add(struct fuse_args *args, const struct fs_opts *o)
+{
+	const char *url = opts_url(o), *at, *host;
+	char b[PATH_MAX + 64];
+	size_t len = 0;
+	bool ok;
+
+	len = (size_t)snprintf(b, sizeof(b), "-ofsname=");
+	if (url) {
+		host = strstr(url, "://");
+		host = host ? host + 3 : url;
+		at = strchr(host, '@');
+		if (at && at < host + strcspn(host, "/?#")) {
+			char scheme[16];
+			size_t sl = (size_t)(host - url);
+
+			if (sl >= sizeof(scheme))
+				sl = 0;
+			memcpy(scheme, url, sl);
+			scheme[sl] = '\0';
+			ok = opt_escape(b, sizeof(b), &len, scheme) &&
+			     opt_escape(b, sizeof(b), &len, at + 1);
+		} else {
+			ok = opt_escape(b, sizeof(b), &len, url);
+		}
+	} else {
+		ok = opt_escape(b, sizeof(b), &len, "local:") &&
+		     opt_escape(b, sizeof(b), &len,
+				o->local_dir ? o->local_dir
+					     : NOX_DEFAULT_BASE_DIR);
+	}
+	if (ok && o->session)
+		ok = opt_escape(b, sizeof(b), &len, "#") &&
+		     opt_escape(b, sizeof(b), &len, o->session);
+	if (!ok) /* a path too long to show: the plain name */
+		snprintf(b, sizeof(b), "-ofsname=noxfs");
+	return fuse_opt_add_arg(args, b);
+}
+
+/*
+ * Decodes mountinfo's octal escapes (\040 for a space) in place.
+ */
+static void mountinfo_unescape(char *s)
+{
+	char *d = s;
+
+	while (*s) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' &&
+		    s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*d++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 +
+				      (s[3] - '0'));
+			s += 4;
+		} else {
+			*d++ = *s++;
+		}
+	}
+	*d = '\0';
+}
+
+/*
+ * True when MNT is already a noxfs mount: a second one stacked over it
+ * would hide the first, which keeps running and holding its sandboxes
+ * and cache lock.  sshfs stacks silently; we refuse.
+ */
+static bool already_noxfs(const char *mnt)
+{
+	char *real = realpath(mnt, NULL), *line = NULL;
+	size_t cap = 0;
+	bool found = false;
+	FILE *f;
+
+	if (!real)
+		return false;
+	f = fopen("/proc/self/mountinfo", "re");
+	while (f && !found && getline(&line, &cap, f) > 0) {
+		char *save = NULL, *fields[5], *sep, *type;
+		int i;
+
+		sep = strstr(line, " - ");
+		if (!sep)
+			continue;
+		type = sep + 3;
+		type[strcspn(type, " ")] = '\0';
+		*sep = '\0';
+		for (i = 0; i < 5; i++) {
+			fields[i] = strtok_r(i ? NULL : line, " ", &save);
+			if (!fields[i])
+				break;
+		}
+		if (i < 5)
+			continue;
+		mountinfo_unescape(fields[4]);
+		found = strcmp(fields[4], real) == 0 &&
+			strcmp(type, "fuse.noxfs") == 0;
+	}
+	if (f)
+		fclose(f);
+	free(line);
+	free(real);
+	return found;
 }
 
 static int backend_open(struct fs *fs)
 {
 	struct fs_opts *o = &fs->opts;
-	const char *url = o->url;
+	const char *url = opts_url(o);
 	struct nox_err err;
 	int r;
 
-	if (!url && !o->local) {
-		url = getenv("NOXRUNNER_BASE_URL");
-		if (url && !*url)
-			url = NULL;
-	}
 	nox_err_clear(&err);
-	if (o->local || !url) {
+	if (!url) {
 		struct nox_local_opts lo;
 		char *real;
 
@@ -430,7 +682,7 @@ int main(int argc, char *argv[])
 	fs.opts.entry_timeout = 1.0;
 	if (fuse_opt_parse(&args, &fs.opts, fs_opt_spec, opt_proc) == -1)
 		goto out_args;
-	if (fs.opts.source_bad)
+	if (fs.opts.source && source_apply(&fs.opts) < 0)
 		goto out_args;
 	if (fs.opts.pending) {
 		/* a single positional: it was the mount point after all */
@@ -453,9 +705,7 @@ int main(int argc, char *argv[])
 		ret = 0;
 		goto out_args;
 	}
-	if ((!fs.opts.has_fsname &&
-	     fuse_opt_add_arg(&args, "-ofsname=noxfs") == -1) ||
-	    (!fs.opts.has_subtype &&
+	if ((!fs.opts.has_subtype &&
 	     fuse_opt_add_arg(&args, "-osubtype=noxfs") == -1))
 		goto out_args;
 	if (fuse_parse_cmdline(&args, &co) != 0)
@@ -479,6 +729,15 @@ int main(int argc, char *argv[])
 	}
 	if (opts_check(&fs.opts) < 0)
 		goto out_args;
+	if (!fs.opts.has_fsname && fsname_add(&args, &fs.opts) == -1)
+		goto out_args;
+	if (already_noxfs(co.mountpoint)) {
+		nox_log(NOX_LOG_ERR,
+			"%s is already a noxfs mount (unmount it first: "
+			"fusermount3 -u %s)",
+			co.mountpoint, co.mountpoint);
+		goto out_args;
+	}
 
 	umask(0); /* the kernel applied the caller's umask already */
 	raise_nofile();
@@ -553,6 +812,7 @@ out_args:
 	free(fs.opts.local_dir);
 	free(fs.opts.url);
 	free(fs.opts.session);
+	free(fs.opts.source);
 	free(fs.opts.cache_dir);
 	if (ret == 0)
 		nox_log(NOX_LOG_DEBUG, "exit");
