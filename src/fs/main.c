@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <fuse_lowlevel.h>
@@ -33,6 +34,12 @@
 #include "cred.h"
 #include "fs.h"
 #include "sandbox.h"
+
+/* Default deadline of the HTTP checks at start (-o start_timeout=S). */
+#define FS_START_TIMEOUT 10
+/* The sandbox a start check touches: it need not exist (404 is the
+ * answer that proves the token). */
+#define FS_PROBE_ID "noxfs-start-check"
 
 enum {
 	KEY_FSNAME,
@@ -60,6 +67,7 @@ static const struct fuse_opt fs_opt_spec[] = {
     FS_OPT("writeback_delay=%d", writeback_delay, 0),
     FS_OPT("token=%s", token, 0),
     FS_OPT("v1_only", v1_only, 1),
+    FS_OPT("start_timeout=%d", start_timeout, 0),
     FS_OPT("local=%s", local_dir, 0),
     FS_OPT("url=%s", url, 0),
     FS_OPT("--help", show_help, 1),
@@ -286,6 +294,8 @@ static void usage(const char *prog)
 	       "    -o token=TOKEN         http: bearer token (default:\n"
 	       "                           $NOXRUNNER_TOKEN)\n"
 	       "    -o v1_only             http: use no server extensions\n"
+	       "    -o start_timeout=S     http: deadline of the checks at "
+	       "start (10)\n"
 	       "    -o local=BASE_DIR, url=URL  as --local=BASE_DIR, --url "
 	       "URL (fstab)\n"
 	       "    -o allow_other         let other users use the mount\n"
@@ -339,6 +349,10 @@ static int opts_check(struct fs_opts *o)
 {
 	if (o->exec_timeout < 1) {
 		nox_log(NOX_LOG_ERR, "exec_timeout must be at least 1 s");
+		return -1;
+	}
+	if (o->start_timeout < 1) {
+		nox_log(NOX_LOG_ERR, "start_timeout must be at least 1 s");
 		return -1;
 	}
 	if (o->ttl < 1) {
@@ -499,6 +513,110 @@ static bool already_noxfs(const char *mnt)
 	return found;
 }
 
+/* Milliseconds left until deadline (CLOCK_MONOTONIC), at least 1. */
+static long ms_left(const struct timespec *deadline)
+{
+	struct timespec now;
+	long ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (long)(deadline->tv_sec - now.tv_sec) * 1000L +
+	     (deadline->tv_nsec - now.tv_nsec) / 1000000L;
+	return ms > 0 ? ms : 1;
+}
+
+/* A throw-away handle whose every call ends within what is left. */
+static int probe_new(const struct fs_opts *o, const char *url,
+		     const struct timespec *deadline, struct nox_backend **out,
+		     struct nox_err *err)
+{
+	struct nox_http_opts ho;
+	long left = ms_left(deadline);
+
+	memset(&ho, 0, sizeof(ho));
+	ho.base_url = url;
+	ho.token = o->token;
+	ho.v1_only = true;
+	ho.timeout_ms = left;
+	ho.connect_timeout_ms = left < 5000 ? left : 5000;
+	ho.retries = -1; /* a refused connection is an answer at start */
+	return nox_backend_http_new(&ho, out, err);
+}
+
+/*
+ * Over HTTP the mount is refused at start, within start_timeout, when the
+ * server cannot be reached, is not a NoxRunner server or refuses the
+ * token, with one line saying what was tried, what answered and what to
+ * do: as sshfs refuses a dead host at mount time.  GET /healthz says the
+ * server is there; a touch of a sandbox that does not exist (404 from a
+ * v1 server that accepts the token, 401 or 403 from one that does not)
+ * says the token is good, creating nothing.  0, or -1 after the line.
+ */
+static int http_start_check(const struct fs_opts *o, const char *url)
+{
+	struct nox_backend *p = NULL;
+	struct timespec deadline;
+	struct nox_err err;
+	int r;
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += o->start_timeout;
+	nox_err_clear(&err);
+	r = probe_new(o, url, &deadline, &p, &err);
+	if (r == 0)
+		r = nox_backend_health(p, &err);
+	nox_backend_free(p);
+	p = NULL;
+	if (r == -ENOENT || r == -EPROTO || r == -EIO) {
+		nox_log(NOX_LOG_ERR,
+			"%s is not a NoxRunner server: %s (check "
+			"the URL's host, port and path)",
+			url, nox_err_str(&err, r));
+		return -1;
+	}
+	if (r == -ETIMEDOUT) {
+		nox_log(NOX_LOG_ERR,
+			"no answer from %s within %d s: %s (a stalled server; "
+			"raise -o start_timeout= for a slow one)",
+			url, o->start_timeout, nox_err_str(&err, r));
+		return -1;
+	}
+	if (r < 0 && r != -EACCES) {
+		nox_log(NOX_LOG_ERR,
+			"cannot reach %s: %s (is the server "
+			"running, and is the URL right?)",
+			url, nox_err_str(&err, r));
+		return -1;
+	}
+	if (r == 0) {
+		nox_err_clear(&err);
+		r = probe_new(o, url, &deadline, &p, &err);
+		if (r == 0)
+			r = nox_backend_touch(p, FS_PROBE_ID, &err);
+		nox_backend_free(p);
+		if (r == 0 || r == -ENOENT)
+			return 0;
+	}
+	if (r == -EACCES) {
+		nox_log(NOX_LOG_ERR,
+			"%s refused the token: %s (give it with -o token= or "
+			"NOXRUNNER_TOKEN)",
+			url, nox_err_str(&err, r));
+		return -1;
+	}
+	if (r == -ETIMEDOUT || r == -ECONNREFUSED || r == -ECONNRESET ||
+	    r == -EHOSTUNREACH || r == -ENETUNREACH) {
+		nox_log(NOX_LOG_ERR,
+			"cannot reach %s within %d s: %s (raise "
+			"-o start_timeout= for a slow server)",
+			url, o->start_timeout, nox_err_str(&err, r));
+		return -1;
+	}
+	nox_log(NOX_LOG_ERR, "%s does not answer as a NoxRunner v1 server: %s",
+		url, nox_err_str(&err, r));
+	return -1;
+}
+
 static int backend_open(struct fs *fs)
 {
 	struct fs_opts *o = &fs->opts;
@@ -535,6 +653,8 @@ static int backend_open(struct fs *fs)
 	} else {
 		struct nox_http_opts ho;
 
+		if (http_start_check(o, url) < 0)
+			return -1;
 		memset(&ho, 0, sizeof(ho));
 		ho.base_url = url;
 		ho.token = o->token;
@@ -678,6 +798,7 @@ int main(int argc, char *argv[])
 	fuse_set_log_func(fs_fuse_log);
 	fs.opts.exec_timeout = NOX_DEFAULT_EXEC_TIMEOUT;
 	fs.opts.ttl = NOX_DEFAULT_TTL;
+	fs.opts.start_timeout = FS_START_TIMEOUT;
 	fs.opts.attr_timeout = 1.0;
 	fs.opts.entry_timeout = 1.0;
 	if (fuse_opt_parse(&args, &fs.opts, fs_opt_spec, opt_proc) == -1)
