@@ -43,8 +43,9 @@ struct fs_opts {
 	int writeback_delay;  /* -o writeback_delay=MS (http, later) */
 	char *token;		/* -o token=T (http; default $NOXRUNNER_TOKEN) */
 	int v1_only;		/* -o v1_only (http: no extensions) */
+	int start_timeout;	/* -o start_timeout=S (http checks at start) */
 	char *pending;		/* first positional, until we know its role */
-	int source_bad;		/* SOURCE positional could not be parsed */
+	char *source;		/* SOURCE positional, applied after parsing */
 	int show_help;
 	int show_version;
 	int has_fsname;

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <fuse_lowlevel.h>
@@ -33,6 +34,12 @@
 #include "cred.h"
 #include "fs.h"
 #include "sandbox.h"
+
+/* Default deadline of the HTTP checks at start (-o start_timeout=S). */
+#define FS_START_TIMEOUT 10
+/* The sandbox a start check touches: it need not exist (404 is the
+ * answer that proves the token). */
+#define FS_PROBE_ID "noxfs-start-check"
 
 enum {
 	KEY_FSNAME,
@@ -60,6 +67,7 @@ static const struct fuse_opt fs_opt_spec[] = {
     FS_OPT("writeback_delay=%d", writeback_delay, 0),
     FS_OPT("token=%s", token, 0),
     FS_OPT("v1_only", v1_only, 1),
+    FS_OPT("start_timeout=%d", start_timeout, 0),
     FS_OPT("local=%s", local_dir, 0),
     FS_OPT("url=%s", url, 0),
     FS_OPT("--help", show_help, 1),
@@ -73,45 +81,140 @@ static const struct fuse_opt fs_opt_spec[] = {
 /*
  * SOURCE, the first of two positionals (what mount.fuse3 passes for type
  * fuse.noxfs): "local", "local:BASE_DIR", an http(s) URL with an optional
- * "#ID" session, or a bare session ID (local backend, session=ID).
+ * "#ID" session, or a bare session ID (local backend, session=ID).  It is
+ * applied after the options, and a SOURCE that contradicts --url,
+ * --local or -o session= is refused rather than one of them ignored.
  */
-static int source_parse(struct fs_opts *o, const char *src)
+struct source {
+	bool local;
+	char *local_dir; /* local:DIR */
+	char *url;
+	char *session; /* URL#ID or a bare ID */
+};
+
+static void source_cleanup(struct source *s)
+{
+	free(s->local_dir);
+	free(s->url);
+	free(s->session);
+}
+
+static int source_parse(const char *src, struct source *s)
 {
 	const char *hash;
 
+	memset(s, 0, sizeof(*s));
 	if (strcmp(src, "local") == 0) {
-		o->local = 1;
+		s->local = true;
 		return 0;
 	}
 	if (strncmp(src, "local:", 6) == 0 && src[6]) {
-		free(o->local_dir);
-		o->local_dir = strdup(src + 6);
-		return o->local_dir ? 0 : -1;
+		/* local:DIR#ID, as /proc/mounts shows a session mount */
+		hash = strrchr(src + 6, '#');
+		if (hash && nox_id_validate(hash + 1, NULL) < 0)
+			hash = NULL;
+		s->local = true;
+		s->local_dir = hash ? strndup(src + 6, (size_t)(hash - src - 6))
+				    : strdup(src + 6);
+		if (!s->local_dir)
+			return -ENOMEM;
+		if (hash) {
+			s->session = strdup(hash + 1);
+			if (!s->session)
+				return -ENOMEM;
+		}
+		return 0;
 	}
 	if (strncmp(src, "http://", 7) == 0 || strncmp(src, "https://", 8) == 0) {
 		hash = strchr(src, '#');
-		free(o->url);
-		o->url = hash ? strndup(src, (size_t)(hash - src)) : strdup(src);
-		if (!o->url)
-			return -1;
+		s->url = hash ? strndup(src, (size_t)(hash - src)) : strdup(src);
+		if (!s->url)
+			return -ENOMEM;
 		if (hash && hash[1]) {
-			free(o->session);
-			o->session = strdup(hash + 1);
-			if (!o->session)
-				return -1;
+			s->session = strdup(hash + 1);
+			if (!s->session)
+				return -ENOMEM;
 		}
 		return 0;
 	}
 	if (nox_id_validate(src, NULL) == 0) {
-		o->local = 1;
-		free(o->session);
-		o->session = strdup(src);
-		return o->session ? 0 : -1;
+		s->local = true;
+		s->session = strdup(src);
+		return s->session ? 0 : -ENOMEM;
 	}
+	return -EINVAL;
+}
+
+/* "SOURCE 'x' conflicts with OPTION 'y'": one line, -1. */
+static int source_conflict(const char *src, const char *opt, const char *val)
+{
 	nox_log(NOX_LOG_ERR,
-		"source '%s' is not local, local:DIR, a URL or a session id",
-		src);
+		"source '%s' conflicts with %s%s%s%s: give the backend and "
+		"the session once",
+		src, opt, val ? " '" : "", val ? val : "", val ? "'" : "");
 	return -1;
+}
+
+/* Merges o->source into o; 0, or -1 after one message. */
+static int source_apply(struct fs_opts *o)
+{
+	const char *src = o->source;
+	struct source s;
+	int r;
+
+	r = source_parse(src, &s);
+	if (r == -EINVAL) {
+		nox_log(NOX_LOG_ERR,
+			"source '%s' is not local, local:DIR, a URL or a "
+			"session id",
+			src);
+		return -1;
+	}
+	if (r < 0) {
+		nox_log(NOX_LOG_ERR, "source '%s': %s", src, strerror(-r));
+		source_cleanup(&s);
+		return -1;
+	}
+	r = -1;
+	if (s.local && o->url) {
+		source_conflict(src, "--url", o->url);
+		goto out;
+	}
+	if (s.url && (o->local || o->local_dir)) {
+		source_conflict(src, "--local", o->local_dir);
+		goto out;
+	}
+	if (s.url && o->url && strcmp(s.url, o->url) != 0) {
+		source_conflict(src, "--url", o->url);
+		goto out;
+	}
+	if (s.local_dir && o->local_dir &&
+	    strcmp(s.local_dir, o->local_dir) != 0) {
+		source_conflict(src, "--local", o->local_dir);
+		goto out;
+	}
+	if (s.session && o->session && strcmp(s.session, o->session) != 0) {
+		source_conflict(src, "-o session", o->session);
+		goto out;
+	}
+	if (s.local)
+		o->local = 1;
+	if (s.local_dir && !o->local_dir) {
+		o->local_dir = s.local_dir;
+		s.local_dir = NULL;
+	}
+	if (s.url && !o->url) {
+		o->url = s.url;
+		s.url = NULL;
+	}
+	if (s.session && !o->session) {
+		o->session = s.session;
+		s.session = NULL;
+	}
+	r = 0;
+out:
+	source_cleanup(&s);
+	return r;
 }
 
 static int opt_proc(void *data, const char *arg, int key,
@@ -126,9 +229,12 @@ static int opt_proc(void *data, const char *arg, int key,
 			o->pending = strdup(arg);
 			return o->pending ? 0 : -1;
 		}
-		if (source_parse(o, o->pending) < 0)
-			o->source_bad = 1;
-		free(o->pending);
+		if (o->source) {
+			nox_log(NOX_LOG_ERR, "one SOURCE and one MOUNTPOINT at "
+					     "most (see --help)");
+			return -1;
+		}
+		o->source = o->pending;
 		o->pending = NULL;
 		return 1;
 	}
@@ -188,6 +294,8 @@ static void usage(const char *prog)
 	       "    -o token=TOKEN         http: bearer token (default:\n"
 	       "                           $NOXRUNNER_TOKEN)\n"
 	       "    -o v1_only             http: use no server extensions\n"
+	       "    -o start_timeout=S     http: deadline of the checks at "
+	       "start (10)\n"
 	       "    -o local=BASE_DIR, url=URL  as --local=BASE_DIR, --url "
 	       "URL (fstab)\n"
 	       "    -o allow_other         let other users use the mount\n"
@@ -205,17 +313,35 @@ static void usage(const char *prog)
 	       NOX_DEFAULT_TTL);
 }
 
+/*
+ * libfuse reports some errors in pieces (fuse_opt prints "unknown
+ * option(s): `", then each option, then "'\n"): pieces are joined until
+ * a newline so that one message is one log line.
+ */
+static pthread_mutex_t fuse_log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char fuse_log_buf[2048]; /* protected by fuse_log_mu */
+static size_t fuse_log_len;	/* protected by fuse_log_mu */
+
 __attribute__((format(printf, 2, 0))) static void
 fs_fuse_log(enum fuse_log_level level, const char *fmt, va_list ap)
 {
-	char buf[2048];
-	size_t n;
+	size_t room, n;
+	int r;
 
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	n = strlen(buf);
-	while (n > 0 && buf[n - 1] == '\n')
-		buf[--n] = '\0';
-	nox_log((enum nox_log_level)level, "%s", buf);
+	pthread_mutex_lock(&fuse_log_mu);
+	room = sizeof(fuse_log_buf) - fuse_log_len;
+	r = vsnprintf(fuse_log_buf + fuse_log_len, room, fmt, ap);
+	if (r > 0)
+		fuse_log_len += (size_t)r < room ? (size_t)r : room - 1;
+	n = fuse_log_len;
+	if (n > 0 && (fuse_log_buf[n - 1] == '\n' ||
+		      n == sizeof(fuse_log_buf) - 1)) {
+		while (n > 0 && fuse_log_buf[n - 1] == '\n')
+			fuse_log_buf[--n] = '\0';
+		nox_log((enum nox_log_level)level, "%s", fuse_log_buf);
+		fuse_log_len = 0;
+	}
+	pthread_mutex_unlock(&fuse_log_mu);
 }
 
 /* Validates options and fills defaults; 0 or -1 after a message. */
@@ -223,6 +349,10 @@ static int opts_check(struct fs_opts *o)
 {
 	if (o->exec_timeout < 1) {
 		nox_log(NOX_LOG_ERR, "exec_timeout must be at least 1 s");
+		return -1;
+	}
+	if (o->start_timeout < 1) {
+		nox_log(NOX_LOG_ERR, "start_timeout must be at least 1 s");
 		return -1;
 	}
 	if (o->ttl < 1) {
@@ -239,23 +369,263 @@ static int opts_check(struct fs_opts *o)
 	}
 	if (o->local_dir)
 		o->local = 1;
+	if (o->local && o->url) {
+		nox_log(NOX_LOG_ERR, "--local and --url name two backends: "
+				     "give one");
+		return -1;
+	}
 	return 0;
+}
+
+/* The URL of the http backend, or NULL for the local one. */
+static const char *opts_url(const struct fs_opts *o)
+{
+	const char *url = o->url;
+
+	if (o->local)
+		return NULL;
+	if (!url) {
+		url = getenv("NOXRUNNER_BASE_URL");
+		if (url && !*url)
+			url = NULL;
+	}
+	return url;
+}
+
+/* Appends s to b with fuse_opt's escapes for ',' and '\\'; false if full. */
+static bool opt_escape(char *b, size_t cap, size_t *len, const char *s)
+{
+	for (; *s; s++) {
+		if (*len + 3 > cap)
+			return false;
+		if (*s == ',' || *s == '\\')
+			b[(*len)++] = '\\';
+		b[(*len)++] = *s;
+	}
+	b[*len] = '\0';
+	return true;
+}
+
+/*
+ * -o fsname=SOURCE: /proc/mounts, df and findmnt show where the mount
+ * comes from, in the SOURCE syntax mount(8) takes back (local:DIR[#ID]
+ * or URL[#ID]); a URL's user:password@ is left out.
+ */
+static int fsname_add(struct fuse_args *args, const struct fs_opts *o)
+{
+	const char *url = opts_url(o), *at, *host;
+	char b[PATH_MAX + 64];
+	size_t len = 0;
+	bool ok;
+
+	len = (size_t)snprintf(b, sizeof(b), "-ofsname=");
+	if (url) {
+		host = strstr(url, "://");
+		host = host ? host + 3 : url;
+		at = strchr(host, '@');
+		if (at && at < host + strcspn(host, "/?#")) {
+			char scheme[16];
+			size_t sl = (size_t)(host - url);
+
+			if (sl >= sizeof(scheme))
+				sl = 0;
+			memcpy(scheme, url, sl);
+			scheme[sl] = '\0';
+			ok = opt_escape(b, sizeof(b), &len, scheme) &&
+			     opt_escape(b, sizeof(b), &len, at + 1);
+		} else {
+			ok = opt_escape(b, sizeof(b), &len, url);
+		}
+	} else {
+		ok = opt_escape(b, sizeof(b), &len, "local:") &&
+		     opt_escape(b, sizeof(b), &len,
+				o->local_dir ? o->local_dir
+					     : NOX_DEFAULT_BASE_DIR);
+	}
+	if (ok && o->session)
+		ok = opt_escape(b, sizeof(b), &len, "#") &&
+		     opt_escape(b, sizeof(b), &len, o->session);
+	if (!ok) /* a path too long to show: the plain name */
+		snprintf(b, sizeof(b), "-ofsname=noxfs");
+	return fuse_opt_add_arg(args, b);
+}
+
+/*
+ * Decodes mountinfo's octal escapes (\040 for a space) in place.
+ */
+static void mountinfo_unescape(char *s)
+{
+	char *d = s;
+
+	while (*s) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' &&
+		    s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*d++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 +
+				      (s[3] - '0'));
+			s += 4;
+		} else {
+			*d++ = *s++;
+		}
+	}
+	*d = '\0';
+}
+
+/*
+ * True when MNT is already a noxfs mount: a second one stacked over it
+ * would hide the first, which keeps running and holding its sandboxes
+ * and cache lock.  sshfs stacks silently; we refuse.
+ */
+static bool already_noxfs(const char *mnt)
+{
+	char *real = realpath(mnt, NULL), *line = NULL;
+	size_t cap = 0;
+	bool found = false;
+	FILE *f;
+
+	if (!real)
+		return false;
+	f = fopen("/proc/self/mountinfo", "re");
+	while (f && !found && getline(&line, &cap, f) > 0) {
+		char *save = NULL, *fields[5], *sep, *type;
+		int i;
+
+		sep = strstr(line, " - ");
+		if (!sep)
+			continue;
+		type = sep + 3;
+		type[strcspn(type, " ")] = '\0';
+		*sep = '\0';
+		for (i = 0; i < 5; i++) {
+			fields[i] = strtok_r(i ? NULL : line, " ", &save);
+			if (!fields[i])
+				break;
+		}
+		if (i < 5)
+			continue;
+		mountinfo_unescape(fields[4]);
+		found = strcmp(fields[4], real) == 0 &&
+			strcmp(type, "fuse.noxfs") == 0;
+	}
+	if (f)
+		fclose(f);
+	free(line);
+	free(real);
+	return found;
+}
+
+/* Milliseconds left until deadline (CLOCK_MONOTONIC), at least 1. */
+static long ms_left(const struct timespec *deadline)
+{
+	struct timespec now;
+	long ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (long)(deadline->tv_sec - now.tv_sec) * 1000L +
+	     (deadline->tv_nsec - now.tv_nsec) / 1000000L;
+	return ms > 0 ? ms : 1;
+}
+
+/* A throw-away handle whose every call ends within what is left. */
+static int probe_new(const struct fs_opts *o, const char *url,
+		     const struct timespec *deadline, struct nox_backend **out,
+		     struct nox_err *err)
+{
+	struct nox_http_opts ho;
+	long left = ms_left(deadline);
+
+	memset(&ho, 0, sizeof(ho));
+	ho.base_url = url;
+	ho.token = o->token;
+	ho.v1_only = true;
+	ho.timeout_ms = left;
+	ho.connect_timeout_ms = left < 5000 ? left : 5000;
+	ho.retries = -1; /* a refused connection is an answer at start */
+	return nox_backend_http_new(&ho, out, err);
+}
+
+/*
+ * Over HTTP the mount is refused at start, within start_timeout, when the
+ * server cannot be reached, is not a NoxRunner server or refuses the
+ * token, with one line saying what was tried, what answered and what to
+ * do: as sshfs refuses a dead host at mount time.  GET /healthz says the
+ * server is there; a touch of a sandbox that does not exist (404 from a
+ * v1 server that accepts the token, 401 or 403 from one that does not)
+ * says the token is good, creating nothing.  0, or -1 after the line.
+ */
+static int http_start_check(const struct fs_opts *o, const char *url)
+{
+	struct nox_backend *p = NULL;
+	struct timespec deadline;
+	struct nox_err err;
+	int r;
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += o->start_timeout;
+	nox_err_clear(&err);
+	r = probe_new(o, url, &deadline, &p, &err);
+	if (r == 0)
+		r = nox_backend_health(p, &err);
+	nox_backend_free(p);
+	p = NULL;
+	if (r == -ENOENT || r == -EPROTO || r == -EIO) {
+		nox_log(NOX_LOG_ERR,
+			"%s is not a NoxRunner server: %s (check "
+			"the URL's host, port and path)",
+			url, nox_err_str(&err, r));
+		return -1;
+	}
+	if (r == -ETIMEDOUT) {
+		nox_log(NOX_LOG_ERR,
+			"no answer from %s within %d s: %s (a stalled server; "
+			"raise -o start_timeout= for a slow one)",
+			url, o->start_timeout, nox_err_str(&err, r));
+		return -1;
+	}
+	if (r < 0 && r != -EACCES) {
+		nox_log(NOX_LOG_ERR,
+			"cannot reach %s: %s (is the server "
+			"running, and is the URL right?)",
+			url, nox_err_str(&err, r));
+		return -1;
+	}
+	if (r == 0) {
+		nox_err_clear(&err);
+		r = probe_new(o, url, &deadline, &p, &err);
+		if (r == 0)
+			r = nox_backend_touch(p, FS_PROBE_ID, &err);
+		nox_backend_free(p);
+		if (r == 0 || r == -ENOENT)
+			return 0;
+	}
+	if (r == -EACCES) {
+		nox_log(NOX_LOG_ERR,
+			"%s refused the token: %s (give it with -o token= or "
+			"NOXRUNNER_TOKEN)",
+			url, nox_err_str(&err, r));
+		return -1;
+	}
+	if (r == -ETIMEDOUT || r == -ECONNREFUSED || r == -ECONNRESET ||
+	    r == -EHOSTUNREACH || r == -ENETUNREACH) {
+		nox_log(NOX_LOG_ERR,
+			"cannot reach %s within %d s: %s (raise "
+			"-o start_timeout= for a slow server)",
+			url, o->start_timeout, nox_err_str(&err, r));
+		return -1;
+	}
+	nox_log(NOX_LOG_ERR, "%s does not answer as a NoxRunner v1 server: %s",
+		url, nox_err_str(&err, r));
+	return -1;
 }
 
 static int backend_open(struct fs *fs)
 {
 	struct fs_opts *o = &fs->opts;
-	const char *url = o->url;
+	const char *url = opts_url(o);
 	struct nox_err err;
 	int r;
 
-	if (!url && !o->local) {
-		url = getenv("NOXRUNNER_BASE_URL");
-		if (url && !*url)
-			url = NULL;
-	}
 	nox_err_clear(&err);
-	if (o->local || !url) {
+	if (!url) {
 		struct nox_local_opts lo;
 		char *real;
 
@@ -283,6 +653,8 @@ static int backend_open(struct fs *fs)
 	} else {
 		struct nox_http_opts ho;
 
+		if (http_start_check(o, url) < 0)
+			return -1;
 		memset(&ho, 0, sizeof(ho));
 		ho.base_url = url;
 		ho.token = o->token;
@@ -426,11 +798,12 @@ int main(int argc, char *argv[])
 	fuse_set_log_func(fs_fuse_log);
 	fs.opts.exec_timeout = NOX_DEFAULT_EXEC_TIMEOUT;
 	fs.opts.ttl = NOX_DEFAULT_TTL;
+	fs.opts.start_timeout = FS_START_TIMEOUT;
 	fs.opts.attr_timeout = 1.0;
 	fs.opts.entry_timeout = 1.0;
 	if (fuse_opt_parse(&args, &fs.opts, fs_opt_spec, opt_proc) == -1)
 		goto out_args;
-	if (fs.opts.source_bad)
+	if (fs.opts.source && source_apply(&fs.opts) < 0)
 		goto out_args;
 	if (fs.opts.pending) {
 		/* a single positional: it was the mount point after all */
@@ -453,9 +826,7 @@ int main(int argc, char *argv[])
 		ret = 0;
 		goto out_args;
 	}
-	if ((!fs.opts.has_fsname &&
-	     fuse_opt_add_arg(&args, "-ofsname=noxfs") == -1) ||
-	    (!fs.opts.has_subtype &&
+	if ((!fs.opts.has_subtype &&
 	     fuse_opt_add_arg(&args, "-osubtype=noxfs") == -1))
 		goto out_args;
 	if (fuse_parse_cmdline(&args, &co) != 0)
@@ -479,6 +850,15 @@ int main(int argc, char *argv[])
 	}
 	if (opts_check(&fs.opts) < 0)
 		goto out_args;
+	if (!fs.opts.has_fsname && fsname_add(&args, &fs.opts) == -1)
+		goto out_args;
+	if (already_noxfs(co.mountpoint)) {
+		nox_log(NOX_LOG_ERR,
+			"%s is already a noxfs mount (unmount it first: "
+			"fusermount3 -u %s)",
+			co.mountpoint, co.mountpoint);
+		goto out_args;
+	}
 
 	umask(0); /* the kernel applied the caller's umask already */
 	raise_nofile();
@@ -553,6 +933,7 @@ out_args:
 	free(fs.opts.local_dir);
 	free(fs.opts.url);
 	free(fs.opts.session);
+	free(fs.opts.source);
 	free(fs.opts.cache_dir);
 	if (ret == 0)
 		nox_log(NOX_LOG_DEBUG, "exit");

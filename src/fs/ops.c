@@ -11,7 +11,7 @@
  *
  * The mount root (without -o session=) lists the backend's sandboxes;
  * mkdir/rmdir there create/delete sandboxes.  .nox and its files are
- * virtual (ctl.c).  Creating calls run with the caller's fsuid/fsgid
+ * virtual (ctl.c); .nox is found by lookup, never listed.  Creating calls run with the caller's fsuid/fsgid
  * (cred.c).
  *
  * Caching: entry and attribute timeouts come from the options (virtual
@@ -1286,7 +1286,7 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 
 /* ---- directories ---------------------------------------------------- */
 
-enum dent_kind { DENT_REAL, DENT_DOT, DENT_NOXDIR, DENT_CTL, DENT_SANDBOX };
+enum dent_kind { DENT_REAL, DENT_DOT, DENT_CTL, DENT_SANDBOX };
 
 struct dent {
 	char *name;
@@ -1519,10 +1519,9 @@ static int dir_snapshot(struct fs *fs, struct fs_node *n, struct dirh *h)
 		if (r < 0)
 			return r;
 		rewinddir(h->dp);
-		if (n->kind == FS_SANDBOX)
-			r = dirh_add(h, NOXDIR_NAME,
-				     fs_virtual_ino(n->sb, FS_NOXDIR, 0),
-				     DT_DIR, DENT_NOXDIR, 0);
+		/* .nox is reachable by name but never listed (like ZFS's
+		 * hidden .zfs): tree walkers (git, cp -a, rm -rf, find)
+		 * must not copy, commit or delete the control files */
 		errno = 0;
 		while (r == 0 && (d = readdir(h->dp)) != NULL) {
 			bool dot = strcmp(d->d_name, ".") == 0 ||
@@ -1554,9 +1553,6 @@ static int plus_entry(struct fs *fs, struct fs_node *dir, const struct dent *d,
 	switch (d->kind) {
 	case DENT_REAL:
 		r = ws_lookup(fs, dir, d->name, &n, &st);
-		break;
-	case DENT_NOXDIR:
-		r = virt_lookup(fs, dir, FS_NOXDIR, 0, d->name, &n, &st);
 		break;
 	case DENT_CTL:
 		r = virt_lookup(fs, dir, FS_CTL, d->ctl, d->name, &n, &st);

@@ -11,7 +11,7 @@
 #   appending to that file and closing it         1 (an upload)
 #   a command through .nox/exec, nothing dirty    1 (an exec)
 #   tar x of a 3,000-file archive with -o writeback_delay, then a
-#   command through .nox/exec                    <= 30 uploads
+#   command through .nox/exec                    <= 10 uploads
 # and after the tar, every byte is in the sandbox (sha256 of each file).
 # Hostile input: none here (faults.sh); names are plain.
 : "${NOX_TEST_BACKEND:=noxd}"
@@ -39,14 +39,14 @@ C="$W/.nox"
 hm_snap
 n=$(timeout -k 5 "$NT_T" find "$W" | wc -l)
 d=$(hm_delta)
-nt_check_eq "cold find lists workspace + .nox" 3158 "$n" "find $W | wc -l"
+nt_check_eq "cold find lists the workspace (not .nox)" 3151 "$n" "find $W | wc -l"
 nt_log "cold find: $d requests ($(hm_deltas))"
 nt_check "cold find costs <= 2 requests (got $d)" test "$d" -le 2
 
 hm_snap
 n=$(timeout -k 5 "$NT_T" find "$W" | wc -l)
 d=$(hm_delta)
-nt_check_eq "find again lists the same" 3158 "$n"
+nt_check_eq "find again lists the same" 3151 "$n"
 nt_check_eq "find again within the attribute timeout: 0 requests" 0 "$d" \
 	"$(hm_deltas)"
 
@@ -80,11 +80,14 @@ nt_check_eq "exec with nothing dirty: 1 request in all" 1 "$(hm_delta)" \
 	"$(hm_deltas)"
 nt_unmount
 
-# tar x into a write-back mount, then one command
+# tar x into a write-back mount, then one command.  The delay is longer
+# than the tar can take, so the count does not depend on the machine's
+# speed (with 3 s, a loaded machine drained the burst in more, smaller
+# batches: 30 to 35 uploads): the command's barrier sends the burst.
 mkdir -p "$NT_TMP/src"
 hm_populate "$NT_TMP/src" 150 20
 tar -C "$NT_TMP/src" -cf "$NT_TMP/src.tar" .
-nt_mount "$OPTS,writeback_delay=3000"
+nt_mount "$OPTS,writeback_delay=600000"
 mkdir "$W/untar" || nt_die "mkdir untar"
 hm_snap
 nt_check "tar x of 3,000 files into the mount" \
@@ -92,7 +95,7 @@ nt_check "tar x of 3,000 files into the mount" \
 nt_exec "find untar -type f | wc -l"
 u=$(hm_delta upload)
 nt_log "tar x + exec: $(hm_deltas)"
-nt_check "tar x + exec: <= 30 uploads (got $u)" test "$u" -le 30
+nt_check "tar x + exec: <= 10 uploads (got $u)" test "$u" -le 10
 nt_check_content "the command saw all 3,000 files" "$C/stdout" "3000
 "
 hm_wait_sums "every byte of the tar is in the sandbox" "$NT_TMP/src" \

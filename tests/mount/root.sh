@@ -19,6 +19,28 @@ nt_check "noxfs --help exits 0" "$NT_NOXFS" --help
 nt_check_out "noxfs --version prints a version" 1 sh -c \
 	"'$NT_NOXFS' --version | grep -c '[0-9]\\.[0-9]'"
 nt_check_not "noxfs without a mount point fails" "$NT_NOXFS" --local="$NT_BASE" -f
+mkdir -p "$NT_TMP/m2"
+rc=0
+"$NT_NOXFS" -o bogus=1 --local="$NT_BASE" -f "$NT_TMP/m2" \
+	>"$NT_TMP/bogus.out" 2>&1 || rc=$?
+nt_check_eq "unknown -o fails" 1 "$rc" "exit code"
+nt_check_out "unknown -o is one line naming it" \
+	"noxfs: error: fuse: unknown option(s): \`-o bogus=1'" cat "$NT_TMP/bogus.out"
+# conflicting sources are refused, not one of them silently ignored
+for argv in "--url http://127.0.0.1:9 -o session=s word" \
+	"--url http://127.0.0.1:9 --local=$NT_BASE" \
+	"-o session=s local:$NT_BASE#t" \
+	"--local=$NT_BASE http://127.0.0.1:9"; do
+	rc=0
+	# shellcheck disable=SC2086
+	timeout 20 "$NT_NOXFS" $argv -f "$NT_TMP/m2" >"$NT_TMP/conflict.out" 2>&1 ||
+		rc=$?
+	nt_check_eq "conflicting sources refused: $argv" 1 "$rc" "exit code"
+	nt_check_out "conflicting sources: one clear line: $argv" 1 sh -c \
+		"grep -cE 'conflicts with|name two backends' '$NT_TMP/conflict.out'"
+	nt_check_not "conflicting sources: nothing mounted: $argv" \
+		nt_mounted "$NT_TMP/m2"
+done
 
 if [ "$NT_SESSION" = 1 ]; then
 	nt_log "root.sh ignores NOX_TEST_SESSION"
@@ -93,9 +115,36 @@ nt_check "mkdir again after rmdir" mkdir "$NT_MNT/sb1"
 nt_check_out "recreated sandbox is empty" "" ls -A "$NT_MNT/sb1" \
 	--ignore=.nox
 
-nt_check_out "fsname noxfs, type fuse.noxfs" "fuse.noxfs noxfs" sh -c \
+if [ "$NT_BACKEND" = local ]; then
+	source_want="local:$NT_BASE"
+else
+	source_want="http://127.0.0.1:$NT_PORT"
+fi
+nt_check_out "fsname is the source, type fuse.noxfs" \
+	"fuse.noxfs $source_want" sh -c \
 	"awk -v m='$NT_MNT' '\$5 == m { for (i = 7; \$i != \"-\"; i++); \
 print \$(i + 1), \$(i + 2) }' /proc/self/mountinfo"
+
+# rm -rf of a sandbox directory deletes the sandbox (.nox is not listed,
+# so rm never tries to remove the control files)
+mkdir "$NT_MNT/rmrf" && mkdir -p "$NT_MNT/rmrf/d/e" &&
+	printf 'x\n' >"$NT_MNT/rmrf/d/e/f" && printf 'y\n' >"$NT_MNT/rmrf/g"
+nt_check "rm -rf MNT/ID" rm -rf "$NT_MNT/rmrf"
+nt_check_not "rm -rf deleted the sandbox on the backend" test -e \
+	"$NT_BASE/noxrunner_sandbox_rmrf"
+nt_check_errno "rm -rf: the sandbox is gone from the mount" ENOENT open \
+	"$NT_MNT/rmrf"
+
+# a second noxfs on the same mount point is refused, the first stays
+rc=0
+timeout 20 "$NT_NOXFS" --local="$NT_BASE" -f "$NT_MNT" \
+	>"$NT_TMP/stack.out" 2>&1 || rc=$?
+nt_check_eq "a second noxfs on MNT fails" 1 "$rc" "exit code"
+nt_check_out "it says MNT is already a noxfs mount" 1 \
+	grep -c "is already a noxfs mount" "$NT_TMP/stack.out"
+nt_check_out "one mount on MNT" 1 sh -c \
+	"awk -v m='$NT_MNT' '\$5 == m' /proc/self/mountinfo | wc -l"
+nt_check "the first mount still serves" test -d "$NT_MNT/sb1"
 nt_unmount
 
 # -- options passed through, -d, NOXRUNNER_BASE_URL with --local ----------
@@ -277,8 +326,14 @@ nt_mounted "$NT_MNT" && fusermount3 -uz "$NT_MNT"
 NT_SESSION=1
 nt_workspace sess1
 nt_check "session: backend sandbox created" test -d "$B"
-nt_check_out "session: ls -a MNT lists .nox" .nox sh -c \
-	"ls -a '$NT_MNT' | grep -x .nox"
+nt_check_out "session: ls -a MNT does not list .nox" 0 sh -c \
+	"ls -a '$NT_MNT' | grep -cx .nox; true"
+nt_check_out "session: .nox reachable by name" directory stat -c %F "$C"
+# mountinfo escapes '#' as \043
+nt_check_out "session: mountinfo shows the source with the session" \
+	"$source_want\\043sess1" sh -c \
+	"awk -v m='$NT_MNT' '\$5 == m { for (i = 7; \$i != \"-\"; i++); \
+print \$(i + 2) }' /proc/self/mountinfo"
 nt_check "session: write a file at MNT" sh -c "printf 'sess\n' > '$W/a'"
 nt_check_content "session: on the backend" "$B/a" $'sess\n'
 nt_check "session: mkdir" mkdir "$W/d"

@@ -149,4 +149,27 @@ nt_check "rm -rf repo" rm -rf "$W/repo" "$W/clone2"
 nt_check_out "workspace has only doc.txt" "doc.txt" ls "$W"
 nt_check_out "backend has only doc.txt" "doc.txt" ls -A "$B"
 
+# -- .nox stays out of tree walkers ----------------------------------------
+# git at the workspace root neither shows nor commits the control files;
+# cp -a of a whole sandbox copies its files only (it used to write the
+# old result into the other sandbox's .nox/exec).
+nt_check "git init at the workspace root" git -C "$W" init -q
+nt_check_out "git status: only doc.txt, no .nox" "?? doc.txt" \
+	git -C "$W" status --porcelain
+nt_check "git add -A at the root" git -C "$W" add -A
+nt_check_out "git add -A staged doc.txt only" "doc.txt" \
+	git -C "$W" diff --cached --name-only
+rm -rf "$W/.git"
+if [ "$NT_SESSION" != 1 ]; then
+	mkdir "$NT_MNT/tools2"
+	nt_check "cp -a of a sandbox into another" cp -a "$W/." "$NT_MNT/tools2/"
+	nt_check_out "the copy holds the files only" "doc.txt" \
+		ls -A "$(nt_backend_ws tools2)"
+	nt_check_out "no command ran in the other sandbox" "" \
+		cat "$NT_MNT/tools2/.nox/status"
+	nt_check "rm -rf of the copy deletes that sandbox" rm -rf "$NT_MNT/tools2"
+	nt_check_not "rm -rf: gone on the backend" test -e \
+		"$NT_BASE/noxrunner_sandbox_tools2"
+fi
+
 nt_finish
