@@ -365,6 +365,10 @@ static int backend_open(struct fs *fs)
 		ho.base_url = url;
 		ho.token = o->token;
 		ho.v1_only = o->v1_only != 0;
+		if (o->exec_umask_s || o->exec_output_s)
+			nox_log(NOX_LOG_WARN,
+				"exec_umask and exec_output_max apply to the "
+				"local backend; over http the server decides");
 		r = nox_backend_http_new(&ho, &fs->be, &err);
 		/* the cache layer (cache.c) keeps a local tree per sandbox;
 		 * extensions are probed now, not inside the first request a

@@ -119,13 +119,13 @@ struct plan {
 
 /* One captured stream, kept in an unlinked file until the command ends. */
 struct capture {
-	int fd;		     /* pipe read end, -1 once closed */
-	int spool;	     /* what is kept; -1 until the first byte */
-	const char *dir;     /* where the spool is made */
-	size_t len, cap;     /* bytes kept; the most to keep */
+	int fd;			 /* pipe read end, -1 once closed */
+	int spool;		 /* what is kept; -1 until the first byte */
+	const char *dir;	 /* where the spool is made */
+	size_t len, cap;	 /* bytes kept; the most to keep */
 	unsigned long long seen; /* bytes read, kept or not */
-	int spool_err;	     /* errno of the first failure to keep output */
-	char last;	     /* the last byte kept */
+	int spool_err;		 /* errno of the first failure to keep output */
+	char last;		 /* the last byte kept */
 };
 
 static void strv_free(struct strv *sv)
@@ -425,8 +425,8 @@ static int build_plan(const struct sbx_exec_opts *opts, const char *ws,
 	int r;
 
 	pl->isolated = !opts->unisolated;
-	pl->umask = opts->umask_set ? opts->umask & 0777
-				    : NOX_DEFAULT_EXEC_UMASK;
+	pl->umask =
+	    opts->umask_set ? opts->umask & 0777 : NOX_DEFAULT_EXEC_UMASK;
 	pl->spool_dir =
 	    opts->spool_dir && opts->spool_dir[0] ? opts->spool_dir : "/tmp";
 	r = build_env(&pl->envp, pl->isolated ? NOX_WORKSPACE : ws, req->env,
@@ -1053,8 +1053,7 @@ __attribute__((noreturn)) static void child_exec(const struct plan *pl,
 	child_fail(SBX_STAGE_EXEC, errno);
 }
 
-static void capture_init(struct capture *c, int fd, size_t cap,
-			 const char *dir)
+static void capture_init(struct capture *c, int fd, size_t cap, const char *dir)
 {
 	memset(c, 0, sizeof(*c));
 	c->fd = fd;
@@ -1215,16 +1214,15 @@ static void notes_build(char *buf, size_t size, int timeout_secs,
 
 	buf[0] = '\0';
 	if (timeout_secs > 0)
-		n += (size_t)snprintf(buf, size,
-				      "command timed out after %d s\n",
-				      timeout_secs);
+		n += (size_t)snprintf(
+		    buf, size, "command timed out after %d s\n", timeout_secs);
 	if (!capture_cut(out) && !capture_cut(err))
 		return;
 	for (i = 0; i < 2 && n < size; i++) {
 		if (!capture_cut(cs[i]))
 			continue;
-		n += (size_t)snprintf(buf + n, size - n, "%s%s kept %zu of %llu "
-				      "bytes",
+		n += (size_t)snprintf(buf + n, size - n,
+				      "%s%s kept %zu of %llu bytes",
 				      first ? NOX_EXEC_TRUNCATED_NOTE : ", ",
 				      names[i], cs[i]->len, cs[i]->seen);
 		first = false;
@@ -1553,8 +1551,8 @@ static int spawn_and_wait(struct plan *pl, int timeout_s, size_t cap,
 	}
 	res->out_truncated = capture_cut(&st.out);
 	res->err_truncated = capture_cut(&st.err);
-	notes_build(notes, sizeof(notes), st.timed_out ? timeout_s : 0,
-		    &st.out, &st.err);
+	notes_build(notes, sizeof(notes), st.timed_out ? timeout_s : 0, &st.out,
+		    &st.err);
 	r = capture_take(&st.out, NULL, &res->out, &res->out_len);
 	if (r == 0)
 		r = capture_take(&st.err, notes, &res->err, &res->err_len);

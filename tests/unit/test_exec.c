@@ -657,8 +657,7 @@ static void test_default_cap(void)
 	close(fd);
 	base = proc_kib("VmRSS");
 	CU_ASSERT_FATAL(base > 0);
-	CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, rss_probe_main, &pr),
-			      0);
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, rss_probe_main, &pr), 0);
 	CU_ASSERT_EQUAL(run_full(&o, seventy, NULL, NULL, 60, &res, &err), 0);
 	pthread_join(t, NULL);
 	hwm = proc_kib("VmHWM");
@@ -700,8 +699,7 @@ static void test_default_cap(void)
  * The command's umask is 022 (or the one asked for) whatever ours is:
  * noxfs runs with umask 0.
  */
-static void umask_case(bool unisolated, bool set, mode_t mask,
-		       const char *want)
+static void umask_case(bool unisolated, bool set, mode_t mask, const char *want)
 {
 	const char *argv[] = {"sh", "-c",
 			      "rm -rf um_f um_d; touch um_f; mkdir um_d; "
