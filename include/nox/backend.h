@@ -39,7 +39,18 @@ struct nox_backend;
 #define NOX_DEFAULT_BASE_DIR "/tmp"
 #define NOX_DEFAULT_TTL 900
 #define NOX_DEFAULT_EXEC_TIMEOUT 30
-#define NOX_DEFAULT_OUTPUT_CAP (1024 * 1024)
+/* Per stream, kept by the local backend in unlinked files, not memory. */
+#define NOX_DEFAULT_OUTPUT_CAP ((size_t)64 * 1024 * 1024)
+/* What noxd keeps by default: the v1 API's "about 1 MiB each". */
+#define NOX_V1_OUTPUT_CAP ((size_t)1024 * 1024)
+/* The umask of a command on the local backend unless exec_umask_set. */
+#define NOX_DEFAULT_EXEC_UMASK 022
+/*
+ * When the local backend cuts a stream at its cap, the last line of the
+ * result's err starts with this, e.g. "nox: truncated: stdout kept 1048576
+ * of 3000000 bytes (output cap 1048576)" (docs/protocol.md).
+ */
+#define NOX_EXEC_TRUNCATED_NOTE "nox: truncated: "
 
 struct nox_local_opts {
 	const char *base_dir;	/* NULL: NOX_DEFAULT_BASE_DIR */
@@ -49,6 +60,8 @@ struct nox_local_opts {
 	uint64_t memory_limit;	/* bytes of address space; 0: 2 GiB */
 	unsigned max_procs;	/* processes per command; 0: 256 */
 	const char *bwrap_path;	/* NULL: "bwrap" from PATH */
+	bool exec_umask_set;	/* false: NOX_DEFAULT_EXEC_UMASK */
+	mode_t exec_umask;	/* the commands' umask when exec_umask_set */
 };
 
 struct nox_http_opts {
@@ -129,7 +142,13 @@ struct nox_exec_result {
 	char *err;
 	size_t err_len;
 	long duration_ms;
-	bool out_truncated;	/* output cap reached */
+	/*
+	 * The stream was cut at the backend's output cap.  Over http only
+	 * a server sending the "truncated" extension member (noxd) can say
+	 * so; a plain v1 server's cut goes unseen.  The backend that cut
+	 * also ends err with a NOX_EXEC_TRUNCATED_NOTE line.
+	 */
+	bool out_truncated;
 	bool err_truncated;
 };
 

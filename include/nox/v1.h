@@ -36,7 +36,12 @@ int nox_v1_exec_req_parse(const char *json, size_t len,
 			  struct nox_v1_exec_req *out, struct nox_err *err);
 char *nox_v1_exec_req_encode(const struct nox_exec_req *req);
 
-/* {"exitCode", "stdout", "stderr", "durationMs"} both ways. */
+/*
+ * {"exitCode", "stdout", "stderr", "durationMs"} both ways, plus the
+ * extension member "truncated": {"stdout": bool, "stderr": bool}, encoded
+ * only when a stream was cut (out_truncated/err_truncated) and optional
+ * when parsed (absent: neither flag set).
+ */
 int nox_v1_exec_result_parse(const char *json, size_t len,
 			     struct nox_exec_result *out, struct nox_err *err);
 char *nox_v1_exec_result_encode(const struct nox_exec_result *res);

@@ -40,6 +40,10 @@ struct fs_opts {
 	double attr_timeout;  /* -o attr_timeout=S */
 	double entry_timeout; /* -o entry_timeout=S */
 	int unisolated;	      /* -o unisolated (local) */
+	char *exec_umask_s;   /* -o exec_umask=OCTAL (local), as given */
+	char *exec_output_s;  /* -o exec_output_max=SIZE (local), as given */
+	mode_t exec_umask;    /* parsed; NOX_DEFAULT_EXEC_UMASK if not given */
+	size_t exec_output_max; /* parsed; 0: NOX_DEFAULT_OUTPUT_CAP */
 	int writeback_delay;  /* -o writeback_delay=MS (http, later) */
 	char *token;		/* -o token=T (http; default $NOXRUNNER_TOKEN) */
 	int v1_only;		/* -o v1_only (http: no extensions) */

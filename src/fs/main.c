@@ -64,6 +64,8 @@ static const struct fuse_opt fs_opt_spec[] = {
     FS_OPT("attr_timeout=%lf", attr_timeout, 0),
     FS_OPT("entry_timeout=%lf", entry_timeout, 0),
     FS_OPT("unisolated", unisolated, 1),
+    FS_OPT("exec_umask=%s", exec_umask_s, 0),
+    FS_OPT("exec_output_max=%s", exec_output_s, 0),
     FS_OPT("writeback_delay=%d", writeback_delay, 0),
     FS_OPT("token=%s", token, 0),
     FS_OPT("v1_only", v1_only, 1),
@@ -289,6 +291,12 @@ static void usage(const char *prog)
 	       "    -o entry_timeout=S     kernel name cache (default 1.0)\n"
 	       "    -o unisolated          local: run commands without "
 	       "bwrap (unsafe)\n"
+	       "    -o exec_umask=OCTAL    local: commands' umask (default "
+	       "022)\n"
+	       "    -o exec_output_max=SIZE  local: stdout/stderr kept per "
+	       "command\n"
+	       "                           (default 64M; K, M, G suffixes; "
+	       "at most 1G)\n"
 	       "    -o cache_dir=DIR       http: local cache directory\n"
 	       "    -o writeback_delay=MS  http: defer and batch uploads\n"
 	       "    -o token=TOKEN         http: bearer token (default:\n"
@@ -344,9 +352,76 @@ fs_fuse_log(enum fuse_log_level level, const char *fmt, va_list ap)
 	pthread_mutex_unlock(&fuse_log_mu);
 }
 
+/* The most -o exec_output_max allows: each stream is read back whole. */
+#define FS_MAX_OUTPUT ((unsigned long long)1 << 30)
+
+/* "64M", "1048576", "512K": a byte count; -1 when malformed. */
+static int parse_size(const char *s, unsigned long long *out)
+{
+	unsigned long long v;
+	unsigned shift = 0;
+	char *end;
+
+	if (!s || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -1;
+	if (*end == 'k' || *end == 'K')
+		shift = 10;
+	else if (*end == 'm' || *end == 'M')
+		shift = 20;
+	else if (*end == 'g' || *end == 'G')
+		shift = 30;
+	else if (*end)
+		return -1;
+	if (shift && *++end)
+		return -1;
+	if (v > (~0ULL >> shift))
+		return -1;
+	*out = v << shift;
+	return 0;
+}
+
+/* -o exec_umask= and -o exec_output_max=; 0 or -1 after a message. */
+static int opts_check_exec(struct fs_opts *o)
+{
+	unsigned long long v;
+	unsigned long m;
+	char *end;
+
+	o->exec_umask = NOX_DEFAULT_EXEC_UMASK;
+	if (o->exec_umask_s) {
+		errno = 0;
+		m = strtoul(o->exec_umask_s, &end, 8);
+		if (errno || end == o->exec_umask_s || *end || m > 0777) {
+			nox_log(NOX_LOG_ERR,
+				"exec_umask must be octal, 0 to 0777: '%s'",
+				o->exec_umask_s);
+			return -1;
+		}
+		o->exec_umask = (mode_t)m;
+	}
+	if (o->exec_output_s) {
+		if (parse_size(o->exec_output_s, &v) < 0 || v == 0 ||
+		    v > FS_MAX_OUTPUT) {
+			nox_log(NOX_LOG_ERR,
+				"exec_output_max must be a size from 1 to 1G: "
+				"'%s'",
+				o->exec_output_s);
+			return -1;
+		}
+		o->exec_output_max = (size_t)v;
+	}
+	return 0;
+}
+
 /* Validates options and fills defaults; 0 or -1 after a message. */
 static int opts_check(struct fs_opts *o)
 {
+	if (opts_check_exec(o) < 0)
+		return -1;
 	if (o->exec_timeout < 1) {
 		nox_log(NOX_LOG_ERR, "exec_timeout must be at least 1 s");
 		return -1;
@@ -644,6 +719,9 @@ static int backend_open(struct fs *fs)
 		}
 		lo.base_dir = o->local_dir;
 		lo.unisolated = o->unisolated != 0;
+		lo.exec_umask_set = true;
+		lo.exec_umask = o->exec_umask;
+		lo.output_cap = o->exec_output_max;
 		if (lo.unisolated)
 			nox_log(NOX_LOG_WARN,
 				"unisolated: commands run without bwrap, "
@@ -659,6 +737,10 @@ static int backend_open(struct fs *fs)
 		ho.base_url = url;
 		ho.token = o->token;
 		ho.v1_only = o->v1_only != 0;
+		if (o->exec_umask_s || o->exec_output_s)
+			nox_log(NOX_LOG_WARN,
+				"exec_umask and exec_output_max apply to the "
+				"local backend; over http the server decides");
 		r = nox_backend_http_new(&ho, &fs->be, &err);
 		/* the cache layer (cache.c) keeps a local tree per sandbox;
 		 * extensions are probed now, not inside the first request a
@@ -935,6 +1017,8 @@ out_args:
 	free(fs.opts.session);
 	free(fs.opts.source);
 	free(fs.opts.cache_dir);
+	free(fs.opts.exec_umask_s);
+	free(fs.opts.exec_output_s);
 	if (ret == 0)
 		nox_log(NOX_LOG_DEBUG, "exit");
 	return ret;

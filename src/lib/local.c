@@ -1779,6 +1779,10 @@ int nox_backend_local_new(const struct nox_local_opts *opts,
 	l->xo.unisolated = opts->unisolated;
 	l->xo.allow_network = opts->allow_network;
 	l->xo.output_cap = opts->output_cap;
+	/* output waits next to the sandboxes: a disk, where /tmp may not be */
+	l->xo.spool_dir = l->base_path;
+	l->xo.umask_set = opts->exec_umask_set;
+	l->xo.umask = opts->exec_umask;
 	l->xo.memory_limit = opts->memory_limit;
 	l->xo.max_procs = opts->max_procs;
 	*out = &l->base;

@@ -9,6 +9,15 @@
  * private /tmp, /dev and /proc, every namespace unshared (no network
  * unless asked for) and a clean environment.
  *
+ * The command runs with umask 022 (or the one configured), whatever the
+ * caller's is: noxfs runs with umask 0, as a FUSE server must.
+ *
+ * Output is kept in unlinked temp files (in spool_dir, else /tmp), not in
+ * memory, while the command runs, and read back into the result's buffers
+ * once at the end, so a command near the cap costs its output once in the
+ * heap.  A cut stream is flagged and named in a last line of stderr
+ * (NOX_EXEC_TRUNCATED_NOTE).
+ *
  * Limits: wall-clock timeout (exit code 124, the whole process tree is
  * killed), RLIMIT_AS, RLIMIT_CORE 0, a per-stream output cap (the rest is
  * read and dropped so the command never blocks on a full pipe), and a
@@ -103,17 +112,21 @@ struct plan {
 	uint64_t mem;		/* its memory limit */
 	const char *cg_join[2]; /* cgroup.procs to enter; NULL: none */
 	int max_fd;		/* for the close() fallback loop */
+	mode_t umask;		/* the command's */
+	const char *spool_dir;	/* where output is kept; never NULL */
 	struct sigaction dfl;
 	sigset_t empty;
 };
 
-/* One captured stream. */
+/* One captured stream, kept in an unlinked file until the command ends. */
 struct capture {
-	int fd; /* read end, -1 once closed */
-	char *buf;
-	size_t len, alloc, cap;
-	bool truncated;
-	bool oom;
+	int fd;			 /* pipe read end, -1 once closed */
+	int spool;		 /* what is kept; -1 until the first byte */
+	const char *dir;	 /* where the spool is made */
+	size_t len, cap;	 /* bytes kept; the most to keep */
+	unsigned long long seen; /* bytes read, kept or not */
+	int spool_err;		 /* errno of the first failure to keep output */
+	char last;		 /* the last byte kept */
 };
 
 static void strv_free(struct strv *sv)
@@ -408,6 +421,10 @@ static int build_plan(const struct sbx_exec_opts *opts, const char *ws,
 	int r;
 
 	pl->isolated = !opts->unisolated;
+	pl->umask =
+	    opts->umask_set ? opts->umask & 0777 : NOX_DEFAULT_EXEC_UMASK;
+	pl->spool_dir =
+	    opts->spool_dir && opts->spool_dir[0] ? opts->spool_dir : "/tmp";
 	r = build_env(&pl->envp, pl->isolated ? NOX_WORKSPACE : ws, req->env,
 		      err);
 	if (r < 0)
@@ -1025,45 +1042,88 @@ __attribute__((noreturn)) static void child_exec(const struct plan *pl,
 	}
 	if (pl->chdir_dir && chdir(pl->chdir_dir) < 0)
 		child_fail(SBX_STAGE_CHDIR, errno);
+	/* noxfs itself runs with umask 0; bwrap passes ours on. */
+	umask(pl->umask);
 	sigprocmask(SIG_SETMASK, &pl->empty, NULL);
 	execve(pl->exe, pl->argv.v, pl->isolated ? pl->exe_envp.v : pl->envp.v);
 	child_fail(SBX_STAGE_EXEC, errno);
 }
 
-static void capture_init(struct capture *c, int fd, size_t cap)
+static void capture_init(struct capture *c, int fd, size_t cap, const char *dir)
 {
 	memset(c, 0, sizeof(*c));
 	c->fd = fd;
+	c->spool = -1;
 	c->cap = cap;
+	c->dir = dir;
 }
 
-/* Keeps at most c->cap bytes; the rest is counted as truncation. */
+/*
+ * An unlinked read-write file in dir: O_TMPFILE, else a mkstemp name
+ * unlinked at once, else (dir unusable) an anonymous memfd.  -errno.
+ */
+static int spool_open(const char *dir)
+{
+	char path[PATH_MAX];
+	int fd, e;
+
+	fd = open(dir, O_TMPFILE | O_RDWR | O_EXCL | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		return fd;
+	e = errno;
+	if (snprintf(path, sizeof(path), "%s/.nox-exec-out-XXXXXX", dir) <
+	    (int)sizeof(path)) {
+		fd = mkostemp(path, O_CLOEXEC);
+		if (fd >= 0) {
+			unlink(path);
+			return fd;
+		}
+	}
+#ifdef SYS_memfd_create
+	{
+		long mfd = syscall(SYS_memfd_create, "nox-exec-out", 1U);
+
+		if (mfd >= 0)
+			return (int)mfd;
+	}
+#endif
+	return -e;
+}
+
+/* Keeps at most c->cap bytes; the rest is only counted. */
 static void capture_add(struct capture *c, const char *data, size_t n)
 {
 	size_t room = c->cap - c->len, take = n < room ? n : room;
+	ssize_t w;
 
-	if (take < n)
-		c->truncated = true;
-	if (take == 0 || c->oom)
+	c->seen += n;
+	if (take == 0 || c->spool_err)
 		return;
-	if (c->len + take > c->alloc) {
-		size_t na = c->alloc ? c->alloc * 2 : 65536;
-		char *nb;
-
-		while (na < c->len + take && na < c->cap)
-			na *= 2;
-		if (na > c->cap)
-			na = c->cap;
-		nb = realloc(c->buf, na + 1);
-		if (!nb) {
-			c->oom = true;
+	if (c->spool < 0) {
+		c->spool = spool_open(c->dir);
+		if (c->spool < 0) {
+			c->spool_err = -c->spool;
 			return;
 		}
-		c->buf = nb;
-		c->alloc = na;
 	}
-	memcpy(c->buf + c->len, data, take);
-	c->len += take;
+	while (take > 0) {
+		w = write(c->spool, data, take);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			c->spool_err = w < 0 ? errno : EIO;
+			return;
+		}
+		c->len += (size_t)w;
+		c->last = data[w - 1];
+		data += w;
+		take -= (size_t)w;
+	}
+}
+
+static bool capture_cut(const struct capture *c)
+{
+	return c->seen > c->len;
 }
 
 /* Reads what is available; closes the fd at EOF or on a hard error. */
@@ -1087,30 +1147,91 @@ static void capture_read(struct capture *c)
 	}
 }
 
-/* Moves the buffer into a NUL-terminated malloc'd string. */
-static int capture_take(struct capture *c, char **out, size_t *len)
+/*
+ * Reads what was kept into a new NUL-terminated buffer (*out, malloc'd,
+ * the caller frees), followed by tail (our notices; NULL or "": none) on a
+ * line of its own.  -ENOMEM, or -EIO when the spool reads short.
+ */
+static int capture_take(struct capture *c, const char *tail, char **out,
+			size_t *len)
 {
-	char *b = c->buf;
+	size_t tl = tail ? strlen(tail) : 0, got = 0;
+	bool nl = tl > 0 && c->len > 0 && c->last != '\n';
+	ssize_t n;
+	char *b;
 
-	if (c->oom)
+	*out = NULL;
+	*len = 0;
+	if (c->len > SIZE_MAX - tl - 2)
 		return -ENOMEM;
-	if (!b) {
-		b = malloc(1);
-		if (!b)
-			return -ENOMEM;
+	b = malloc(c->len + nl + tl + 1);
+	if (!b)
+		return -ENOMEM;
+	while (got < c->len) {
+		n = pread(c->spool, b + got, c->len - got, (off_t)got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			free(b);
+			return n < 0 ? -errno : -EIO;
+		}
+		got += (size_t)n;
 	}
-	b[c->len] = '\0';
+	if (nl)
+		b[got++] = '\n';
+	if (tl)
+		memcpy(b + got, tail, tl);
+	got += tl;
+	b[got] = '\0';
 	*out = b;
-	*len = c->len;
-	c->buf = NULL;
+	*len = got;
 	return 0;
 }
 
 static void capture_cleanup(struct capture *c)
 {
 	fd_close(&c->fd);
-	free(c->buf);
-	c->buf = NULL;
+	fd_close(&c->spool);
+}
+
+/*
+ * The notices that end stderr: the timeout (secs > 0), then one line
+ * naming each stream that was cut (NOX_EXEC_TRUNCATED_NOTE), last so a
+ * reader finds it as the last line.
+ */
+static void notes_build(char *buf, size_t size, int timeout_secs,
+			const struct capture *out, const struct capture *err)
+{
+	const struct capture *cs[2] = {out, err};
+	static const char *const names[2] = {"stdout", "stderr"};
+	size_t n = 0, cap = out->cap;
+	int i, e = out->spool_err ? out->spool_err : err->spool_err;
+	bool first = true;
+
+	buf[0] = '\0';
+	if (timeout_secs > 0)
+		n += (size_t)snprintf(
+		    buf, size, "command timed out after %d s\n", timeout_secs);
+	if (!capture_cut(out) && !capture_cut(err))
+		return;
+	for (i = 0; i < 2 && n < size; i++) {
+		if (!capture_cut(cs[i]))
+			continue;
+		n += (size_t)snprintf(buf + n, size - n,
+				      "%s%s kept %zu of %llu bytes",
+				      first ? NOX_EXEC_TRUNCATED_NOTE : ", ",
+				      names[i], cs[i]->len, cs[i]->seen);
+		first = false;
+	}
+	if (n < size && e)
+		n += (size_t)snprintf(buf + n, size - n,
+				      " (output cap %zu; cannot keep more: "
+				      "%s)\n",
+				      cap, strerror(e));
+	else if (n < size)
+		n += (size_t)snprintf(buf + n, size - n, " (output cap %zu)\n",
+				      cap);
+	(void)n;
 }
 
 static int pidfd_open_compat(pid_t pid)
@@ -1216,21 +1337,6 @@ static void wait_ns_gone(pid_t init_pid)
 	}
 }
 
-/* Appends the timeout notice to stderr (beyond the cap: it is ours). */
-static void note_timeout(struct capture *c, int secs)
-{
-	bool nl = c->len > 0 && c->buf && c->buf[c->len - 1] != '\n';
-	size_t save = c->cap;
-	char msg[96];
-	int n;
-
-	n = snprintf(msg, sizeof(msg), "%scommand timed out after %d s\n",
-		     nl ? "\n" : "", secs);
-	c->cap = c->len + (size_t)n;
-	capture_add(c, msg, (size_t)n);
-	c->cap = save;
-}
-
 struct run_state {
 	const struct sbx_cg *cg;
 	pid_t pid;
@@ -1316,6 +1422,7 @@ static int spawn_and_wait(struct plan *pl, int timeout_s, size_t cap,
 	int outp[2] = {-1, -1}, errp[2] = {-1, -1}, repp[2] = {-1, -1};
 	int infop[2] = {-1, -1}, devnull = -1, status = 0, r = 0;
 	int report[2] = {0, 0};
+	char notes[384];
 	struct run_state st;
 	struct sbx_cg cg;
 	long long start = mono_ms();
@@ -1330,8 +1437,8 @@ static int spawn_and_wait(struct plan *pl, int timeout_s, size_t cap,
 	st.cg = &cg;
 	st.pid = -1;
 	st.pidfd = -1;
-	capture_init(&st.out, -1, cap);
-	capture_init(&st.err, -1, cap);
+	capture_init(&st.out, -1, cap, pl->spool_dir);
+	capture_init(&st.err, -1, cap, pl->spool_dir);
 
 	devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (devnull < 0) {
@@ -1431,7 +1538,6 @@ static int spawn_and_wait(struct plan *pl, int timeout_s, size_t cap,
 
 	if (st.timed_out) {
 		res->exit_code = 124;
-		note_timeout(&st.err, timeout_s);
 	} else if (WIFEXITED(status)) {
 		res->exit_code = WEXITSTATUS(status);
 	} else if (WIFSIGNALED(status)) {
@@ -1439,11 +1545,16 @@ static int spawn_and_wait(struct plan *pl, int timeout_s, size_t cap,
 	} else {
 		res->exit_code = 255;
 	}
-	res->out_truncated = st.out.truncated;
-	res->err_truncated = st.err.truncated;
-	if (capture_take(&st.out, &res->out, &res->out_len) < 0 ||
-	    capture_take(&st.err, &res->err, &res->err_len) < 0) {
-		r = nox_err_set(err, ENOMEM, "out of memory for output");
+	res->out_truncated = capture_cut(&st.out);
+	res->err_truncated = capture_cut(&st.err);
+	notes_build(notes, sizeof(notes), st.timed_out ? timeout_s : 0, &st.out,
+		    &st.err);
+	r = capture_take(&st.out, NULL, &res->out, &res->out_len);
+	if (r == 0)
+		r = capture_take(&st.err, notes, &res->err, &res->err_len);
+	if (r < 0) {
+		r = nox_err_set(err, -r, "cannot read back the output: %s",
+				strerror(-r));
 		goto out;
 	}
 	res->duration_ms = (long)(mono_ms() - start);

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <nox/backend.h>
 #include <nox/err.h>
@@ -19,6 +20,10 @@ struct sbx_exec_opts {
 	bool unisolated;	/* run directly on the host (no bwrap) */
 	bool allow_network;	/* keep the host network namespace */
 	size_t output_cap;	/* per stream; 0: NOX_DEFAULT_OUTPUT_CAP */
+	const char *spool_dir;	/* where output is kept (unlinked files)
+				 * while the command runs; NULL: /tmp */
+	bool umask_set;		/* false: NOX_DEFAULT_EXEC_UMASK */
+	mode_t umask;		/* the command's umask when umask_set */
 	uint64_t memory_limit;	/* RLIMIT_AS bytes and the cgroup's memory
 				 * limit for the whole command; 0: 2 GiB */
 	unsigned max_procs;	/* processes of the whole command (bwrap
@@ -43,8 +48,9 @@ int sbx_exec_pids_limit(void);
  * Runs req with workspace_dir (a host directory) bound at /workspace.
  * req->workdir is a sandbox path and must lie at or below /workspace.
  * Returns 0 with *res filled whenever the command was started (exit code
- * 124 on timeout, 127 when the program is missing); negative errno when it
- * could not be (-EINVAL bad workdir or env, -ENOENT bwrap missing, with an
+ * 124 on timeout, 127 when the program is missing; a timeout notice and
+ * then a NOX_EXEC_TRUNCATED_NOTE line end err when they apply); negative
+ * errno when it could not be (-EINVAL bad workdir or env, -ENOENT bwrap missing, with an
  * install hint in err).
  */
 int sbx_exec_run(const struct sbx_exec_opts *opts, const char *workspace_dir,

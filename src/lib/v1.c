@@ -536,6 +536,37 @@ static char *v1_dup_bytes(const char *s, size_t n)
 	return d;
 }
 
+/*
+ * The optional extension member {"truncated": {"stdout"?: b, "stderr"?: b}}
+ * into the result's flags; absent or null: nothing known to be cut.
+ */
+static int exec_result_truncated(json_object *o, struct nox_exec_result *out,
+				 const char *what, struct nox_err *err)
+{
+	static const char *const keys[2] = {"stdout", "stderr"};
+	bool *flags[2] = {&out->out_truncated, &out->err_truncated};
+	json_object *t = v1_field(o, "truncated"), *v;
+	int i;
+
+	if (!t)
+		return 0;
+	if (!json_object_is_type(t, json_type_object))
+		return nox_err_set(err, EINVAL,
+				   "%s: 'truncated' must be an object", what);
+	for (i = 0; i < 2; i++) {
+		v = v1_field(t, keys[i]);
+		if (!v)
+			continue;
+		if (!json_object_is_type(v, json_type_boolean))
+			return nox_err_set(err, EINVAL,
+					   "%s: 'truncated.%s' must be a "
+					   "boolean",
+					   what, keys[i]);
+		*flags[i] = json_object_get_boolean(v) != 0;
+	}
+	return 0;
+}
+
 int nox_v1_exec_result_parse(const char *json, size_t len,
 			     struct nox_exec_result *out, struct nox_err *err)
 {
@@ -561,6 +592,9 @@ int nox_v1_exec_result_parse(const char *json, size_t len,
 	if (r < 0)
 		goto out;
 	r = v1_get_int(o, "durationMs", false, 0, LONG_MAX, &dur, what, err);
+	if (r < 0)
+		goto out;
+	r = exec_result_truncated(o, out, what, err);
 	if (r < 0)
 		goto out;
 	out->exit_code = (int)code;
@@ -596,6 +630,19 @@ char *nox_v1_exec_result_encode(const struct nox_exec_result *res)
 	    !v1_add(o, "durationMs", json_object_new_int64(res->duration_ms))) {
 		json_object_put(o);
 		return NULL;
+	}
+	/* Only when something was cut: a v1 result stays exactly v1. */
+	if (res->out_truncated || res->err_truncated) {
+		json_object *t = json_object_new_object();
+
+		if (!v1_add(o, "truncated", t) ||
+		    !v1_add(t, "stdout",
+			    json_object_new_boolean(res->out_truncated)) ||
+		    !v1_add(t, "stderr",
+			    json_object_new_boolean(res->err_truncated))) {
+			json_object_put(o);
+			return NULL;
+		}
 	}
 	return v1_finish(o);
 }

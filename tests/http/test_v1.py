@@ -125,11 +125,56 @@ def test_exec_output_cap():
     check(1 << 19 <= len(err) <= (1 << 20) + 4096,
           "stderr not capped near 1 MiB: %d" % len(err))
     check(set(out[:1000]) == {"a"}, "stdout content")
+    # exactly 1 MiB kept of each, flagged in the extension member, and
+    # the last line of stderr says so
+    eq(out, "a" * (1 << 20), "stdout: the first 1 MiB")
+    eq(j.get("truncated"), {"stdout": True, "stderr": True}, "truncated")
+    note = ("nox: truncated: stdout kept 1048576 of 5242885 bytes, "
+            "stderr kept 1048576 of 5242880 bytes (output cap 1048576)\n")
+    eq(err, "b" * (1 << 20) + "\n" + note, "stderr: 1 MiB, then the note")
+    # nothing cut: plain v1, no member
+    j = d.exec("cap", ["sh", "-c", "echo hi"]).json()
+    eq(sorted(j.keys()), ["durationMs", "exitCode", "stderr", "stdout"],
+       "no 'truncated' when nothing was cut")
     # --output-cap changes it
     d2 = Noxd("--output-cap", "1000")
     d2.create("cap")
     j = d2.exec("cap", ["sh", "-c", "head -c 100000 /dev/zero | tr '\\0' z"]).json()
     check(len(j["stdout"]) <= 1000 + 100, "--output-cap: %d" % len(j["stdout"]))
+    eq(len(j["stdout"]), 1000, "--output-cap 1000: 1000 bytes")
+    eq(j.get("truncated"), {"stdout": True, "stderr": False},
+       "--output-cap: truncated")
+    eq(j["stderr"], "nox: truncated: stdout kept 1000 of 100000 bytes "
+       "(output cap 1000)\n", "--output-cap: the note")
+    # --v1-only: no extension member, the note still ends stderr
+    d3 = Noxd("--v1-only")
+    d3.create("cap")
+    j = d3.exec("cap", ["sh", "-c", "head -c 2000000 /dev/zero"]).json()
+    eq(len(j["stdout"]), 1 << 20, "--v1-only: cut at 1 MiB")
+    eq(sorted(j.keys()), ["durationMs", "exitCode", "stderr", "stdout"],
+       "--v1-only: plain v1 keys")
+    check(j["stderr"].endswith("(output cap 1048576)\n"),
+          "--v1-only: the note: %r" % j["stderr"][-200:])
+    # the cap is bounded so a result's JSON fits a client's 64 MiB
+    for bad in ("6M", "0"):
+        d4 = Noxd("--output-cap", bad, expect_fail=True)
+        eq(d4.wait(10), 2, "--output-cap %s refused" % bad)
+        check("bad --output-cap" in d4.logtext(), "--output-cap %s: message" % bad)
+        d4.stop()
+
+
+def test_exec_umask():
+    d = Noxd()
+    d.create("um")
+    cmd = ["sh", "-c", "touch f; mkdir d; stat -c %a f d; umask"]
+    eq(d.exec("um", cmd).json()["stdout"], "644\n755\n0022\n", "default 022")
+    d2 = Noxd("--exec-umask", "027")
+    d2.create("um")
+    eq(d2.exec("um", cmd).json()["stdout"], "640\n750\n0027\n",
+       "--exec-umask 027")
+    d3 = Noxd("--exec-umask", "8", expect_fail=True)
+    eq(d3.wait(10), 2, "--exec-umask 8 refused")
+    d3.stop()
 
 
 def test_upload_download_roundtrip():
@@ -193,5 +238,5 @@ def test_delete():
 if __name__ == "__main__":
     need_bwrap()
     run([test_healthz, test_create_idempotent, test_touch, test_exec_basics,
-         test_exec_timeout, test_exec_output_cap,
+         test_exec_timeout, test_exec_output_cap, test_exec_umask,
          test_upload_download_roundtrip, test_delete])

@@ -514,6 +514,14 @@ static void test_workdir(void)
 	free(file);
 }
 
+/* The note a cut stream leaves as the last line of stderr. */
+static char *trunc_note(const char *which, size_t cap, unsigned long long seen)
+{
+	return tu_strf(NOX_EXEC_TRUNCATED_NOTE "%s kept %zu of %llu bytes "
+					       "(output cap %zu)\n",
+		       which, cap, seen, cap);
+}
+
 static void big_output_case(size_t cap, size_t want, bool trunc)
 {
 	const char *argv[] = {
@@ -525,27 +533,203 @@ static void big_output_case(size_t cap, size_t want, bool trunc)
 	struct nox_exec_result res;
 	struct nox_err err = {0};
 	long long t0 = now_ms();
+	char *note = NULL;
+	size_t nl = 0;
 
+	if (trunc) {
+		note = tu_strf(NOX_EXEC_TRUNCATED_NOTE
+			       "stdout kept %zu of 5242880 bytes, stderr kept "
+			       "%zu of 5242880 bytes (output cap %zu)\n",
+			       want, want, want);
+		nl = strlen(note) + 1; /* 'b' * want does not end the line */
+	}
 	CU_ASSERT_EQUAL(run_full(&o, argv, NULL, NULL, 30, &res, &err), 0);
 	CU_ASSERT_EQUAL(res.exit_code, 0);
 	CU_ASSERT_EQUAL(res.out_len, want);
-	CU_ASSERT_EQUAL(res.err_len, want);
+	CU_ASSERT_EQUAL(res.err_len, want + nl);
 	CU_ASSERT_EQUAL(res.out_truncated, trunc);
 	CU_ASSERT_EQUAL(res.err_truncated, trunc);
 	if (res.out && res.out_len == want) {
 		CU_ASSERT_TRUE(all_bytes(res.out, want, 'a'));
 		CU_ASSERT_EQUAL(res.out[want], '\0');
 	}
-	if (res.err && res.err_len == want)
+	if (res.err && res.err_len == want + nl) {
 		CU_ASSERT_TRUE(all_bytes(res.err, want, 'b'));
+		/* the note is the last line, on a line of its own */
+		if (note) {
+			CU_ASSERT_EQUAL(res.err[want], '\n');
+			CU_ASSERT_STRING_EQUAL(res.err + want + 1, note);
+		}
+	}
 	CU_ASSERT(now_ms() - t0 < 20000);
 	nox_exec_result_cleanup(&res);
+	free(note);
 }
 
 static void test_big_output(void)
 {
-	big_output_case(0, NOX_DEFAULT_OUTPUT_CAP, true);
+	big_output_case(MIB, MIB, true);
 	big_output_case(8 * MIB, 5 * MIB, false);
+	big_output_case(5 * MIB, 5 * MIB, false); /* exactly the cap: whole */
+}
+
+/* A value from /proc/self/status ("VmRSS", "VmHWM") in KiB; -1 if none. */
+static long proc_kib(const char *key)
+{
+	char *st = tu_read_file("/proc/self/status", NULL), *p;
+	size_t kl = strlen(key);
+	long v = -1;
+
+	for (p = st; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : "") {
+		if (strncmp(p, key, kl) == 0 && p[kl] == ':') {
+			v = strtol(p + kl + 1, NULL, 10);
+			break;
+		}
+	}
+	free(st);
+	return v;
+}
+
+struct rss_probe {
+	const char *flag; /* host path the command creates when written */
+	long kib;	  /* VmRSS 300 ms after that */
+};
+
+static void *rss_probe_main(void *p)
+{
+	struct rss_probe *pr = p;
+	long long until = now_ms() + 30000;
+	struct timespec ts = {0, 20 * 1000 * 1000};
+
+	while (access(pr->flag, F_OK) != 0 && now_ms() < until)
+		nanosleep(&ts, NULL);
+	ts.tv_nsec = 300 * 1000 * 1000;
+	nanosleep(&ts, NULL);
+	pr->kib = proc_kib("VmRSS");
+	return NULL;
+}
+
+/*
+ * Default cap (64 MiB): 2 MiB of base64 arrive whole, 70 MiB are cut at
+ * the cap, flagged and noted.  While the command runs its output is in a
+ * file, not our heap (VmRSS sampled after it has written everything and
+ * still runs), and at the end it is in memory once (VmHWM).
+ */
+static void test_default_cap(void)
+{
+	const char *two[] = {"sh", "-c",
+			     "head -c 1572864 /dev/urandom | base64 -w0 | "
+			     "tee two.b64",
+			     NULL};
+	const char *seventy[] = {
+	    "sh", "-c",
+	    "head -c 73400320 /dev/zero | tr '\\0' a; echo e >&2; "
+	    ": > written; sleep 1.5",
+	    NULL};
+	char *spool = tu_mkdtemp("spool"), *b64 = tu_strf("%s/two.b64", ws);
+	char *flag = tu_strf("%s/written", ws), *note, *file;
+	struct sbx_exec_opts o = {.spool_dir = spool};
+	struct rss_probe pr = {.flag = flag, .kib = -1};
+	struct nox_exec_result res;
+	struct nox_err err = {0};
+	long base, hwm;
+	size_t flen = 0;
+	pthread_t t;
+	int fd;
+	DIR *d;
+
+	CU_ASSERT_EQUAL(NOX_DEFAULT_OUTPUT_CAP, 64 * MIB);
+	CU_ASSERT_EQUAL(run_full(&o, two, NULL, NULL, 30, &res, &err), 0);
+	file = tu_read_file(b64, &flen);
+	CU_ASSERT_EQUAL(res.out_len, 2 * MIB);
+	CU_ASSERT(file && flen == res.out_len &&
+		  memcmp(file, res.out, flen) == 0);
+	CU_ASSERT_FALSE(res.out_truncated || res.err_truncated);
+	CU_ASSERT_EQUAL(res.err_len, 0);
+	nox_exec_result_cleanup(&res);
+	free(file);
+	unlink(b64);
+
+	/* VmHWM restarts from the current RSS */
+	fd = open("/proc/self/clear_refs", O_WRONLY);
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_EQUAL(write(fd, "5", 1), 1);
+	close(fd);
+	base = proc_kib("VmRSS");
+	CU_ASSERT_FATAL(base > 0);
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, rss_probe_main, &pr), 0);
+	CU_ASSERT_EQUAL(run_full(&o, seventy, NULL, NULL, 60, &res, &err), 0);
+	pthread_join(t, NULL);
+	hwm = proc_kib("VmHWM");
+	CU_ASSERT_EQUAL(res.exit_code, 0);
+	CU_ASSERT_EQUAL(res.out_len, 64 * MIB);
+	CU_ASSERT_TRUE(res.out_truncated);
+	CU_ASSERT_FALSE(res.err_truncated);
+	CU_ASSERT(res.out && all_bytes(res.out, 64 * MIB, 'a'));
+	note = trunc_note("stdout", 64 * MIB, 73400320);
+	CU_ASSERT_EQUAL(res.err_len, 2 + strlen(note));
+	CU_ASSERT(res.err && strncmp(res.err, "e\n", 2) == 0 &&
+		  strcmp(res.err + 2, note) == 0);
+	if (res.err && res.err_len > 2 && strcmp(res.err + 2, note) != 0)
+		fprintf(stderr, "stderr: %s", res.err);
+	free(note);
+	/* held while running: nothing like the 64 MiB (allow 16) */
+	CU_ASSERT(pr.kib > 0 && pr.kib - base < 16 * 1024);
+	/* at the end: once, not twice (64 MiB plus 16 of slack) */
+	CU_ASSERT(hwm > 0 && hwm - base < 80 * 1024);
+	fprintf(stderr, "rss: base %ld KiB, while running +%ld, peak +%ld\n",
+		base, pr.kib - base, hwm - base);
+	nox_exec_result_cleanup(&res);
+	unlink(flag);
+
+	/* the spool files were never linked in */
+	d = opendir(spool);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+	for (struct dirent *de = readdir(d); de; de = readdir(d))
+		CU_ASSERT(strcmp(de->d_name, ".") == 0 ||
+			  strcmp(de->d_name, "..") == 0);
+	closedir(d);
+	tu_rm_rf(spool);
+	free(spool);
+	free(b64);
+	free(flag);
+}
+
+/*
+ * The command's umask is 022 (or the one asked for) whatever ours is:
+ * noxfs runs with umask 0.
+ */
+static void umask_case(bool unisolated, bool set, mode_t mask, const char *want)
+{
+	const char *argv[] = {"sh", "-c",
+			      "rm -rf um_f um_d; touch um_f; mkdir um_d; "
+			      "stat -c %a um_f um_d; umask",
+			      NULL};
+	struct sbx_exec_opts o = {
+	    .unisolated = unisolated, .umask_set = set, .umask = mask};
+	struct nox_exec_result res;
+	struct nox_err err = {0};
+	mode_t old = umask(0);
+
+	CU_ASSERT_EQUAL(run_full(&o, argv, NULL, NULL, 10, &res, &err), 0);
+	umask(old);
+	CU_ASSERT_STRING_EQUAL(res.out ? res.out : "", want);
+	nox_exec_result_cleanup(&res);
+}
+
+static void test_umask(void)
+{
+	char *f = tu_strf("%s/um_f", ws), *d = tu_strf("%s/um_d", ws);
+
+	umask_case(false, false, 0, "644\n755\n0022\n");
+	umask_case(true, false, 0, "644\n755\n0022\n");
+	umask_case(false, true, 077, "600\n700\n0077\n");
+	umask_case(true, true, 027, "640\n750\n0027\n");
+	umask_case(false, true, 0, "666\n777\n0000\n"); /* asked for */
+	unlink(f);
+	rmdir(d);
+	free(f);
+	free(d);
 }
 
 static void test_argv_exact(void)
@@ -1132,6 +1316,8 @@ int main(void)
 	    {"env not given to bwrap", test_env_not_given_to_bwrap},
 	    {"workdir", test_workdir},
 	    {"big output", test_big_output},
+	    {"default cap, output kept in files", test_default_cap},
+	    {"umask", test_umask},
 	    {"argv exact", test_argv_exact},
 	    {"isolation /etc", test_isolation_etc},
 	    {"isolation /tmp", test_isolation_tmp},

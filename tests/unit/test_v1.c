@@ -409,6 +409,77 @@ static int valid_utf8(const unsigned char *s, size_t n)
 	return 1;
 }
 
+/*
+ * The "truncated" extension member: encoded only when a stream was cut,
+ * parsed when present, type-checked, absent or null meaning "not cut".
+ */
+static void test_exec_result_truncated(void)
+{
+	struct nox_exec_result res = {0}, back;
+	struct nox_err err;
+	char *js;
+
+	res.out = (char *)"o";
+	res.out_len = 1;
+	res.err = (char *)"e";
+	res.err_len = 1;
+	js = nox_v1_exec_result_encode(&res);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(js);
+	CU_ASSERT_PTR_NULL(strstr(js, "truncated")); /* plain v1 */
+	free(js);
+
+	res.out_truncated = true;
+	js = nox_v1_exec_result_encode(&res);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(js);
+	CU_ASSERT_PTR_NOT_NULL(
+	    strstr(js, "\"truncated\":{\"stdout\":true,\"stderr\":false}"));
+	CU_ASSERT_EQUAL_FATAL(
+	    nox_v1_exec_result_parse(js, strlen(js), &back, &err), 0);
+	CU_ASSERT_TRUE(back.out_truncated);
+	CU_ASSERT_FALSE(back.err_truncated);
+	nox_exec_result_cleanup(&back);
+	free(js);
+
+	res.out_truncated = false;
+	res.err_truncated = true;
+	js = nox_v1_exec_result_encode(&res);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(js);
+	CU_ASSERT_EQUAL_FATAL(
+	    nox_v1_exec_result_parse(js, strlen(js), &back, &err), 0);
+	CU_ASSERT_FALSE(back.out_truncated);
+	CU_ASSERT_TRUE(back.err_truncated);
+	nox_exec_result_cleanup(&back);
+	free(js);
+
+	/* members optional; null and absent are "not cut" */
+	CU_ASSERT_EQUAL_FATAL(
+	    nox_v1_exec_result_parse(S("{\"exitCode\":0,\"stdout\":\"\","
+				       "\"stderr\":\"\",\"truncated\":"
+				       "{\"stderr\":true}}"),
+				     &back, &err),
+	    0);
+	CU_ASSERT_FALSE(back.out_truncated);
+	CU_ASSERT_TRUE(back.err_truncated);
+	nox_exec_result_cleanup(&back);
+	CU_ASSERT_EQUAL_FATAL(
+	    nox_v1_exec_result_parse(S("{\"exitCode\":0,\"stdout\":\"\","
+				       "\"stderr\":\"\",\"truncated\":null}"),
+				     &back, &err),
+	    0);
+	CU_ASSERT_FALSE(back.out_truncated || back.err_truncated);
+	nox_exec_result_cleanup(&back);
+
+	ASSERT_EINVAL(res_parse(S("{\"exitCode\":0,\"stdout\":\"\","
+				  "\"stderr\":\"\",\"truncated\":true}"),
+				&e_),
+		      "'truncated' must be an object");
+	ASSERT_EINVAL(res_parse(S("{\"exitCode\":0,\"stdout\":\"\","
+				  "\"stderr\":\"\",\"truncated\":"
+				  "{\"stdout\":1}}"),
+				&e_),
+		      "'truncated.stdout' must be a boolean");
+}
+
 /* encodes out as stdout, checks the JSON is valid UTF-8 and gives want */
 static void check_repair(const char *out, size_t out_len, const char *want,
 			 size_t want_len)
@@ -732,6 +803,7 @@ int main(void)
 	    {"malformed, truncated, trailing, deep, huge", test_malformed},
 	    {"exec request: encode round trip", test_exec_req_encode},
 	    {"exec result: parse", test_exec_result},
+    {"exec result: truncated member", test_exec_result_truncated},
 	    {"exec result: invalid UTF-8 becomes U+FFFD",
 	     test_exec_result_utf8},
 	    {"create request and response", test_create},

@@ -75,7 +75,8 @@ static void noxd_usage(FILE *f)
 	       "(unsafe)\n"
 	       "      --allow-network      keep the host network in sandboxes\n"
 	       "      --output-cap BYTES   stdout/stderr cap per stream "
-	       "(default 1M)\n"
+	       "(default 1M, at most 5M)\n"
+	       "      --exec-umask OCTAL   umask of commands (default 022)\n"
 	       "      --reap-interval S    expiry check period (default 30; 0 "
 	       "off)\n"
 	       "      --conn-timeout S     close idle connections after S "
@@ -139,6 +140,7 @@ enum {
 	OPT_UNISOLATED,
 	OPT_ALLOW_NETWORK,
 	OPT_OUTPUT_CAP,
+	OPT_EXEC_UMASK,
 	OPT_REAP_INTERVAL,
 	OPT_CONN_TIMEOUT,
 	OPT_PID_FILE,
@@ -155,6 +157,7 @@ static const struct option noxd_longopts[] = {
     {"unisolated", no_argument, NULL, OPT_UNISOLATED},
     {"allow-network", no_argument, NULL, OPT_ALLOW_NETWORK},
     {"output-cap", required_argument, NULL, OPT_OUTPUT_CAP},
+    {"exec-umask", required_argument, NULL, OPT_EXEC_UMASK},
     {"reap-interval", required_argument, NULL, OPT_REAP_INTERVAL},
     {"conn-timeout", required_argument, NULL, OPT_CONN_TIMEOUT},
     {"pid-file", required_argument, NULL, OPT_PID_FILE},
@@ -177,6 +180,8 @@ static int noxd_parse_opts(int argc, char **argv, struct noxd_opts *o)
 	o->listen = "127.0.0.1:8080";
 	o->base_dir = NOX_DEFAULT_BASE_DIR;
 	o->max_body = NOXD_DEFAULT_MAX_BODY;
+	o->output_cap = NOX_V1_OUTPUT_CAP;
+	o->exec_umask = NOX_DEFAULT_EXEC_UMASK;
 	o->reap_interval = 30;
 	o->conn_timeout = NOXD_CONN_TIMEOUT;
 	o->token = getenv("NOXD_TOKEN");
@@ -212,13 +217,27 @@ static int noxd_parse_opts(int argc, char **argv, struct noxd_opts *o)
 			break;
 		case OPT_OUTPUT_CAP:
 			if (noxd_parse_size(optarg, &v) < 0 || v == 0 ||
-			    v > SIZE_MAX / 2) {
+			    v > NOXD_MAX_OUTPUT_CAP) {
 				fprintf(stderr, "noxd: bad --output-cap '%s'\n",
 					optarg);
 				return -1;
 			}
 			o->output_cap = (size_t)v;
 			break;
+		case OPT_EXEC_UMASK: {
+			unsigned long m;
+			char *end;
+
+			errno = 0;
+			m = strtoul(optarg, &end, 8);
+			if (errno || end == optarg || *end || m > 0777) {
+				fprintf(stderr, "noxd: bad --exec-umask '%s'\n",
+					optarg);
+				return -1;
+			}
+			o->exec_umask = (mode_t)m;
+			break;
+		}
 		case OPT_REAP_INTERVAL:
 			if (noxd_parse_size(optarg, &v) < 0 || v > 86400) {
 				fprintf(stderr,
@@ -387,6 +406,8 @@ int main(int argc, char **argv)
 	lo.unisolated = d.opts.unisolated;
 	lo.allow_network = d.opts.allow_network;
 	lo.output_cap = d.opts.output_cap;
+	lo.exec_umask_set = true;
+	lo.exec_umask = d.opts.exec_umask;
 	rc = nox_backend_local_new(&lo, &d.backend, &err);
 	if (rc < 0) {
 		nox_log(NOX_LOG_ERR, "local backend: %s",

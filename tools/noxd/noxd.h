@@ -57,6 +57,13 @@ enum noxd_ep {
 	EP__COUNT
 };
 
+/*
+ * The most --output-cap allows: a result's JSON is at most about 6 bytes
+ * per byte of output (\u00XX for control bytes), twice (stdout and
+ * stderr), and must fit the 64 MiB a libnox client accepts (http.c).
+ */
+#define NOXD_MAX_OUTPUT_CAP ((size_t)5 * 1024 * 1024)
+
 struct noxd_opts {
 	const char *listen; /* HOST:PORT, [V6]:PORT or PORT */
 	const char *base_dir;
@@ -65,7 +72,8 @@ struct noxd_opts {
 	bool v1_only;
 	bool unisolated;
 	bool allow_network;
-	size_t output_cap;
+	size_t output_cap;	/* per stream; NOX_V1_OUTPUT_CAP unless set */
+	mode_t exec_umask;	/* the commands' umask */
 	unsigned conn_timeout;	/* idle seconds before MHD closes */
 	unsigned reap_interval; /* seconds; 0: no reaper */
 	const char *pid_file;
