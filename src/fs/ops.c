@@ -476,6 +476,25 @@ static int ws_setattr(struct fs_node *n, const struct stat *attr, int to_set,
 	return 0;
 }
 
+/*
+ * True when a mode change only clears S_ISUID / S_ISGID of n.  The kernel
+ * clears them after a write or truncate by a user without CAP_FSETID
+ * (file_remove_privs, no HANDLE_KILLPRIV) with such a SETATTR, sent with
+ * the writer's credentials; run as a writer who is not the owner, fchmod
+ * would give EPERM where ext4 accepts the write and clears the bits.
+ */
+static bool clears_setid_only(const struct fs_node *n, mode_t mode)
+{
+	const mode_t id = S_ISUID | S_ISGID;
+	struct stat st;
+
+	if (fstatat(n->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		return false;
+	mode &= 07777;
+	return (st.st_mode & id) != 0 && (mode & ~st.st_mode & 07777) == 0 &&
+	       ((st.st_mode ^ mode) & 07777 & ~id) == 0;
+}
+
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		       int to_set, struct fuse_file_info *fi)
 {
@@ -483,7 +502,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	struct fs_node *n = req_node(req, ino);
 	struct fs_cred cred;
 	struct stat st;
-	int fd = -1, r;
+	int fd = -1, r = 0, rest;
 
 	if (n->kind == FS_CTL) {
 		/* "> .nox/exec" truncates and touch sets times: accept */
@@ -504,7 +523,24 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		fd = (int)fi->fh;
 	fs_sandbox_op_begin(n->sb);
 	fs_cred_enter(req, &cred);
-	r = ws_setattr(n, attr, to_set, fd);
+	rest = to_set;
+	if (cred.switched && (to_set & FUSE_SET_ATTR_MODE) &&
+	    clears_setid_only(n, attr->st_mode)) {
+		char proc[64];
+
+		/* as the daemon, for a caller who may write the file: the
+		 * bits the kernel would clear on ext4 (a chmod that clears
+		 * them otherwise stays the caller's, and fails as theirs) */
+		proc_path(n->fd, proc, sizeof(proc));
+		if (faccessat(AT_FDCWD, proc, W_OK, AT_EACCESS) == 0) {
+			fs_cred_leave(&cred);
+			r = ws_setattr(n, attr, FUSE_SET_ATTR_MODE, fd);
+			fs_cred_enter(req, &cred);
+			rest &= ~FUSE_SET_ATTR_MODE;
+		}
+	}
+	if (r == 0)
+		r = ws_setattr(n, attr, rest, fd);
 	fs_cred_leave(&cred);
 	if (r == 0) {
 		struct fs_op op = {.kind = FS_OP_SETATTR,
@@ -1887,7 +1923,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	struct fs *fs = userdata;
 
 	/* the exec barrier needs every write in the file before write()
-	 * returns; suid clearing stays with the kernel (we write as root) */
+	 * returns; set-id clearing stays with the kernel, which sends it
+	 * as a SETATTR (see clears_setid_only()) */
 	conn->want &=
 	    ~(unsigned)(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_HANDLE_KILLPRIV |
 			FUSE_CAP_EXPORT_SUPPORT);
