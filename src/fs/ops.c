@@ -20,10 +20,11 @@
  * unchanged; no writeback cache, so every write reaches the file before
  * the write() returns and the exec barrier needs no kernel flush.
  *
- * Limits: only regular files can be made with mknod (FIFOs, sockets and
- * devices give EPERM, since a remote workspace could not hold them);
- * only "user." extended attributes pass through; no file locking calls
- * (the kernel keeps locks local to this mount).
+ * Limits: mknod makes FIFOs and sockets on the local backend only (over
+ * http regular files only: the layer has no way to send the others) and
+ * device nodes only for a caller with CAP_MKNOD; only "user." extended
+ * attributes pass through; no file locking calls (the kernel keeps locks
+ * local to this mount).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -45,6 +46,7 @@
 #include "sandbox.h"
 
 #define NOXDIR_NAME ".nox"
+#define CAP_MKNOD_BIT 27 /* linux/capability.h, without libcap */
 
 static struct fs *req_fs(fuse_req_t req)
 {
@@ -740,6 +742,61 @@ static int check_make(struct fs_node *dir, const char *name)
 	}
 }
 
+/* True when the calling process has CAP_MKNOD in its effective set. */
+static bool caller_may_mknod(fuse_req_t req)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	unsigned long long caps = 0;
+	char path[64], line[256];
+	bool found = false;
+	FILE *f;
+
+	/* 0: a caller in another pid namespace, whose status we cannot
+	 * read; refused, as the capability cannot be shown */
+	if (ctx->pid <= 0)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)ctx->pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "CapEff:", 7) == 0) {
+			found = sscanf(line + 7, "%llx", &caps) == 1;
+			break;
+		}
+	}
+	fclose(f);
+	return found && (caps & (1ull << CAP_MKNOD_BIT)) != 0;
+}
+
+/*
+ * Which node types mknod may make in dir: regular files, FIFOs and
+ * sockets everywhere a real workspace directory is (local backend);
+ * device nodes only for a caller with CAP_MKNOD, as on ext4 (the daemon
+ * runs as root and would otherwise make them for anyone; a command sees
+ * the workspace nodev in any case).  A layer that sends operations by
+ * path (http) keeps regular files only: it has no way to send the other
+ * types to the server (docs/cache.md).
+ */
+static int check_mknod_type(fuse_req_t req, const struct fs_node *dir,
+			    mode_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFREG:
+		return 0;
+	case S_IFIFO:
+	case S_IFSOCK:
+		return dir->sb->hooks->by_path ? EPERM : 0;
+	case S_IFCHR:
+	case S_IFBLK:
+		if (dir->sb->hooks->by_path)
+			return EPERM;
+		return caller_may_mknod(req) ? 0 : EPERM;
+	default:
+		return EINVAL;
+	}
+}
+
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		     mode_t mode, dev_t rdev)
 {
@@ -748,8 +805,8 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	int r, e;
 
 	e = check_make(dir, name);
-	if (e == 0 && !S_ISREG(mode))
-		e = EPERM;
+	if (e == 0)
+		e = check_mknod_type(req, dir, mode);
 	if (e) {
 		fuse_reply_err(req, e);
 		return;
