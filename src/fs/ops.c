@@ -23,8 +23,9 @@
  * Limits: mknod makes FIFOs and sockets on the local backend only (over
  * http regular files only: the layer has no way to send the others) and
  * device nodes only for a caller with CAP_MKNOD; only "user." extended
- * attributes pass through; no file locking calls (the kernel keeps locks
- * local to this mount).
+ * attributes pass through; flock and POSIX locks reach the workspace file
+ * on the local backend only (lock.c; over http the kernel keeps them local
+ * to this mount).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -43,6 +44,7 @@
 #include "cred.h"
 #include "ctl.h"
 #include "fs.h"
+#include "lock.h"
 #include "sandbox.h"
 
 #define NOXDIR_NAME ".nox"
@@ -1282,10 +1284,13 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fs_node *n = req_node(req, ino);
 	int r;
 
-	if (n->kind == FS_CTL)
+	if (n->kind == FS_CTL) {
 		r = fs_ctl_flush(req_fs(req), n, fi);
-	else
+	} else {
+		/* a close drops the closing process's POSIX locks */
+		fs_lock_flush((int)fi->fh, fi->lock_owner);
 		r = fs_sandbox_on_close(n->sb, n, (int)fi->fh, false);
+	}
 	fuse_reply_err(req, -r);
 }
 
@@ -1297,6 +1302,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 	if (n->kind == FS_CTL) {
 		fs_ctl_release(fi);
 	} else {
+		fs_lock_release((int)fi->fh);
 		close((int)fi->fh);
 		fs_node_release_note(&req_fs(req)->table, n, fi->flags);
 	}
@@ -1375,6 +1381,47 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		fuse_reply_err(req, errno);
 	else
 		fuse_reply_lseek(req, res);
+}
+
+/* ---- locks (local backend; lock.c) ----------------------------------- */
+
+/* The open's real descriptor when n is a workspace file, else -1. */
+static int lock_fd(const struct fs_node *n, const struct fuse_file_info *fi)
+{
+	return n->kind == FS_WS && n->type == S_IFREG ? (int)fi->fh : -1;
+}
+
+static void op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		     int op)
+{
+	int fd = lock_fd(req_node(req, ino), fi);
+
+	if (fd < 0)
+		fuse_reply_err(req, ENOLCK);
+	else
+		fs_lock_flock(req, fd, op);
+}
+
+static void op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		     struct flock *lock)
+{
+	int fd = lock_fd(req_node(req, ino), fi);
+
+	if (fd < 0)
+		fuse_reply_err(req, ENOLCK);
+	else
+		fs_lock_getlk(req, fd, lock);
+}
+
+static void op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		     struct flock *lock, int sleep)
+{
+	int fd = lock_fd(req_node(req, ino), fi);
+
+	if (fd < 0)
+		fuse_reply_err(req, ENOLCK);
+	else
+		fs_lock_setlk(req, fd, fi->lock_owner, lock, sleep);
 }
 
 /* ---- directories ---------------------------------------------------- */
@@ -1997,6 +2044,11 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * SPLICE_WRITE libfuse preads into a buffer and always replies.
 	 */
 	conn->want &= ~(unsigned)(FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+	/* locks reach the workspace file only where there is one: over
+	 * http the kernel keeps them local to this mount (docs/cache.md) */
+	if (fs->hooks != &fs_local_hooks)
+		conn->want &=
+		    ~(unsigned)(FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_POSIX_LOCKS);
 	if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)
 		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
@@ -2044,4 +2096,7 @@ const struct fuse_lowlevel_ops fs_ops = {
     .fallocate = op_fallocate,
     .copy_file_range = op_copy_file_range,
     .lseek = op_lseek,
+    .flock = op_flock,
+    .getlk = op_getlk,
+    .setlk = op_setlk,
 };
