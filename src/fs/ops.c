@@ -1235,6 +1235,40 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	fuse_reply_data(req, &buf, FUSE_BUF_NO_SPLICE);
 }
 
+/* True when gid is the caller's group or one of its supplementary ones. */
+static bool caller_in_group(fuse_req_t req, gid_t gid)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	gid_t groups[64];
+	int n, i;
+
+	if (ctx->gid == gid)
+		return true;
+	n = fuse_req_getgroups(req, 64, groups);
+	for (i = 0; i < n && i < 64; i++)
+		if (groups[i] == gid)
+			return true;
+	return false;
+}
+
+/*
+ * A setgid file without group-exec loses S_ISGID when written by a user
+ * outside its group (ext4, since Linux 6.x's setattr_should_drop_sgid),
+ * but the kernel's FUSE client clears set-id bits only with group-exec
+ * set: done here, as the daemon.  Costs one fstat per write.
+ */
+static void write_drop_sgid(fuse_req_t req, int fd)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct stat st;
+
+	if (ctx->uid == 0 || fstat(fd, &st) < 0 ||
+	    (st.st_mode & (S_ISGID | S_IXGRP)) != S_ISGID ||
+	    caller_in_group(req, st.st_gid))
+		return;
+	(void)fchmod(fd, st.st_mode & 07777 & ~(mode_t)S_ISGID);
+}
+
 static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 			 off_t off, struct fuse_file_info *fi)
 {
@@ -1276,6 +1310,8 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 		fuse_reply_err(req, (int)-res);
 		return;
 	}
+	if (res > 0)
+		write_drop_sgid(req, (int)fi->fh);
 	fuse_reply_write(req, (size_t)res);
 }
 
