@@ -47,7 +47,7 @@
 #include "lock.h"
 #include "sandbox.h"
 
-#define NOXDIR_NAME ".nox"
+#define NOXDIR_NAME   ".nox"
 #define CAP_MKNOD_BIT 27 /* linux/capability.h, without libcap */
 
 static struct fs *req_fs(fuse_req_t req)
