@@ -223,9 +223,8 @@ void fs_lock_getlk(fuse_req_t req, int fd, struct flock *lock)
 		return;
 	}
 	/* the holder is an open file description, not a process: no pid
-	 * to show (-1, as the kernel reports for OFD locks) */
-	if (fl.l_type != F_UNLCK)
-		fl.l_pid = -1;
+	 * to show (the caller sees 0) */
+	fl.l_pid = 0;
 	fuse_reply_lock(req, &fl);
 }
 
