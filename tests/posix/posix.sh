@@ -13,7 +13,8 @@
 #
 # Then, local backend: a host process's flock and fcntl (POSIX) lock taken
 # through the mount refuses a command's (flock -n, python3 fcntl), which
-# succeeds once released, and the reverse; a device node made by root is
+# succeeds once released, and the reverse; a host sqlite transaction
+# through the mount makes a command's write wait (issue 13's report); a device node made by root is
 # refused to a command (the workspace is nodev in the sandbox), and mknod
 # of one by root without CAP_MKNOD fails.  Over HTTP: locks are local to
 # the mount (two host processes exclude each other through it; a command
@@ -23,6 +24,7 @@
 . "$(dirname "$0")/../mount/lib.sh"
 nt_require flock setpriv mknod
 [ "$(id -u)" = 0 ] || nt_skip "needs root (other uids, device nodes)"
+python3 -c 'import sqlite3' 2>/dev/null || nt_skip "python3 has no sqlite3"
 NT_SESSION=0
 nt_init
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -138,10 +140,39 @@ try:
 except OSError:
     print(1)' "$F"
 	wait "$CMD"
+	# issue 13's report: a sqlite writer in a command ignored a host
+	# transaction through the mount, whose commit then failed
+	cat >"$W/sqlw.py" <<'EOF2'
+import sqlite3, sys
+c = sqlite3.connect("db", timeout=0)
+try:
+    c.execute("insert into t values(%s)" % sys.argv[1])
+    c.commit()
+    print("wrote")
+except sqlite3.OperationalError as e:
+    print("refused:", e)
+EOF2
+	nt_check_out "locks: sqlite: a command's write waits for a host's \
+exclusive transaction through the mount, and both commits land" \
+		$'refused: database is locked\ncommitted\nwrote\n[1, 3]' \
+		python3 -c '
+import sqlite3, sys
+w = sys.argv[1]
+c = sqlite3.connect(w + "/db", timeout=0, isolation_level=None)
+c.execute("create table t(x)")
+c.execute("BEGIN EXCLUSIVE")
+c.execute("insert into t values(1)")
+open(w + "/.nox/exec", "w").write("python3 sqlw.py 2\n")
+print(open(w + "/.nox/stdout").read().strip())
+c.execute("COMMIT")
+print("committed")
+open(w + "/.nox/exec", "w").write("python3 sqlw.py 3\n")
+print(open(w + "/.nox/stdout").read().strip())
+print(sorted(r[0] for r in c.execute("select x from t")))' "$W"
 	# a blocked waiter is interrupted by a signal (EINTR reply)
 	hold_lock flock
-	(timeout -s KILL 2 flock -x "$F" true) 2>/dev/null
-	nt_check_eq "locks: a waiter killed while blocked goes at once" 137 $?
+	rc=$(timeout -s KILL 2 flock -x "$F" true >/dev/null 2>&1; echo $?)
+	nt_check_eq "locks: a waiter killed while blocked goes at once" 137 "$rc"
 	release_lock
 
 	# -- device nodes and nodev ----------------------------------------
