@@ -20,10 +20,12 @@
  * unchanged; no writeback cache, so every write reaches the file before
  * the write() returns and the exec barrier needs no kernel flush.
  *
- * Limits: only regular files can be made with mknod (FIFOs, sockets and
- * devices give EPERM, since a remote workspace could not hold them);
- * only "user." extended attributes pass through; no file locking calls
- * (the kernel keeps locks local to this mount).
+ * Limits: mknod makes FIFOs and sockets on the local backend only (over
+ * http regular files only: the layer has no way to send the others) and
+ * device nodes only for a caller with CAP_MKNOD; only "user." extended
+ * attributes pass through; flock and POSIX locks reach the workspace file
+ * on the local backend only (lock.c; over http the kernel keeps them local
+ * to this mount).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -42,9 +44,11 @@
 #include "cred.h"
 #include "ctl.h"
 #include "fs.h"
+#include "lock.h"
 #include "sandbox.h"
 
-#define NOXDIR_NAME ".nox"
+#define NOXDIR_NAME   ".nox"
+#define CAP_MKNOD_BIT 27 /* linux/capability.h, without libcap */
 
 static struct fs *req_fs(fuse_req_t req)
 {
@@ -476,6 +480,25 @@ static int ws_setattr(struct fs_node *n, const struct stat *attr, int to_set,
 	return 0;
 }
 
+/*
+ * True when a mode change only clears S_ISUID / S_ISGID of n.  The kernel
+ * clears them after a write or truncate by a user without CAP_FSETID
+ * (file_remove_privs, no HANDLE_KILLPRIV) with such a SETATTR, sent with
+ * the writer's credentials; run as a writer who is not the owner, fchmod
+ * would give EPERM where ext4 accepts the write and clears the bits.
+ */
+static bool clears_setid_only(const struct fs_node *n, mode_t mode)
+{
+	const mode_t id = S_ISUID | S_ISGID;
+	struct stat st;
+
+	if (fstatat(n->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		return false;
+	mode &= 07777;
+	return (st.st_mode & id) != 0 && (mode & ~st.st_mode & 07777) == 0 &&
+	       ((st.st_mode ^ mode) & 07777 & ~id) == 0;
+}
+
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		       int to_set, struct fuse_file_info *fi)
 {
@@ -483,7 +506,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	struct fs_node *n = req_node(req, ino);
 	struct fs_cred cred;
 	struct stat st;
-	int fd = -1, r;
+	int fd = -1, r = 0, rest;
 
 	if (n->kind == FS_CTL) {
 		/* "> .nox/exec" truncates and touch sets times: accept */
@@ -504,7 +527,24 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		fd = (int)fi->fh;
 	fs_sandbox_op_begin(n->sb);
 	fs_cred_enter(req, &cred);
-	r = ws_setattr(n, attr, to_set, fd);
+	rest = to_set;
+	if (cred.switched && (to_set & FUSE_SET_ATTR_MODE) &&
+	    clears_setid_only(n, attr->st_mode)) {
+		char proc[64];
+
+		/* as the daemon, for a caller who may write the file: the
+		 * bits the kernel would clear on ext4 (a chmod that clears
+		 * them otherwise stays the caller's, and fails as theirs) */
+		proc_path(n->fd, proc, sizeof(proc));
+		if (faccessat(AT_FDCWD, proc, W_OK, AT_EACCESS) == 0) {
+			fs_cred_leave(&cred);
+			r = ws_setattr(n, attr, FUSE_SET_ATTR_MODE, fd);
+			fs_cred_enter(req, &cred);
+			rest &= ~FUSE_SET_ATTR_MODE;
+		}
+	}
+	if (r == 0)
+		r = ws_setattr(n, attr, rest, fd);
 	fs_cred_leave(&cred);
 	if (r == 0) {
 		struct fs_op op = {.kind = FS_OP_SETATTR,
@@ -704,6 +744,61 @@ static int check_make(struct fs_node *dir, const char *name)
 	}
 }
 
+/* True when the calling process has CAP_MKNOD in its effective set. */
+static bool caller_may_mknod(fuse_req_t req)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	unsigned long long caps = 0;
+	char path[64], line[256];
+	bool found = false;
+	FILE *f;
+
+	/* 0: a caller in another pid namespace, whose status we cannot
+	 * read; refused, as the capability cannot be shown */
+	if (ctx->pid <= 0)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)ctx->pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "CapEff:", 7) == 0) {
+			found = sscanf(line + 7, "%llx", &caps) == 1;
+			break;
+		}
+	}
+	fclose(f);
+	return found && (caps & (1ull << CAP_MKNOD_BIT)) != 0;
+}
+
+/*
+ * Which node types mknod may make in dir: regular files, FIFOs and
+ * sockets everywhere a real workspace directory is (local backend);
+ * device nodes only for a caller with CAP_MKNOD, as on ext4 (the daemon
+ * runs as root and would otherwise make them for anyone; a command sees
+ * the workspace nodev in any case).  A layer that sends operations by
+ * path (http) keeps regular files only: it has no way to send the other
+ * types to the server (docs/cache.md).
+ */
+static int check_mknod_type(fuse_req_t req, const struct fs_node *dir,
+			    mode_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFREG:
+		return 0;
+	case S_IFIFO:
+	case S_IFSOCK:
+		return dir->sb->hooks->by_path ? EPERM : 0;
+	case S_IFCHR:
+	case S_IFBLK:
+		if (dir->sb->hooks->by_path)
+			return EPERM;
+		return caller_may_mknod(req) ? 0 : EPERM;
+	default:
+		return EINVAL;
+	}
+}
+
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		     mode_t mode, dev_t rdev)
 {
@@ -712,8 +807,8 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	int r, e;
 
 	e = check_make(dir, name);
-	if (e == 0 && !S_ISREG(mode))
-		e = EPERM;
+	if (e == 0)
+		e = check_mknod_type(req, dir, mode);
 	if (e) {
 		fuse_reply_err(req, e);
 		return;
@@ -1140,6 +1235,40 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	fuse_reply_data(req, &buf, FUSE_BUF_NO_SPLICE);
 }
 
+/* True when gid is the caller's group or one of its supplementary ones. */
+static bool caller_in_group(fuse_req_t req, gid_t gid)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	gid_t groups[64];
+	int n, i;
+
+	if (ctx->gid == gid)
+		return true;
+	n = fuse_req_getgroups(req, 64, groups);
+	for (i = 0; i < n && i < 64; i++)
+		if (groups[i] == gid)
+			return true;
+	return false;
+}
+
+/*
+ * A setgid file without group-exec loses S_ISGID when written by a user
+ * outside its group (ext4, since Linux 6.x's setattr_should_drop_sgid),
+ * but the kernel's FUSE client clears set-id bits only with group-exec
+ * set: done here, as the daemon.  Costs one fstat per write.
+ */
+static void write_drop_sgid(fuse_req_t req, int fd)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct stat st;
+
+	if (ctx->uid == 0 || fstat(fd, &st) < 0 ||
+	    (st.st_mode & (S_ISGID | S_IXGRP)) != S_ISGID ||
+	    caller_in_group(req, st.st_gid))
+		return;
+	(void)fchmod(fd, st.st_mode & 07777 & ~(mode_t)S_ISGID);
+}
+
 static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 			 off_t off, struct fuse_file_info *fi)
 {
@@ -1181,6 +1310,8 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 		fuse_reply_err(req, (int)-res);
 		return;
 	}
+	if (res > 0)
+		write_drop_sgid(req, (int)fi->fh);
 	fuse_reply_write(req, (size_t)res);
 }
 
@@ -1189,10 +1320,13 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fs_node *n = req_node(req, ino);
 	int r;
 
-	if (n->kind == FS_CTL)
+	if (n->kind == FS_CTL) {
 		r = fs_ctl_flush(req_fs(req), n, fi);
-	else
+	} else {
+		/* a close drops the closing process's POSIX locks */
+		fs_lock_flush((int)fi->fh, fi->lock_owner);
 		r = fs_sandbox_on_close(n->sb, n, (int)fi->fh, false);
+	}
 	fuse_reply_err(req, -r);
 }
 
@@ -1204,6 +1338,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 	if (n->kind == FS_CTL) {
 		fs_ctl_release(fi);
 	} else {
+		fs_lock_release((int)fi->fh);
 		close((int)fi->fh);
 		fs_node_release_note(&req_fs(req)->table, n, fi->flags);
 	}
@@ -1282,6 +1417,47 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		fuse_reply_err(req, errno);
 	else
 		fuse_reply_lseek(req, res);
+}
+
+/* ---- locks (local backend; lock.c) ----------------------------------- */
+
+/* The open's real descriptor when n is a workspace file, else -1. */
+static int lock_fd(const struct fs_node *n, const struct fuse_file_info *fi)
+{
+	return n->kind == FS_WS && n->type == S_IFREG ? (int)fi->fh : -1;
+}
+
+static void op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		     int op)
+{
+	int fd = lock_fd(req_node(req, ino), fi);
+
+	if (fd < 0)
+		fuse_reply_err(req, ENOLCK);
+	else
+		fs_lock_flock(req, fd, op);
+}
+
+static void op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		     struct flock *lock)
+{
+	int fd = lock_fd(req_node(req, ino), fi);
+
+	if (fd < 0)
+		fuse_reply_err(req, ENOLCK);
+	else
+		fs_lock_getlk(req, fd, lock);
+}
+
+static void op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		     struct flock *lock, int sleep)
+{
+	int fd = lock_fd(req_node(req, ino), fi);
+
+	if (fd < 0)
+		fuse_reply_err(req, ENOLCK);
+	else
+		fs_lock_setlk(req, fd, fi->lock_owner, lock, sleep);
 }
 
 /* ---- directories ---------------------------------------------------- */
@@ -1883,7 +2059,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	struct fs *fs = userdata;
 
 	/* the exec barrier needs every write in the file before write()
-	 * returns; suid clearing stays with the kernel (we write as root) */
+	 * returns; set-id clearing stays with the kernel, which sends it
+	 * as a SETATTR (see clears_setid_only()) */
 	conn->want &=
 	    ~(unsigned)(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_HANDLE_KILLPRIV |
 			FUSE_CAP_EXPORT_SUPPORT);
@@ -1899,6 +2076,11 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * SPLICE_WRITE libfuse preads into a buffer and always replies.
 	 */
 	conn->want &= ~(unsigned)(FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+	/* locks reach the workspace file only where there is one: over
+	 * http the kernel keeps them local to this mount (docs/cache.md) */
+	if (fs->hooks != &fs_local_hooks)
+		conn->want &=
+		    ~(unsigned)(FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_POSIX_LOCKS);
 	if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)
 		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
@@ -1946,4 +2128,7 @@ const struct fuse_lowlevel_ops fs_ops = {
     .fallocate = op_fallocate,
     .copy_file_range = op_copy_file_range,
     .lseek = op_lseek,
+    .flock = op_flock,
+    .getlk = op_getlk,
+    .setlk = op_setlk,
 };
