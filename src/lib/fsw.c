@@ -656,6 +656,24 @@ void fsw_entries_free(struct fsw_ent *ents, size_t n)
 	free(ents);
 }
 
+json_object *fsw_entries_build(json_object *arr)
+{
+	json_object *o;
+
+	if (!arr)
+		return NULL;
+	o = json_object_new_object();
+	if (!o) {
+		json_object_put(arr);
+		return NULL;
+	}
+	if (add(o, "entries", arr) < 0) { /* add put arr */
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
 /* ---- fs/op ------------------------------------------------------------ */
 
 enum {

@@ -135,6 +135,12 @@ int fsw_entries_parse(json_object *o, enum fsw_list_kind kind,
 /* Frees ents[0..n) and the array; NULL is a no-op. */
 void fsw_entries_free(struct fsw_ent *ents, size_t n);
 
+/*
+ * {"entries": arr}, taking arr (each element fsw_stat_build's with
+ * fsw_add_name's "name" or "path"); NULL on ENOMEM, arr put then.
+ */
+json_object *fsw_entries_build(json_object *arr);
+
 /* ---- fs/op ------------------------------------------------------------ */
 
 enum fsw_opcode {

@@ -293,12 +293,11 @@ static void test_statfs_round_trip(void)
 	json_object_put(o);
 }
 
-/* {"entries": [each built by fsw_stat_build + key: name]} */
+/* fsw_entries_build of n entries, each fsw_stat_build + key: name */
 static json_object *listing(const char *key, const char *const *names, size_t n,
 			    mode_t fmt)
 {
-	json_object *o = json_object_new_object(),
-		    *arr = json_object_new_array();
+	json_object *arr = json_object_new_array();
 	struct stat st;
 	size_t i;
 
@@ -310,8 +309,7 @@ static json_object *listing(const char *key, const char *const *names, size_t n,
 		fsw_add_name(e, key, names[i]);
 		json_object_array_add(arr, e);
 	}
-	json_object_object_add(o, "entries", arr);
-	return o;
+	return fsw_entries_build(arr);
 }
 
 static int entries(json_object *o, enum fsw_list_kind kind, size_t *n)
@@ -390,6 +388,8 @@ static void test_entries(void)
 			-EPROTO);
 	CU_ASSERT_EQUAL(entries(obj("{}"), FSW_TREE, &n), -EPROTO);
 	CU_ASSERT_EQUAL(entries(obj("{\"entries\":[]}"), FSW_TREE, &n), 0);
+	CU_ASSERT_EQUAL(n, 0);
+	CU_ASSERT_PTR_NULL(fsw_entries_build(NULL));
 	CU_ASSERT_EQUAL(n, 0);
 }
 

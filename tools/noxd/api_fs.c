@@ -282,7 +282,7 @@ static int fs_walk_cb(const char *name, const struct stat *st, void *ud)
 
 int api_fs_list(struct noxd_req *r)
 {
-	struct json_object *o = NULL, *arr;
+	struct json_object *arr;
 	struct fs_walk w;
 	struct nox_err err;
 	const char *path = fs_query_path(r, "");
@@ -306,13 +306,8 @@ int api_fs_list(struct noxd_req *r)
 			nox_err_set(&err, -rc, "listing '%s'", path);
 		return fs_fail(r, rc, &err);
 	}
-	o = json_object_new_object();
-	if (!o) {
-		json_object_put(arr);
-		return server_reply_json(r, MHD_HTTP_OK, NULL);
-	}
-	json_object_object_add(o, "entries", arr);
-	return server_reply_json(r, MHD_HTTP_OK, server_json_take(o));
+	return server_reply_json(r, MHD_HTTP_OK,
+				 server_json_take(fsw_entries_build(arr)));
 }
 
 /* Lists dir (relative path rel below the tree root) and descends. */
@@ -363,7 +358,7 @@ static int fs_tree_walk(struct noxd_req *r, struct json_object *arr,
 
 int api_fs_tree(struct noxd_req *r)
 {
-	struct json_object *o, *arr;
+	struct json_object *arr;
 	struct nox_err err;
 	size_t count = 0;
 	const char *path = fs_query_path(r, "");
@@ -380,13 +375,8 @@ int api_fs_tree(struct noxd_req *r)
 		json_object_put(arr);
 		return fs_fail(r, rc, &err);
 	}
-	o = json_object_new_object();
-	if (!o) {
-		json_object_put(arr);
-		return server_reply_json(r, MHD_HTTP_OK, NULL);
-	}
-	json_object_object_add(o, "entries", arr);
-	return server_reply_json(r, MHD_HTTP_OK, server_json_take(o));
+	return server_reply_json(r, MHD_HTTP_OK,
+				 server_json_take(fsw_entries_build(arr)));
 }
 
 int api_fs_statfs(struct noxd_req *r)

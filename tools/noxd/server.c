@@ -323,9 +323,7 @@ static int srv_reply_err(struct noxd_req *r, int status, const char *msg,
 		if (ename)
 			json_object_object_add(o, "errno",
 					       json_object_new_string(ename));
-		json = strdup(json_object_to_json_string_ext(
-		    o,
-		    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+		json = strdup(json_object_to_json_string_ext(o, FSW_JSON_OUT));
 	}
 	json_object_put(o);
 	free(clean);
@@ -858,9 +856,7 @@ char *server_json_take(struct json_object *o)
 	char *s = NULL;
 
 	if (o)
-		s = strdup(json_object_to_json_string_ext(
-		    o,
-		    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+		s = strdup(json_object_to_json_string_ext(o, FSW_JSON_OUT));
 	json_object_put(o);
 	return s;
 }
