@@ -56,6 +56,14 @@
 
 #include "http_i.h"
 
+#define ERRBODY_MAX	 ((size_t)64 << 10) /* kept of an error body */
+#define DEF_CONNECT_MS	 5000L
+#define DEF_TIMEOUT_MS	 60000L
+#define DEF_RETRIES	 3
+#define BACKOFF_FIRST_MS 100L
+#define BACKOFF_CAP_MS	 2000L
+#define EXT_RETRY_MS	 1000L
+
 /* ---- small helpers ---------------------------------------------------- */
 
 static long now_ms(void)

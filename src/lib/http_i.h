@@ -19,16 +19,9 @@
 #include "backend_i.h"
 #include "fsw_i.h"
 
-#define POOL_MAX	 16
-#define JSON_MAX	 FSW_JSON_MAX	    /* any in-memory success body */
-#define ERRBODY_MAX	 ((size_t)64 << 10) /* kept of an error body */
-#define DEF_CONNECT_MS	 5000L
-#define DEF_TIMEOUT_MS	 60000L
-#define DEF_RETRIES	 3
-#define EXEC_MARGIN_MS	 30000L
-#define BACKOFF_FIRST_MS 100L
-#define BACKOFF_CAP_MS	 2000L
-#define EXT_RETRY_MS	 1000L
+#define POOL_MAX       16
+#define JSON_MAX       FSW_JSON_MAX /* any in-memory success body */
+#define EXEC_MARGIN_MS 30000L	    /* exec: its timeout plus this */
 
 struct http_backend {
 	struct nox_backend base; /* first: backend.c sees only this */
