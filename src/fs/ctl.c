@@ -5,11 +5,11 @@
  * blanks, are one JSON object (first byte '{'), or shell text ending in
  * '\n'.  Shell text runs as ["sh", "-c", TEXT-without-final-newline] in
  * /workspace with the exec_timeout option; a JSON request without
- * timeoutSeconds gets exec_timeout too.  Running one means: the exec
- * barrier (fs_sandbox_writeback: dirty mmap pages reach the files; then
- * fs_sandbox_flush: the files reach the sandbox), nox_backend_exec, the
- * result stored in the open and as the sandbox's last result, then
- * fs_sandbox_invalidate, and only then the write's reply.
+ * timeoutSeconds gets exec_timeout too.  Running one is one call of the
+ * exec barrier (barrier.h: writeback, flush, exec, invalidate), which
+ * also makes the result the sandbox's last; the open keeps it too, and
+ * only then the write is answered.  A write to sync is the same barrier
+ * without a command.
  *
  * Reading an open's own result: the read offset is taken relative to
  * where the request's bytes ended when the first read comes exactly
@@ -36,8 +36,10 @@
 
 #include <json-c/json.h>
 
+#include "barrier.h"
 #include "ctl.h"
 #include "ctlreq.h"
+#include "result.h"
 #include "sandbox.h"
 
 static const char *const ctl_names[FS_CTL__COUNT] = {
@@ -123,17 +125,20 @@ int fs_ctl_open(struct fs *fs, struct fs_node *n, struct fuse_file_info *fi)
 	return 0;
 }
 
-size_t fs_ctl_size(enum fs_ctl c, const struct fs_result *r)
+size_t fs_ctl_size(enum fs_ctl c, struct fs_result *r)
 {
+	size_t len = 0;
+
 	if (!r)
 		return 0;
 	switch (c) {
 	case FS_CTL_EXEC:
-		return r->json_len;
+		(void)fs_result_json(r, &len);
+		return len;
 	case FS_CTL_STDOUT:
-		return r->out_len;
+		return r->r.out_len;
 	case FS_CTL_STDERR:
-		return r->err_len;
+		return r->r.err_len;
 	case FS_CTL_STATUS:
 		return r->status_len;
 	default:
@@ -149,7 +154,7 @@ void fs_ctl_fstat(struct fuse_file_info *fi, struct stat *st)
 		return;
 	pthread_mutex_lock(&o->mutex);
 	if (o->own)
-		st->st_size = (off_t)o->own->json_len;
+		st->st_size = (off_t)fs_ctl_size(FS_CTL_EXEC, o->own);
 	pthread_mutex_unlock(&o->mutex);
 }
 
@@ -258,14 +263,15 @@ static int snap_take(struct fs *fs, struct ctl_open *o)
 		if (!r)
 			break;
 		if (o->ctl == FS_CTL_EXEC) {
-			o->data = r->json;
-			o->data_len = r->json_len;
+			o->data = fs_result_json(r, &o->data_len);
+			if (!o->data)
+				return -ENOMEM;
 		} else if (o->ctl == FS_CTL_STDOUT) {
-			o->data = r->out;
-			o->data_len = r->out_len;
+			o->data = r->r.out;
+			o->data_len = r->r.out_len;
 		} else if (o->ctl == FS_CTL_STDERR) {
-			o->data = r->err;
-			o->data_len = r->err_len;
+			o->data = r->r.err;
+			o->data_len = r->r.err_len;
 		} else {
 			o->data = r->status;
 			o->data_len = r->status_len;
@@ -294,8 +300,12 @@ void fs_ctl_read(fuse_req_t req, struct fs *fs, struct fs_node *n, size_t size,
 		}
 		if (off < o->own_base)
 			o->own_base = 0;
-		data = o->own->json;
-		len = o->own->json_len;
+		data = fs_result_json(o->own, &len);
+		if (!data) {
+			pthread_mutex_unlock(&o->mutex);
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
 		pos = (size_t)(off - o->own_base);
 	} else {
 		if (off == 0 || !o->have_snap) {
@@ -324,46 +334,21 @@ void fs_ctl_read(fuse_req_t req, struct fs *fs, struct fs_node *n, size_t size,
 
 /* ---- requests ------------------------------------------------------- */
 
-/* Runs a parsed request for open o: barrier, exec, result, invalidate. */
-static int ctl_run(struct fs *fs, struct ctl_open *o, struct fs_ctl_req *rq)
+/* Runs a parsed request for open o behind the exec barrier. */
+static int ctl_run(struct ctl_open *o, struct fs_ctl_req *rq)
 {
-	struct nox_exec_result res;
 	struct fs_result *fr;
 	struct nox_err err;
 	int r;
 
 	nox_err_clear(&err);
-	fs_sandbox_writeback(o->sb);
-	r = fs_sandbox_flush(o->sb, &err);
-	if (r < 0) {
-		nox_log(NOX_LOG_WARN, "%s: exec barrier: %s", o->sb->id,
-			nox_err_str(&err, r));
+	r = fs_barrier_run(o->sb, &rq->req, &fr, &err);
+	if (r < 0)
 		return r;
-	}
-	memset(&res, 0, sizeof(res));
-	nox_err_clear(&err);
-	r = nox_backend_exec(fs->be, o->sb->id, &rq->req, &res, &err);
-	if (r < 0) {
-		nox_log(NOX_LOG_WARN, "%s: exec %s: %s", o->sb->id,
-			rq->req.argv[0], nox_err_str(&err, r));
-		nox_exec_result_cleanup(&res);
-		/* a command that ran changes nothing here, but one that
-		 * failed half-way might have: drop caches either way */
-		fs_sandbox_invalidate(o->sb);
-		return r;
-	}
-	fr = fs_result_new(&res);
-	nox_exec_result_cleanup(&res);
-	if (!fr) {
-		fs_sandbox_invalidate(o->sb);
-		return -ENOMEM;
-	}
-	fs_sandbox_set_last(o->sb, fr);
 	fs_result_unref(o->own);
 	o->own = fr;
 	o->own_fresh = true;
 	snap_clear(o);
-	fs_sandbox_invalidate(o->sb);
 	return 0;
 }
 
@@ -390,7 +375,7 @@ static int ctl_process(struct fs *fs, struct ctl_open *o, bool at_close)
 			o->sb->id, nox_err_str(&err, r));
 		return r;
 	}
-	r = ctl_run(fs, o, &rq);
+	r = ctl_run(o, &rq);
 	fs_ctl_req_cleanup(&rq);
 	return r < 0 ? r : 1;
 }
@@ -427,11 +412,8 @@ void fs_ctl_write(fuse_req_t req, struct fs *fs, struct fs_node *n,
 	(void)n;
 	if (o->ctl == FS_CTL_SYNC) {
 		nox_err_clear(&err);
-		fs_sandbox_writeback(o->sb);
-		r = fs_sandbox_flush(o->sb, &err);
+		r = fs_barrier_run(o->sb, NULL, NULL, &err);
 		if (r < 0) {
-			nox_log(NOX_LOG_WARN, "%s: sync: %s", o->sb->id,
-				nox_err_str(&err, r));
 			fuse_reply_err(req, -r);
 			return;
 		}
