@@ -150,6 +150,46 @@ static void barrier_invalidate(struct fs_sandbox *sb,
 	barrier_notify(fs, v, n);
 }
 
+/*
+ * A request that failed: its reason becomes the sandbox's last result
+ * (the previous output would be mistaken for this request's) and, with
+ * out, the caller's.  Returns code.
+ */
+static int barrier_fail(struct fs_sandbox *sb, int code, struct nox_err *err,
+			struct fs_result **out)
+{
+	struct fs_result *fr =
+	    fs_result_new_error(code, nox_err_str(err, code));
+
+	if (fr)
+		fs_sandbox_set_last(sb, fr);
+	if (out)
+		*out = fr;
+	else
+		fs_result_unref(fr);
+	return code;
+}
+
+/*
+ * ENOENT from an exec means an unknown sandbox or a missing working
+ * directory; the two need different answers (the sandbox is gone: stop;
+ * the request is wrong: fix it), so a sandbox that still exists makes it
+ * ENOTDIR.  Asked only on this failure path.
+ */
+static int exec_errno(struct fs_sandbox *sb, const struct nox_exec_req *req,
+		      int r)
+{
+	struct nox_sandbox_info info;
+	struct nox_err e2;
+
+	if (r != -ENOENT || !req->workdir)
+		return r;
+	memset(&info, 0, sizeof(info));
+	if (nox_backend_info(sb->fs->be, sb->id, &info, &e2) == 0)
+		return -ENOTDIR;
+	return r;
+}
+
 int fs_barrier_run(struct fs_sandbox *sb, const struct nox_exec_req *req,
 		   struct fs_result **out, struct nox_err *err)
 {
@@ -170,13 +210,15 @@ int fs_barrier_run(struct fs_sandbox *sb, const struct nox_exec_req *req,
 	if (r < 0) {
 		nox_log(NOX_LOG_WARN, "%s: %s: %s", sb->id,
 			req ? "exec barrier" : "sync", nox_err_str(err, r));
-		return r;
+		return req ? barrier_fail(sb, r, err, out) : r;
 	}
 	if (!req)
 		return 0;
 	memset(&res, 0, sizeof(res));
 	nox_err_clear(err);
 	r = nox_backend_exec(sb->fs->be, sb->id, req, &res, err);
+	if (r < 0)
+		r = exec_errno(sb, req, r);
 	if (r < 0) {
 		nox_log(NOX_LOG_WARN, "%s: exec %s: %s", sb->id, req->argv[0],
 			nox_err_str(err, r));
@@ -184,13 +226,14 @@ int fs_barrier_run(struct fs_sandbox *sb, const struct nox_exec_req *req,
 		/* a command that ran changes nothing here, but one that
 		 * failed half-way might have: drop caches either way */
 		barrier_invalidate(sb, startp);
-		return r;
+		return barrier_fail(sb, r, err, out);
 	}
 	fr = fs_result_new(&res);
 	nox_exec_result_cleanup(&res);
 	if (!fr) {
 		barrier_invalidate(sb, startp);
-		return nox_err_set(err, ENOMEM, "out of memory");
+		nox_err_set(err, ENOMEM, "out of memory");
+		return barrier_fail(sb, -ENOMEM, err, out);
 	}
 	fs_sandbox_set_last(sb, fr);
 	barrier_invalidate(sb, startp);

@@ -17,8 +17,9 @@
  *
  * A failed flush runs nothing (and invalidates nothing: nothing ran).  A
  * failed exec still invalidates: a command that failed half-way may have
- * changed files.  Without a request (.nox/sync) the call stops after
- * flush.  No lock is held while notifying the kernel, and the caller
+ * changed files.  Either failure replaces the sandbox's last result by
+ * an error result saying why (result.h).  Without a request (.nox/sync)
+ * the call stops after flush and never touches the last result.  No lock is held while notifying the kernel, and the caller
  * must hold none of the table's or the sandbox's.
  */
 #ifndef NOXFS_BARRIER_H
@@ -31,9 +32,11 @@
 
 /*
  * Runs req in sb behind the barrier (req NULL: writeback and flush
- * only).  On 0 with a request, *out (when out is not NULL) holds a
- * reference to the result, which is also sb's last result.  0 or -errno
- * (the flush's or the exec's; detail in err, already logged).
+ * only).  With a request and out not NULL, *out holds a reference to the
+ * result, which is also sb's last result: the command's on 0, the error
+ * result on failure (NULL if out of memory).  0 or -errno (the flush's
+ * or the exec's; ENOTDIR for a missing working directory of a sandbox
+ * that exists; detail in err, already logged).
  */
 int fs_barrier_run(struct fs_sandbox *sb, const struct nox_exec_req *req,
 		   struct fs_result **out, struct nox_err *err);

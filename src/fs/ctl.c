@@ -2,14 +2,21 @@
  * ctl.c - the control files of .nox (protocol in ctl.h and the contract).
  *
  * An exec request is complete when the buffered bytes, after leading
- * blanks, are one JSON object (first byte '{'), or shell text ending in
- * '\n'.  Shell text runs as ["sh", "-c", TEXT-without-final-newline] in
- * /workspace with the exec_timeout option; a JSON request without
- * timeoutSeconds gets exec_timeout too.  Running one is one call of the
- * exec barrier (barrier.h: writeback, flush, exec, invalidate), which
- * also makes the result the sandbox's last; the open keeps it too, and
- * only then the write is answered.  A write to sync is the same barrier
- * without a command.
+ * blanks, are one JSON object (first byte '{'): the write that completes
+ * it runs it and returns when it has finished.  Anything else is shell
+ * text, complete at the end of the open's input: its close (flush), or a
+ * read on the same open.  Every byte written on the open until then is
+ * one script, since a shell writes one string of several lines as one
+ * write(2) per line (bash's printf); a heredoc or `cat script` is one
+ * script too.  Shell text runs as ["sh", "-c", TEXT-without-final-
+ * newline] in /workspace with the exec_timeout option; a JSON request
+ * without timeoutSeconds gets exec_timeout too.  Running one is one call
+ * of the exec barrier (barrier.h: writeback, flush, exec, invalidate),
+ * which also makes the result the sandbox's last; the open keeps it too,
+ * and only then the write (close, read) is answered.  A request that
+ * fails, rejected here or by the barrier, leaves an error result
+ * (result.h) as the last result: its reason in stderr, "error: REASON"
+ * in status.  A write to sync is the same barrier without a command.
  *
  * Reading an open's own result: the read offset is taken relative to
  * where the request's bytes ended when the first read comes exactly
@@ -21,7 +28,8 @@
  *
  * Limits: a request holds at most FS_CTL_REQ_MAX bytes (EFBIG beyond);
  * one request per completing write (bytes after a complete JSON object
- * other than blanks are EINVAL).  Several opens run their commands in
+ * other than blanks are EINVAL); a JSON object still open at the end is
+ * EINVAL, "truncated JSON".  Several opens run their commands in
  * parallel: the kernel holds an inode's lock for a whole write, so every
  * lookup of exec makes a new inode (ops.c, fresh_node); two writes on
  * one open (or dup'd descriptors) run one after the other.
@@ -88,6 +96,7 @@ struct ctl_open {
 	struct fs_result *own;	/* result of this open's request */
 	bool own_fresh;		/* no read since it ran */
 	off_t own_end;		/* file offset where the request ended */
+	off_t wend;		/* file offset where the last write ended */
 	off_t own_base;		/* read offset of result byte 0 */
 	struct fs_result *snap; /* read snapshot (result files) */
 	char *snap_text;	/* read snapshot (info), malloc'd */
@@ -98,6 +107,7 @@ struct ctl_open {
 };
 
 static void ctl_open_free(struct fs_handle *h);
+static int ctl_process(struct fs *fs, struct ctl_open *o, bool at_end);
 
 int fs_ctl_open(struct fs *fs, struct fs_node *n, struct fuse_file_info *fi)
 {
@@ -292,6 +302,16 @@ void fs_ctl_read(fuse_req_t req, struct fs *fs, struct fs_node *n, size_t size,
 
 	(void)n;
 	pthread_mutex_lock(&o->mutex);
+	if (o->len && !o->poison) {
+		/* a read ends the request written on this open (shell text
+		 * waits for it, or for the close) */
+		r = ctl_process(fs, o, true);
+		if (r < 0) {
+			pthread_mutex_unlock(&o->mutex);
+			fuse_reply_err(req, -r);
+			return;
+		}
+	}
 	if (o->own) {
 		/* this open ran a request: serve its own result */
 		if (o->own_fresh) {
@@ -334,6 +354,28 @@ void fs_ctl_read(fuse_req_t req, struct fs *fs, struct fs_node *n, size_t size,
 
 /* ---- requests ------------------------------------------------------- */
 
+/* Makes fr (a reference, taken over) the result of o's request. */
+static void ctl_own(struct ctl_open *o, struct fs_result *fr)
+{
+	fs_result_unref(o->own);
+	o->own = fr;
+	o->own_fresh = true;
+	o->own_end = o->wend;
+	snap_clear(o);
+}
+
+/* A request rejected before it ran: as a failed run (barrier.h). */
+static int ctl_reject(struct ctl_open *o, int code, struct nox_err *err)
+{
+	struct fs_result *fr = fs_result_new_error(code, nox_err_str(err, code));
+
+	if (fr) {
+		fs_sandbox_set_last(o->sb, fr);
+		ctl_own(o, fr);
+	}
+	return code;
+}
+
 /* Runs a parsed request for open o behind the exec barrier. */
 static int ctl_run(struct ctl_open *o, struct fs_ctl_req *rq)
 {
@@ -343,27 +385,24 @@ static int ctl_run(struct ctl_open *o, struct fs_ctl_req *rq)
 
 	nox_err_clear(&err);
 	r = fs_barrier_run(o->sb, &rq->req, &fr, &err);
-	if (r < 0)
-		return r;
-	fs_result_unref(o->own);
-	o->own = fr;
-	o->own_fresh = true;
-	snap_clear(o);
-	return 0;
+	/* a failed request's reason is this open's result too */
+	if (fr)
+		ctl_own(o, fr);
+	return r;
 }
 
 /*
  * Parses and maybe runs what o->buf holds; clears it unless incomplete.
  * 1: a command ran, 0: nothing to run (yet), or -errno.
  */
-static int ctl_process(struct fs *fs, struct ctl_open *o, bool at_close)
+static int ctl_process(struct fs *fs, struct ctl_open *o, bool at_end)
 {
 	struct fs_ctl_req rq;
 	struct nox_err err;
 	int r;
 
 	nox_err_clear(&err);
-	r = fs_ctl_req_parse(o->buf, o->len, at_close,
+	r = fs_ctl_req_parse(o->buf, o->len, at_end,
 			     fs->opts.exec_timeout, &rq, &err);
 	if (r == FS_CTL_REQ_INCOMPLETE)
 		return 0;
@@ -373,7 +412,7 @@ static int ctl_process(struct fs *fs, struct ctl_open *o, bool at_close)
 	if (r < 0) {
 		nox_log(NOX_LOG_WARN, "%s: malformed exec request: %s",
 			o->sb->id, nox_err_str(&err, r));
-		return r;
+		return ctl_reject(o, r, &err);
 	}
 	r = ctl_run(o, &rq);
 	fs_ctl_req_cleanup(&rq);
@@ -428,19 +467,21 @@ void fs_ctl_write(fuse_req_t req, struct fs *fs, struct fs_node *n,
 	/* after a rejected request the stream has lost its framing: what
 	 * a retrying writer sends next is its tail, never a new request */
 	r = o->poison ? -o->poison : buf_append(o, buf, size);
+	o->wend = off + (off_t)size;
 	if (r == -EFBIG && !o->poison) {
 		nox_log(NOX_LOG_WARN, "%s: exec request over %d bytes",
 			o->sb->id, FS_CTL_REQ_MAX);
 		o->len = 0;
 		o->poison = EFBIG;
+		nox_err_set(&err, EFBIG, "request over %d bytes",
+			    FS_CTL_REQ_MAX);
+		(void)ctl_reject(o, -EFBIG, &err);
 	}
 	if (r == 0) {
 		r = ctl_process(fs, o, false);
 		if (r == -EINVAL)
 			o->poison = EINVAL;
 	}
-	if (r > 0)
-		o->own_end = off + (off_t)size;
 	pthread_mutex_unlock(&o->mutex);
 	if (r < 0)
 		fuse_reply_err(req, -r);

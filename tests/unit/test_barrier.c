@@ -11,8 +11,10 @@
  * reaches the invalidation (an unchanged node served more than 2 s
  * before is kept, a node served within 2 s and a changed one are
  * dropped), a failed flush runs nothing, a failed exec still
- * invalidates, .nox/sync's barrier stops after the flush, and a result
- * owns the backend's buffers and encodes its JSON once, when first read.
+ * invalidates, either leaves its reason as the last result (ENOTDIR for
+ * a missing workdir, ENOENT for a sandbox gone), .nox/sync's barrier
+ * stops after the flush, and a result owns the backend's buffers and
+ * encodes its JSON once, when first read.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -345,47 +347,96 @@ static void test_no_inval_changed_drops_all(void)
 	check_clock(&all_hooks, true);
 }
 
-/* A failed flush runs nothing, records nothing, invalidates nothing. */
+/* A failed flush runs nothing and invalidates nothing; its reason is
+ * the last result. */
 static void test_failed_flush(void)
 {
-	struct fs_result *res = (struct fs_result *)&rec;
+	struct fs_result *res = NULL, *last;
 	struct fx f;
 
 	fx_init(&f, &changed_hooks);
 	rec.flush_ret = -EIO;
 	CU_ASSERT_EQUAL(run_sh(&f, "touch ran", NULL, &res), -EIO);
-	CU_ASSERT_PTR_NULL(res);
 	CU_ASSERT_FALSE(marker_exists());
 	CU_ASSERT_EQUAL_FATAL(rec.nev, 2);
 	CU_ASSERT_EQUAL(rec.ev[0].kind, EV_NOTIFY);
 	CU_ASSERT_EQUAL(rec.ev[1].kind, EV_FLUSH);
-	CU_ASSERT_PTR_NULL(fs_sandbox_last(f.sb));
+	CU_ASSERT_FATAL(res != NULL);
+	CU_ASSERT_EQUAL(res->error, EIO);
+	CU_ASSERT_STRING_EQUAL(res->status, "error: test flush fails\n");
+	CU_ASSERT_STRING_EQUAL(res->r.err, "test flush fails\n");
+	CU_ASSERT_STRING_EQUAL(res->r.out, "");
+	last = fs_sandbox_last(f.sb);
+	CU_ASSERT_PTR_EQUAL(last, res);
+	fs_result_unref(last);
+	fs_result_unref(res);
 	fx_done(&f);
 }
 
-/* A failed exec (missing workdir) still runs after_exec and invalidates;
- * the last result stays what it was. */
+/*
+ * A failed exec (missing workdir) still runs after_exec and invalidates;
+ * its reason replaces the last result.  The missing workdir of a sandbox
+ * that exists is ENOTDIR; a sandbox gone is ENOENT.
+ */
 static void test_failed_exec_invalidates(void)
 {
 	struct fs_result *res = NULL, *first = NULL, *last;
+	struct nox_err err;
 	struct fx f;
 
 	fx_init(&f, &changed_hooks);
 	CU_ASSERT_EQUAL_FATAL(run_sh(&f, "echo one", NULL, &first), 0);
 	rec.nev = 0;
 	CU_ASSERT_EQUAL(run_sh(&f, "touch ran", "/workspace/nope", &res),
-			-ENOENT);
-	CU_ASSERT_PTR_NULL(res);
+			-ENOTDIR);
 	CU_ASSERT_EQUAL_FATAL(rec.nev, 4);
 	CU_ASSERT_EQUAL(rec.ev[1].kind, EV_FLUSH);
 	CU_ASSERT_EQUAL(rec.ev[2].kind, EV_AFTER_EXEC);
 	CU_ASSERT_FALSE(rec.ev[2].ran);
 	CU_ASSERT_EQUAL(rec.ev[3].kind, EV_NOTIFY);
+	CU_ASSERT_FATAL(res != NULL);
+	CU_ASSERT_EQUAL(res->error, ENOTDIR);
+	CU_ASSERT(strncmp(res->status, "error: ", 7) == 0);
+	CU_ASSERT(strstr(res->r.err, "/workspace/nope") != NULL);
 	last = fs_sandbox_last(f.sb);
-	CU_ASSERT_PTR_EQUAL(last, first);
+	CU_ASSERT_PTR_EQUAL(last, res);
+	CU_ASSERT_PTR_NOT_EQUAL(last, first);
 	fs_result_unref(last);
+	fs_result_unref(res);
+	res = NULL;
+
+	/* the sandbox deleted behind the daemon */
+	CU_ASSERT_FATAL(nox_backend_delete(f.fs.be, SB_ID, &err) == 0);
+	rec.nev = 0;
+	CU_ASSERT_EQUAL(run_sh(&f, "true", "/workspace/nope", &res), -ENOENT);
+	CU_ASSERT_EQUAL_FATAL(rec.nev, 4);
+	CU_ASSERT_EQUAL(rec.ev[2].kind, EV_AFTER_EXEC);
+	CU_ASSERT(res != NULL && res->error == ENOENT);
+	fs_result_unref(res);
 	fs_result_unref(first);
 	fx_done(&f);
+}
+
+/* An error result: the reason on one line in stderr and status, the
+ * JSON {"error", "errno"}. */
+static void test_error_result(void)
+{
+	struct fs_result *res = fs_result_new_error(-EINVAL, "bad\nthing");
+	const char *j;
+	size_t l = 0;
+
+	CU_ASSERT_FATAL(res != NULL);
+	CU_ASSERT_EQUAL(res->error, EINVAL);
+	CU_ASSERT_STRING_EQUAL(res->status, "error: bad thing\n");
+	CU_ASSERT_EQUAL(res->status_len, strlen("error: bad thing\n"));
+	CU_ASSERT_STRING_EQUAL(res->r.err, "bad thing\n");
+	CU_ASSERT_STRING_EQUAL(res->r.out, "");
+	j = fs_result_json(res, &l);
+	CU_ASSERT_FATAL(j != NULL);
+	CU_ASSERT_STRING_EQUAL(
+	    j, "{\"error\":\"bad thing\",\"errno\":\"EINVAL\"}\n");
+	CU_ASSERT_EQUAL(l, strlen(j));
+	fs_result_unref(res);
 }
 
 /* .nox/sync: writeback and flush, no command, no invalidation. */
@@ -464,6 +515,7 @@ int main(void)
 	     test_no_inval_changed_drops_all},
 	    {"a failed flush runs nothing", test_failed_flush},
 	    {"a failed exec still invalidates", test_failed_exec_invalidates},
+	    {"error results", test_error_result},
 	    {"sync: writeback and flush only", test_sync_only},
 	    {"results own their buffers, JSON on first read",
 	     test_result_owned_lazy_json},
