@@ -19,8 +19,9 @@
  * failed exec still invalidates: a command that failed half-way may have
  * changed files.  Either failure replaces the sandbox's last result by
  * an error result saying why (result.h).  Without a request (.nox/sync)
- * the call stops after flush and never touches the last result.  No lock is held while notifying the kernel, and the caller
- * must hold none of the table's or the sandbox's.
+ * the call stops after flush and never touches the last result.  No lock is
+ * held while notifying the kernel, and the caller must hold none of the table's
+ * or the sandbox's.
  */
 #ifndef NOXFS_BARRIER_H
 #define NOXFS_BARRIER_H

@@ -367,7 +367,8 @@ static void ctl_own(struct ctl_open *o, struct fs_result *fr)
 /* A request rejected before it ran: as a failed run (barrier.h). */
 static int ctl_reject(struct ctl_open *o, int code, struct nox_err *err)
 {
-	struct fs_result *fr = fs_result_new_error(code, nox_err_str(err, code));
+	struct fs_result *fr =
+	    fs_result_new_error(code, nox_err_str(err, code));
 
 	if (fr) {
 		fs_sandbox_set_last(o->sb, fr);
@@ -402,8 +403,8 @@ static int ctl_process(struct fs *fs, struct ctl_open *o, bool at_end)
 	int r;
 
 	nox_err_clear(&err);
-	r = fs_ctl_req_parse(o->buf, o->len, at_end,
-			     fs->opts.exec_timeout, &rq, &err);
+	r = fs_ctl_req_parse(o->buf, o->len, at_end, fs->opts.exec_timeout, &rq,
+			     &err);
 	if (r == FS_CTL_REQ_INCOMPLETE)
 		return 0;
 	o->len = 0;

@@ -23,7 +23,7 @@
 
 struct fs_result {
 	atomic_uint refs;
-	int error;		  /* immutable: 0, or a failed request's errno */
+	int error; /* immutable: 0, or a failed request's errno */
 	struct nox_exec_result r; /* immutable: out, err are ours */
 	char *status; /* immutable: exit code as text, or "error: REASON";
 			 with "\n" */
