@@ -169,7 +169,7 @@ void fs_node_note_attr(struct fs_table *t, struct fs_node *n,
 void fs_node_open_note(struct fs_table *t, struct fs_node *n, int flags);
 void fs_node_release_note(struct fs_table *t, struct fs_node *n, int flags);
 
-/* What the exec path needs to invalidate one node (see sandbox.c). */
+/* What the exec path needs to invalidate one node (see barrier.c). */
 struct fs_inval {
 	fuse_ino_t ino;
 	fuse_ino_t parent; /* 0: no entry to invalidate */
