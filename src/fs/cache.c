@@ -651,14 +651,13 @@ static void cache_free(struct cache *c)
 	free(c);
 }
 
-static int http_attach(struct fs_sandbox *sb, struct nox_err *err)
+/* CACHE/<host>, made (mode 0700) and locked for this daemon, in *out
+ * (malloc'd). */
+static int cache_base(struct fs *fs, char **out, struct nox_err *err)
 {
-	struct fs *fs = sb->fs;
-	struct dirty_list dl = {0};
-	char path[PATH_MAX];
-	struct cache *c;
+	struct stat st;
 	char *base;
-	int r, jfd, fd;
+	int r;
 
 	base = base_dir(fs);
 	if (!base)
@@ -669,26 +668,28 @@ static int http_attach(struct fs_sandbox *sb, struct nox_err *err)
 		free(base);
 		return r;
 	}
-	{
-		struct stat st;
-
-		/* it holds the sandboxes' files: only its owner gets in,
-		 * also when something else made it first */
-		if (stat(base, &st) == 0 && st.st_uid == geteuid() &&
-		    (st.st_mode & 077) && chmod(base, 0700) == 0)
-			nox_log(NOX_LOG_INFO, "cache dir %s: mode set to 0700",
-				base);
-	}
+	/* it holds the sandboxes' files: only its owner gets in, also when
+	 * something else made it first */
+	if (stat(base, &st) == 0 && st.st_uid == geteuid() &&
+	    (st.st_mode & 077) && chmod(base, 0700) == 0)
+		nox_log(NOX_LOG_INFO, "cache dir %s: mode set to 0700", base);
 	r = take_lock(base, err);
 	if (r < 0) {
 		free(base);
 		return r;
 	}
-	c = calloc(1, sizeof(*c));
-	if (!c) {
-		free(base);
-		return nox_err_set(err, ENOMEM, "out of memory");
-	}
+	*out = base;
+	return 0;
+}
+
+/* A new cache for sb in directory dir (not yet opened); NULL: ENOMEM. */
+static struct cache *cache_new(struct fs_sandbox *sb, const char *dir)
+{
+	struct fs *fs = sb->fs;
+	struct cache *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
 	c->sb = sb;
 	c->be = fs->be;
 	c->dir_fd = c->tree_fd = c->batch_fd = -1;
@@ -702,31 +703,27 @@ static int http_attach(struct fs_sandbox *sb, struct nox_err *err)
 	c->delay_ms = fs->opts.writeback_delay;
 	c->list_ttl = fs->opts.attr_timeout > 1.0 ? fs->opts.attr_timeout : 1.0;
 	c->ext = nox_backend_has(fs->be, NOX_OP_RENAME);
-	if (snprintf(path, sizeof(path), "%s/%s", base, sb->id) >=
-	    (int)sizeof(path)) {
-		free(base);
-		cache_free(c);
-		return nox_err_set(err, ENAMETOOLONG, "cache dir too long");
-	}
-	free(base);
-	c->dir = strdup(path);
+	c->dir = strdup(dir);
 	if (manifest_init(&c->man) < 0 || !c->dir) {
 		cache_free(c);
-		return nox_err_set(err, ENOMEM, "out of memory");
+		return NULL;
 	}
-	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
-		r = nox_err_set(err, errno, "cache dir %s: %s", path,
-				strerror(errno));
-		cache_free(c);
-		return r;
-	}
-	c->dir_fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (c->dir_fd < 0) {
-		r = nox_err_set(err, errno, "cache dir %s: %s", path,
-				strerror(errno));
-		cache_free(c);
-		return r;
-	}
+	return c;
+}
+
+/* Opens c->dir: its tree, its journal (loaded), its manifest. */
+static int cache_open(struct cache *c, struct nox_err *err)
+{
+	int r, jfd, fd;
+
+	if (mkdir(c->dir, 0700) < 0 && errno != EEXIST)
+		return nox_err_set(err, errno, "cache dir %s: %s", c->dir,
+				   strerror(errno));
+	c->dir_fd =
+	    open(c->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (c->dir_fd < 0)
+		return nox_err_set(err, errno, "cache dir %s: %s", c->dir,
+				   strerror(errno));
 	(void)mkdirat(c->dir_fd, "tree", 0755);
 	(void)mkdirat(c->dir_fd, "journal", 0700);
 	fd = openat(c->dir_fd, "tmp", O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -739,30 +736,38 @@ static int http_attach(struct fs_sandbox *sb, struct nox_err *err)
 	jfd = openat(c->dir_fd, "journal",
 		     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (c->tree_fd < 0 || jfd < 0) {
-		r = nox_err_set(err, errno, "cache dir %s: %s", path,
+		r = nox_err_set(err, errno, "cache dir %s: %s", c->dir,
 				strerror(errno));
 		if (jfd >= 0)
 			close(jfd);
-		cache_free(c);
 		return r;
 	}
 	r = journal_open(&c->jr, jfd, err);
-	if (r < 0) {
-		cache_free(c);
+	if (r < 0)
 		return r;
-	}
 	/* now, so the descriptor is there from the start (or retried) */
 	c->batch_fd = cache_drain_batch_open(c);
 	if (c->batch_fd < 0)
 		c->batch_fd = -1;
 	r = manifest_load(&c->man, c->dir_fd, STATE_NAME);
 	if (r < 0)
-		nox_log(NOX_LOG_WARN, "%s: cache manifest: %s", sb->id,
+		nox_log(NOX_LOG_WARN, "%s: cache manifest: %s", c->sb->id,
 			strerror(-r));
 	c->have_manifest = c->man.count > 0;
-	sb->cache = c;
+	return 0;
+}
 
-	/* files written but never closed before a crash: upload them too */
+/*
+ * What the last daemon left: files written but never closed before a
+ * crash are uploaded too, then the journal is replayed.  -ENOENT: the
+ * server no longer has the sandbox.
+ */
+static int cache_recover(struct cache *c, struct nox_err *err)
+{
+	struct dirty_list dl = {0};
+	struct nox_err derr;
+	int r;
+
 	(void)journal_dirty_each(&c->jr, dirty_cb, &dl);
 	if (dl.n) {
 		size_t i;
@@ -770,7 +775,7 @@ static int http_attach(struct fs_sandbox *sb, struct nox_err *err)
 		nox_log(NOX_LOG_INFO,
 			"%s: %zu files were open for writing "
 			"when noxfs stopped; uploading them",
-			sb->id, dl.n);
+			c->sb->id, dl.n);
 		/* their markers go once the server confirmed them; a
 		 * marked file no longer in the tree has nothing to send */
 		(void)upload_inodes(c, dl.v, dl.n, err);
@@ -780,19 +785,42 @@ static int http_attach(struct fs_sandbox *sb, struct nox_err *err)
 		}
 	}
 	dirty_list_free(&dl);
-	if (journal_first(&c->jr)) {
-		struct nox_err derr;
+	if (!journal_first(&c->jr))
+		return 0;
+	nox_log(NOX_LOG_INFO, "%s: replaying %zu journaled operations",
+		c->sb->id, journal_count(&c->jr));
+	nox_err_clear(&derr);
+	r = cache_drain(c, UINT64_MAX, &derr);
+	return r == -ENOENT ? r : 0;
+}
 
-		nox_log(NOX_LOG_INFO, "%s: replaying %zu journaled operations",
-			sb->id, journal_count(&c->jr));
-		nox_err_clear(&derr);
-		r = cache_drain(c, UINT64_MAX, &derr);
-		if (r == -ENOENT) {
-			sb->cache = NULL;
-			cache_free(c);
-			return nox_err_set(err, ENOENT, "sandbox %s is gone",
-					   sb->id);
-		}
+static int http_attach(struct fs_sandbox *sb, struct nox_err *err)
+{
+	char path[PATH_MAX];
+	struct cache *c;
+	char *base = NULL;
+	int r, fd, n;
+
+	r = cache_base(sb->fs, &base, err);
+	if (r < 0)
+		return r;
+	n = snprintf(path, sizeof(path), "%s/%s", base, sb->id);
+	free(base);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return nox_err_set(err, ENAMETOOLONG, "cache dir too long");
+	c = cache_new(sb, path);
+	if (!c)
+		return nox_err_set(err, ENOMEM, "out of memory");
+	r = cache_open(c, err);
+	if (r < 0) {
+		cache_free(c);
+		return r;
+	}
+	sb->cache = c;
+	if (cache_recover(c, err) == -ENOENT) {
+		sb->cache = NULL;
+		cache_free(c);
+		return nox_err_set(err, ENOENT, "sandbox %s is gone", sb->id);
 	}
 	if (pthread_create(&c->thr, NULL, cache_drain_flusher, c) == 0)
 		c->thr_started = true;

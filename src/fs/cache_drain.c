@@ -787,17 +787,17 @@ static void confirmed_locked(struct cache *c, const struct jent *e)
 }
 
 /*
- * One step of the drain: takes the longest run at the head that one
- * request can carry and sends it.  1: something was done; 0: the
- * journal is empty (or its head is past upto); <0: error (kept).
+ * With mu held by none: the run at the head of the journal that one
+ * request may carry, into b->v.  1: taken; 0: nothing to do (empty, or
+ * the head is past upto); <0: error.
  */
-static int drain_step(struct cache *c, uint64_t upto, struct nox_err *err)
+static int drain_take(struct cache *c, struct batch *b, uint64_t upto,
+		      struct nox_err *err)
 {
-	struct batch b = {0};
 	struct jent *e;
-	size_t i, cap = 0;
-	int r = 0;
-	bool tar, refused = false;
+	size_t cap = 0;
+	bool tar;
+	int r;
 
 	pthread_mutex_lock(&c->mu);
 	e = journal_first(&c->jr);
@@ -810,26 +810,200 @@ static int drain_step(struct cache *c, uint64_t upto, struct nox_err *err)
 	/* the entries are only ever removed by the drain (this thread):
 	 * pointers stay valid without the lock */
 	for (; e; e = journal_next(e)) {
-		if (b.n == cap) {
+		if (b->n == cap) {
 			size_t nc = cap ? cap * 2 : 64;
-			struct jent **nv = realloc(b.v, nc * sizeof(*nv));
+			struct jent **nv = realloc(b->v, nc * sizeof(*nv));
 
 			if (!nv)
 				break;
-			b.v = nv;
+			b->v = nv;
 			cap = nc;
 		}
-		b.v[b.n++] = e;
-		if (b.n >= BATCH_MAX_FILES * 2 ||
-		    (!tar && (b.n >= SCRIPT_MAX_OPS || c->ext)))
+		b->v[b->n++] = e;
+		if (b->n >= BATCH_MAX_FILES * 2 ||
+		    (!tar && (b->n >= SCRIPT_MAX_OPS || c->ext)))
 			break;
 	}
 	pthread_mutex_unlock(&c->mu);
-	if (b.n == 0) {
-		batch_cleanup(&b);
+	if (b->n == 0)
 		return nox_err_set(err, ENOMEM, "out of memory");
-	}
+	return 1;
+}
 
+/*
+ * Sends the longest run of tar operations at the head of b->v as one tar;
+ * b->n becomes the number of entries done (or set aside as missing).
+ */
+static int drain_send_tar(struct cache *c, struct batch *b,
+			  struct nox_err *err)
+{
+	size_t i, taken = 0;
+	int r = 0;
+
+	for (i = 0; i < b->n; i++) {
+		if (taken > 0 && c->one_per_tar && tar_op(b->v[i]->op))
+			break;
+		r = stage(c, b, b->v[i]);
+		if (r <= 0)
+			break;
+		taken++;
+	}
+	if (r < 0) {
+		nox_log(NOX_LOG_WARN, "%s: staging %s: %s", c->sb->id,
+			b->v[i]->path, strerror(-r));
+		if (taken == 0 && r == -ENOENT) {
+			/* its snapshot is missing: nothing to send */
+			b->n = 1;
+			return 0;
+		}
+		if (taken == 0) {
+			/* local trouble (disk full?): keep, retry */
+			r = nox_err_set(err, -r, "staging %s: %s",
+					b->v[i]->path, strerror(-r));
+			b->n = 0;
+			return r;
+		}
+	}
+	b->n = taken;
+	if (taken == 0) {
+		/* cannot happen: the head always fits a batch */
+		return nox_err_set(err, EIO, "cannot batch %s", b->v[0]->path);
+	}
+	r = upload_batch(c, b, err);
+	/* what the server got, folded changes included */
+	for (i = 0; r == 0 && i < b->n; i++) {
+		struct jent *x = b->v[i];
+		const struct bent *f;
+
+		if (x->op != J_UPLOAD && x->op != J_CREATE)
+			continue;
+		f = batch_find(b, x->path);
+		if (f && S_ISREG(f->mode)) {
+			x->size = f->size;
+			x->mtime_ns = f->mtime_ns;
+		}
+	}
+	nox_log(NOX_LOG_DEBUG, "%s: uploaded %zu files in one tar: %d",
+		c->sb->id, b->nents, r);
+	return r;
+}
+
+/*
+ * Sends the run of metadata operations at the head of b->v: one script,
+ * or with nox.fs the first one alone; b->n becomes the number sent.
+ */
+static int drain_send_ops(struct cache *c, struct batch *b,
+			  struct nox_err *err)
+{
+	size_t i, n = 0;
+	int r;
+
+	for (i = 0; i < b->n && !tar_op(b->v[i]->op); i++)
+		n++;
+	b->n = n;
+	if (!c->ext)
+		return run_script(c, b->v, b->n, err);
+	r = run_ext(c, b->v[0], err);
+	if (r < 0 && !transport_err(r) && r != -ENOENT && r != -EACCES) {
+		nox_log(NOX_LOG_WARN, "%s: %s %s: %s", c->sb->id,
+			journal_op_name(b->v[0]->op), b->v[0]->path,
+			nox_err_str(err, r));
+		r = 0;
+	}
+	if (r == -ENOENT) {
+		struct nox_sandbox_info info;
+
+		if (nox_backend_info(c->be, c->sb->id, &info, NULL) != -ENOENT)
+			r = 0;
+	}
+	return r;
+}
+
+/*
+ * After the server answered r to b: when it says the request was too
+ * big, sends smaller ones from now (1: again at once); when it refuses
+ * the operations for good, sets them aside (*refused, 0).  Else r.
+ */
+static int drain_refusal(struct cache *c, struct batch *b, bool tar, int r,
+			 bool *refused, struct nox_err *err)
+{
+	size_t i;
+
+	if (r == -EFBIG && tar && b->n == 1 && b->v[0]->op == J_UPLOAD &&
+	    !needs_parts(c, b->v[0]) && c->part_size > PART_MIN) {
+		/* one file over the server's body limit: send it in parts */
+		struct stat st;
+		int dfd = journal_data_open(&c->jr, b->v[0]);
+
+		if (dfd >= 0 && fstat(dfd, &st) == 0)
+			c->part_size = (long long)st.st_blocks * 512 / 4 + 1;
+		if (c->part_size < PART_MIN)
+			c->part_size = PART_MIN;
+		if (dfd >= 0)
+			close(dfd);
+		return 1;
+	}
+	if (r == -EFBIG && tar && b->n > 1 && !c->one_per_tar) {
+		/* over the server's body limit: one file per tar from now */
+		nox_log(NOX_LOG_INFO,
+			"%s: the server takes smaller uploads; "
+			"sending one file per request",
+			c->sb->id);
+		c->one_per_tar = true;
+		return 1; /* again at once, smaller */
+	}
+	if (r == -EINVAL || r == -EFBIG) {
+		/* the server refuses these for good: set them aside */
+		nox_log(NOX_LOG_ERR,
+			"%s: the server refused %zu operations (%s); their "
+			"data stays in %s/journal",
+			c->sb->id, b->n, nox_err_str(err, r), c->dir);
+		for (i = 0; i < b->n; i++)
+			journal_set_aside(&c->jr, b->v[i]);
+		*refused = true;
+		return 0;
+	}
+	return r;
+}
+
+/* With r 0: b->v[0..n) are done: off the journal, into the manifest. */
+static void drain_done(struct cache *c, struct batch *b, bool refused)
+{
+	size_t i;
+
+	pthread_mutex_lock(&c->mu);
+	for (i = 0; i < b->n; i++) {
+		struct jent *x = b->v[i];
+
+		if (!refused)
+			confirmed_locked(c, x);
+		if (x->marked && !cache_dirty_has(c, x->ino))
+			journal_clear_dirty(&c->jr, x->ino);
+		journal_pop(&c->jr, x);
+	}
+	if (!journal_first(&c->jr))
+		cache_save_manifest_locked(c, false);
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->mu);
+}
+
+/*
+ * One step of the drain: takes the longest run at the head that one
+ * request can carry and sends it.  1: something was done; 0: the
+ * journal is empty (or its head is past upto); <0: error (kept).
+ */
+static int drain_step(struct cache *c, uint64_t upto, struct nox_err *err)
+{
+	struct batch b = {0};
+	bool tar, refused = false;
+	int r;
+
+	r = drain_take(c, &b, upto, err);
+	if (r <= 0) {
+		batch_cleanup(&b);
+		return r;
+	}
+	tar = tar_op(b.v[0]->op);
 	if (tar && needs_parts(c, b.v[0])) {
 		b.n = 1;
 		r = upload_parts(c, b.v[0], err);
@@ -839,137 +1013,17 @@ static int drain_step(struct cache *c, uint64_t upto, struct nox_err *err)
 			return 1; /* again at once, smaller */
 		}
 	} else if (tar) {
-		size_t taken = 0;
-
-		for (i = 0; i < b.n; i++) {
-			if (taken > 0 && c->one_per_tar && tar_op(b.v[i]->op))
-				break;
-			r = stage(c, &b, b.v[i]);
-			if (r <= 0)
-				break;
-			taken++;
-		}
-		if (r < 0) {
-			nox_log(NOX_LOG_WARN, "%s: staging %s: %s", c->sb->id,
-				b.v[i]->path, strerror(-r));
-			if (taken == 0 && r == -ENOENT) {
-				/* its snapshot is missing: nothing to send */
-				b.n = 1;
-				r = 0;
-				goto done;
-			}
-			if (taken == 0) {
-				/* local trouble (disk full?): keep, retry */
-				r = nox_err_set(err, -r, "staging %s: %s",
-						b.v[i]->path, strerror(-r));
-				b.n = 0;
-				goto done;
-			}
-		}
-		b.n = taken;
-		if (taken == 0) {
-			/* cannot happen: the head always fits a batch */
-			r = nox_err_set(err, EIO, "cannot batch %s",
-					b.v[0]->path);
-			goto done;
-		}
-		r = upload_batch(c, &b, err);
-		/* what the server got, folded changes included */
-		for (i = 0; r == 0 && i < b.n; i++) {
-			struct jent *x = b.v[i];
-			const struct bent *f;
-
-			if (x->op != J_UPLOAD && x->op != J_CREATE)
-				continue;
-			f = batch_find(&b, x->path);
-			if (f && S_ISREG(f->mode)) {
-				x->size = f->size;
-				x->mtime_ns = f->mtime_ns;
-			}
-		}
-		nox_log(NOX_LOG_DEBUG, "%s: uploaded %zu files in one tar: %d",
-			c->sb->id, b.nents, r);
+		r = drain_send_tar(c, &b, err);
 	} else {
-		size_t n = 0;
-
-		for (i = 0; i < b.n && !tar_op(b.v[i]->op); i++)
-			n++;
-		b.n = n;
-		if (c->ext) {
-			r = run_ext(c, b.v[0], err);
-			if (r < 0 && !transport_err(r) && r != -ENOENT &&
-			    r != -EACCES) {
-				nox_log(NOX_LOG_WARN, "%s: %s %s: %s",
-					c->sb->id, journal_op_name(b.v[0]->op),
-					b.v[0]->path, nox_err_str(err, r));
-				r = 0;
-			}
-			if (r == -ENOENT) {
-				struct nox_sandbox_info info;
-
-				if (nox_backend_info(c->be, c->sb->id, &info,
-						     NULL) != -ENOENT)
-					r = 0;
-			}
-		} else {
-			r = run_script(c, b.v, b.n, err);
-		}
+		r = drain_send_ops(c, &b, err);
 	}
-done:
-	if (r == -EFBIG && tar && b.n == 1 && b.v[0]->op == J_UPLOAD &&
-	    !needs_parts(c, b.v[0]) && c->part_size > PART_MIN) {
-		/* one file over the server's body limit: send it in parts */
-		struct stat st;
-		int dfd = journal_data_open(&c->jr, b.v[0]);
-
-		if (dfd >= 0 && fstat(dfd, &st) == 0)
-			c->part_size = (long long)st.st_blocks * 512 / 4 + 1;
-		if (c->part_size < PART_MIN)
-			c->part_size = PART_MIN;
-		if (dfd >= 0)
-			close(dfd);
-		batch_cleanup(&b);
-		return 1;
-	}
-	if (r == -EFBIG && tar && b.n > 1 && !c->one_per_tar) {
-		/* over the server's body limit: one file per tar from now */
-		nox_log(NOX_LOG_INFO,
-			"%s: the server takes smaller uploads; "
-			"sending one file per request",
-			c->sb->id);
-		c->one_per_tar = true;
-		batch_cleanup(&b);
-		return 1; /* again at once, smaller */
-	} else if (r == -EINVAL || r == -EFBIG) {
-		/* the server refuses these for good: set them aside */
-		nox_log(NOX_LOG_ERR,
-			"%s: the server refused %zu operations (%s); their "
-			"data stays in %s/journal",
-			c->sb->id, b.n, nox_err_str(err, r), c->dir);
-		for (i = 0; i < b.n; i++)
-			journal_set_aside(&c->jr, b.v[i]);
-		refused = true;
-		r = 0;
-	}
+	r = drain_refusal(c, &b, tar, r, &refused, err);
 	if (r == 0) {
-		pthread_mutex_lock(&c->mu);
-		for (i = 0; i < b.n; i++) {
-			struct jent *x = b.v[i];
-
-			if (!refused)
-				confirmed_locked(c, x);
-			if (x->marked && !cache_dirty_has(c, x->ino))
-				journal_clear_dirty(&c->jr, x->ino);
-			journal_pop(&c->jr, x);
-		}
-		if (!journal_first(&c->jr))
-			cache_save_manifest_locked(c, false);
-		pthread_cond_broadcast(&c->cond);
-		pthread_mutex_unlock(&c->mu);
+		drain_done(c, &b, refused);
 		r = 1;
 	} else if (r == -ENOENT) {
 		cache_mark_gone(c);
-	} else {
+	} else if (r < 0) {
 		pthread_mutex_lock(&c->mu);
 		cache_drain_persist_all_locked(c);
 		pthread_mutex_unlock(&c->mu);
