@@ -1,35 +1,17 @@
 /*
- * cache.c - the http cache layer (see cache.h for the layout and hooks,
- * docs/cache.md for the guarantees).
+ * cache.c - the http cache layer's hooks (see cache.h for the layout,
+ * docs/cache.md for the guarantees): attach and detach of a sandbox's
+ * cache, the journal's appends (metadata operations by the paths the
+ * core built, snapshots of closed files), the dirty set with the paths
+ * of files written and not yet closed (the exec barrier's snapshot), and
+ * the replay of journals at mount.  Listings and downloads are in
+ * cache_list.c, the drain in cache_drain.c.
  *
- * Reads: the first listing of a sandbox is one request for the whole
- * workspace (an exec of GNU find with NUL separators; a tar download of
- * the workspace when find is missing, its output was cut, or a name is
- * not UTF-8); files appear as placeholders and a file's content is
- * downloaded once, at its first open, with one v1 download.  A listing
- * is taken again after a command ran or when older than the attribute
- * timeout (at least 1 s), and only while nothing is pending, so it never
- * undoes a local change.
- *
- * Writes: a close of a written file snapshots it into the journal;
- * metadata operations are journaled in order with the uploads.  The
- * drain takes the journal from the head: a run of uploads, creates,
- * mkdirs and symlinks (with chmod/utimens of paths in the run folded
- * in) becomes one gzip tar upload; a run of other operations becomes
- * one exec of a fixed shell script with the names as argv (or, on a
- * server with the nox.fs extension, one fs/op call each).  A rename or
- * unlink ends a run, so nothing older is ever uploaded after it.
- *
- * A snapshot with more than two parts of data (64 MiB each, holes not
- * counted) goes as one tar per part plus one exec that joins them, so
- * the server's upload limit does not bound file size.
- *
- * Limits: no byte-range downloads (a placeholder is fetched whole); a
- * listing merge racing a rename in flight can show the old name until
- * the next listing; uid/gid changes are not sent (the server's files
- * belong to the sandbox user); hard links are sent as links but a later
- * upload of one name replaces that name only.
+ * Limits: uid/gid changes are not sent (the server's files belong to the
+ * sandbox user); hard links are sent as links but a later upload of one
+ * name replaces that name only.
  */
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -55,10 +37,60 @@
 static pthread_mutex_t lock_mu = PTHREAD_MUTEX_INITIALIZER;
 static int lock_fd = -1;
 
-/* The cache whose op_mu this thread holds in op_begin .. op_end, and
- * whether the operation wants the journal drained at op_end. */
-static _Thread_local struct cache *tl_op;
-static _Thread_local bool tl_drain;
+/* ---- locks ------------------------------------------------------------ */
+
+#ifndef NDEBUG
+/* Debug builds: the layer's mutexes this thread holds, for the order
+ * check (cache_i.h); no state of an operation lives here. */
+static _Thread_local unsigned lock_held;
+#endif
+
+static pthread_mutex_t *lock_mutex(struct cache *c, enum cache_lock l)
+{
+	switch (l) {
+	case CACHE_OP_MU:
+		return &c->op_mu;
+	case CACHE_DRAIN_MU:
+		return &c->drain_mu;
+	default:
+		return &c->mu;
+	}
+}
+
+void cache_lock(struct cache *c, enum cache_lock l)
+{
+#ifndef NDEBUG
+	/* op_mu and drain_mu come first and never together; mu last */
+	if (l == CACHE_MU)
+		assert(!(lock_held & CACHE_MU));
+	else
+		assert(
+		    !(lock_held & (CACHE_OP_MU | CACHE_DRAIN_MU | CACHE_MU)));
+#endif
+	pthread_mutex_lock(lock_mutex(c, l));
+#ifndef NDEBUG
+	lock_held |= (unsigned)l;
+#endif
+}
+
+void cache_unlock(struct cache *c, enum cache_lock l)
+{
+#ifndef NDEBUG
+	assert(lock_held & (unsigned)l);
+	lock_held &= ~(unsigned)l;
+#endif
+	pthread_mutex_unlock(lock_mutex(c, l));
+}
+
+void cache_wait(struct cache *c)
+{
+#ifndef NDEBUG
+	/* only mu is released while waiting: holding another would block
+	 * its holders' callers for as long */
+	assert(lock_held == CACHE_MU);
+#endif
+	pthread_cond_wait(&c->cond, &c->mu);
+}
 
 /* ---- cache directory ------------------------------------------------ */
 
@@ -167,45 +199,157 @@ out:
 
 /* ---- small helpers -------------------------------------------------- */
 
-bool cache_dirty_has(struct cache *c, ino_t ino)
+/* With mu: ino's entry in the dirty set, or NULL. */
+static struct cache_dirty *dirty_find(struct cache *c, ino_t ino)
 {
 	size_t i;
 
 	for (i = 0; i < c->ndirty; i++) {
-		if (c->dirty[i] == ino)
-			return true;
+		if (c->dirty[i].ino == ino)
+			return &c->dirty[i];
 	}
-	return false;
+	return NULL;
+}
+
+bool cache_dirty_has(struct cache *c, ino_t ino)
+{
+	return dirty_find(c, ino) != NULL;
+}
+
+/* With mu: adds ino with path (taken over, may be NULL); true if new. */
+static bool dirty_put(struct cache *c, ino_t ino, char *path)
+{
+	struct cache_dirty *d = dirty_find(c, ino);
+
+	if (d) {
+		if (!d->path) {
+			d->path = path;
+			path = NULL;
+		}
+		free(path);
+		return false;
+	}
+	if (c->ndirty == c->capdirty) {
+		size_t nc = c->capdirty ? c->capdirty * 2 : 16;
+		struct cache_dirty *nv = realloc(c->dirty, nc * sizeof(*nv));
+
+		if (!nv) {
+			free(path);
+			return false;
+		}
+		c->dirty = nv;
+		c->capdirty = nc;
+	}
+	c->dirty[c->ndirty].ino = ino;
+	c->dirty[c->ndirty].path = path;
+	c->ndirty++;
+	return true;
 }
 
 bool cache_dirty_add(struct cache *c, ino_t ino)
 {
-	if (cache_dirty_has(c, ino))
-		return false;
-	if (c->ndirty == c->capdirty) {
-		size_t nc = c->capdirty ? c->capdirty * 2 : 16;
-		ino_t *nv = realloc(c->dirty, nc * sizeof(*nv));
+	return dirty_put(c, ino, NULL);
+}
 
-		if (!nv)
-			return false;
-		c->dirty = nv;
-		c->capdirty = nc;
-	}
-	c->dirty[c->ndirty++] = ino;
+/* With mu: removes ino; its kept path goes to *path (or is freed). */
+static bool dirty_del(struct cache *c, ino_t ino, char **path)
+{
+	struct cache_dirty *d = dirty_find(c, ino);
+
+	if (path)
+		*path = NULL;
+	if (!d)
+		return false;
+	if (path)
+		*path = d->path;
+	else
+		free(d->path);
+	*d = c->dirty[--c->ndirty];
 	return true;
 }
 
-static bool dirty_del(struct cache *c, ino_t ino)
+/*
+ * With mu, after a rename of from to to (exchange: both ways) or an
+ * unlink of from (to NULL): the kept paths follow.  A name that went
+ * (unlinked, replaced) leaves its file's path unknown.
+ */
+static void dirty_moved_locked(struct cache *c, const char *from,
+			       const char *to, bool exchange)
 {
-	size_t i;
+	size_t fl = strlen(from), tl = to ? strlen(to) : 0, i;
 
+	c->names_gen++;
 	for (i = 0; i < c->ndirty; i++) {
-		if (c->dirty[i] == ino) {
-			c->dirty[i] = c->dirty[--c->ndirty];
-			return true;
+		struct cache_dirty *d = &c->dirty[i];
+		const char *old = NULL, *rest = NULL, *other;
+		size_t ol, rl;
+		char *np;
+
+		if (!d->path)
+			continue;
+		if (strncmp(d->path, from, fl) == 0 &&
+		    (d->path[fl] == '\0' || d->path[fl] == '/')) {
+			old = from;
+			rest = d->path + fl;
+		} else if (to && strncmp(d->path, to, tl) == 0 &&
+			   (d->path[tl] == '\0' || d->path[tl] == '/')) {
+			old = to;
+			rest = d->path + tl;
 		}
+		if (!old)
+			continue;
+		if (!to || (old == to && !exchange)) {
+			/* unlinked, or replaced by the rename */
+			free(d->path);
+			d->path = NULL;
+			continue;
+		}
+		other = old == from ? to : from;
+		ol = strlen(other);
+		rl = strlen(rest);
+		np = malloc(ol + rl + 1);
+		if (np) {
+			memcpy(np, other, ol);
+			memcpy(np + ol, rest, rl + 1);
+		}
+		free(d->path);
+		d->path = np;
 	}
-	return false;
+}
+
+/*
+ * Makes sure the dirty entry of n (if any) knows its path.  Called with
+ * no lock: the core's names are read outside the layer's locks, and a
+ * rename or unlink journaled meanwhile (names_gen) makes it try again.
+ */
+static void dirty_name(struct cache *c, struct fs_node *n)
+{
+	char path[PATH_MAX];
+	int tries;
+
+	for (tries = 0; tries < 8; tries++) {
+		struct cache_dirty *d;
+		unsigned long gen;
+		bool done;
+
+		cache_lock(c, CACHE_MU);
+		d = dirty_find(c, n->sino);
+		done = !d || d->path;
+		gen = c->names_gen;
+		cache_unlock(c, CACHE_MU);
+		if (done)
+			return;
+		if (cache_node_path(c->sb, n, path, sizeof(path)) < 0 || !*path)
+			return;
+		cache_lock(c, CACHE_MU);
+		d = dirty_find(c, n->sino);
+		done = !d || d->path || gen == c->names_gen;
+		if (d && !d->path && gen == c->names_gen)
+			d->path = strdup(path);
+		cache_unlock(c, CACHE_MU);
+		if (done)
+			return;
+	}
 }
 
 /* With mu: ino has local changes the server does not have yet. */
@@ -260,24 +404,9 @@ void cache_touched_clear_locked(struct cache *c)
 }
 
 int cache_node_path(struct fs_sandbox *sb, struct fs_node *n, char *buf,
-		     size_t size)
+		    size_t size)
 {
 	return fs_node_path(&sb->fs->table, n, buf, size);
-}
-
-static int child_path(struct fs_sandbox *sb, struct fs_node *dir,
-		      const char *name, char *buf, size_t size)
-{
-	char dp[PATH_MAX];
-	int r = cache_node_path(sb, dir, dp, sizeof(dp)), n;
-
-	if (r < 0)
-		return r;
-	n = *dp ? snprintf(buf, size, "%s/%s", dp, name)
-		: snprintf(buf, size, "%s", name);
-	if (n < 0 || (size_t)n >= size)
-		return -ENAMETOOLONG;
-	return 0;
 }
 
 /* A new empty directory CACHE/.../tmp/PREFIX-N; its fd, name in buf. */
@@ -286,9 +415,9 @@ int cache_tmp_dir(struct cache *c, const char *prefix, char *buf, size_t size)
 	uint64_t n;
 	int fd;
 
-	pthread_mutex_lock(&c->mu);
+	cache_lock(c, CACHE_MU);
 	n = ++c->tmp_seq;
-	pthread_mutex_unlock(&c->mu);
+	cache_unlock(c, CACHE_MU);
 	snprintf(buf, size, "tmp/%s-%" PRIu64, prefix, n);
 	(void)mkdirat(c->dir_fd, "tmp", 0700);
 	{
@@ -330,9 +459,9 @@ int cache_tmp_file(struct cache *c)
 	fd = openat(c->dir_fd, "tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (fd >= 0)
 		return fd;
-	pthread_mutex_lock(&c->mu);
+	cache_lock(c, CACHE_MU);
 	n = ++c->tmp_seq;
-	pthread_mutex_unlock(&c->mu);
+	cache_unlock(c, CACHE_MU);
 	snprintf(name, sizeof(name), "tmp/f-%" PRIu64, n);
 	fd = openat(c->dir_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
 		    0600);
@@ -374,11 +503,11 @@ void cache_mark_gone(struct cache *c)
 {
 	bool first;
 
-	pthread_mutex_lock(&c->mu);
+	cache_lock(c, CACHE_MU);
 	first = !c->gone;
 	c->gone = true;
 	pthread_cond_broadcast(&c->cond);
-	pthread_mutex_unlock(&c->mu);
+	cache_unlock(c, CACHE_MU);
 	if (!first)
 		return;
 	nox_log(NOX_LOG_WARN,
@@ -433,9 +562,9 @@ static int append(struct cache *c, struct jent *e, int data_fd,
 		journal_entry_free(e);
 		return r;
 	}
-	pthread_mutex_lock(&c->mu);
+	cache_lock(c, CACHE_MU);
 	append_locked(c, e);
-	pthread_mutex_unlock(&c->mu);
+	cache_unlock(c, CACHE_MU);
 	return 0;
 }
 
@@ -476,7 +605,8 @@ static int snapshot(struct cache *c, struct fs_node *n, const char *path,
 
 struct ino_path {
 	ino_t ino;
-	char *path;
+	char *path; /* malloc'd or NULL */
+	bool walk;  /* looked for by the walk */
 };
 
 static void find_inos(int dfd, char *path, size_t plen, struct ino_path *v,
@@ -528,49 +658,82 @@ static void find_inos(int dfd, char *path, size_t plen, struct ino_path *v,
 	closedir(dp);
 }
 
-/* Journals uploads of the tree files with inodes v[0..n) (current). */
+/*
+ * Journals an upload of tree file path from its current content, if it
+ * is still inode ino: 0, 1 (not that file, or gone), or <0.
+ */
+static int upload_ino(struct cache *c, const char *path, ino_t ino,
+		      struct nox_err *err)
+{
+	const char *base;
+	struct jent *e;
+	struct stat st;
+	int pfd, fd, r;
+
+	if (tree_parent(c->tree_fd, path, &pfd, &base) < 0)
+		return 1;
+	fd = openat(pfd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	close(pfd);
+	if (fd < 0)
+		return 1;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_ino != ino) {
+		close(fd);
+		return 1;
+	}
+	e = journal_entry_new(&c->jr, J_UPLOAD, path, NULL);
+	if (!e) {
+		close(fd);
+		return nox_err_set(err, ENOMEM, "out of memory");
+	}
+	e->mode = st.st_mode & 07777;
+	e->mtime_ns = ts_ns(&st.st_mtim);
+	e->ino = st.st_ino;
+	e->marked = true;
+	r = append(c, e, fd, err);
+	close(fd);
+	return r;
+}
+
+/*
+ * Journals uploads of the tree files v[0..n) (current content), each by
+ * the path it came with; those without one (replay: only inode numbers
+ * survive a crash) or whose path no longer names them are found by a
+ * walk of the tree.  Afterwards v[i].path is NULL for a file not found.
+ */
 static int upload_inodes(struct cache *c, struct ino_path *v, size_t n,
 			 struct nox_err *err)
 {
 	char path[PATH_MAX];
-	size_t i;
-	int r = 0;
+	size_t i, missing = 0;
+	int r;
 
+	for (i = 0; i < n; i++) {
+		if (v[i].path) {
+			r = upload_ino(c, v[i].path, v[i].ino, err);
+			if (r < 0)
+				return r;
+			if (r == 0)
+				continue;
+			free(v[i].path);
+			v[i].path = NULL;
+		}
+		v[i].walk = true;
+		missing++;
+	}
+	if (missing == 0)
+		return 0;
+	nox_log(NOX_LOG_DEBUG, "%s: %zu files by inode: walking the tree",
+		c->sb->id, missing);
 	path[0] = '\0';
 	find_inos(c->tree_fd, path, 0, v, n, 0);
 	for (i = 0; i < n; i++) {
-		const char *base;
-		struct jent *e;
-		struct stat st;
-		int pfd, fd;
-
-		if (!v[i].path)
+		if (!v[i].walk || !v[i].path)
 			continue;
-		if (tree_parent(c->tree_fd, v[i].path, &pfd, &base) < 0)
-			continue;
-		fd = openat(pfd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-		close(pfd);
-		if (fd < 0)
-			continue;
-		if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-			close(fd);
-			continue;
-		}
-		e = journal_entry_new(&c->jr, J_UPLOAD, v[i].path, NULL);
-		if (!e) {
-			close(fd);
-			return nox_err_set(err, ENOMEM, "out of memory");
-		}
-		e->mode = st.st_mode & 07777;
-		e->mtime_ns = ts_ns(&st.st_mtim);
-		e->ino = st.st_ino;
-		e->marked = true;
-		r = append(c, e, fd, err);
-		close(fd);
+		r = upload_ino(c, v[i].path, v[i].ino, err);
 		if (r < 0)
-			break;
+			return r;
 	}
-	return r;
+	return 0;
 }
 
 struct dirty_list {
@@ -578,22 +741,29 @@ struct dirty_list {
 	size_t n, cap;
 };
 
-static void dirty_cb(ino_t ino, void *ud)
+/* Adds ino with path (taken over, may be NULL). */
+static void dirty_list_add(struct dirty_list *l, ino_t ino, char *path)
 {
-	struct dirty_list *l = ud;
-
 	if (l->n == l->cap) {
 		size_t nc = l->cap ? l->cap * 2 : 16;
 		struct ino_path *nv = realloc(l->v, nc * sizeof(*nv));
 
-		if (!nv)
+		if (!nv) {
+			free(path);
 			return;
+		}
 		l->v = nv;
 		l->cap = nc;
 	}
 	l->v[l->n].ino = ino;
-	l->v[l->n].path = NULL;
+	l->v[l->n].path = path;
+	l->v[l->n].walk = false;
 	l->n++;
+}
+
+static void dirty_cb(ino_t ino, void *ud)
+{
+	dirty_list_add(ud, ino, NULL);
 }
 
 static void dirty_list_free(struct dirty_list *l)
@@ -607,9 +777,9 @@ static void dirty_list_free(struct dirty_list *l)
 
 /*
  * Open files written and not closed: journal their current content (the
- * exec barrier).  They stay marked: their close journals them again, so
- * writes after this snapshot are not lost.  Under op_mu, so each path
- * found is the file's name in the journal's order.
+ * exec barrier), by the paths kept with them.  They stay marked: their
+ * close journals them again, so writes after this snapshot are not lost.
+ * Under op_mu, so each path is the file's name in the journal's order.
  */
 static int snapshot_dirty(struct cache *c, struct nox_err *err)
 {
@@ -617,13 +787,16 @@ static int snapshot_dirty(struct cache *c, struct nox_err *err)
 	size_t i;
 	int r;
 
-	pthread_mutex_lock(&c->op_mu);
-	pthread_mutex_lock(&c->mu);
-	for (i = 0; i < c->ndirty; i++)
-		dirty_cb(c->dirty[i], &l);
-	pthread_mutex_unlock(&c->mu);
+	cache_lock(c, CACHE_OP_MU);
+	cache_lock(c, CACHE_MU);
+	for (i = 0; i < c->ndirty; i++) {
+		const char *p = c->dirty[i].path;
+
+		dirty_list_add(&l, c->dirty[i].ino, p ? strdup(p) : NULL);
+	}
+	cache_unlock(c, CACHE_MU);
 	r = l.n ? upload_inodes(c, l.v, l.n, err) : 0;
-	pthread_mutex_unlock(&c->op_mu);
+	cache_unlock(c, CACHE_OP_MU);
 	dirty_list_free(&l);
 	return r;
 }
@@ -646,6 +819,8 @@ static void cache_free(struct cache *c)
 	pthread_mutex_destroy(&c->mu);
 	pthread_mutex_destroy(&c->op_mu);
 	pthread_mutex_destroy(&c->drain_mu);
+	while (c->ndirty)
+		dirty_del(c, c->dirty[0].ino, NULL);
 	free(c->dirty);
 	free(c->dir);
 	free(c);
@@ -863,26 +1038,28 @@ static void http_detach(struct fs_sandbox *sb)
 
 	if (!c)
 		return;
-	pthread_mutex_lock(&c->mu);
+	cache_lock(c, CACHE_MU);
 	c->stop = true;
 	pthread_cond_broadcast(&c->cond);
-	pthread_mutex_unlock(&c->mu);
+	cache_unlock(c, CACHE_MU);
 	if (c->thr_started)
 		pthread_join(c->thr, NULL);
 	if (!c->gone && !sb->gone) {
 		nox_err_clear(&err);
 		(void)snapshot_dirty(c, &err);
-		if (journal_first(&c->jr) && cache_drain(c, UINT64_MAX, &err) < 0)
+		if (journal_first(&c->jr) &&
+		    cache_drain(c, UINT64_MAX, &err) < 0)
 			nox_log(NOX_LOG_WARN,
 				"%s: %zu operations stay in the "
 				"journal: %s",
-				sb->id, journal_count(&c->jr), nox_err_str(&err, -EIO));
+				sb->id, journal_count(&c->jr),
+				nox_err_str(&err, -EIO));
 	}
-	pthread_mutex_lock(&c->mu);
+	cache_lock(c, CACHE_MU);
 	cache_drain_persist_all_locked(c);
 	c->man_dirty = true;
 	cache_save_manifest_locked(c, true);
-	pthread_mutex_unlock(&c->mu);
+	cache_unlock(c, CACHE_MU);
 	if ((c->gone || sb->gone) && (journal_first(&c->jr) || c->ndirty)) {
 		/* deleted with changes the server never got: keep them */
 		keep_lost(c);
@@ -921,9 +1098,9 @@ static int http_before_open(struct fs_sandbox *sb, struct fs_node *n, int flags)
 	if (!(flags & O_TRUNC))
 		return cache_list_fetch(c, n);
 	/* the content is about to be empty: nothing to download */
-	pthread_mutex_lock(&c->mu);
+	cache_lock(c, CACHE_MU);
 	if (c->gone) {
-		pthread_mutex_unlock(&c->mu);
+		cache_unlock(c, CACHE_MU);
 		return -ENOENT;
 	}
 	me = manifest_get(&c->man, n->sino);
@@ -932,9 +1109,11 @@ static int http_before_open(struct fs_sandbox *sb, struct fs_node *n, int flags)
 		c->man_dirty = true;
 	}
 	newly = cache_dirty_add(c, n->sino);
-	pthread_mutex_unlock(&c->mu);
-	if (newly)
+	cache_unlock(c, CACHE_MU);
+	if (newly) {
 		(void)journal_mark_dirty(&c->jr, n->sino);
+		dirty_name(c, n);
+	}
 	return 0;
 }
 
@@ -952,11 +1131,11 @@ static int http_before_read(struct fs_sandbox *sb, struct fs_node *n)
 
 	if (!c || n->type != S_IFREG)
 		return 0;
-	pthread_mutex_lock(&c->mu);
+	cache_lock(c, CACHE_MU);
 	stale = c->stale || c->listed_execs < c->execs;
 	me = manifest_get(&c->man, n->sino);
 	need = me && !me->fetched;
-	pthread_mutex_unlock(&c->mu);
+	cache_unlock(c, CACHE_MU);
 	if (!stale && !need)
 		return 0;
 	if (stale) {
@@ -974,11 +1153,13 @@ static void http_note_write(struct fs_sandbox *sb, struct fs_node *n)
 
 	if (!c)
 		return;
-	pthread_mutex_lock(&c->mu);
+	cache_lock(c, CACHE_MU);
 	newly = cache_dirty_add(c, n->sino);
-	pthread_mutex_unlock(&c->mu);
-	if (newly)
+	cache_unlock(c, CACHE_MU);
+	if (newly) {
 		(void)journal_mark_dirty(&c->jr, n->sino);
+		dirty_name(c, n);
+	}
 }
 
 /* The last journal entry about inode ino, or 0. */
@@ -986,9 +1167,9 @@ uint64_t cache_last_seq_of(struct cache *c, ino_t ino)
 {
 	uint64_t s;
 
-	pthread_mutex_lock(&c->mu);
+	cache_lock(c, CACHE_MU);
 	s = journal_last_seq_of(&c->jr, ino);
-	pthread_mutex_unlock(&c->mu);
+	cache_unlock(c, CACHE_MU);
 	return s;
 }
 
@@ -996,22 +1177,39 @@ static int http_on_close(struct fs_sandbox *sb, struct fs_node *n, int fd,
 			 bool fsync)
 {
 	struct cache *c = cache_of(sb);
-	char path[PATH_MAX];
 	struct nox_err err;
+	char *path = NULL;
 	uint64_t seq = 0;
+	int r, tries;
 	bool was;
-	int r;
 
 	(void)fd;
 	if (!c)
 		return -ESTALE;
-	pthread_mutex_lock(&c->mu);
-	was = dirty_del(c, n->sino);
-	if (c->gone) {
-		pthread_mutex_unlock(&c->mu);
-		return -ENOENT;
+	for (tries = 0;; tries++) {
+		/* the name, read with none of the layer's locks held */
+		dirty_name(c, n);
+		/* the snapshot and the path it is journaled under agree
+		 * with the renames journaled around it */
+		cache_lock(c, CACHE_OP_MU);
+		cache_lock(c, CACHE_MU);
+		was = dirty_del(c, n->sino, &path);
+		if (c->gone) {
+			cache_unlock(c, CACHE_MU);
+			cache_unlock(c, CACHE_OP_MU);
+			free(path);
+			return -ENOENT;
+		}
+		if (!was || path || tries == 2) {
+			cache_unlock(c, CACHE_MU);
+			break;
+		}
+		/* its kept name went meanwhile (an unlink of one of its
+		 * links): look it up again */
+		dirty_put(c, n->sino, NULL);
+		cache_unlock(c, CACHE_MU);
+		cache_unlock(c, CACHE_OP_MU);
 	}
-	pthread_mutex_unlock(&c->mu);
 	nox_err_clear(&err);
 	if (was) {
 		struct stat st;
@@ -1019,24 +1217,25 @@ static int http_on_close(struct fs_sandbox *sb, struct fs_node *n, int fd,
 		if (fstatat(n->fd, "", &st, AT_EMPTY_PATH) == 0 &&
 		    st.st_nlink == 0) {
 			/* unlinked while open: nothing to send */
+			cache_unlock(c, CACHE_OP_MU);
 			journal_clear_dirty(&c->jr, n->sino);
+			free(path);
 			return 0;
 		}
-		pthread_mutex_lock(&c->op_mu);
-		r = cache_node_path(sb, n, path, sizeof(path));
-		if (r == 0)
-			r = snapshot(c, n, path, &seq, &err);
-		pthread_mutex_unlock(&c->op_mu);
+		r = path ? snapshot(c, n, path, &seq, &err) : -ENOENT;
 		if (r < 0) {
 			nox_log(NOX_LOG_WARN, "%s: %s", sb->id,
 				nox_err_str(&err, r));
-			pthread_mutex_lock(&c->mu);
-			cache_dirty_add(c, n->sino);
-			pthread_mutex_unlock(&c->mu);
+			cache_lock(c, CACHE_MU);
+			dirty_put(c, n->sino, path);
+			cache_unlock(c, CACHE_MU);
+			cache_unlock(c, CACHE_OP_MU);
 			return r;
 		}
 		/* the marker goes once the server has it (confirmed) */
-	} else {
+	}
+	cache_unlock(c, CACHE_OP_MU);
+	if (!was) {
 		/* an fsync of an earlier close or of a create not yet sent;
 		 * a plain close of an unwritten file waits for the flusher
 		 * (a shell's "> f" closes a dup before writing) */
@@ -1047,181 +1246,220 @@ static int http_on_close(struct fs_sandbox *sb, struct fs_node *n, int fd,
 			return 0;
 	}
 	if (c->writeback && !fsync) {
-		pthread_mutex_lock(&c->mu);
+		cache_lock(c, CACHE_MU);
 		pthread_cond_broadcast(&c->cond);
-		pthread_mutex_unlock(&c->mu);
+		cache_unlock(c, CACHE_MU);
+		free(path);
 		return 0;
 	}
 	r = cache_drain(c, seq, &err);
-	if (r < 0) {
+	if (r < 0)
 		nox_log(NOX_LOG_WARN,
 			"%s: upload of %s: %s (kept in the "
 			"journal, retried)",
 			sb->id, was ? path : "file", nox_err_str(&err, r));
-		return r;
+	free(path);
+	return r < 0 ? r : 0;
+}
+
+/*
+ * The entry of a mkdir, create or symlink (what the tree has now): 0 and
+ * *out, 1 when the new name is not there (nothing to journal), or
+ * -ENOMEM.  A create is sent with the file's first upload (*sync_now).
+ */
+static int note_made(struct cache *c, const struct fs_op *op, struct jent **out,
+		     bool *sync_now)
+{
+	enum jop jo = op->kind == FS_OP_MKDIR	 ? J_MKDIR
+		      : op->kind == FS_OP_CREATE ? J_CREATE
+						 : J_SYMLINK;
+	char target[PATH_MAX];
+	struct jent *e;
+	struct stat st;
+
+	if (fstatat(op->dir->fd, op->name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return 1;
+	if (jo == J_SYMLINK) {
+		ssize_t tl = readlinkat(op->dir->fd, op->name, target,
+					sizeof(target) - 1);
+
+		if (tl < 0)
+			return 1;
+		target[tl] = '\0';
 	}
+	e = journal_entry_new(&c->jr, jo, op->path,
+			      jo == J_SYMLINK ? target : NULL);
+	if (!e)
+		return -ENOMEM;
+	e->mode = st.st_mode & 07777;
+	e->mtime_ns = ts_ns(&st.st_mtim);
+	e->ino = st.st_ino;
+	if (jo == J_CREATE)
+		*sync_now = false;
+	*out = e;
 	return 0;
 }
 
-/* Builds the journal entries for op; the caller appends them. */
-static void http_note_op(struct fs_sandbox *sb, const struct fs_op *op)
+/*
+ * A size change: a placeholder's is sent as a truncate (its content is
+ * on the server), a closed file's as an upload (truncate(2) by path: no
+ * close follows); an open file's close uploads it.  false: out of memory.
+ */
+static bool note_size(struct cache *c, const struct fs_op *op,
+		      const struct stat *st, struct nox_err *err)
+{
+	bool placeholder, open_dirty;
+	struct ment *me;
+	struct jent *e;
+	uint64_t seq;
+
+	cache_lock(c, CACHE_MU);
+	me = manifest_get(&c->man, st->st_ino);
+	open_dirty = cache_dirty_has(c, st->st_ino);
+	placeholder = me && !me->fetched && !cache_busy_locked(c, st->st_ino);
+	if (placeholder && st->st_size == 0)
+		me->fetched = true;
+	else if (placeholder)
+		me->rsize = st->st_size;
+	cache_unlock(c, CACHE_MU);
+	if (placeholder && st->st_size > 0) {
+		e = journal_entry_new(&c->jr, J_TRUNCATE, op->path, NULL);
+		if (!e)
+			return false;
+		e->num = st->st_size;
+		e->ino = st->st_ino;
+		if (append(c, e, -1, err) < 0)
+			nox_log(NOX_LOG_WARN, "%s: %s", c->sb->id,
+				nox_err_str(err, -EIO));
+	} else if (!open_dirty) {
+		if (snapshot(c, op->node, op->path, &seq, err) < 0)
+			nox_log(NOX_LOG_WARN, "%s: %s", c->sb->id,
+				nox_err_str(err, -EIO));
+	}
+	return true;
+}
+
+/*
+ * Journals a setattr: size, mode, times (uid/gid are not sent).  false:
+ * nothing journaled (the file is gone, or still open and written: its
+ * close uploads it with the size, mode and times it has then; tar x's
+ * write, futimens, fchmod, close is one upload).
+ */
+static bool note_setattr(struct cache *c, const struct fs_op *op,
+			 struct nox_err *err)
+{
+	unsigned f = op->flags;
+	struct jent *v[2] = {NULL, NULL};
+	struct stat st;
+	size_t i, nv = 0;
+	bool carried;
+
+	if (fstatat(op->node->fd, "", &st,
+		    AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		return false;
+	cache_lock(c, CACHE_MU);
+	carried = S_ISREG(st.st_mode) && cache_dirty_has(c, st.st_ino);
+	cache_unlock(c, CACHE_MU);
+	if (carried)
+		return false;
+	if ((f & FUSE_SET_ATTR_SIZE) && !note_size(c, op, &st, err)) {
+		nox_log(NOX_LOG_WARN, "%s: out of memory journaling %s",
+			c->sb->id, op->path);
+		return false;
+	}
+	if (f & FUSE_SET_ATTR_MODE) {
+		v[nv] = journal_entry_new(&c->jr, J_CHMOD, op->path, NULL);
+		if (v[nv]) {
+			v[nv]->mode = st.st_mode & 07777;
+			v[nv]->ino = st.st_ino;
+			nv++;
+		}
+	}
+	if (f & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
+		v[nv] = journal_entry_new(&c->jr, J_UTIMENS, op->path, NULL);
+		if (v[nv]) {
+			v[nv]->atime_ns =
+			    (f & FUSE_SET_ATTR_ATIME) ? ts_ns(&st.st_atim) : -2;
+			v[nv]->mtime_ns =
+			    (f & FUSE_SET_ATTR_MTIME) ? ts_ns(&st.st_mtim) : -2;
+			v[nv]->ino = st.st_ino;
+			nv++;
+		}
+	}
+	for (i = 0; i < nv; i++) {
+		if (append(c, v[i], -1, err) < 0)
+			nox_log(NOX_LOG_WARN, "%s: %s", c->sb->id,
+				nox_err_str(err, -EIO));
+	}
+	return true;
+}
+
+/*
+ * Journals op (under op_mu, from http_op_begin), by the paths the core
+ * built for it.  In default mode it is sent at op_end, once op_mu is
+ * released; a create waits for the file's first upload.
+ */
+static void http_note_op(struct fs_sandbox *sb, struct fs_op *op)
 {
 	struct cache *c = cache_of(sb);
-	char p1[PATH_MAX], p2[PATH_MAX];
 	struct jent *e = NULL;
 	struct nox_err err;
-	struct stat st;
 	bool sync_now = true;
-	int r;
+	int r = 0;
 
 	if (!c || c->gone)
 		return;
 	nox_err_clear(&err);
-	if (op->kind == FS_OP_SETATTR)
-		r = cache_node_path(sb, op->node, p1, sizeof(p1));
-	else if (op->kind == FS_OP_LINK)
-		r = cache_node_path(sb, op->node, p1, sizeof(p1));
-	else
-		r = child_path(sb, op->dir, op->name, p1, sizeof(p1));
-	if (r == 0 && (op->kind == FS_OP_RENAME || op->kind == FS_OP_LINK))
-		r = child_path(sb, op->dir2, op->name2, p2, sizeof(p2));
-	if (r < 0 || !*p1) {
+	if (op->path_err < 0 || !op->path[0]) {
 		nox_log(NOX_LOG_WARN,
 			"%s: operation on a file without a "
 			"known path not sent: %s",
-			sb->id, strerror(-r));
+			sb->id, strerror(-op->path_err));
+		if (op->kind == FS_OP_RENAME || op->kind == FS_OP_UNLINK) {
+			/* which kept names moved is not known */
+			cache_lock(c, CACHE_MU);
+			dirty_moved_locked(c, "", NULL, false);
+			cache_unlock(c, CACHE_MU);
+		}
 		return;
 	}
 	switch (op->kind) {
 	case FS_OP_MKDIR:
 	case FS_OP_CREATE:
-	case FS_OP_SYMLINK: {
-		enum jop jo = op->kind == FS_OP_MKDIR	 ? J_MKDIR
-			      : op->kind == FS_OP_CREATE ? J_CREATE
-							 : J_SYMLINK;
-		char target[PATH_MAX];
-
-		if (fstatat(op->dir->fd, op->name, &st, AT_SYMLINK_NOFOLLOW) <
-		    0)
+	case FS_OP_SYMLINK:
+		r = note_made(c, op, &e, &sync_now);
+		if (r > 0)
 			return;
-		if (jo == J_SYMLINK) {
-			ssize_t tl = readlinkat(op->dir->fd, op->name, target,
-						sizeof(target) - 1);
-
-			if (tl < 0)
-				return;
-			target[tl] = '\0';
-		}
-		e = journal_entry_new(&c->jr, jo, p1,
-				      jo == J_SYMLINK ? target : NULL);
-		if (!e)
-			break;
-		e->mode = st.st_mode & 07777;
-		e->mtime_ns = ts_ns(&st.st_mtim);
-		e->ino = st.st_ino;
-		/* a create is sent with the file's first upload */
-		if (jo == J_CREATE)
-			sync_now = false;
 		break;
-	}
 	case FS_OP_LINK:
-		e = journal_entry_new(&c->jr, J_LINK, p1, p2);
+		e = journal_entry_new(&c->jr, J_LINK, op->path, op->path2);
 		break;
 	case FS_OP_UNLINK:
-		e = journal_entry_new(&c->jr, J_UNLINK, p1, NULL);
+		e = journal_entry_new(&c->jr, J_UNLINK, op->path, NULL);
+		cache_lock(c, CACHE_MU);
+		dirty_moved_locked(c, op->path, NULL, false);
+		cache_unlock(c, CACHE_MU);
 		break;
 	case FS_OP_RMDIR:
-		e = journal_entry_new(&c->jr, J_RMDIR, p1, NULL);
+		e = journal_entry_new(&c->jr, J_RMDIR, op->path, NULL);
 		break;
 	case FS_OP_RENAME:
-		e = journal_entry_new(&c->jr, J_RENAME, p1, p2);
+		e = journal_entry_new(&c->jr, J_RENAME, op->path, op->path2);
 		if (e)
 			e->num = op->flags;
+		cache_lock(c, CACHE_MU);
+		dirty_moved_locked(c, op->path, op->path2,
+				   (op->flags & RENAME_EXCHANGE) != 0);
+		cache_unlock(c, CACHE_MU);
 		break;
-	case FS_OP_SETATTR: {
-		unsigned f = op->flags;
-		struct jent *v[2] = {NULL, NULL};
-		struct ment *me;
-		size_t i, nv = 0;
-		bool carried;
-
-		if (fstatat(op->node->fd, "", &st,
-			    AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+	case FS_OP_SETATTR:
+		if (!note_setattr(c, op, &err))
 			return;
-		pthread_mutex_lock(&c->mu);
-		carried = S_ISREG(st.st_mode) && cache_dirty_has(c, st.st_ino);
-		pthread_mutex_unlock(&c->mu);
-		if (carried)
-			/* written and still open: its close uploads it with
-			 * the size, mode and times it has then (tar x:
-			 * write, futimens, fchmod, close is one upload) */
-			return;
-		if (f & FUSE_SET_ATTR_SIZE) {
-			bool placeholder, open_dirty;
-
-			pthread_mutex_lock(&c->mu);
-			me = manifest_get(&c->man, st.st_ino);
-			open_dirty = cache_dirty_has(c, st.st_ino);
-			placeholder =
-			    me && !me->fetched && !cache_busy_locked(c, st.st_ino);
-			if (placeholder && st.st_size == 0)
-				me->fetched = true;
-			else if (placeholder)
-				me->rsize = st.st_size;
-			pthread_mutex_unlock(&c->mu);
-			if (placeholder && st.st_size > 0) {
-				e = journal_entry_new(&c->jr, J_TRUNCATE, p1,
-						      NULL);
-				if (!e)
-					break;
-				e->num = st.st_size;
-				e->ino = st.st_ino;
-				if (append(c, e, -1, &err) < 0)
-					nox_log(NOX_LOG_WARN, "%s: %s", sb->id,
-						nox_err_str(&err, -EIO));
-				e = NULL;
-			} else if (!open_dirty) {
-				/* truncate(2) by path: no close follows;
-				 * an open file's close uploads it */
-				uint64_t seq;
-
-				if (snapshot(c, op->node, p1, &seq, &err) < 0)
-					nox_log(NOX_LOG_WARN, "%s: %s", sb->id,
-						nox_err_str(&err, -EIO));
-			}
-		}
-		if (f & FUSE_SET_ATTR_MODE) {
-			v[nv] = journal_entry_new(&c->jr, J_CHMOD, p1, NULL);
-			if (v[nv]) {
-				v[nv]->mode = st.st_mode & 07777;
-				v[nv]->ino = st.st_ino;
-				nv++;
-			}
-		}
-		if (f & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
-			v[nv] = journal_entry_new(&c->jr, J_UTIMENS, p1, NULL);
-			if (v[nv]) {
-				v[nv]->atime_ns = (f & FUSE_SET_ATTR_ATIME)
-						      ? ts_ns(&st.st_atim)
-						      : -2;
-				v[nv]->mtime_ns = (f & FUSE_SET_ATTR_MTIME)
-						      ? ts_ns(&st.st_mtim)
-						      : -2;
-				v[nv]->ino = st.st_ino;
-				nv++;
-			}
-		}
-		for (i = 0; i < nv; i++) {
-			if (append(c, v[i], -1, &err) < 0)
-				nox_log(NOX_LOG_WARN, "%s: %s", sb->id,
-					nox_err_str(&err, -EIO));
-		}
 		goto sent;
-	}
 	}
 	if (!e) {
 		nox_log(NOX_LOG_WARN, "%s: out of memory journaling %s", sb->id,
-			p1);
+			op->path);
 		return;
 	}
 	if (append(c, e, -1, &err) < 0) {
@@ -1232,44 +1470,42 @@ static void http_note_op(struct fs_sandbox *sb, const struct fs_op *op)
 sent:
 	if (c->writeback || !sync_now)
 		return;
-	if (tl_op == c) {
+	if (op->layer == c) {
 		/* not with op_mu held: at op_end */
-		tl_drain = true;
+		op->drain = true;
 		return;
 	}
 	if (cache_drain(c, UINT64_MAX, &err) < 0)
 		nox_log(NOX_LOG_DEBUG, "%s: %s stays in the journal: %s",
-			sb->id, p1, nox_err_str(&err, -EIO));
+			sb->id, op->path, nox_err_str(&err, -EIO));
 }
 
-static void http_op_begin(struct fs_sandbox *sb)
+static void http_op_begin(struct fs_sandbox *sb, struct fs_op *op)
 {
 	struct cache *c = cache_of(sb);
 
 	if (!c)
 		return;
-	pthread_mutex_lock(&c->op_mu);
-	tl_op = c;
-	tl_drain = false;
+	cache_lock(c, CACHE_OP_MU);
+	op->layer = c;
+	op->drain = false;
 }
 
-static void http_op_end(struct fs_sandbox *sb)
+static void http_op_end(struct fs_sandbox *sb, struct fs_op *op)
 {
 	struct cache *c = cache_of(sb);
 	struct nox_err err;
-	bool want;
 
-	if (!c || tl_op != c)
+	if (!c || op->layer != c)
 		return;
-	want = tl_drain;
-	tl_op = NULL;
-	tl_drain = false;
-	pthread_mutex_unlock(&c->op_mu);
+	op->layer = NULL;
+	cache_unlock(c, CACHE_OP_MU);
 	nox_err_clear(&err);
-	if (want && cache_drain(c, UINT64_MAX, &err) < 0)
+	if (op->drain && cache_drain(c, UINT64_MAX, &err) < 0)
 		nox_log(NOX_LOG_DEBUG,
 			"%s: an operation stays in the journal: %s", sb->id,
 			nox_err_str(&err, -EIO));
+	op->drain = false;
 }
 
 static int http_flush(struct fs_sandbox *sb, struct nox_err *err)
@@ -1297,9 +1533,9 @@ static void http_after_exec(struct fs_sandbox *sb)
 
 	if (!c)
 		return;
-	pthread_mutex_lock(&c->mu);
+	cache_lock(c, CACHE_MU);
 	c->execs++;
-	pthread_mutex_unlock(&c->mu);
+	cache_unlock(c, CACHE_MU);
 }
 
 const struct fs_sandbox_hooks fs_http_hooks = {

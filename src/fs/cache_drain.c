@@ -1,7 +1,14 @@
 /*
- * cache_drain.c - the drain of the cache layer: the journal sent from its
- * head, a run of uploads as one tar, a run of metadata operations as one
- * script (or fs/op calls), big files in parts; and the flusher thread.
+ * cache_drain.c - the drain of the cache layer: the journal is sent from
+ * its head.  A run of uploads, creates, mkdirs and symlinks (with
+ * chmod/utimens of paths in the run folded in) becomes one gzip tar
+ * upload; a run of other operations becomes one exec of a fixed shell
+ * script with the names as argv (or, on a server with the nox.fs
+ * extension, one fs/op call each).  A rename or unlink ends a run, so
+ * nothing older is ever uploaded after it.  A snapshot with more than two
+ * parts of data (64 MiB each, holes not counted) goes as one tar per part
+ * plus one exec that joins them, so the server's upload limit does not
+ * bound file size.  The flusher thread drains in the background.
  */
 #include <linux/fs.h>
 
@@ -38,11 +45,11 @@ static bool tar_op(enum jop op)
 /* One path of a batch in its final state (what the tar will hold). */
 struct bent {
 	char *path;
-	unsigned mode;	  /* type | permissions */
-	int64_t mtime_ns; /* -2: the time of packing */
+	unsigned mode;		/* type | permissions */
+	int64_t mtime_ns;	/* -2: the time of packing */
 	const struct jent *src; /* regular file: whose journal data, or
 				   NULL: empty */
-	const char *mem;  /* or its lazy entry's snapshot in memory */
+	const char *mem;	/* or its lazy entry's snapshot in memory */
 	int64_t size;
 	char *target; /* symlink */
 };
@@ -799,11 +806,11 @@ static int drain_take(struct cache *c, struct batch *b, uint64_t upto,
 	bool tar;
 	int r;
 
-	pthread_mutex_lock(&c->mu);
+	cache_lock(c, CACHE_MU);
 	e = journal_first(&c->jr);
 	if (!e || e->seq > upto || c->gone) {
 		r = c->gone && e ? -ENOENT : 0;
-		pthread_mutex_unlock(&c->mu);
+		cache_unlock(c, CACHE_MU);
 		return r;
 	}
 	tar = tar_op(e->op);
@@ -824,7 +831,7 @@ static int drain_take(struct cache *c, struct batch *b, uint64_t upto,
 		    (!tar && (b->n >= SCRIPT_MAX_OPS || c->ext)))
 			break;
 	}
-	pthread_mutex_unlock(&c->mu);
+	cache_unlock(c, CACHE_MU);
 	if (b->n == 0)
 		return nox_err_set(err, ENOMEM, "out of memory");
 	return 1;
@@ -834,8 +841,7 @@ static int drain_take(struct cache *c, struct batch *b, uint64_t upto,
  * Sends the longest run of tar operations at the head of b->v as one tar;
  * b->n becomes the number of entries done (or set aside as missing).
  */
-static int drain_send_tar(struct cache *c, struct batch *b,
-			  struct nox_err *err)
+static int drain_send_tar(struct cache *c, struct batch *b, struct nox_err *err)
 {
 	size_t i, taken = 0;
 	int r = 0;
@@ -892,8 +898,7 @@ static int drain_send_tar(struct cache *c, struct batch *b,
  * Sends the run of metadata operations at the head of b->v: one script,
  * or with nox.fs the first one alone; b->n becomes the number sent.
  */
-static int drain_send_ops(struct cache *c, struct batch *b,
-			  struct nox_err *err)
+static int drain_send_ops(struct cache *c, struct batch *b, struct nox_err *err)
 {
 	size_t i, n = 0;
 	int r;
@@ -971,7 +976,7 @@ static void drain_done(struct cache *c, struct batch *b, bool refused)
 {
 	size_t i;
 
-	pthread_mutex_lock(&c->mu);
+	cache_lock(c, CACHE_MU);
 	for (i = 0; i < b->n; i++) {
 		struct jent *x = b->v[i];
 
@@ -984,7 +989,7 @@ static void drain_done(struct cache *c, struct batch *b, bool refused)
 	if (!journal_first(&c->jr))
 		cache_save_manifest_locked(c, false);
 	pthread_cond_broadcast(&c->cond);
-	pthread_mutex_unlock(&c->mu);
+	cache_unlock(c, CACHE_MU);
 }
 
 /*
@@ -1024,9 +1029,9 @@ static int drain_step(struct cache *c, uint64_t upto, struct nox_err *err)
 	} else if (r == -ENOENT) {
 		cache_mark_gone(c);
 	} else if (r < 0) {
-		pthread_mutex_lock(&c->mu);
+		cache_lock(c, CACHE_MU);
 		cache_drain_persist_all_locked(c);
-		pthread_mutex_unlock(&c->mu);
+		cache_unlock(c, CACHE_MU);
 	}
 	batch_cleanup(&b);
 	return r;
@@ -1037,12 +1042,12 @@ int cache_drain(struct cache *c, uint64_t upto, struct nox_err *err)
 {
 	int r;
 
-	pthread_mutex_lock(&c->drain_mu);
+	cache_lock(c, CACHE_DRAIN_MU);
 	do {
 		r = drain_step(c, upto, err);
 	} while (r > 0);
-	pthread_mutex_unlock(&c->drain_mu);
-	pthread_mutex_lock(&c->mu);
+	cache_unlock(c, CACHE_DRAIN_MU);
+	cache_lock(c, CACHE_MU);
 	if (r < 0 && r != -ENOENT && !c->failing) {
 		c->failing = true;
 		if (r == -ENOSPC || r == -EDQUOT)
@@ -1057,7 +1062,8 @@ int cache_drain(struct cache *c, uint64_t upto, struct nox_err *err)
 				"%s: cannot reach the server (%s); %zu "
 				"operations wait in the journal and will be "
 				"retried",
-				c->sb->id, nox_err_str(err, r), journal_count(&c->jr));
+				c->sb->id, nox_err_str(err, r),
+				journal_count(&c->jr));
 	} else if (r == 0 && c->failing && !journal_first(&c->jr)) {
 		c->failing = false;
 		nox_log(NOX_LOG_INFO, "%s: journal drained", c->sb->id);
@@ -1071,7 +1077,7 @@ int cache_drain(struct cache *c, uint64_t upto, struct nox_err *err)
 	} else {
 		c->backoff_ms = 0;
 	}
-	pthread_mutex_unlock(&c->mu);
+	cache_unlock(c, CACHE_MU);
 	return r;
 }
 
@@ -1082,12 +1088,12 @@ void *cache_drain_flusher(void *arg)
 	struct nox_err err;
 	uint64_t upto;
 
-	pthread_mutex_lock(&c->mu);
+	cache_lock(c, CACHE_MU);
 	while (!c->stop) {
 		struct timespec now, due;
 
 		if (!journal_first(&c->jr) || c->gone) {
-			pthread_cond_wait(&c->cond, &c->mu);
+			cache_wait(c);
 			continue;
 		}
 		due = c->pending_since;
@@ -1108,13 +1114,13 @@ void *cache_drain_flusher(void *arg)
 		/* what is pending now; later entries wait their own delay,
 		 * so a long burst goes out in few large batches */
 		upto = journal_last_seq(&c->jr);
-		pthread_mutex_unlock(&c->mu);
+		cache_unlock(c, CACHE_MU);
 		nox_err_clear(&err);
 		(void)cache_drain(c, upto, &err);
-		pthread_mutex_lock(&c->mu);
+		cache_lock(c, CACHE_MU);
 		if (journal_first(&c->jr) && !c->backoff_ms)
 			mono_now(&c->pending_since);
 	}
-	pthread_mutex_unlock(&c->mu);
+	cache_unlock(c, CACHE_MU);
 	return NULL;
 }

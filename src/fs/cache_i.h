@@ -28,6 +28,18 @@
 #define PART_SIZE	 (64ll * 1024 * 1024)
 #define PART_MIN	 (256ll * 1024)
 
+/*
+ * A file written through the mount and not yet closed, with the
+ * workspace path it has now: set once (cache_dirty_name) and kept
+ * current by the renames and unlinks journaled after it, so the exec
+ * barrier finds it without a walk of the tree.  NULL: not known (the
+ * name it had went; a hard link); then it is looked up again.
+ */
+struct cache_dirty {
+	ino_t ino;
+	char *path; /* malloc'd or NULL */
+};
+
 struct cache {
 	struct fs_sandbox *sb;	/* immutable; outlives the cache */
 	struct nox_backend *be; /* immutable */
@@ -43,9 +55,10 @@ struct cache {
 	pthread_cond_t cond; /* fetches, listings, journal */
 	/* protected by mu */
 	struct manifest man;
-	struct journal jr; /* its list; files: see journal.h */
-	ino_t *dirty;	   /* written, not yet closed */
+	struct journal jr;	   /* its list; files: see journal.h */
+	struct cache_dirty *dirty; /* written, not yet closed */
 	size_t ndirty, capdirty;
+	unsigned long names_gen;    /* bumps when names move or go */
 	unsigned long jgen;	    /* bumps on every journal append */
 	bool listed;		    /* a listing was merged this mount */
 	bool have_manifest;	    /* a listing was ever merged */
@@ -91,6 +104,37 @@ struct cache {
 	bool thr_started;
 };
 
+/*
+ * The lock order, between the layer's three mutexes of one sandbox and
+ * the core's table.mutex (inode.h); checked in debug builds (assert):
+ *
+ *   op_mu  ->  table.mutex      the core builds an operation's paths
+ *                               (fs_sandbox_note_op) inside op_begin ..
+ *                               op_end
+ *   op_mu  ->  mu
+ *   drain_mu -> mu
+ *   drain_mu -> table.mutex     a drain that finds the sandbox gone
+ *                               detaches it (fs_sandbox_detach)
+ *
+ * op_mu and drain_mu are never held together (a drain sends requests;
+ * an operation must not wait on the network, and op_end drains after
+ * releasing op_mu).  Nothing is taken inside mu.  table.mutex is a leaf:
+ * the core calls no hook with it held, and the layer reads the core's
+ * names (cache_node_path) with none of its own locks held.  No lock of
+ * one sandbox's cache is taken inside another's.
+ */
+enum cache_lock {
+	CACHE_OP_MU = 1,
+	CACHE_DRAIN_MU = 2,
+	CACHE_MU = 4,
+};
+/* Takes / releases one of c's mutexes, checking the order above. */
+void cache_lock(struct cache *c, enum cache_lock l);
+void cache_unlock(struct cache *c, enum cache_lock l);
+/* pthread_cond_wait on c->cond (mu held across, as far as the order
+ * check is concerned). */
+void cache_wait(struct cache *c);
+
 static inline struct cache *cache_of(struct fs_sandbox *sb)
 {
 	return sb->cache;
@@ -101,8 +145,7 @@ static inline void mono_now(struct timespec *ts)
 	clock_gettime(CLOCK_MONOTONIC, ts);
 }
 
-static inline double ts_diff(const struct timespec *a,
-			     const struct timespec *b)
+static inline double ts_diff(const struct timespec *a, const struct timespec *b)
 {
 	return (double)(a->tv_sec - b->tv_sec) +
 	       (double)(a->tv_nsec - b->tv_nsec) / 1e9;

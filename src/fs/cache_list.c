@@ -1,7 +1,17 @@
 /*
- * cache_list.c - listings and downloads of the cache layer: the tree of
- * the server's workspace merged into the cache tree, a placeholder's
- * content fetched at its first open.
+ * cache_list.c - listings and downloads of the cache layer.
+ *
+ * The first listing of a sandbox is one request for the whole workspace
+ * (fs/tree with nox.fs; else an exec of GNU find with NUL separators; a
+ * tar of the workspace when find is missing, its output was cut, or a
+ * name is not UTF-8); files appear as placeholders and a file's content
+ * is downloaded once, at its first open, with one v1 download.  A listing
+ * is taken again after a command ran or when older than the attribute
+ * timeout (at least 1 s); it never undoes a local change (manifest.h).
+ *
+ * Limits: no byte-range downloads (a placeholder is fetched whole); a
+ * listing merge racing a rename in flight can show the old name until
+ * the next listing.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -181,7 +191,7 @@ static int refresh(struct cache *c, struct nox_err *err)
 	int r, src = -1;
 	bool big;
 
-	pthread_mutex_lock(&c->mu);
+	cache_lock(c, CACHE_MU);
 	execs = c->execs;
 	cache_touched_clear_locked(c);
 	c->collect = true;
@@ -190,7 +200,7 @@ static int refresh(struct cache *c, struct nox_err *err)
 		if (e->op == J_RENAME || e->op == J_LINK)
 			cache_touch_locked(c, e->path2);
 	}
-	pthread_mutex_unlock(&c->mu);
+	cache_unlock(c, CACHE_MU);
 	r = take_listing(c, &l, err);
 	if (r == -ENOENT) {
 		r = cache_check_gone(c, r);
@@ -208,12 +218,12 @@ static int refresh(struct cache *c, struct nox_err *err)
 		goto out;
 	/* no change of the tree is between its syscall and its journal
 	 * entry while op_mu is held: the tree and the journal agree */
-	pthread_mutex_lock(&c->op_mu);
-	pthread_mutex_lock(&c->mu);
+	cache_lock(c, CACHE_OP_MU);
+	cache_lock(c, CACHE_MU);
 	if (!c->collect) {
 		/* out of memory remembering paths: keep the tree */
-		pthread_mutex_unlock(&c->mu);
-		pthread_mutex_unlock(&c->op_mu);
+		cache_unlock(c, CACHE_MU);
+		cache_unlock(c, CACHE_OP_MU);
 		r = nox_err_set(err, ENOMEM, "out of memory");
 		goto out;
 	}
@@ -231,13 +241,13 @@ static int refresh(struct cache *c, struct nox_err *err)
 		mono_now(&c->listed_at);
 		cache_save_manifest_locked(c, false);
 	}
-	pthread_mutex_unlock(&c->mu);
-	pthread_mutex_unlock(&c->op_mu);
+	cache_unlock(c, CACHE_MU);
+	cache_unlock(c, CACHE_OP_MU);
 out:
-	pthread_mutex_lock(&c->mu);
+	cache_lock(c, CACHE_MU);
 	c->collect = false;
 	cache_touched_clear_locked(c);
-	pthread_mutex_unlock(&c->mu);
+	cache_unlock(c, CACHE_MU);
 	if (src >= 0)
 		cache_tmp_dir_remove(c, dname, src);
 	big = l.n > 10000;
@@ -268,11 +278,11 @@ int cache_list_ensure(struct cache *c)
 	bool need, old;
 	int r;
 
-	pthread_mutex_lock(&c->mu);
+	cache_lock(c, CACHE_MU);
 	want = c->execs;
 	for (;;) {
 		if (c->gone) {
-			pthread_mutex_unlock(&c->mu);
+			cache_unlock(c, CACHE_MU);
 			return -ENOENT;
 		}
 		mono_now(&now);
@@ -280,25 +290,25 @@ int cache_list_ensure(struct cache *c)
 		need = !c->listed || old ||
 		       ts_diff(&now, &c->listed_at) > c->list_ttl;
 		if (!need || ts_diff(&c->list_retry, &now) > 0) {
-			pthread_mutex_unlock(&c->mu);
+			cache_unlock(c, CACHE_MU);
 			return 0;
 		}
 		if (!c->listing)
 			break;
 		if (c->listed && !old) {
 			/* only the ttl: the old listing will do meanwhile */
-			pthread_mutex_unlock(&c->mu);
+			cache_unlock(c, CACHE_MU);
 			return 0;
 		}
-		pthread_cond_wait(&c->cond, &c->mu);
+		cache_wait(c);
 	}
 	c->listing = true;
-	pthread_mutex_unlock(&c->mu);
+	cache_unlock(c, CACHE_MU);
 
 	nox_err_clear(&err);
 	r = refresh(c, &err);
 
-	pthread_mutex_lock(&c->mu);
+	cache_lock(c, CACHE_MU);
 	c->listing = false;
 	if (r < 0) {
 		mono_now(&c->list_retry);
@@ -311,7 +321,7 @@ int cache_list_ensure(struct cache *c)
 			c->sb->id, nox_err_str(&err, r));
 		r = 0;
 	}
-	pthread_mutex_unlock(&c->mu);
+	cache_unlock(c, CACHE_MU);
 	if (r < 0)
 		nox_log(NOX_LOG_WARN, "%s: listing: %s", c->sb->id,
 			nox_err_str(&err, r));
@@ -408,15 +418,15 @@ int cache_list_fetch(struct cache *c, struct fs_node *n)
 	bool drained = false;
 	int r;
 
-	pthread_mutex_lock(&c->mu);
+	cache_lock(c, CACHE_MU);
 	for (;;) {
 		me = manifest_get(&c->man, n->sino);
 		if (c->gone) {
-			pthread_mutex_unlock(&c->mu);
+			cache_unlock(c, CACHE_MU);
 			return -ENOENT;
 		}
 		if (!me || me->fetched) {
-			pthread_mutex_unlock(&c->mu);
+			cache_unlock(c, CACHE_MU);
 			return 0;
 		}
 		if (cache_busy_locked(c, n->sino)) {
@@ -425,25 +435,25 @@ int cache_list_fetch(struct cache *c, struct fs_node *n)
 			/* a placeholder with journaled changes (chmod,
 			 * truncate): send them, then fetch the result */
 			if (drained || cache_dirty_has(c, n->sino)) {
-				pthread_mutex_unlock(&c->mu);
+				cache_unlock(c, CACHE_MU);
 				return 0;
 			}
-			pthread_mutex_unlock(&c->mu);
+			cache_unlock(c, CACHE_MU);
 			drained = true;
 			seq = cache_last_seq_of(c, n->sino);
 			nox_err_clear(&err);
 			r = cache_drain(c, seq, &err);
 			if (r < 0)
 				return r;
-			pthread_mutex_lock(&c->mu);
+			cache_lock(c, CACHE_MU);
 			continue;
 		}
 		if (!me->fetching)
 			break;
-		pthread_cond_wait(&c->cond, &c->mu);
+		cache_wait(c);
 	}
 	me->fetching = true;
-	pthread_mutex_unlock(&c->mu);
+	cache_unlock(c, CACHE_MU);
 
 	nox_err_clear(&err);
 	r = cache_node_path(c->sb, n, path, sizeof(path));
@@ -456,7 +466,7 @@ int cache_list_fetch(struct cache *c, struct fs_node *n)
 			cache_mark_gone(c);
 	}
 
-	pthread_mutex_lock(&c->mu);
+	cache_lock(c, CACHE_MU);
 	me = manifest_get(&c->man, n->sino);
 	if (me) {
 		me->fetching = false;
@@ -470,7 +480,7 @@ int cache_list_fetch(struct cache *c, struct fs_node *n)
 	if (r == -ENOENT)
 		c->stale = true;
 	pthread_cond_broadcast(&c->cond);
-	pthread_mutex_unlock(&c->mu);
+	cache_unlock(c, CACHE_MU);
 	if (r < 0)
 		nox_log(NOX_LOG_WARN, "%s: download of %s: %s", c->sb->id, path,
 			nox_err_str(&err, r));
