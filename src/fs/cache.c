@@ -695,7 +695,8 @@ static int upload_ino(struct cache *c, const char *path, ino_t ino,
 }
 
 /*
- * Journals uploads of the tree files v[0..n) (current content), each by
+ * With op_mu (or before the cache is shared): journals uploads of the
+ * tree files v[0..n) (current content), each by
  * the path it came with; those without one (replay: only inode numbers
  * survive a crash) or whose path no longer names them are found by a
  * walk of the tree.  Afterwards v[i].path is NULL for a file not found.
@@ -722,6 +723,7 @@ static int upload_inodes(struct cache *c, struct ino_path *v, size_t n,
 	}
 	if (missing == 0)
 		return 0;
+	c->walks++;
 	nox_log(NOX_LOG_DEBUG, "%s: %zu files by inode: walking the tree",
 		c->sb->id, missing);
 	path[0] = '\0';

@@ -97,6 +97,8 @@ struct cache {
 	 * inside op_mu (a drain sends requests).
 	 */
 	pthread_mutex_t op_mu;
+	unsigned long walks; /* op_mu: tree walks by inode (replay, a file
+				whose kept name went) */
 
 	pthread_mutex_t drain_mu; /* one drain at a time */
 	int batch_fd;		  /* drain_mu: the batch tar, reused, or -1 */
