@@ -270,7 +270,8 @@ static bool dirty_del(struct cache *c, ino_t ino, char **path)
 
 /*
  * With mu, after a rename of from to to (exchange: both ways) or an
- * unlink of from (to NULL): the kept paths follow.  A name that went
+ * unlink of from (to NULL): the kept paths follow.  from "": unknown
+ * names changed, every kept path is dropped.  A name that went
  * (unlinked, replaced) leaves its file's path unknown.
  */
 static void dirty_moved_locked(struct cache *c, const char *from,
@@ -287,6 +288,12 @@ static void dirty_moved_locked(struct cache *c, const char *from,
 
 		if (!d->path)
 			continue;
+		if (!*from) {
+			/* which names moved is not known: all look again */
+			free(d->path);
+			d->path = NULL;
+			continue;
+		}
 		if (strncmp(d->path, from, fl) == 0 &&
 		    (d->path[fl] == '\0' || d->path[fl] == '/')) {
 			old = from;
