@@ -30,7 +30,7 @@
 
 /*
  * A file written through the mount and not yet closed, with the
- * workspace path it has now: set once (cache_dirty_name) and kept
+ * workspace path it has now: set once (dirty_name, cache.c) and kept
  * current by the renames and unlinks journaled after it, so the exec
  * barrier finds it without a walk of the tree.  NULL: not known (the
  * name it had went; a hard link); then it is looked up again.
