@@ -507,6 +507,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	struct fs_cred cred;
 	struct stat st;
 	int fd = -1, r = 0, rest;
+	struct fs_op op = {
+	    .kind = FS_OP_SETATTR, .node = n, .flags = (unsigned)to_set};
 
 	if (n->kind == FS_CTL) {
 		/* "> .nox/exec" truncates and touch sets times: accept */
@@ -525,7 +527,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	}
 	if (fi && n->type == S_IFREG)
 		fd = (int)fi->fh;
-	fs_sandbox_op_begin(n->sb);
+	fs_sandbox_op_begin(n->sb, &op);
 	fs_cred_enter(req, &cred);
 	rest = to_set;
 	if (cred.switched && (to_set & FUSE_SET_ATTR_MODE) &&
@@ -547,13 +549,9 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		r = ws_setattr(n, attr, rest, fd);
 	fs_cred_leave(&cred);
 	if (r == 0) {
-		struct fs_op op = {.kind = FS_OP_SETATTR,
-				   .node = n,
-				   .flags = (unsigned)to_set};
-
 		fs_sandbox_note_op(n->sb, &op);
 	}
-	fs_sandbox_op_end(n->sb);
+	fs_sandbox_op_end(n->sb, &op);
 	if (r == 0)
 		r = fd >= 0 ? (fstat(fd, &st) < 0 ? -errno : 0)
 			    : node_stat(fs, n, &st);
@@ -805,6 +803,7 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct fs_node *dir = req_node(req, parent);
 	struct fs_cred cred;
 	int r, e;
+	struct fs_op op = {.kind = FS_OP_CREATE, .dir = dir, .name = name};
 
 	e = check_make(dir, name);
 	if (e == 0)
@@ -813,18 +812,15 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, e);
 		return;
 	}
-	fs_sandbox_op_begin(dir->sb);
+	fs_sandbox_op_begin(dir->sb, &op);
 	fs_cred_enter(req, &cred);
 	r = mknodat(dir->fd, name, mode, rdev);
 	e = errno;
 	fs_cred_leave(&cred);
 	if (r == 0) {
-		struct fs_op op = {
-		    .kind = FS_OP_CREATE, .dir = dir, .name = name};
-
 		fs_sandbox_note_op(dir->sb, &op);
 	}
-	fs_sandbox_op_end(dir->sb);
+	fs_sandbox_op_end(dir->sb, &op);
 	if (r < 0) {
 		fuse_reply_err(req, e);
 		return;
@@ -839,6 +835,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct fs_node *dir = req_node(req, parent);
 	struct fs_cred cred;
 	int r, e;
+	struct fs_op op = {.kind = FS_OP_MKDIR, .dir = dir, .name = name};
 
 	if (dir->kind == FS_ROOT) {
 		root_mkdir(req, fs, dir, name);
@@ -849,18 +846,15 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, e);
 		return;
 	}
-	fs_sandbox_op_begin(dir->sb);
+	fs_sandbox_op_begin(dir->sb, &op);
 	fs_cred_enter(req, &cred);
 	r = mkdirat(dir->fd, name, mode);
 	e = errno;
 	fs_cred_leave(&cred);
 	if (r == 0) {
-		struct fs_op op = {
-		    .kind = FS_OP_MKDIR, .dir = dir, .name = name};
-
 		fs_sandbox_note_op(dir->sb, &op);
 	}
-	fs_sandbox_op_end(dir->sb);
+	fs_sandbox_op_end(dir->sb, &op);
 	if (r < 0) {
 		fuse_reply_err(req, e);
 		return;
@@ -874,24 +868,22 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 	struct fs_node *dir = req_node(req, parent);
 	struct fs_cred cred;
 	int r, e;
+	struct fs_op op = {.kind = FS_OP_SYMLINK, .dir = dir, .name = name};
 
 	e = check_make(dir, name);
 	if (e) {
 		fuse_reply_err(req, e);
 		return;
 	}
-	fs_sandbox_op_begin(dir->sb);
+	fs_sandbox_op_begin(dir->sb, &op);
 	fs_cred_enter(req, &cred);
 	r = symlinkat(link, dir->fd, name);
 	e = errno;
 	fs_cred_leave(&cred);
 	if (r == 0) {
-		struct fs_op op = {
-		    .kind = FS_OP_SYMLINK, .dir = dir, .name = name};
-
 		fs_sandbox_note_op(dir->sb, &op);
 	}
-	fs_sandbox_op_end(dir->sb);
+	fs_sandbox_op_end(dir->sb, &op);
 	if (r < 0) {
 		fuse_reply_err(req, e);
 		return;
@@ -907,6 +899,8 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	struct fs_cred cred;
 	char proc[64];
 	int r, e;
+	struct fs_op op = {
+	    .kind = FS_OP_LINK, .node = n, .dir2 = dir, .name2 = newname};
 
 	e = check_make(dir, newname);
 	if (e == 0 && n->kind != FS_WS)
@@ -918,20 +912,15 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 		return;
 	}
 	proc_path(n->fd, proc, sizeof(proc));
-	fs_sandbox_op_begin(dir->sb);
+	fs_sandbox_op_begin(dir->sb, &op);
 	fs_cred_enter(req, &cred);
 	r = linkat(AT_FDCWD, proc, dir->fd, newname, AT_SYMLINK_FOLLOW);
 	e = errno;
 	fs_cred_leave(&cred);
 	if (r == 0) {
-		struct fs_op op = {.kind = FS_OP_LINK,
-				   .node = n,
-				   .dir2 = dir,
-				   .name2 = newname};
-
 		fs_sandbox_note_op(dir->sb, &op);
 	}
-	fs_sandbox_op_end(dir->sb);
+	fs_sandbox_op_end(dir->sb, &op);
 	if (r < 0) {
 		fuse_reply_err(req, e);
 		return;
@@ -956,21 +945,19 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs_node *dir = req_node(req, parent);
 	int e = check_remove(dir, name);
+	struct fs_op op = {.kind = FS_OP_UNLINK, .dir = dir, .name = name};
 
 	if (e) {
 		fuse_reply_err(req, e);
 		return;
 	}
-	fs_sandbox_op_begin(dir->sb);
+	fs_sandbox_op_begin(dir->sb, &op);
 	if (unlinkat(dir->fd, name, 0) < 0)
 		e = errno;
 	if (e == 0) {
-		struct fs_op op = {
-		    .kind = FS_OP_UNLINK, .dir = dir, .name = name};
-
 		fs_sandbox_note_op(dir->sb, &op);
 	}
-	fs_sandbox_op_end(dir->sb);
+	fs_sandbox_op_end(dir->sb, &op);
 	fuse_reply_err(req, e);
 }
 
@@ -978,6 +965,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs_node *dir = req_node(req, parent);
 	int e;
+	struct fs_op op = {.kind = FS_OP_RMDIR, .dir = dir, .name = name};
 
 	if (dir->kind == FS_ROOT) {
 		root_rmdir(req, req_fs(req), name);
@@ -988,16 +976,13 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, e);
 		return;
 	}
-	fs_sandbox_op_begin(dir->sb);
+	fs_sandbox_op_begin(dir->sb, &op);
 	if (unlinkat(dir->fd, name, AT_REMOVEDIR) < 0)
 		e = errno;
 	if (e == 0) {
-		struct fs_op op = {
-		    .kind = FS_OP_RMDIR, .dir = dir, .name = name};
-
 		fs_sandbox_note_op(dir->sb, &op);
 	}
-	fs_sandbox_op_end(dir->sb);
+	fs_sandbox_op_end(dir->sb, &op);
 	fuse_reply_err(req, e);
 }
 
@@ -1022,6 +1007,12 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct fs_node *dir = req_node(req, parent);
 	struct fs_node *ndir = req_node(req, newparent);
 	int e = check_remove(dir, name);
+	struct fs_op op = {.kind = FS_OP_RENAME,
+			   .dir = dir,
+			   .name = name,
+			   .dir2 = ndir,
+			   .name2 = newname,
+			   .flags = flags};
 
 	if (e == 0)
 		e = check_remove(ndir, newname);
@@ -1035,23 +1026,16 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, e);
 		return;
 	}
-	fs_sandbox_op_begin(dir->sb);
+	fs_sandbox_op_begin(dir->sb, &op);
 	if (renameat2(dir->fd, name, ndir->fd, newname, flags) < 0)
 		e = errno;
 	if (e == 0) {
-		struct fs_op op = {.kind = FS_OP_RENAME,
-				   .dir = dir,
-				   .name = name,
-				   .dir2 = ndir,
-				   .name2 = newname,
-				   .flags = flags};
-
 		renamed(fs, ndir, newname);
 		if (flags & RENAME_EXCHANGE)
 			renamed(fs, dir, name);
 		fs_sandbox_note_op(dir->sb, &op);
 	}
-	fs_sandbox_op_end(dir->sb);
+	fs_sandbox_op_end(dir->sb, &op);
 	fuse_reply_err(req, e);
 }
 
@@ -1167,13 +1151,14 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct fs_node *n;
 	struct stat st;
 	int fd, r, err;
+	struct fs_op op = {.kind = FS_OP_CREATE, .dir = dir, .name = name};
 
 	err = check_make(dir, name);
 	if (err) {
 		fuse_reply_err(req, err);
 		return;
 	}
-	fs_sandbox_op_begin(dir->sb);
+	fs_sandbox_op_begin(dir->sb, &op);
 	fs_cred_enter(req, &cred);
 	fd = openat(dir->fd, name,
 		    (fi->flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC) &
@@ -1183,12 +1168,9 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	fs_cred_leave(&cred);
 	r = fd < 0 ? -err : ws_lookup(fs, dir, name, &n, &st);
 	if (fd >= 0 && r == 0) {
-		struct fs_op op = {
-		    .kind = FS_OP_CREATE, .dir = dir, .name = name};
-
 		fs_sandbox_note_op(dir->sb, &op);
 	}
-	fs_sandbox_op_end(dir->sb);
+	fs_sandbox_op_end(dir->sb, &op);
 	if (r == -EEXIST && !(fi->flags & O_EXCL)) {
 		/* opened as op_open does (the kernel checked access) */
 		fd = create_existing(fs, dir, name, fi->flags, &n, &st);
