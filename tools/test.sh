@@ -2,7 +2,11 @@
 # Builds noxfs and runs the whole test suite (unit, http, mount, lint).
 #   tools/test.sh              build in ./build, run everything
 #   tools/test.sh --sanitize   the same under ASan+UBSan, in ./build-asan
-# Exits non-zero if any test fails; ends with "N passed, N failed".
+# Tests run two at a time (meson test --num-processes 2; those registered
+# is_parallel: false run alone, and the heavy ones last), with the system
+# python3 first on PATH (NOX_TEST_PYTHON to choose another).
+# Exits non-zero if any test fails; ends with "N passed, N failed,
+# N skipped".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=build
