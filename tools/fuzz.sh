@@ -8,9 +8,8 @@ cd "$(dirname "$0")/.."
 secs=${1:-60}
 shift || true
 dir=build-fuzz
-# b_lundef=false: the sanitizer runtimes are linked into executables only,
-# so the shared library must be allowed undefined __asan_* symbols.
-opts=(-Dfuzzing=true -Dtests=false -Db_lundef=false)
+# The documented setup (tests/fuzz/meson.build), without the test suite.
+opts=(-Dfuzzing=true -Dtests=false)
 if [ -d "$dir" ]; then
 	CC=clang meson setup --reconfigure "$dir" "${opts[@]}" >/dev/null
 else

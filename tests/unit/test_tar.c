@@ -24,7 +24,8 @@
  * outside directory is unchanged.  (Sockets cannot be written to a tar
  * at all, so they are not tried.)
  *
- * Crashes: a child extracting 32 MiB is SIGKILLed at random moments and
+ * Crashes: a child extracting 32 MiB from a pipe is SIGKILLed at random
+ * points of the archive (set by the bytes it was fed, not by time) and
  * must leave no partly written file under any name; the named-temp
  * fallback is run in a child without /proc.
  */
@@ -39,10 +40,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1597,19 +1600,9 @@ static int kx_check(const char *dir, int *tmps)
 	return bad;
 }
 
-static double kx_now(void)
+/* Extracts tgz into dir in a child.  Returns the wait status. */
+static int kx_run(const char *tgz, const char *dir)
 {
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-/* Extracts tgz into dir in a child; SIGKILLs it after delay seconds
- * (never when delay < 0).  Returns the wait status. */
-static int kx_run(const char *tgz, const char *dir, double delay)
-{
-	struct timespec ts;
 	int st = 0;
 	pid_t pid;
 
@@ -1624,37 +1617,153 @@ static int kx_run(const char *tgz, const char *dir, double delay)
 			_exit(2);
 		_exit(nox_tar_extract(in, dfd, NULL, &err) == 0 ? 0 : 1);
 	}
-	if (delay >= 0) {
-		ts.tv_sec = (time_t)delay;
-		ts.tv_nsec = (long)((delay - (double)ts.tv_sec) * 1e9);
-		nanosleep(&ts, NULL);
-		kill(pid, SIGKILL);
-	}
 	CU_ASSERT_FATAL(waitpid(pid, &st, 0) == pid);
 	return st;
 }
 
+/* Writes n bytes of p to fd; 0, or -1 when the reader is gone. */
+static int kx_write_all(int fd, const char *p, size_t n)
+{
+	ssize_t w;
+
+	while (n > 0) {
+		w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/*
+ * 1 when pid is asleep in read(2) on its descriptor fd, as the kernel
+ * reports it in /proc/PID/syscall ("NR arg0 ...", or "running"), 0 when
+ * not (yet), -1 when that file cannot be read.
+ */
+static int kx_in_read(pid_t pid, int fd)
+{
+	char path[64], buf[256];
+	unsigned long a0;
+	long nr;
+	ssize_t n;
+	int sfd;
+
+	snprintf(path, sizeof(path), "/proc/%ld/syscall", (long)pid);
+	sfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (sfd < 0)
+		return -1;
+	n = read(sfd, buf, sizeof(buf) - 1);
+	close(sfd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	if (sscanf(buf, "%ld %lx", &nr, &a0) != 2)
+		return 0;
+	return nr == SYS_read && a0 == (unsigned long)fd;
+}
+
+/*
+ * Extracts the first cut bytes of the archive img into dir in a child
+ * reading a pipe, and SIGKILLs it once it has provably gone as far as
+ * those bytes take it: the pipe is empty and the child sleeps in read(2)
+ * on it, waiting for bytes that never come.  The caller cuts short of
+ * the last member's end, so the kill always lands mid-extraction, at a
+ * point set by bytes, not by time.  Returns the wait status (a child
+ * that ended by itself fails the caller's count of kills).
+ */
+static int kx_cut(const char *img, size_t cut, const char *dir)
+{
+	struct timespec ms = {0, 1000000};
+	int p[2], st = 0, n, in, waited;
+	pid_t pid;
+
+	CU_ASSERT_FATAL(pipe(p) == 0);
+	pid = fork();
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		struct nox_err err;
+
+		close(p[1]);
+		if (dfd < 0)
+			_exit(2);
+		_exit(nox_tar_extract(p[0], dfd, NULL, &err) == 0 ? 0 : 1);
+	}
+	close(p[0]); /* a dead child then gives EPIPE, not a stuck write */
+	/* blocking writes: the pipe paces the parent to the child */
+	if (kx_write_all(p[1], img, cut) < 0)
+		fprintf(stderr, "the extraction stopped reading early\n");
+	/* FIONREAD works on either end of a pipe.  The 120 s only guard
+	 * against a hang; no machine is that slow at 32 MiB. */
+	for (waited = 0; waited < 120000; waited++) {
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			fprintf(stderr,
+				"extraction of %zu bytes ended by itself "
+				"(status %#x)\n",
+				cut, (unsigned)st);
+			close(p[1]);
+			return st;
+		}
+		if (ioctl(p[1], FIONREAD, &n) == 0 && n == 0) {
+			in = kx_in_read(pid, p[0]);
+			CU_ASSERT_FATAL(in >= 0); /* needs /proc/PID/syscall */
+			if (in == 1)
+				break;
+		}
+		nanosleep(&ms, NULL);
+	}
+	CU_ASSERT(waited < 120000);
+	kill(pid, SIGKILL);
+	CU_ASSERT_FATAL(waitpid(pid, &st, 0) == pid);
+	close(p[1]);
+	return st;
+}
+
+/* Where member i's data start in the archive image: at its first words. */
+static size_t kx_data_at(const char *img, size_t len, unsigned i)
+{
+	uint64_t head[4];
+	const char *at;
+	unsigned j;
+
+	for (j = 0; j < 4; j++)
+		head[j] = ((uint64_t)i << 32) | j;
+	at = memmem(img, len, head, sizeof(head));
+	CU_ASSERT_FATAL(at != NULL);
+	return (size_t)(at - img);
+}
+
 /*
  * SIGKILL in the middle of an extraction (noxd killed while installing an
- * upload, bug R2).  Tried: a plain tar of 32 files of 1 MiB, extracted by
- * a child that is killed at a random moment (10% to 90% of a measured
- * full run), ten times, alternately into an empty directory (names are
- * new) and over a full earlier extraction (names are replaced).  Nothing
- * may be left under any name that is not complete: every "fNN" is whole
- * (data, mode, mtime), and a ".nox-tar.*" name, if any, holds a whole
- * member too.  The old extractor wrote the data under ".nox-tar.*" and
- * left a partial one on nearly every kill.
+ * upload, bug R2).  Tried: a plain tar of 32 files of 1 MiB, extracted
+ * from a pipe by a child that is fed the archive only up to a random
+ * byte (one cut in each tenth of the members' span, so early and late
+ * kills are both tried) and killed once it has consumed all of it and
+ * waits for more (kx_cut: a point set by bytes, never by the machine's
+ * speed), ten times, alternately into an empty directory (names are new)
+ * and over a full earlier extraction (names are replaced).  Nothing may
+ * be left under any name that is not complete: every "fNN" is whole
+ * (data, mode, mtime), and no ".nox-tar.*" name is left (the child
+ * sleeps in read(2), never between a link and its rename).  Into an
+ * empty directory exactly the members whose data ended before the cut
+ * are there; over a full extraction all 32 are.  Every kill must land:
+ * no child can finish.  The old extractor wrote the data under
+ * ".nox-tar.*" and left a partial one on nearly every kill.
  */
 static void test_killed(void)
 {
 	uint64_t *w = malloc(KX_SIZE);
+	size_t at[KX_FILES], len = 0, span, cut;
+	struct sigaction ign, old;
 	struct nox_err err;
 	struct hb h;
 	struct fx f;
-	char *dir, name[32];
-	double t0, full;
+	char *dir, *img, name[32];
 	unsigned seed, i;
-	int k, st, tmps, landed = 0, bad = 0, alltmps = 0;
+	int k, st, tmps, done, want, killed = 0, bad = 0, alltmps = 0;
 
 	CU_ASSERT_FATAL(w != NULL);
 	fx_open(&f);
@@ -1666,44 +1775,61 @@ static void test_killed(void)
 	}
 	hb_close(&h);
 	free(w);
+	img = tu_read_file(f.tgz, &len);
+	CU_ASSERT_FATAL(img != NULL);
+	for (i = 0; i < KX_FILES; i++) {
+		at[i] = kx_data_at(img, len, i);
+		CU_ASSERT_FATAL(i == 0 || at[i] >= at[i - 1] + KX_SIZE);
+	}
 
-	/* one full run, timed; it must be whole and leave no temp name */
-	t0 = kx_now();
+	/* one full run: it must be whole and leave no temp name */
 	CU_ASSERT_EQUAL(extract_from(f.tgz, f.destfd, NULL, &err), 0);
-	full = kx_now() - t0;
 	CU_ASSERT_EQUAL(kx_check(f.dest, &tmps), 0);
 	CU_ASSERT_EQUAL(tmps, 0);
 	CU_ASSERT_EQUAL(count_dir(f.dest), KX_FILES);
 
+	/* a child gone before its feed ends must not kill the test */
+	memset(&ign, 0, sizeof(ign));
+	ign.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &ign, &old);
 	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
 		seed = (unsigned)getpid();
-	for (k = 0; k < 10 && kx_now() - t0 < 8; k++) {
-		double delay = full * (0.1 + 0.8 * rand_r(&seed) / RAND_MAX);
-
+	/* cuts in [1, end of the last member's data): never the whole */
+	span = at[KX_FILES - 1] + KX_SIZE - 1;
+	for (k = 0; k < 10; k++) {
+		cut = 1 + span / 10 * (size_t)k +
+		      (size_t)((double)(span / 10) * rand_r(&seed) /
+			       ((double)RAND_MAX + 1));
+		for (done = 0; done < KX_FILES; done++)
+			if (at[done] + KX_SIZE > cut)
+				break;
+		want = k % 2 ? KX_FILES : done;
 		dir = tu_strf("%s/k%d", f.base, k);
 		CU_ASSERT_FATAL(mkdir(dir, 0755) == 0);
 		if (k % 2) /* over a complete earlier extraction */
-			CU_ASSERT_EQUAL(kx_run(f.tgz, dir, -1), 0);
-		st = kx_run(f.tgz, dir, delay);
+			CU_ASSERT_EQUAL(kx_run(f.tgz, dir), 0);
+		st = kx_cut(img, cut, dir);
 		if (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL)
-			landed++;
-		else
-			CU_ASSERT_EQUAL(st, 0); /* finished first */
-		if (kx_check(dir, &tmps)) {
-			fprintf(stderr, "kill after %.1f ms of %.1f ms (%s)\n",
-				delay * 1e3, full * 1e3,
+			killed++;
+		if (kx_check(dir, &tmps) || count_dir(dir) != want) {
+			fprintf(stderr,
+				"kill at byte %zu of %zu: %d entries, want "
+				"%d (%s)\n",
+				cut, len, count_dir(dir), want,
 				k % 2 ? "replacing" : "fresh");
 			bad++;
 		}
 		alltmps += tmps;
 		free(dir);
 	}
+	sigaction(SIGPIPE, &old, NULL);
 	CU_ASSERT_EQUAL(bad, 0);
-	/* the kill must really have landed mid-extraction most times */
-	CU_ASSERT(landed >= k / 2);
-	if (landed < k / 2 || alltmps)
+	CU_ASSERT_EQUAL(alltmps, 0);
+	CU_ASSERT_EQUAL(killed, k);
+	if (killed != k || alltmps)
 		fprintf(stderr, "%d of %d kills landed, %d temp name(s) left\n",
-			landed, k, alltmps);
+			killed, k, alltmps);
+	free(img);
 	fx_close(&f);
 }
 
