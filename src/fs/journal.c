@@ -19,6 +19,7 @@
 
 #include <nox/nox.h>
 
+#include "fdio_i.h"
 #include "journal.h"
 
 #define J_TAG	     "nj1"
@@ -323,23 +324,6 @@ void journal_close(struct journal *j)
 
 /* ---- writing -------------------------------------------------------- */
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len) {
-		ssize_t r = write(fd, p, len);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		p += r;
-		len -= (size_t)r;
-	}
-	return 0;
-}
-
 /* Copies [off, end) of in_fd to the same offsets of out_fd. */
 static int copy_range(int in_fd, int out_fd, off_t off, off_t end)
 {
@@ -446,7 +430,7 @@ static int write_op_file(struct journal *j, const struct jent *e, bool sync)
 		    0600);
 	if (fd < 0)
 		return -errno;
-	r = write_all(fd, buf, len);
+	r = fdio_write_all(fd, buf, len);
 	if (r == 0 && sync && fsync(fd) < 0)
 		r = -errno;
 	close(fd);
@@ -553,7 +537,7 @@ int journal_persist(struct journal *j, struct jent *e, bool sync)
 			    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		if (fd < 0)
 			return -errno;
-		r = write_all(fd, e->mem ? e->mem : "", (size_t)e->size);
+		r = fdio_write_all(fd, e->mem ? e->mem : "", (size_t)e->size);
 		if (r == 0 && sync && fdatasync(fd) < 0)
 			r = -errno;
 		close(fd);
@@ -696,7 +680,7 @@ static int marks_compact(struct journal *j)
 		int n = snprintf(line, sizeof(line), "+%llu\n",
 				 (unsigned long long)j->marks[i]);
 
-		r = write_all(fd, line, (size_t)n);
+		r = fdio_write_all(fd, line, (size_t)n);
 	}
 	close(fd);
 	if (r == 0 && renameat(j->dirfd, "tmp-dirty", j->dirfd, "dirty") < 0)

@@ -86,6 +86,7 @@
 
 #include "array_i.h"
 #include "backend_i.h"
+#include "fdio_i.h"
 #include "local_i.h"
 #include "resolve_i.h"
 #include "sbx_exec_i.h"
@@ -470,22 +471,6 @@ out:
 	close(fd);
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	ssize_t n;
-
-	while (len > 0) {
-		n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Writes s as the state of the sandbox open as sfd: temp file + rename. */
 static int lstate_write(int sfd, const char *id, const struct lstate *s,
 			struct nox_err *err)
@@ -526,7 +511,7 @@ static int lstate_write(int sfd, const char *id, const struct lstate *s,
 				errstr(e));
 		goto out;
 	}
-	r = write_all(fd, text, strlen(text));
+	r = fdio_write_all(fd, text, strlen(text));
 	if (close(fd) < 0 && r == 0)
 		r = -errno;
 	if (r == 0 && renameat(sfd, tmp, sfd, STATE_NAME) < 0)

@@ -62,6 +62,7 @@
 #include <nox/tar.h>
 
 #include "array_i.h"
+#include "fdio_i.h"
 
 #define TAR_CHUNK	    (64 * 1024)
 #define TAR_DEF_MAX_BYTES   (64ull * 1024 * 1024 * 1024)
@@ -886,22 +887,6 @@ static int xt_install(struct xt *x, int pfd, const char *tmp, const char *base)
 	return xt_sys(x, e, "renaming into place");
 }
 
-static int xt_write_all(int fd, const char *p, size_t n)
-{
-	ssize_t w;
-
-	while (n > 0) {
-		w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /*
  * An unnamed file in pfd (O_TMPFILE) for the data of a regular file, with
  * *hold an O_PATH descriptor of it opened through /proc/self/fd: that is
@@ -1028,7 +1013,7 @@ static int xt_file(struct xt *x, struct archive_entry *e, int pfd,
 					(unsigned long long)x->max_bytes);
 			goto fail;
 		}
-		r = xt_write_all(fd, x->buf, (size_t)n);
+		r = fdio_write_all(fd, x->buf, (size_t)n);
 		if (r < 0) {
 			r = xt_sys(x, -r, "writing");
 			goto fail;

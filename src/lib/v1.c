@@ -29,55 +29,14 @@
 
 #include <nox/v1.h>
 
+#include "fsw_i.h"
+
 #define V1_MAX_INPUT   (64u * 1024 * 1024)
 #define V1_MAX_DEPTH   16
 #define V1_MAX_TIMEOUT 86400
 #define V1_TO_STRING   (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 
 /* ---- UTF-8 repair ------------------------------------------------------ */
-
-/*
- * Length of the valid UTF-8 sequence at s (n bytes left), or 0 when the
- * bytes there do not start one; *bad is then set to the length of the
- * maximal ill-formed subpart (at least 1), which the caller replaces with
- * one U+FFFD (the Unicode "maximal subpart" practice).  Overlong forms,
- * surrogates and code points above U+10FFFF are invalid.
- */
-static size_t utf8_seq(const unsigned char *s, size_t n, size_t *bad)
-{
-	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
-	size_t need, i;
-
-	*bad = 1;
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		need = 2;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		need = 3;
-		if (c == 0xe0)
-			lo = 0xa0; /* overlong */
-		else if (c == 0xed)
-			hi = 0x9f; /* surrogates */
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		need = 4;
-		if (c == 0xf0)
-			lo = 0x90; /* overlong */
-		else if (c == 0xf4)
-			hi = 0x8f; /* above U+10FFFF */
-	} else {
-		return 0;
-	}
-	for (i = 1; i < need; i++) {
-		if (i >= n || s[i] < lo || s[i] > hi) {
-			*bad = i;
-			return 0;
-		}
-		lo = 0x80;
-		hi = 0xbf;
-	}
-	return need;
-}
 
 /*
  * A json-c string of s (len bytes) in which every invalid UTF-8 sequence
@@ -93,7 +52,7 @@ static json_object *v1_text_new(const char *s, size_t len)
 	if (!s)
 		return json_object_new_string("");
 	while (i < len) {
-		seq = utf8_seq(p + i, len - i, &bad);
+		seq = fsw_utf8_seq(p + i, len - i, &bad);
 		if (!seq)
 			break;
 		i += seq;
@@ -111,7 +70,7 @@ static json_object *v1_text_new(const char *s, size_t len)
 		return NULL;
 	i = 0;
 	while (i < len) {
-		seq = utf8_seq(p + i, len - i, &bad);
+		seq = fsw_utf8_seq(p + i, len - i, &bad);
 		if (seq) {
 			memcpy(buf + o_len, p + i, seq);
 			o_len += seq;
@@ -885,7 +844,7 @@ static void text_copy(const char *s, size_t n, bool utf8, char *out, size_t sz,
 			i++;
 			continue;
 		}
-		seq = utf8 ? utf8_seq(p + i, n - i, &bad) : 0;
+		seq = utf8 ? fsw_utf8_seq(p + i, n - i, &bad) : 0;
 		if (seq == 0) {
 			i++;
 			continue;

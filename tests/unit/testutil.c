@@ -13,6 +13,7 @@
 
 #include <CUnit/Basic.h>
 
+#include "fdio_i.h"
 #include "testutil.h"
 
 int tu_main(const char *suite, const struct tu_test *tests)
@@ -69,24 +70,15 @@ void tu_rm_rf(const char *path)
 
 int tu_write_file(const char *path, const void *data, size_t len)
 {
-	const char *p = data;
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	ssize_t n;
+	int r;
 
 	if (fd < 0)
 		return -errno;
-	while (len > 0) {
-		n = write(fd, p, len);
-		if (n < 0) {
-			int e = errno;
-
-			close(fd);
-			return -e;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return close(fd) < 0 ? -errno : 0;
+	r = fdio_write_all(fd, data, len);
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	return r;
 }
 
 char *tu_read_file(const char *path, size_t *len)

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fdio_i.h"
 #include "noxctl_i.h"
 
 #define EX_MAX_TIMEOUT 86400L
@@ -111,11 +112,11 @@ static int ex_copy_output(const struct ctl *c,
 	int r;
 
 	fflush(stdout);
-	r = ctl_write_all(STDOUT_FILENO, res->out, res->out_len);
+	r = fdio_write_all(STDOUT_FILENO, res->out, res->out_len);
 	if (r < 0)
 		return ctl_error(c, "writing standard output: %s",
 				 strerror(-r));
-	ctl_write_all(STDERR_FILENO, res->err, res->err_len);
+	fdio_write_all(STDERR_FILENO, res->err, res->err_len);
 	if (!c->quiet && res->out_truncated)
 		ctl_warn(c, "stdout was cut at the backend's output limit");
 	if (!c->quiet && res->err_truncated)
@@ -348,7 +349,7 @@ static int ex_cd(struct ex_shell *s, const char *arg)
 				printf("%s\n", s->cwd);
 		}
 	} else if (res.err_len) {
-		ctl_write_all(STDERR_FILENO, res.err, res.err_len);
+		fdio_write_all(STDERR_FILENO, res.err, res.err_len);
 	} else {
 		ctl_error(s->c, "cd: %s: cannot change directory", target);
 	}

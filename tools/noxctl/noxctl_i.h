@@ -129,8 +129,6 @@ int ctl_check_id(const struct ctl *c, const struct ctl_cmd *cmd, const char *s);
 /* Parses a non-negative integer of seconds (at most max); -1 if bad. */
 long ctl_parse_seconds(const char *s, long max);
 
-/* write(2) until done; 0 or -errno. */
-int ctl_write_all(int fd, const void *buf, size_t len);
 /* Prints obj as one line of JSON on stdout and drops the reference. */
 void ctl_json_print(struct json_object *obj);
 /* A JSON object with id, podName, expiresAt and ttlSeconds (if > 0). */

@@ -246,24 +246,6 @@ int ctl_backend(struct ctl *c)
 	return 0;
 }
 
-int ctl_write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-	ssize_t n;
-
-	while (len > 0) {
-		n = write(fd, p, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 void ctl_json_print(struct json_object *obj)
 {
 	puts(json_object_to_json_string_ext(

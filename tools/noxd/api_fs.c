@@ -6,7 +6,8 @@
  * Every path is workspace-relative and checked by libnox before use (the
  * local backend also confines every access to the workspace).  Names that
  * are not valid UTF-8 travel base64-encoded as "name64"/"path64"/
- * "target64", both ways.  File reads stream from the backend in 64 KiB
+ * "target64", both ways.  The JSON shapes are libnox's fsw.c, which the
+ * client parses with too.  File reads stream from the backend in 64 KiB
  * blocks; writes go straight to the file as the body arrives (server.c).
  *
  * Limits: fs/tree stops with EFBIG beyond FS_TREE_MAX entries; a range
@@ -24,159 +25,13 @@
 #include <json-c/json.h>
 #include <microhttpd.h>
 
+#include "fsw_i.h"
 #include "noxd.h"
 
 #define FS_TREE_MAX   1000000
 #define FS_TREE_DEPTH 256
 
-/* ---- JSON helpers ----------------------------------------------------- */
-
-static char *fs_base64(const unsigned char *s, size_t len)
-{
-	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-				  "abcdefghijklmnopqrstuvwxyz0123456789+/";
-	char *out = malloc((len + 2) / 3 * 4 + 1);
-	size_t i, o = 0;
-
-	if (!out)
-		return NULL;
-	for (i = 0; i + 2 < len; i += 3) {
-		unsigned v =
-		    (unsigned)s[i] << 16 | (unsigned)s[i + 1] << 8 | s[i + 2];
-
-		out[o++] = tab[v >> 18 & 63];
-		out[o++] = tab[v >> 12 & 63];
-		out[o++] = tab[v >> 6 & 63];
-		out[o++] = tab[v & 63];
-	}
-	if (i < len) {
-		unsigned v = (unsigned)s[i] << 16;
-
-		if (i + 1 < len)
-			v |= (unsigned)s[i + 1] << 8;
-		out[o++] = tab[v >> 18 & 63];
-		out[o++] = tab[v >> 12 & 63];
-		out[o++] = i + 1 < len ? tab[v >> 6 & 63] : '=';
-		out[o++] = '=';
-	}
-	out[o] = '\0';
-	return out;
-}
-
-static int fs_b64val(int c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/* Decodes base64 into a malloc'd NUL-terminated string; NULL if invalid or
- * if the result holds a NUL byte. */
-static char *fs_unbase64(const char *s)
-{
-	size_t len = strlen(s), i, o = 0;
-	unsigned acc = 0;
-	int bits = 0;
-	char *out;
-
-	while (len && s[len - 1] == '=')
-		len--;
-	out = malloc(len * 3 / 4 + 1);
-	if (!out)
-		return NULL;
-	for (i = 0; i < len; i++) {
-		int v = fs_b64val((unsigned char)s[i]);
-
-		if (v < 0)
-			goto bad;
-		acc = (acc << 6) | (unsigned)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[o] = (char)(acc >> bits & 0xff);
-			if (!out[o])
-				goto bad;
-			o++;
-		}
-	}
-	out[o] = '\0';
-	return out;
-bad:
-	free(out);
-	return NULL;
-}
-
-/* Adds key (or key64 when s is not UTF-8) to o. */
-static void fs_add_name(struct json_object *o, const char *key, const char *s)
-{
-	char k64[32];
-	size_t len = strlen(s);
-	char *b;
-
-	if (server_utf8_valid(s, len)) {
-		json_object_object_add(o, key,
-				       json_object_new_string_len(s, (int)len));
-		return;
-	}
-	snprintf(k64, sizeof(k64), "%s64", key);
-	b = fs_base64((const unsigned char *)s, len);
-	if (b)
-		json_object_object_add(o, k64, json_object_new_string(b));
-	free(b);
-}
-
-static int64_t fs_ns(const struct timespec *ts)
-{
-	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
-}
-
-static const char *fs_type(mode_t m)
-{
-	if (S_ISREG(m))
-		return "file";
-	if (S_ISDIR(m))
-		return "dir";
-	if (S_ISLNK(m))
-		return "symlink";
-	return "other";
-}
-
-static struct json_object *fs_stat_json(const struct stat *st,
-					const char *target)
-{
-	struct json_object *o = json_object_new_object();
-
-	if (!o)
-		return NULL;
-	json_object_object_add(o, "type",
-			       json_object_new_string(fs_type(st->st_mode)));
-	json_object_object_add(o, "mode",
-			       json_object_new_int((int)(st->st_mode & 07777)));
-	json_object_object_add(o, "size", json_object_new_int64(st->st_size));
-	json_object_object_add(o, "nlink",
-			       json_object_new_int64((int64_t)st->st_nlink));
-	json_object_object_add(o, "uid", json_object_new_int64(st->st_uid));
-	json_object_object_add(o, "gid", json_object_new_int64(st->st_gid));
-	json_object_object_add(o, "ino",
-			       json_object_new_int64((int64_t)st->st_ino));
-	json_object_object_add(o, "mtimeNs",
-			       json_object_new_int64(fs_ns(&st->st_mtim)));
-	json_object_object_add(o, "atimeNs",
-			       json_object_new_int64(fs_ns(&st->st_atim)));
-	json_object_object_add(o, "ctimeNs",
-			       json_object_new_int64(fs_ns(&st->st_ctim)));
-	if (target)
-		fs_add_name(o, "target", target);
-	return o;
-}
+/* ---- helpers ---------------------------------------------------------- */
 
 /* "dir/name", or name when dir is the root. */
 static int fs_join(char *out, size_t outsz, const char *dir, const char *name)
@@ -354,7 +209,7 @@ int api_fs_stat(struct noxd_req *r)
 		return fs_fail(r, rc, &err);
 	return server_reply_json(
 	    r, MHD_HTTP_OK,
-	    server_json_take(fs_stat_json(
+	    server_json_take(fsw_stat_build(
 		&st, S_ISLNK(st.st_mode)
 			 ? fs_target(r, path, target, sizeof(target))
 			 : NULL)));
@@ -389,7 +244,7 @@ static int fs_walk_cb(const char *name, const struct stat *st, void *ud)
 		return rc;
 	if (S_ISLNK(st->st_mode))
 		tgt = fs_target(w->r, full, target, sizeof(target));
-	o = fs_stat_json(st, tgt);
+	o = fsw_stat_build(st, tgt);
 	if (!o)
 		return -ENOMEM;
 	if (strcmp(w->key, "path") == 0) {
@@ -398,13 +253,13 @@ static int fs_walk_cb(const char *name, const struct stat *st, void *ud)
 			json_object_put(o);
 			return rc;
 		}
-		fs_add_name(o, "path", rel);
+		fsw_add_name(o, "path", rel);
 		if (++*w->count > FS_TREE_MAX) {
 			json_object_put(o);
 			return -EFBIG;
 		}
 	} else {
-		fs_add_name(o, "name", name);
+		fsw_add_name(o, "name", name);
 	}
 	json_object_array_add(w->arr, o);
 	if (w->ents && S_ISDIR(st->st_mode)) {
@@ -427,7 +282,7 @@ static int fs_walk_cb(const char *name, const struct stat *st, void *ud)
 
 int api_fs_list(struct noxd_req *r)
 {
-	struct json_object *o = NULL, *arr;
+	struct json_object *arr;
 	struct fs_walk w;
 	struct nox_err err;
 	const char *path = fs_query_path(r, "");
@@ -451,13 +306,8 @@ int api_fs_list(struct noxd_req *r)
 			nox_err_set(&err, -rc, "listing '%s'", path);
 		return fs_fail(r, rc, &err);
 	}
-	o = json_object_new_object();
-	if (!o) {
-		json_object_put(arr);
-		return server_reply_json(r, MHD_HTTP_OK, NULL);
-	}
-	json_object_object_add(o, "entries", arr);
-	return server_reply_json(r, MHD_HTTP_OK, server_json_take(o));
+	return server_reply_json(r, MHD_HTTP_OK,
+				 server_json_take(fsw_entries_build(arr)));
 }
 
 /* Lists dir (relative path rel below the tree root) and descends. */
@@ -508,7 +358,7 @@ static int fs_tree_walk(struct noxd_req *r, struct json_object *arr,
 
 int api_fs_tree(struct noxd_req *r)
 {
-	struct json_object *o, *arr;
+	struct json_object *arr;
 	struct nox_err err;
 	size_t count = 0;
 	const char *path = fs_query_path(r, "");
@@ -525,13 +375,8 @@ int api_fs_tree(struct noxd_req *r)
 		json_object_put(arr);
 		return fs_fail(r, rc, &err);
 	}
-	o = json_object_new_object();
-	if (!o) {
-		json_object_put(arr);
-		return server_reply_json(r, MHD_HTTP_OK, NULL);
-	}
-	json_object_object_add(o, "entries", arr);
-	return server_reply_json(r, MHD_HTTP_OK, server_json_take(o));
+	return server_reply_json(r, MHD_HTTP_OK,
+				 server_json_take(fsw_entries_build(arr)));
 }
 
 int api_fs_statfs(struct noxd_req *r)
@@ -544,25 +389,7 @@ int api_fs_statfs(struct noxd_req *r)
 	rc = nox_backend_statfs(r->d->backend, r->id, &sv, &err);
 	if (rc < 0)
 		return fs_fail(r, rc, &err);
-	o = json_object_new_object();
-	if (!o)
-		return server_reply_json(r, MHD_HTTP_OK, NULL);
-	json_object_object_add(o, "bsize",
-			       json_object_new_int64((int64_t)sv.f_bsize));
-	json_object_object_add(o, "frsize",
-			       json_object_new_int64((int64_t)sv.f_frsize));
-	json_object_object_add(o, "blocks",
-			       json_object_new_int64((int64_t)sv.f_blocks));
-	json_object_object_add(o, "bfree",
-			       json_object_new_int64((int64_t)sv.f_bfree));
-	json_object_object_add(o, "bavail",
-			       json_object_new_int64((int64_t)sv.f_bavail));
-	json_object_object_add(o, "files",
-			       json_object_new_int64((int64_t)sv.f_files));
-	json_object_object_add(o, "ffree",
-			       json_object_new_int64((int64_t)sv.f_ffree));
-	json_object_object_add(o, "namemax",
-			       json_object_new_int64((int64_t)sv.f_namemax));
+	o = fsw_statfs_build(&sv);
 	return server_reply_json(r, MHD_HTTP_OK, server_json_take(o));
 }
 
@@ -755,239 +582,43 @@ int api_fs_write(struct noxd_req *r)
 
 /* ---- nox.fs: fs/op ---------------------------------------------------- */
 
-/*
- * String field key (or key64, base64) of o into a malloc'd string.
- * Returns 0, -ENOENT when absent, -EINVAL when of the wrong type.
- */
-static int fs_field_str(struct json_object *o, const char *key, char **out)
-{
-	struct json_object *v;
-	char k64[32];
-
-	*out = NULL;
-	if (json_object_object_get_ex(o, key, &v)) {
-		if (!json_object_is_type(v, json_type_string))
-			return -EINVAL;
-		if (strlen(json_object_get_string(v)) !=
-		    (size_t)json_object_get_string_len(v))
-			return -EINVAL; /* embedded NUL */
-		*out = strdup(json_object_get_string(v));
-		return *out ? 0 : -ENOMEM;
-	}
-	snprintf(k64, sizeof(k64), "%s64", key);
-	if (json_object_object_get_ex(o, k64, &v)) {
-		if (!json_object_is_type(v, json_type_string))
-			return -EINVAL;
-		*out = fs_unbase64(json_object_get_string(v));
-		return *out ? 0 : -EINVAL;
-	}
-	return -ENOENT;
-}
-
-/* Integer field; def used when absent (required when has_def is false). */
-static int fs_field_int(struct json_object *o, const char *key, bool has_def,
-			int64_t def, int64_t *out)
-{
-	struct json_object *v;
-
-	if (!json_object_object_get_ex(o, key, &v)) {
-		if (!has_def)
-			return -ENOENT;
-		*out = def;
-		return 0;
-	}
-	if (!json_object_is_type(v, json_type_int))
-		return -EINVAL;
-	errno = 0;
-	*out = json_object_get_int64(v);
-	return errno ? -EINVAL : 0;
-}
-
-static int fs_field_bool(struct json_object *o, const char *key, bool *out)
-{
-	struct json_object *v;
-
-	*out = false;
-	if (!json_object_object_get_ex(o, key, &v))
-		return 0;
-	if (!json_object_is_type(v, json_type_boolean))
-		return -EINVAL;
-	*out = json_object_get_boolean(v);
-	return 0;
-}
-
-static int fs_ts(int64_t ns, struct timespec *ts)
-{
-	if (ns == -1) {
-		ts->tv_sec = 0;
-		ts->tv_nsec = UTIME_NOW;
-	} else if (ns == -2) {
-		ts->tv_sec = 0;
-		ts->tv_nsec = UTIME_OMIT;
-	} else if (ns < 0) {
-		return -EINVAL;
-	} else {
-		ts->tv_sec = (time_t)(ns / 1000000000);
-		ts->tv_nsec = (long)(ns % 1000000000);
-	}
-	return 0;
-}
-
-enum {
-	FA_PATH = 1 << 0,
-	FA_FROM = 1 << 1,
-	FA_TO = 1 << 2,
-	FA_TARGET = 1 << 3,
-	FA_MODE = 1 << 4,  /* default in the table, or required */
-	FA_SIZE = 1 << 5,  /* required */
-	FA_FLAGS = 1 << 6, /* default 0 */
-	FA_TIMES = 1 << 7, /* atimeNs, mtimeNs; default -2 (omit) */
-	FA_EXCL = 1 << 8,  /* default false */
-};
-
-enum fs_opcode {
-	OP_CREATE,
-	OP_TRUNCATE,
-	OP_MKDIR,
-	OP_UNLINK,
-	OP_RMDIR,
-	OP_RENAME,
-	OP_CHMOD,
-	OP_UTIMENS,
-	OP_SYMLINK,
-	OP_LINK,
-	OP_READLINK,
-};
-
-static const struct fs_op_spec {
-	const char *name;
-	enum fs_opcode code;
-	unsigned fields;
-	int64_t mode_def; /* -1: mode required */
-} fs_ops[] = {
-    {"create", OP_CREATE, FA_PATH | FA_MODE | FA_EXCL, 0644},
-    {"truncate", OP_TRUNCATE, FA_PATH | FA_SIZE, 0},
-    {"mkdir", OP_MKDIR, FA_PATH | FA_MODE, 0755},
-    {"unlink", OP_UNLINK, FA_PATH, 0},
-    {"rmdir", OP_RMDIR, FA_PATH, 0},
-    {"rename", OP_RENAME, FA_FROM | FA_TO | FA_FLAGS, 0},
-    {"chmod", OP_CHMOD, FA_PATH | FA_MODE, -1},
-    {"utimens", OP_UTIMENS, FA_PATH | FA_TIMES, 0},
-    {"symlink", OP_SYMLINK, FA_TARGET | FA_PATH, 0},
-    {"link", OP_LINK, FA_FROM | FA_TO, 0},
-    {"readlink", OP_READLINK, FA_PATH, 0},
-};
-
-/* The parsed arguments of one fs/op request. */
-struct fs_op_args {
-	char *path, *from, *to, *target;
-	int64_t mode, size, flags, atime, mtime;
-	bool excl;
-};
-
-static int fs_need(struct json_object *o, const char *key, char **slot,
-		   struct nox_err *err)
-{
-	int rc = fs_field_str(o, key, slot);
-
-	if (rc == -ENOENT)
-		return nox_err_set(err, EINVAL, "missing '%s'", key);
-	if (rc < 0)
-		return nox_err_set(err, -rc, "bad '%s'", key);
-	return 0;
-}
-
-static int fs_need_int(struct json_object *o, const char *key, bool has_def,
-		       int64_t def, int64_t *out, struct nox_err *err)
-{
-	int rc = fs_field_int(o, key, has_def, def, out);
-
-	if (rc == -ENOENT)
-		return nox_err_set(err, EINVAL, "missing '%s'", key);
-	if (rc < 0)
-		return nox_err_set(err, EINVAL, "bad '%s'", key);
-	return 0;
-}
-
-/* Reads the fields spec names from o into a, with their checks. */
-static int fs_op_parse(const struct fs_op_spec *spec, struct json_object *o,
-		       struct fs_op_args *a, struct nox_err *err)
-{
-	unsigned f = spec->fields;
-	int rc = 0;
-
-	if (f & FA_PATH)
-		rc = fs_need(o, "path", &a->path, err);
-	if (rc == 0 && (f & FA_FROM))
-		rc = fs_need(o, "from", &a->from, err);
-	if (rc == 0 && (f & FA_TO))
-		rc = fs_need(o, "to", &a->to, err);
-	if (rc == 0 && (f & FA_TARGET))
-		rc = fs_need(o, "target", &a->target, err);
-	if (rc == 0 && (f & FA_MODE)) {
-		rc = fs_need_int(o, "mode", spec->mode_def >= 0, spec->mode_def,
-				 &a->mode, err);
-		if (rc == 0 && (a->mode < 0 || a->mode > 07777))
-			rc = nox_err_set(err, EINVAL, "bad 'mode'");
-	}
-	if (rc == 0 && (f & FA_SIZE)) {
-		rc = fs_need_int(o, "size", false, 0, &a->size, err);
-		if (rc == 0 && a->size < 0)
-			rc = nox_err_set(err, EINVAL, "bad 'size'");
-	}
-	if (rc == 0 && (f & FA_FLAGS)) {
-		rc = fs_need_int(o, "flags", true, 0, &a->flags, err);
-		if (rc == 0 && (a->flags < 0 || a->flags > 2))
-			rc = nox_err_set(err, EINVAL, "bad 'flags'");
-	}
-	if (rc == 0 && (f & FA_TIMES)) {
-		rc = fs_need_int(o, "atimeNs", true, -2, &a->atime, err);
-		if (rc == 0)
-			rc =
-			    fs_need_int(o, "mtimeNs", true, -2, &a->mtime, err);
-	}
-	if (rc == 0 && (f & FA_EXCL) && fs_field_bool(o, "excl", &a->excl) < 0)
-		rc = nox_err_set(err, EINVAL, "bad 'excl'");
-	return rc;
-}
-
 /* Runs op; for readlink fills target (size tsz).  0 or -errno with err. */
-static int fs_op_run(struct noxd_req *r, const struct fs_op_spec *spec,
-		     const struct fs_op_args *a, char *target, size_t tsz,
-		     struct nox_err *err)
+static int fs_op_run(struct noxd_req *r, const struct fsw_op *a, char *target,
+		     size_t tsz, struct nox_err *err)
 {
 	struct nox_backend *b = r->d->backend;
 	const char *id = r->id;
 	struct timespec ts[2];
 	ssize_t n;
 
-	switch (spec->code) {
-	case OP_CREATE:
+	switch (a->code) {
+	case FSW_OP_CREATE:
 		return nox_backend_createfile(b, id, a->path, (mode_t)a->mode,
 					      a->excl, err);
-	case OP_TRUNCATE:
+	case FSW_OP_TRUNCATE:
 		return nox_backend_truncate(b, id, a->path, (off_t)a->size,
 					    err);
-	case OP_MKDIR:
+	case FSW_OP_MKDIR:
 		return nox_backend_mkdir(b, id, a->path, (mode_t)a->mode, err);
-	case OP_UNLINK:
+	case FSW_OP_UNLINK:
 		return nox_backend_unlink(b, id, a->path, err);
-	case OP_RMDIR:
+	case FSW_OP_RMDIR:
 		return nox_backend_rmdir(b, id, a->path, err);
-	case OP_RENAME:
+	case FSW_OP_RENAME:
 		return nox_backend_rename(b, id, a->from, a->to,
 					  (unsigned)a->flags, err);
-	case OP_CHMOD:
+	case FSW_OP_CHMOD:
 		return nox_backend_chmod(b, id, a->path, (mode_t)a->mode, err);
-	case OP_UTIMENS:
-		if (fs_ts(a->atime, &ts[0]) < 0 || fs_ts(a->mtime, &ts[1]) < 0)
+	case FSW_OP_UTIMENS:
+		if (fsw_ns_to_ts(a->atime_ns, &ts[0]) < 0 ||
+		    fsw_ns_to_ts(a->mtime_ns, &ts[1]) < 0)
 			return nox_err_set(err, EINVAL, "bad time value");
 		return nox_backend_utimens(b, id, a->path, ts, err);
-	case OP_SYMLINK:
+	case FSW_OP_SYMLINK:
 		return nox_backend_symlink(b, id, a->target, a->path, err);
-	case OP_LINK:
+	case FSW_OP_LINK:
 		return nox_backend_link(b, id, a->from, a->to, err);
-	case OP_READLINK:
+	case FSW_OP_READLINK:
 		n = nox_backend_readlink(b, id, a->path, target, tsz, err);
 		return n < 0 ? (int)n : 0;
 	}
@@ -996,59 +627,25 @@ static int fs_op_run(struct noxd_req *r, const struct fs_op_spec *spec,
 
 int api_fs_op(struct noxd_req *r)
 {
-	struct json_tokener *tok;
-	struct json_object *o = NULL, *opv, *res;
-	const struct fs_op_spec *spec = NULL;
-	struct fs_op_args a;
-	size_t i;
+	struct fsw_op a;
 	struct nox_err err;
 	char target[PATH_MAX];
-	const char *op;
 	int rc;
 
-	memset(&a, 0, sizeof(a));
 	nox_err_clear(&err);
-	tok = json_tokener_new();
-	if (!tok)
-		return server_reply_errno(r, ENOMEM, NULL);
-	if (r->body_len)
-		o = json_tokener_parse_ex(tok, r->body, (int)r->body_len);
-	if (!o || json_tokener_get_error(tok) != json_tokener_success ||
-	    json_tokener_get_parse_end(tok) != r->body_len ||
-	    !json_object_is_type(o, json_type_object)) {
-		json_tokener_free(tok);
-		json_object_put(o);
-		return server_reply_errno(r, EINVAL, "malformed JSON object");
-	}
-	json_tokener_free(tok);
-	if (!json_object_object_get_ex(o, "op", &opv) ||
-	    !json_object_is_type(opv, json_type_string)) {
-		json_object_put(o);
-		return server_reply_errno(r, EINVAL, "missing 'op'");
-	}
-	op = json_object_get_string(opv);
-	for (i = 0; i < sizeof(fs_ops) / sizeof(fs_ops[0]); i++)
-		if (strcmp(fs_ops[i].name, op) == 0)
-			spec = &fs_ops[i];
 	target[0] = '\0';
-	if (!spec)
-		rc = nox_err_set(&err, EINVAL, "unknown op '%s'", op);
-	else
-		rc = fs_op_parse(spec, o, &a, &err);
-	if (rc == 0)
-		rc = fs_op_run(r, spec, &a, target, sizeof(target), &err);
-	if (rc < 0) {
+	rc = fsw_op_parse(r->body, r->body_len, &a, &err);
+	if (rc < 0)
+		return fs_fail(r, rc, &err);
+	rc = fs_op_run(r, &a, target, sizeof(target), &err);
+	if (rc < 0)
 		fs_fail(r, rc, &err);
-	} else {
-		res = json_object_new_object();
-		if (res && spec->code == OP_READLINK)
-			fs_add_name(res, "target", target);
-		server_reply_json(r, MHD_HTTP_OK, server_json_take(res));
-	}
-	json_object_put(o);
-	free(a.path);
-	free(a.from);
-	free(a.to);
-	free(a.target);
+	else
+		server_reply_json(
+		    r, MHD_HTTP_OK,
+		    server_json_take(a.code == FSW_OP_READLINK
+					 ? fsw_readlink_build(target)
+					 : json_object_new_object()));
+	fsw_op_cleanup(&a);
 	return 0;
 }

@@ -205,12 +205,10 @@ const char *server_header(struct noxd_req *r, const char *name);
 /* Opens an unlinked temp file in the base directory; fd or -errno. */
 int server_tmpfile(struct noxd *d);
 
-/* errno -> HTTP status, and errno -> symbolic name ("EIO" if unknown). */
+/* errno -> HTTP status, and errno -> symbolic name (fsw.c's; "EIO" if
+ * it has none). */
 int server_errno_status(int code);
 const char *server_errno_name(int code);
-
-/* true when s[0..len) is valid UTF-8 (no overlongs, no surrogates). */
-bool server_utf8_valid(const char *s, size_t len);
 
 /* ---- api_v1.c / api_fs.c handlers --------------------------------------- */
 

@@ -34,6 +34,8 @@
 #include <json-c/json.h>
 #include <microhttpd.h>
 
+#include "fdio_i.h"
+#include "fsw_i.h"
 #include "noxd.h"
 
 /* ---- routes ------------------------------------------------------------- */
@@ -207,111 +209,14 @@ int server_errno_status(int code)
 	}
 }
 
-#define SRV_ERRNO(e)                                                           \
-	case e:                                                                \
-		return #e
-
 const char *server_errno_name(int code)
 {
-	switch (code < 0 ? -code : code) {
-		SRV_ERRNO(EPERM);
-		SRV_ERRNO(ENOENT);
-		SRV_ERRNO(ESRCH);
-		SRV_ERRNO(EINTR);
-		SRV_ERRNO(EIO);
-		SRV_ERRNO(ENXIO);
-		SRV_ERRNO(E2BIG);
-		SRV_ERRNO(ENOEXEC);
-		SRV_ERRNO(EBADF);
-		SRV_ERRNO(ECHILD);
-		SRV_ERRNO(EAGAIN);
-		SRV_ERRNO(ENOMEM);
-		SRV_ERRNO(EACCES);
-		SRV_ERRNO(EFAULT);
-		SRV_ERRNO(EBUSY);
-		SRV_ERRNO(EEXIST);
-		SRV_ERRNO(EXDEV);
-		SRV_ERRNO(ENODEV);
-		SRV_ERRNO(ENOTDIR);
-		SRV_ERRNO(EISDIR);
-		SRV_ERRNO(EINVAL);
-		SRV_ERRNO(ENFILE);
-		SRV_ERRNO(EMFILE);
-		SRV_ERRNO(ENOTTY);
-		SRV_ERRNO(ETXTBSY);
-		SRV_ERRNO(EFBIG);
-		SRV_ERRNO(ENOSPC);
-		SRV_ERRNO(ESPIPE);
-		SRV_ERRNO(EROFS);
-		SRV_ERRNO(EMLINK);
-		SRV_ERRNO(EPIPE);
-		SRV_ERRNO(ERANGE);
-		SRV_ERRNO(ENAMETOOLONG);
-		SRV_ERRNO(ENOSYS);
-		SRV_ERRNO(ENOTEMPTY);
-		SRV_ERRNO(ELOOP);
-		SRV_ERRNO(ENODATA);
-		SRV_ERRNO(EPROTO);
-		SRV_ERRNO(EBADMSG);
-		SRV_ERRNO(EOVERFLOW);
-		SRV_ERRNO(EILSEQ);
-		SRV_ERRNO(EOPNOTSUPP);
-		SRV_ERRNO(EMSGSIZE);
-		SRV_ERRNO(ECONNREFUSED);
-		SRV_ERRNO(ECONNRESET);
-		SRV_ERRNO(ETIMEDOUT);
-		SRV_ERRNO(ECANCELED);
-		SRV_ERRNO(EDQUOT);
-		SRV_ERRNO(ESTALE);
-		SRV_ERRNO(ENOTCONN);
-	default:
-		return "EIO";
-	}
+	const char *name = fsw_errno_name(code);
+
+	return name ? name : "EIO";
 }
 
 /* ---- text helpers ------------------------------------------------------- */
-
-bool server_utf8_valid(const char *str, size_t len)
-{
-	const unsigned char *s = (const unsigned char *)str;
-	size_t i = 0;
-
-	while (i < len) {
-		unsigned c = s[i];
-		unsigned need, cp, min;
-
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if ((c & 0xe0) == 0xc0) {
-			need = 1;
-			cp = c & 0x1f;
-			min = 0x80;
-		} else if ((c & 0xf0) == 0xe0) {
-			need = 2;
-			cp = c & 0x0f;
-			min = 0x800;
-		} else if ((c & 0xf8) == 0xf0) {
-			need = 3;
-			cp = c & 0x07;
-			min = 0x10000;
-		} else {
-			return false;
-		}
-		if (len - i <= need)
-			return false;
-		for (unsigned k = 1; k <= need; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += need + 1;
-	}
-	return true;
-}
 
 /* Copies s with invalid UTF-8 and control bytes replaced by '?'. */
 static char *srv_clean_text(const char *s)
@@ -328,7 +233,7 @@ static char *srv_clean_text(const char *s)
 		out[i] = (char)(c < 0x20 || c == 0x7f ? '?' : c);
 	}
 	out[len] = '\0';
-	if (!server_utf8_valid(out, len)) {
+	if (!fsw_utf8_valid(out, len)) {
 		for (i = 0; i < len; i++)
 			if ((unsigned char)out[i] >= 0x80)
 				out[i] = '?';
@@ -418,9 +323,7 @@ static int srv_reply_err(struct noxd_req *r, int status, const char *msg,
 		if (ename)
 			json_object_object_add(o, "errno",
 					       json_object_new_string(ename));
-		json = strdup(json_object_to_json_string_ext(
-		    o,
-		    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+		json = strdup(json_object_to_json_string_ext(o, FSW_JSON_OUT));
 	}
 	json_object_put(o);
 	free(clean);
@@ -630,22 +533,6 @@ static void srv_begin(struct noxd_req *r, const char *url, const char *method)
 		m.route->begin(r);
 }
 
-static int srv_write_all(int fd, const char *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Records the first failure while the body arrives; answered at its end. */
 static void srv_body_fail(struct noxd_req *r, int code, const char *msg)
 {
@@ -698,7 +585,7 @@ static bool srv_body_chunk(struct noxd_req *r, const char *data, size_t n)
 		r->body[r->body_len] = '\0';
 		break;
 	case BODY_FILE:
-		rc = srv_write_all(r->fd, data, n);
+		rc = fdio_write_all(r->fd, data, n);
 		if (rc < 0)
 			srv_body_fail(r, rc, "cannot spool the request body");
 		break;
@@ -969,9 +856,7 @@ char *server_json_take(struct json_object *o)
 	char *s = NULL;
 
 	if (o)
-		s = strdup(json_object_to_json_string_ext(
-		    o,
-		    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+		s = strdup(json_object_to_json_string_ext(o, FSW_JSON_OUT));
 	json_object_put(o);
 	return s;
 }

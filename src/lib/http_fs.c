@@ -1,0 +1,392 @@
+/*
+ * http_fs.c - the http backend's nox.fs calls (docs/protocol.md): stat,
+ * list, tree, statfs, file reads and writes, and fs/op, on the transport
+ * of http.c and the wire shapes of fsw.c.
+ *
+ * Listings are parsed and checked whole (fsw_entries_parse) before the
+ * first callback, so a hostile server cannot make the caller act on part
+ * of a bad answer.  fs/op is never retried: a replayed rename or unlink
+ * would report a failure for an operation that happened.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "http_i.h"
+
+/* A GET below fs/ returning JSON in *o (caller puts). */
+static int fs_get(struct http_backend *h, const char *id, const char *what,
+		  const char *path, json_object **o, struct nox_err *err)
+{
+	struct http_call c;
+	int r;
+
+	*o = NULL;
+	r = http_ext_need(h, false, err);
+	if (r < 0)
+		return r;
+	http_call_init(
+	    &c, "GET",
+	    http_path(id, what, path ? "path" : NULL, path, NULL, NULL));
+	c.idempotent = true;
+	r = http_call_run(h, &c, err);
+	if (r == 0)
+		r = http_call_json(&c, o, err);
+	http_call_cleanup(&c);
+	return r;
+}
+
+int http_fs_stat(struct nox_backend *b, const char *id, const char *path,
+		 struct stat *st, struct nox_err *err)
+{
+	json_object *o;
+	char why[96];
+	int r;
+
+	r = fs_get(http_of(b), id, "/fs/stat", path, &o, err);
+	if (r < 0)
+		return r;
+	if (fsw_stat_parse(o, st, why, sizeof(why)) < 0)
+		r = nox_err_set(err, EPROTO,
+				"stat '%s': malformed response: %s", path, why);
+	json_object_put(o);
+	return r;
+}
+
+/* GET fs/list or fs/tree of path, every entry checked; free with fsw. */
+static int fs_entries(struct nox_backend *b, const char *id, const char *path,
+		      enum fsw_list_kind kind, struct fsw_ent **ents, size_t *n,
+		      struct nox_err *err)
+{
+	const char *what = kind == FSW_TREE ? "tree" : "list";
+	json_object *o;
+	char why[160];
+	int r;
+
+	*ents = NULL;
+	*n = 0;
+	r = fs_get(http_of(b), id, kind == FSW_TREE ? "/fs/tree" : "/fs/list",
+		   path, &o, err);
+	if (r < 0)
+		return r;
+	r = fsw_entries_parse(o, kind, ents, n, why, sizeof(why));
+	if (r < 0)
+		r = nox_err_set(err, -r, "%s '%s': %s", what, path, why);
+	json_object_put(o);
+	return r;
+}
+
+int http_fs_list(struct nox_backend *b, const char *id, const char *path,
+		 nox_list_cb cb, void *ud, struct nox_err *err)
+{
+	struct fsw_ent *ents;
+	size_t i, n;
+	int r;
+
+	r = fs_entries(b, id, path, FSW_LIST, &ents, &n, err);
+	for (i = 0; i < n && r == 0; i++)
+		r = cb(ents[i].name, &ents[i].st, ud);
+	fsw_entries_free(ents, n);
+	return r;
+}
+
+/* The whole subtree in one request; tree paths cannot leave it. */
+int http_fs_tree(struct nox_backend *b, const char *id, const char *path,
+		 nox_tree_cb cb, void *ud, struct nox_err *err)
+{
+	struct fsw_ent *ents;
+	size_t i, n;
+	int r;
+
+	r = fs_entries(b, id, path, FSW_TREE, &ents, &n, err);
+	for (i = 0; i < n && r == 0; i++)
+		r = cb(ents[i].name, &ents[i].st, ents[i].target, ud);
+	fsw_entries_free(ents, n);
+	return r;
+}
+
+ssize_t http_fs_read(struct nox_backend *b, const char *id, const char *path,
+		     off_t off, void *buf, size_t len, struct nox_err *err)
+{
+	struct http_backend *h = http_of(b);
+	struct http_call c;
+	char range[64];
+	ssize_t r;
+
+	if (off < 0)
+		return nox_err_set(err, EINVAL, "read: negative offset");
+	if (len == 0)
+		return 0;
+	if (len > SSIZE_MAX)
+		len = SSIZE_MAX;
+	r = http_ext_need(h, false, err);
+	if (r < 0)
+		return r;
+	snprintf(range, sizeof(range), "bytes=%lld-%lld", (long long)off,
+		 (long long)off + (long long)len - 1);
+	http_call_init(&c, "GET",
+		       http_path(id, "/fs/file", "path", path, NULL, NULL));
+	c.sink = SINK_BUF;
+	c.buf = buf;
+	c.buf_cap = len;
+	c.buf_off = off;
+	c.range = range;
+	c.idempotent = true;
+	r = http_call_run(h, &c, err);
+	if (r == 0)
+		r = (ssize_t)c.buf_got;
+	else if (c.status == 416 && !c.cb_errno) {
+		nox_err_clear(err);
+		r = 0; /* offset at or past the end */
+	}
+	http_call_cleanup(&c);
+	return r;
+}
+
+ssize_t http_fs_write(struct nox_backend *b, const char *id, const char *path,
+		      off_t off, const void *buf, size_t len,
+		      struct nox_err *err)
+{
+	struct http_backend *h = http_of(b);
+	struct http_call c;
+	json_object *o = NULL;
+	char offs[32], why[96];
+	int64_t w = 0;
+	ssize_t r;
+
+	if (off < 0)
+		return nox_err_set(err, EINVAL, "write: negative offset");
+	if (len > JSON_MAX)
+		len = JSON_MAX; /* a short write; the caller goes on */
+	r = http_ext_need(h, false, err);
+	if (r < 0)
+		return r;
+	snprintf(offs, sizeof(offs), "%lld", (long long)off);
+	http_call_init(&c, "PUT",
+		       http_path(id, "/fs/file", "path", path, "offset", offs));
+	c.body = len ? buf : "";
+	c.body_len = len;
+	c.ctype = "application/octet-stream";
+	r = http_call_run(h, &c, err);
+	if (r == 0) {
+		r = http_call_json(&c, &o, err);
+		if (r == 0 && fsw_get_int(o, "written", true, 0, (int64_t)len,
+					  &w, why, sizeof(why)) < 0)
+			r = http_call_bad(&c, why, err);
+		if (r == 0)
+			r = (ssize_t)w;
+	}
+	json_object_put(o);
+	http_call_cleanup(&c);
+	return r;
+}
+
+/*
+ * POST fs/op with the body op encodes.  With resp set, the response object
+ * goes there (caller puts).
+ */
+static int fs_op(struct http_backend *h, const char *id,
+		 const struct fsw_op *op, json_object **resp,
+		 struct nox_err *err)
+{
+	struct http_call c;
+	char *s;
+	int r;
+
+	if (resp)
+		*resp = NULL;
+	r = http_ext_need(h, false, err);
+	if (r < 0)
+		return r;
+	s = fsw_op_encode(op);
+	if (!s)
+		return nox_err_set(err, ENOMEM, "out of memory");
+	http_call_init(&c, "POST",
+		       http_path(id, "/fs/op", NULL, NULL, NULL, NULL));
+	c.body = s;
+	c.body_len = strlen(s);
+	c.ctype = "application/json";
+	r = http_call_run(h, &c, err);
+	if (r == 0 && resp)
+		r = http_call_json(&c, resp, err);
+	free(s);
+	http_call_cleanup(&c);
+	return r;
+}
+
+/* An op on one path; the string is only read (fsw_op_encode). */
+static struct fsw_op op_path(enum fsw_opcode code, const char *path)
+{
+	struct fsw_op op;
+
+	memset(&op, 0, sizeof(op));
+	op.code = code;
+	op.path = (char *)(uintptr_t)path;
+	return op;
+}
+
+/* An op from one path to another (rename, link). */
+static struct fsw_op op_from_to(enum fsw_opcode code, const char *from,
+				const char *to)
+{
+	struct fsw_op op = op_path(code, NULL);
+
+	op.from = (char *)(uintptr_t)from;
+	op.to = (char *)(uintptr_t)to;
+	return op;
+}
+
+int http_fs_createfile(struct nox_backend *b, const char *id, const char *path,
+		       mode_t mode, bool excl, struct nox_err *err)
+{
+	struct fsw_op op = op_path(FSW_OP_CREATE, path);
+
+	op.mode = (int64_t)(mode & 07777);
+	op.excl = excl;
+	return fs_op(http_of(b), id, &op, NULL, err);
+}
+
+int http_fs_truncate(struct nox_backend *b, const char *id, const char *path,
+		     off_t size, struct nox_err *err)
+{
+	struct fsw_op op = op_path(FSW_OP_TRUNCATE, path);
+
+	if (size < 0)
+		return nox_err_set(err, EINVAL, "truncate: negative size");
+	op.size = (int64_t)size;
+	return fs_op(http_of(b), id, &op, NULL, err);
+}
+
+int http_fs_mkdir(struct nox_backend *b, const char *id, const char *path,
+		  mode_t mode, struct nox_err *err)
+{
+	struct fsw_op op = op_path(FSW_OP_MKDIR, path);
+
+	op.mode = (int64_t)(mode & 07777);
+	return fs_op(http_of(b), id, &op, NULL, err);
+}
+
+int http_fs_unlink(struct nox_backend *b, const char *id, const char *path,
+		   struct nox_err *err)
+{
+	struct fsw_op op = op_path(FSW_OP_UNLINK, path);
+
+	return fs_op(http_of(b), id, &op, NULL, err);
+}
+
+int http_fs_rmdir(struct nox_backend *b, const char *id, const char *path,
+		  struct nox_err *err)
+{
+	struct fsw_op op = op_path(FSW_OP_RMDIR, path);
+
+	return fs_op(http_of(b), id, &op, NULL, err);
+}
+
+int http_fs_rename(struct nox_backend *b, const char *id, const char *from,
+		   const char *to, unsigned flags, struct nox_err *err)
+{
+	struct fsw_op op = op_from_to(FSW_OP_RENAME, from, to);
+
+	if (flags > 2)
+		return nox_err_set(err, EINVAL, "rename: unknown flags %#x",
+				   flags);
+	op.flags = (int64_t)flags;
+	return fs_op(http_of(b), id, &op, NULL, err);
+}
+
+int http_fs_chmod(struct nox_backend *b, const char *id, const char *path,
+		  mode_t mode, struct nox_err *err)
+{
+	struct fsw_op op = op_path(FSW_OP_CHMOD, path);
+
+	op.mode = (int64_t)(mode & 07777);
+	return fs_op(http_of(b), id, &op, NULL, err);
+}
+
+int http_fs_utimens(struct nox_backend *b, const char *id, const char *path,
+		    const struct timespec ts[2], struct nox_err *err)
+{
+	struct fsw_op op = op_path(FSW_OP_UTIMENS, path);
+	int i;
+
+	for (i = 0; ts && i < 2; i++)
+		if (ts[i].tv_nsec != UTIME_NOW && ts[i].tv_nsec != UTIME_OMIT &&
+		    (ts[i].tv_nsec < 0 || ts[i].tv_nsec >= 1000000000L ||
+		     ts[i].tv_sec < -9223372035LL ||
+		     ts[i].tv_sec > 9223372035LL))
+			return nox_err_set(err, EINVAL,
+					   "utimens: time out of range");
+	op.atime_ns = fsw_ns_from_ts(ts ? &ts[0] : NULL);
+	op.mtime_ns = fsw_ns_from_ts(ts ? &ts[1] : NULL);
+	return fs_op(http_of(b), id, &op, NULL, err);
+}
+
+int http_fs_symlink(struct nox_backend *b, const char *id, const char *target,
+		    const char *path, struct nox_err *err)
+{
+	struct fsw_op op = op_path(FSW_OP_SYMLINK, path);
+
+	if (!target || !target[0])
+		return nox_err_set(err, ENOENT, "symlink: empty target");
+	op.target = (char *)(uintptr_t)target;
+	return fs_op(http_of(b), id, &op, NULL, err);
+}
+
+ssize_t http_fs_readlink(struct nox_backend *b, const char *id,
+			 const char *path, char *buf, size_t size,
+			 struct nox_err *err)
+{
+	struct fsw_op op = op_path(FSW_OP_READLINK, path);
+	json_object *resp;
+	char *target = NULL, why[96];
+	size_t n;
+	int r;
+
+	if (size == 0)
+		return nox_err_set(err, EINVAL, "readlink: empty buffer");
+	r = fs_op(http_of(b), id, &op, &resp, err);
+	if (r < 0)
+		return r;
+	if (fsw_get_name(resp, "target", true, &target, why, sizeof(why)) < 0) {
+		json_object_put(resp);
+		return nox_err_set(err, EPROTO,
+				   "readlink '%s': malformed response: %s",
+				   path, why);
+	}
+	n = strlen(target);
+	if (n > size - 1)
+		n = size - 1;
+	memcpy(buf, target, n);
+	buf[n] = '\0';
+	free(target);
+	json_object_put(resp);
+	return (ssize_t)n;
+}
+
+int http_fs_link(struct nox_backend *b, const char *id, const char *from,
+		 const char *to, struct nox_err *err)
+{
+	struct fsw_op op = op_from_to(FSW_OP_LINK, from, to);
+
+	return fs_op(http_of(b), id, &op, NULL, err);
+}
+
+int http_fs_statfs(struct nox_backend *b, const char *id, struct statvfs *st,
+		   struct nox_err *err)
+{
+	json_object *o;
+	char why[96];
+	int r;
+
+	r = fs_get(http_of(b), id, "/fs/statfs", NULL, &o, err);
+	if (r < 0)
+		return r;
+	if (fsw_statfs_parse(o, st, why, sizeof(why)) < 0)
+		r = nox_err_set(err, EPROTO, "statfs: malformed response: %s",
+				why);
+	json_object_put(o);
+	return r;
+}
