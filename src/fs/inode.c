@@ -88,20 +88,29 @@ static void lru_add_locked(struct fs_table *t, struct fs_node *n)
 	}
 }
 
-/* The mount descriptor for file handles of dev, or -1 (8 at most). */
-static int mntfd_locked(struct fs_table *t, dev_t dev, int fd)
+/*
+ * The mount descriptor for file handles of dev, or -1 (8 at most).  A
+ * new one is the directory dirfd (an O_PATH descriptor will not do for
+ * open_by_handle_at: EBADF) reopened for reading, if it is on dev.
+ */
+static int mntfd_locked(struct fs_table *t, dev_t dev, int dirfd)
 {
+	struct stat st;
 	size_t i;
 	int m;
 
 	for (i = 0; i < t->nmntfd; i++)
 		if (t->mntfd[i].dev == dev)
 			return t->mntfd[i].fd;
-	if (fd < 0 || t->nmntfd == sizeof(t->mntfd) / sizeof(t->mntfd[0]))
+	if (dirfd < 0 || t->nmntfd == sizeof(t->mntfd) / sizeof(t->mntfd[0]))
 		return -1;
-	m = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	m = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (m < 0)
 		return -1;
+	if (fstat(m, &st) < 0 || st.st_dev != dev) {
+		close(m);
+		return -1;
+	}
 	t->mntfd[t->nmntfd].dev = dev;
 	t->mntfd[t->nmntfd].fd = m;
 	t->nmntfd++;
@@ -149,7 +158,7 @@ static void fd_cache_add(struct fs_table *t, struct fs_node *n)
 	if (!fh)
 		return;
 	pthread_mutex_lock(&t->fdmu);
-	m = mntfd_locked(t, n->dev, n->fd);
+	m = mntfd_locked(t, n->dev, n->sb ? n->sb->root_fd : -1);
 	if (m >= 0 && t->by_handle == 0) {
 		fd = open_by_handle_at(m, fh, O_PATH | O_CLOEXEC);
 		if (fd >= 0) {
