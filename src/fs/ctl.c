@@ -2,14 +2,21 @@
  * ctl.c - the control files of .nox (protocol in ctl.h and the contract).
  *
  * An exec request is complete when the buffered bytes, after leading
- * blanks, are one JSON object (first byte '{'), or shell text ending in
- * '\n'.  Shell text runs as ["sh", "-c", TEXT-without-final-newline] in
- * /workspace with the exec_timeout option; a JSON request without
- * timeoutSeconds gets exec_timeout too.  Running one means: the exec
- * barrier (fs_sandbox_writeback: dirty mmap pages reach the files; then
- * fs_sandbox_flush: the files reach the sandbox), nox_backend_exec, the
- * result stored in the open and as the sandbox's last result, then
- * fs_sandbox_invalidate, and only then the write's reply.
+ * blanks, are one JSON object (first byte '{'): the write that completes
+ * it runs it and returns when it has finished.  Anything else is shell
+ * text, complete at the end of the open's input: its close (flush), or a
+ * read on the same open.  Every byte written on the open until then is
+ * one script, since a shell writes one string of several lines as one
+ * write(2) per line (bash's printf); a heredoc or `cat script` is one
+ * script too.  Shell text runs as ["sh", "-c", TEXT-without-final-
+ * newline] in /workspace with the exec_timeout option; a JSON request
+ * without timeoutSeconds gets exec_timeout too.  Running one is one call
+ * of the exec barrier (barrier.h: writeback, flush, exec, invalidate),
+ * which also makes the result the sandbox's last; the open keeps it too,
+ * and only then the write (close, read) is answered.  A request that
+ * fails, rejected here or by the barrier, leaves an error result
+ * (result.h) as the last result: its reason in stderr, "error: REASON"
+ * in status.  A write to sync is the same barrier without a command.
  *
  * Reading an open's own result: the read offset is taken relative to
  * where the request's bytes ended when the first read comes exactly
@@ -21,7 +28,8 @@
  *
  * Limits: a request holds at most FS_CTL_REQ_MAX bytes (EFBIG beyond);
  * one request per completing write (bytes after a complete JSON object
- * other than blanks are EINVAL).  Several opens run their commands in
+ * other than blanks are EINVAL); a JSON object still open at the end is
+ * EINVAL, "truncated JSON".  Several opens run their commands in
  * parallel: the kernel holds an inode's lock for a whole write, so every
  * lookup of exec makes a new inode (ops.c, fresh_node); two writes on
  * one open (or dup'd descriptors) run one after the other.
@@ -36,8 +44,10 @@
 
 #include <json-c/json.h>
 
+#include "barrier.h"
 #include "ctl.h"
 #include "ctlreq.h"
+#include "result.h"
 #include "sandbox.h"
 
 static const char *const ctl_names[FS_CTL__COUNT] = {
@@ -86,6 +96,7 @@ struct ctl_open {
 	struct fs_result *own;	/* result of this open's request */
 	bool own_fresh;		/* no read since it ran */
 	off_t own_end;		/* file offset where the request ended */
+	off_t wend;		/* file offset where the last write ended */
 	off_t own_base;		/* read offset of result byte 0 */
 	struct fs_result *snap; /* read snapshot (result files) */
 	char *snap_text;	/* read snapshot (info), malloc'd */
@@ -96,6 +107,7 @@ struct ctl_open {
 };
 
 static void ctl_open_free(struct fs_handle *h);
+static int ctl_process(struct fs *fs, struct ctl_open *o, bool at_end);
 
 int fs_ctl_open(struct fs *fs, struct fs_node *n, struct fuse_file_info *fi)
 {
@@ -123,17 +135,20 @@ int fs_ctl_open(struct fs *fs, struct fs_node *n, struct fuse_file_info *fi)
 	return 0;
 }
 
-size_t fs_ctl_size(enum fs_ctl c, const struct fs_result *r)
+size_t fs_ctl_size(enum fs_ctl c, struct fs_result *r)
 {
+	size_t len = 0;
+
 	if (!r)
 		return 0;
 	switch (c) {
 	case FS_CTL_EXEC:
-		return r->json_len;
+		(void)fs_result_json(r, &len);
+		return len;
 	case FS_CTL_STDOUT:
-		return r->out_len;
+		return r->r.out_len;
 	case FS_CTL_STDERR:
-		return r->err_len;
+		return r->r.err_len;
 	case FS_CTL_STATUS:
 		return r->status_len;
 	default:
@@ -149,7 +164,7 @@ void fs_ctl_fstat(struct fuse_file_info *fi, struct stat *st)
 		return;
 	pthread_mutex_lock(&o->mutex);
 	if (o->own)
-		st->st_size = (off_t)o->own->json_len;
+		st->st_size = (off_t)fs_ctl_size(FS_CTL_EXEC, o->own);
 	pthread_mutex_unlock(&o->mutex);
 }
 
@@ -258,14 +273,15 @@ static int snap_take(struct fs *fs, struct ctl_open *o)
 		if (!r)
 			break;
 		if (o->ctl == FS_CTL_EXEC) {
-			o->data = r->json;
-			o->data_len = r->json_len;
+			o->data = fs_result_json(r, &o->data_len);
+			if (!o->data)
+				return -ENOMEM;
 		} else if (o->ctl == FS_CTL_STDOUT) {
-			o->data = r->out;
-			o->data_len = r->out_len;
+			o->data = r->r.out;
+			o->data_len = r->r.out_len;
 		} else if (o->ctl == FS_CTL_STDERR) {
-			o->data = r->err;
-			o->data_len = r->err_len;
+			o->data = r->r.err;
+			o->data_len = r->r.err_len;
 		} else {
 			o->data = r->status;
 			o->data_len = r->status_len;
@@ -286,6 +302,16 @@ void fs_ctl_read(fuse_req_t req, struct fs *fs, struct fs_node *n, size_t size,
 
 	(void)n;
 	pthread_mutex_lock(&o->mutex);
+	if (o->len && !o->poison) {
+		/* a read ends the request written on this open (shell text
+		 * waits for it, or for the close) */
+		r = ctl_process(fs, o, true);
+		if (r < 0) {
+			pthread_mutex_unlock(&o->mutex);
+			fuse_reply_err(req, -r);
+			return;
+		}
+	}
 	if (o->own) {
 		/* this open ran a request: serve its own result */
 		if (o->own_fresh) {
@@ -294,8 +320,12 @@ void fs_ctl_read(fuse_req_t req, struct fs *fs, struct fs_node *n, size_t size,
 		}
 		if (off < o->own_base)
 			o->own_base = 0;
-		data = o->own->json;
-		len = o->own->json_len;
+		data = fs_result_json(o->own, &len);
+		if (!data) {
+			pthread_mutex_unlock(&o->mutex);
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
 		pos = (size_t)(off - o->own_base);
 	} else {
 		if (off == 0 || !o->have_snap) {
@@ -324,62 +354,57 @@ void fs_ctl_read(fuse_req_t req, struct fs *fs, struct fs_node *n, size_t size,
 
 /* ---- requests ------------------------------------------------------- */
 
-/* Runs a parsed request for open o: barrier, exec, result, invalidate. */
-static int ctl_run(struct fs *fs, struct ctl_open *o, struct fs_ctl_req *rq)
+/* Makes fr (a reference, taken over) the result of o's request. */
+static void ctl_own(struct ctl_open *o, struct fs_result *fr)
 {
-	struct nox_exec_result res;
+	fs_result_unref(o->own);
+	o->own = fr;
+	o->own_fresh = true;
+	o->own_end = o->wend;
+	snap_clear(o);
+}
+
+/* A request rejected before it ran: as a failed run (barrier.h). */
+static int ctl_reject(struct ctl_open *o, int code, struct nox_err *err)
+{
+	struct fs_result *fr =
+	    fs_result_new_error(code, nox_err_str(err, code));
+
+	if (fr) {
+		fs_sandbox_set_last(o->sb, fr);
+		ctl_own(o, fr);
+	}
+	return code;
+}
+
+/* Runs a parsed request for open o behind the exec barrier. */
+static int ctl_run(struct ctl_open *o, struct fs_ctl_req *rq)
+{
 	struct fs_result *fr;
 	struct nox_err err;
 	int r;
 
 	nox_err_clear(&err);
-	fs_sandbox_writeback(o->sb);
-	r = fs_sandbox_flush(o->sb, &err);
-	if (r < 0) {
-		nox_log(NOX_LOG_WARN, "%s: exec barrier: %s", o->sb->id,
-			nox_err_str(&err, r));
-		return r;
-	}
-	memset(&res, 0, sizeof(res));
-	nox_err_clear(&err);
-	r = nox_backend_exec(fs->be, o->sb->id, &rq->req, &res, &err);
-	if (r < 0) {
-		nox_log(NOX_LOG_WARN, "%s: exec %s: %s", o->sb->id,
-			rq->req.argv[0], nox_err_str(&err, r));
-		nox_exec_result_cleanup(&res);
-		/* a command that ran changes nothing here, but one that
-		 * failed half-way might have: drop caches either way */
-		fs_sandbox_invalidate(o->sb);
-		return r;
-	}
-	fr = fs_result_new(&res);
-	nox_exec_result_cleanup(&res);
-	if (!fr) {
-		fs_sandbox_invalidate(o->sb);
-		return -ENOMEM;
-	}
-	fs_sandbox_set_last(o->sb, fr);
-	fs_result_unref(o->own);
-	o->own = fr;
-	o->own_fresh = true;
-	snap_clear(o);
-	fs_sandbox_invalidate(o->sb);
-	return 0;
+	r = fs_barrier_run(o->sb, &rq->req, &fr, &err);
+	/* a failed request's reason is this open's result too */
+	if (fr)
+		ctl_own(o, fr);
+	return r;
 }
 
 /*
  * Parses and maybe runs what o->buf holds; clears it unless incomplete.
  * 1: a command ran, 0: nothing to run (yet), or -errno.
  */
-static int ctl_process(struct fs *fs, struct ctl_open *o, bool at_close)
+static int ctl_process(struct fs *fs, struct ctl_open *o, bool at_end)
 {
 	struct fs_ctl_req rq;
 	struct nox_err err;
 	int r;
 
 	nox_err_clear(&err);
-	r = fs_ctl_req_parse(o->buf, o->len, at_close,
-			     fs->opts.exec_timeout, &rq, &err);
+	r = fs_ctl_req_parse(o->buf, o->len, at_end, fs->opts.exec_timeout, &rq,
+			     &err);
 	if (r == FS_CTL_REQ_INCOMPLETE)
 		return 0;
 	o->len = 0;
@@ -388,9 +413,9 @@ static int ctl_process(struct fs *fs, struct ctl_open *o, bool at_close)
 	if (r < 0) {
 		nox_log(NOX_LOG_WARN, "%s: malformed exec request: %s",
 			o->sb->id, nox_err_str(&err, r));
-		return r;
+		return ctl_reject(o, r, &err);
 	}
-	r = ctl_run(fs, o, &rq);
+	r = ctl_run(o, &rq);
 	fs_ctl_req_cleanup(&rq);
 	return r < 0 ? r : 1;
 }
@@ -427,11 +452,8 @@ void fs_ctl_write(fuse_req_t req, struct fs *fs, struct fs_node *n,
 	(void)n;
 	if (o->ctl == FS_CTL_SYNC) {
 		nox_err_clear(&err);
-		fs_sandbox_writeback(o->sb);
-		r = fs_sandbox_flush(o->sb, &err);
+		r = fs_barrier_run(o->sb, NULL, NULL, &err);
 		if (r < 0) {
-			nox_log(NOX_LOG_WARN, "%s: sync: %s", o->sb->id,
-				nox_err_str(&err, r));
 			fuse_reply_err(req, -r);
 			return;
 		}
@@ -446,19 +468,21 @@ void fs_ctl_write(fuse_req_t req, struct fs *fs, struct fs_node *n,
 	/* after a rejected request the stream has lost its framing: what
 	 * a retrying writer sends next is its tail, never a new request */
 	r = o->poison ? -o->poison : buf_append(o, buf, size);
+	o->wend = off + (off_t)size;
 	if (r == -EFBIG && !o->poison) {
 		nox_log(NOX_LOG_WARN, "%s: exec request over %d bytes",
 			o->sb->id, FS_CTL_REQ_MAX);
 		o->len = 0;
 		o->poison = EFBIG;
+		nox_err_set(&err, EFBIG, "request over %d bytes",
+			    FS_CTL_REQ_MAX);
+		(void)ctl_reject(o, -EFBIG, &err);
 	}
 	if (r == 0) {
 		r = ctl_process(fs, o, false);
 		if (r == -EINVAL)
 			o->poison = EINVAL;
 	}
-	if (r > 0)
-		o->own_end = off + (off_t)size;
 	pthread_mutex_unlock(&o->mutex);
 	if (r < 0)
 		fuse_reply_err(req, -r);

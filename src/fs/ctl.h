@@ -38,7 +38,7 @@ mode_t fs_ctl_mode(enum fs_ctl c);
 
 struct fs_result;
 /* Bytes a read of control file c would give with r as the last result. */
-size_t fs_ctl_size(enum fs_ctl c, const struct fs_result *r);
+size_t fs_ctl_size(enum fs_ctl c, struct fs_result *r);
 /* fstat of an open: an exec open that ran a request shows its size. */
 void fs_ctl_fstat(struct fuse_file_info *fi, struct stat *st);
 

@@ -26,7 +26,7 @@ void fs_ctl_req_cleanup(struct fs_ctl_req *r)
 	memset(r, 0, sizeof(*r));
 }
 
-int fs_ctl_req_parse(const char *buf, size_t len, bool at_close,
+int fs_ctl_req_parse(const char *buf, size_t len, bool at_end,
 		     int default_timeout, struct fs_ctl_req *r,
 		     struct nox_err *err)
 {
@@ -50,8 +50,11 @@ int fs_ctl_req_parse(const char *buf, size_t len, bool at_close,
 		je = json_tokener_get_error(tok);
 		json_tokener_free(tok);
 		json_object_put(obj);
-		if (je == json_tokener_continue && !at_close)
-			return FS_CTL_REQ_INCOMPLETE;
+		if (je == json_tokener_continue) {
+			if (!at_end)
+				return FS_CTL_REQ_INCOMPLETE;
+			return nox_err_set(err, EINVAL, "truncated JSON");
+		}
 		/* the library's parser gives the precise message */
 		ret = nox_v1_exec_req_parse(buf, len, &r->v1, err);
 		if (ret < 0)
@@ -62,7 +65,9 @@ int fs_ctl_req_parse(const char *buf, size_t len, bool at_close,
 			r->req.timeout_seconds = default_timeout;
 		return FS_CTL_REQ_READY;
 	}
-	if (buf[len - 1] != '\n' && !at_close)
+	/* every line written on the open is one script: a shell (bash's
+	 * printf) writes a multi-line string one line per write(2) */
+	if (!at_end)
 		return FS_CTL_REQ_INCOMPLETE;
 	if (memchr(buf, '\0', len))
 		return nox_err_set(err, EINVAL,

@@ -8,8 +8,8 @@
  * registry of attached sandboxes.
  *
  * Lock order: fs->table.mutex, then a sandbox's mutex, then a control
- * open's mutex.  No lock is held across a backend call or a kernel
- * notification (see fs_sandbox_invalidate()).
+ * open's mutex, then a result's (a leaf).  No lock is held across a
+ * backend call or a kernel notification (see barrier.c).
  */
 #ifndef NOXFS_FS_H
 #define NOXFS_FS_H
@@ -65,6 +65,11 @@ struct fs {
 	const struct fs_sandbox_hooks *hooks; /* immutable */
 	const char *backend_name;	      /* "local" or "http" */
 	struct fuse_session *se;	      /* immutable once the loop runs */
+	/* the exec barrier's kernel notifications (barrier.c) go here
+	 * instead of to se when set: the daemon leaves it NULL; a unit test
+	 * without a mount records what would be dropped (v is freed by the
+	 * caller).  Immutable. */
+	void (*notify)(struct fs *fs, const struct fs_inval *v, size_t n);
 	struct fs_table table;
 
 	/* attached sandboxes (singly linked); protected by table.mutex */

@@ -11,7 +11,7 @@
  * Each SANDBOX/WS node also keeps what the exec barrier needs to skip
  * what cannot have changed: its count of write handles and the
  * attributes last sent to the kernel (fs_table_collect_wb,
- * fs_table_collect_changed; rules in inode.h and sandbox.c).
+ * fs_table_collect_changed; rules in inode.h and barrier.c).
  *
  * Node descriptors are a cache (inode.h): an LRU list under its own leaf
  * mutex (fdmu) holds the unpinned ones, closed beyond t->fd_cache and

@@ -213,7 +213,7 @@ void fs_node_release_note(struct fs_table *t, struct fs_node *n, int flags);
 /* The handle also pins n's descriptor: fs_node_open_note takes a pin,
  * fs_node_release_note gives it back (call it after the release hooks). */
 
-/* What the exec path needs to invalidate one node (see sandbox.c). */
+/* What the exec path needs to invalidate one node (see barrier.c). */
 struct fs_inval {
 	fuse_ino_t ino;
 	fuse_ino_t parent; /* 0: no entry to invalidate */

@@ -1117,7 +1117,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (fi->flags & O_TRUNC)
 		keep_cache(fs, n, fd);
 	/* counted before the kernel has the handle: the exec barrier
-	 * writes back only files with a write handle (sandbox.c) */
+	 * writes back only files with a write handle (barrier.c) */
 	fs_node_open_note(&fs->table, n, fi->flags);
 	if (fuse_reply_open(req, fi) != 0) {
 		fs_node_release_note(&fs->table, n, fi->flags);

@@ -17,12 +17,14 @@
  *   note_write   after data was written to an open file
  *   on_close     flush/fsync of an open file; its error goes to close()
  *   note_op      after a metadata operation succeeded on the root tree
- *   flush        exec barrier, .nox/sync and unmount: everything written
- *                through the mount must reach the sandbox
+ *   flush        exec barrier (barrier.h), .nox/sync and unmount:
+ *                everything written through the mount must reach the
+ *                sandbox
  *   before_read  before a read of an open workspace file (a command may
  *                have changed it since the open: refetch)
- *   after_exec   after a command ran (mark listings stale); the core
- *                then invalidates the kernel's caches of the sandbox
+ *   after_exec   after a command ran, or failed to (mark listings
+ *                stale); the barrier then invalidates the kernel's
+ *                caches of the sandbox
  *   op_begin     before a metadata operation changes the root tree;
  *   op_end       after it (and its note_op, if it succeeded).  Between
  *                the two the layer may exclude its own tree walks, so
@@ -54,29 +56,9 @@
 
 #include "fs.h"
 #include "inode.h"
+#include "result.h"
 
 struct fs_sandbox;
-
-/* One finished command, immutable once built, shared by reference. */
-struct fs_result {
-	atomic_uint refs;
-	int exit_code;
-	char *json; /* v1 exec response JSON + "\n" */
-	size_t json_len;
-	char *out; /* raw stdout */
-	size_t out_len;
-	char *err; /* raw stderr */
-	size_t err_len;
-	char status[24]; /* exit code as text + "\n" */
-	size_t status_len;
-	struct timespec when; /* finished at (CLOCK_REALTIME) */
-};
-
-/* Copies r into a new result with one reference; NULL on ENOMEM. */
-struct fs_result *fs_result_new(const struct nox_exec_result *r);
-struct fs_result *fs_result_ref(struct fs_result *r);
-/* Drops one reference; NULL is a no-op. */
-void fs_result_unref(struct fs_result *r);
 
 /* A metadata operation for the note_op hook (names are single parts). */
 enum fs_op_kind {
@@ -194,27 +176,6 @@ int fs_sandbox_on_close(struct fs_sandbox *sb, struct fs_node *n, int fd,
 void fs_sandbox_note_op(struct fs_sandbox *sb, const struct fs_op *op);
 void fs_sandbox_op_begin(struct fs_sandbox *sb);
 void fs_sandbox_op_end(struct fs_sandbox *sb);
-
-/*
- * The kernel half of the exec barrier: drops the page cache of every
- * regular file of sb that has, or had since the last barrier, a FUSE
- * handle open for writing (fs_table_collect_wb), which makes the kernel
- * write dirty pages (a shared writable mmap not yet synced) to the file
- * first.  Also notes (per thread) the time the exec starts, for the
- * fs_sandbox_invalidate that follows on the same thread.  Lock-free as
- * below.
- */
-void fs_sandbox_writeback(struct fs_sandbox *sb);
-
-/*
- * After a command ran: the after_exec hook, then the kernel caches of
- * every node of sb are dropped (attributes and data of each inode, the
- * dentry of its last name).  With hooks->inval_changed, and when this
- * thread's fs_sandbox_writeback for sb gave the command's start time,
- * only the nodes that may have changed (fs_table_collect_changed).
- * Holds no lock while notifying the kernel.
- */
-void fs_sandbox_invalidate(struct fs_sandbox *sb);
 
 /* The hooks for backends with a real workspace directory (local). */
 extern const struct fs_sandbox_hooks fs_local_hooks;

@@ -73,6 +73,40 @@ nt_check_out "exec sees a file just written" "" sh -c \
 	"printf '%s\n' 'ls -A /workspace | grep -x intruder >/dev/null || \
 echo missing' > '$C/exec' && cat '$C/stdout'"
 
+# -- scripts: everything written on one open is one sh -------------------
+# bash's printf writes a string of several lines one write(2) per line;
+# a block of echos, a heredoc and cat of a script file are one script too
+nt_check_exec_bash() { # WHAT BASH-CODE EXPECTED-STDOUT
+	local got
+	timeout -k 5 "$NT_T" bash -c "$2" bash "$C/exec"
+	got=$(timeout -k 5 "$NT_T" cat "$C/stdout"; echo x)
+	nt_check_eq "$1" "$3" "${got%x}" "stderr: $(head -c 300 "$C/stderr")"
+}
+nt_check_exec_bash "bash printf of two lines is one script" \
+	'printf '\''X=5\necho "X is $X"\n'\'' > "$1"' $'X is 5\n'
+nt_check_exec_bash "if ... fi over several lines" \
+	'printf '\''if true\nthen\n  echo yes\nfi\n'\'' > "$1"' $'yes\n'
+nt_check_exec_bash "a block of echos is one script" \
+	'{ echo B=2; echo '\''echo "B is $B"'\''; } > "$1"' $'B is 2\n'
+nt_check_exec_bash "a heredoc is one script" 'cat > "$1" <<'\''EOS'\''
+Y=7
+for i in 1 2; do
+  echo "Y is $Y $i"
+done
+EOS' $'Y is 7 1\nY is 7 2\n'
+nt_check_exec_bash "a script piped in slowly (cat writes twice) is one sh" \
+	'{ echo V=start; sleep 0.3; echo '\''echo "V is $V"'\''; } | cat > "$1"' \
+	$'V is start\n'
+nt_check_out "lines written on one open, then read on it: one script" \
+	"Z is 9" python3 -c '
+import json, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+os.write(fd, b"Z=9\n")
+os.write(fd, b"echo \"Z is $Z\"\n")
+r = json.loads(os.pread(fd, 65536, 0))
+os.close(fd)
+print(r["stdout"].strip() if r.get("exitCode") == 0 else r)' "$C/exec"
+
 # -- same-open transaction, JSON requests -------------------------------
 res=$(python3 "$NT_PY" exec-rw "$C/exec" '{"cmd": ["sh", "-c", "echo rw; echo e >&2; exit 4"]}')
 nt_check_out "same open: result JSON" \
@@ -167,7 +201,30 @@ nt_check_errno_re 'request over 1 MiB fails with an errno' 'E[A-Z0-9]+' \
 	writefile "$C/exec" "$NT_TMP/huge.json"
 nt_check_out "shell sees the write fail" 1 sh -c \
 	"printf '{\"cmd\": 5}' > '$C/exec' 2>/dev/null; echo \$?"
-nt_check_content "status unchanged by failed requests" "$C/status" $'124\n'
+nt_check_content "a failed request's reason is the status" "$C/status" \
+	"error: exec request: 'cmd' must be an array of strings"$'\n'
+nt_check_content "... and stderr" "$C/stderr" \
+	"exec request: 'cmd' must be an array of strings"$'\n'
+
+# -- a failed request replaces the last result, says why ------------------
+nt_check_exec "a command with output" 'echo before' $'before\n'
+timeout -k 5 "$NT_T" bash -c 'printf '\''{"cmd": ['\'' > "$1"' bash "$C/exec"
+nt_check_content "incomplete JSON at close: status says truncated JSON" \
+	"$C/status" $'error: truncated JSON\n'
+nt_check_content "... stderr says it" "$C/stderr" $'truncated JSON\n'
+nt_check_content "... the earlier output is gone" "$C/stdout" ""
+nt_check_out "... the JSON result has error and errno" \
+	$'truncated JSON\nEINVAL' sh -c "python3 '$NT_PY' json '$C/exec' error &&
+python3 '$NT_PY' json '$C/exec' errno"
+nt_check_errno "JSON workdir missing → ENOTDIR" ENOTDIR write "$C/exec" \
+	'{"cmd":["pwd"],"workdir":"/workspace/no-such-dir"}'
+nt_check "... status says error" grep -q '^error: .*no-such-dir' "$C/status"
+nt_check_content "... no stdout" "$C/stdout" ""
+printf 'f\n' >"$W/plainfile"
+nt_check_errno "JSON workdir a file → ENOTDIR" ENOTDIR write "$C/exec" \
+	'{"cmd":["pwd"],"workdir":"/workspace/plainfile"}'
+nt_check_out "... the JSON result's errno" ENOTDIR \
+	python3 "$NT_PY" json "$C/exec" errno
 nt_check_exec "exec still works after bad requests" 'echo fine' $'fine\n'
 
 # -- output ------------------------------------------------------------
