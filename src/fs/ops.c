@@ -20,6 +20,9 @@
  * unchanged; no writeback cache, so every write reaches the file before
  * the write() returns and the exec barrier needs no kernel flush.
  *
+ * Node descriptors are a cache (inode.h): the pin_* wrappers before the
+ * table pin the nodes a request names, so handlers read node->fd freely.
+ *
  * Limits: mknod makes FIFOs and sockets on the local backend only (over
  * http regular files only: the layer has no way to send the others) and
  * device nodes only for a caller with CAP_MKNOD; only "user." extended
