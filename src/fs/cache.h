@@ -21,10 +21,17 @@
  * error; with -o writeback_delay=MS a flusher thread drains after MS,
  * many files per tar.  docs/cache.md states the guarantees.
  *
- * Locking: the hooks take the layer's own mutexes only (never the core's)
- * and hold none across a backend call, except the drain mutex, which
- * serialises drains of one sandbox and is taken by no FUSE operation
- * other than close/fsync/flush and metadata operations in default mode.
+ * Parts: cache.c (this hooks table, attach/detach, appends, replay),
+ * cache_list.c (listings, downloads), cache_drain.c (the drain); they
+ * share the private cache_i.h.
+ *
+ * Locking: the hooks take the layer's own mutexes only; the core builds
+ * an operation's paths under the layer's op_mu (between op_begin and
+ * op_end), never the other way round.  The hooks hold none across a
+ * backend call, except the drain mutex, which serialises drains of one
+ * sandbox and is taken by no FUSE operation other than close/fsync/flush
+ * and metadata operations in default mode.  The full order, checked in
+ * debug builds, is in cache_i.h.
  */
 #ifndef NOXFS_CACHE_H
 #define NOXFS_CACHE_H

@@ -175,6 +175,74 @@ static int cmp_seq(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+void journal_init(struct journal *j)
+{
+	memset(j, 0, sizeof(*j));
+	j->dirfd = -1;
+	j->mark_fd = -1;
+}
+
+struct jent *journal_first(const struct journal *j)
+{
+	return j->head;
+}
+
+struct jent *journal_next(const struct jent *e)
+{
+	return e->next;
+}
+
+size_t journal_count(const struct journal *j)
+{
+	return j->count;
+}
+
+uint64_t journal_last_seq(const struct journal *j)
+{
+	return j->tail ? j->tail->seq : 0;
+}
+
+uint64_t journal_last_seq_of(const struct journal *j, ino_t ino)
+{
+	const struct jent *e;
+	uint64_t s = 0;
+
+	for (e = j->head; e; e = e->next) {
+		if (e->ino == ino)
+			s = e->seq;
+	}
+	return s;
+}
+
+int journal_data_at(const struct journal *j, const struct jent *e, char *name,
+		    size_t size)
+{
+	seq_name(name, size, e->seq, "data");
+	return j->dirfd;
+}
+
+int journal_data_stat(const struct journal *j, const struct jent *e,
+		      struct stat *st)
+{
+	char name[40];
+
+	seq_name(name, sizeof(name), e->seq, "data");
+	if (fstatat(j->dirfd, name, st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	return 0;
+}
+
+void journal_set_aside(struct journal *j, struct jent *e)
+{
+	char from[40], to[48];
+
+	/* a lazy one is written first, so its data is kept */
+	(void)journal_persist(j, e, false);
+	seq_name(from, sizeof(from), e->seq, "data");
+	snprintf(to, sizeof(to), "failed-%s", from);
+	(void)renameat(j->dirfd, from, j->dirfd, to);
+}
+
 int journal_open(struct journal *j, int dirfd, struct nox_err *err)
 {
 	uint64_t *seqs = NULL, maxseq = 0;

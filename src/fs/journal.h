@@ -38,6 +38,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <nox/err.h>
@@ -92,6 +93,39 @@ struct journal {
 
 /* The op's name as stored ("upload", "rename", ...); static storage. */
 const char *journal_op_name(enum jop op);
+
+/*
+ * A journal not yet opened: journal_close() on it is a no-op (so its
+ * owner can be freed on any path).
+ */
+void journal_init(struct journal *j);
+
+/*
+ * Reading the pending list (caller's lock, as for journal_link): the
+ * first entry or NULL, the one after e or NULL, how many, the sequence
+ * number of the last one (0: empty).
+ */
+struct jent *journal_first(const struct journal *j);
+struct jent *journal_next(const struct jent *e);
+size_t journal_count(const struct journal *j);
+uint64_t journal_last_seq(const struct journal *j);
+/* The sequence number of the last entry about inode ino, or 0. */
+uint64_t journal_last_seq_of(const struct journal *j, ino_t ino);
+
+/*
+ * Where upload e's snapshot is on disk: the journal directory's fd (the
+ * journal keeps it) and its name in name (40 bytes are enough).
+ */
+int journal_data_at(const struct journal *j, const struct jent *e, char *name,
+		    size_t size);
+/* stat of upload e's snapshot file; 0 or -errno. */
+int journal_data_stat(const struct journal *j, const struct jent *e,
+		      struct stat *st);
+/*
+ * Keeps e's data beside the journal as failed-SEQ.data (the server
+ * refused it for good); e itself is still popped by the caller.
+ */
+void journal_set_aside(struct journal *j, struct jent *e);
 
 /*
  * Opens the journal in directory dirfd (taken over) and loads its

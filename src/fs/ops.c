@@ -510,6 +510,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	struct fs_cred cred;
 	struct stat st;
 	int fd = -1, r = 0, rest;
+	struct fs_op op = {
+	    .kind = FS_OP_SETATTR, .node = n, .flags = (unsigned)to_set};
 
 	if (n->kind == FS_CTL) {
 		/* "> .nox/exec" truncates and touch sets times: accept */
@@ -528,7 +530,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	}
 	if (fi && n->type == S_IFREG)
 		fd = (int)fi->fh;
-	fs_sandbox_op_begin(n->sb);
+	fs_sandbox_op_begin(n->sb, &op);
 	fs_cred_enter(req, &cred);
 	rest = to_set;
 	if (cred.switched && (to_set & FUSE_SET_ATTR_MODE) &&
@@ -550,13 +552,9 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		r = ws_setattr(n, attr, rest, fd);
 	fs_cred_leave(&cred);
 	if (r == 0) {
-		struct fs_op op = {.kind = FS_OP_SETATTR,
-				   .node = n,
-				   .flags = (unsigned)to_set};
-
 		fs_sandbox_note_op(n->sb, &op);
 	}
-	fs_sandbox_op_end(n->sb);
+	fs_sandbox_op_end(n->sb, &op);
 	if (r == 0)
 		r = fd >= 0 ? (fstat(fd, &st) < 0 ? -errno : 0)
 			    : node_stat(fs, n, &st);
@@ -808,6 +806,7 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct fs_node *dir = req_node(req, parent);
 	struct fs_cred cred;
 	int r, e;
+	struct fs_op op = {.kind = FS_OP_CREATE, .dir = dir, .name = name};
 
 	e = check_make(dir, name);
 	if (e == 0)
@@ -816,18 +815,15 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, e);
 		return;
 	}
-	fs_sandbox_op_begin(dir->sb);
+	fs_sandbox_op_begin(dir->sb, &op);
 	fs_cred_enter(req, &cred);
 	r = mknodat(dir->fd, name, mode, rdev);
 	e = errno;
 	fs_cred_leave(&cred);
 	if (r == 0) {
-		struct fs_op op = {
-		    .kind = FS_OP_CREATE, .dir = dir, .name = name};
-
 		fs_sandbox_note_op(dir->sb, &op);
 	}
-	fs_sandbox_op_end(dir->sb);
+	fs_sandbox_op_end(dir->sb, &op);
 	if (r < 0) {
 		fuse_reply_err(req, e);
 		return;
@@ -842,6 +838,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct fs_node *dir = req_node(req, parent);
 	struct fs_cred cred;
 	int r, e;
+	struct fs_op op = {.kind = FS_OP_MKDIR, .dir = dir, .name = name};
 
 	if (dir->kind == FS_ROOT) {
 		root_mkdir(req, fs, dir, name);
@@ -852,18 +849,15 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, e);
 		return;
 	}
-	fs_sandbox_op_begin(dir->sb);
+	fs_sandbox_op_begin(dir->sb, &op);
 	fs_cred_enter(req, &cred);
 	r = mkdirat(dir->fd, name, mode);
 	e = errno;
 	fs_cred_leave(&cred);
 	if (r == 0) {
-		struct fs_op op = {
-		    .kind = FS_OP_MKDIR, .dir = dir, .name = name};
-
 		fs_sandbox_note_op(dir->sb, &op);
 	}
-	fs_sandbox_op_end(dir->sb);
+	fs_sandbox_op_end(dir->sb, &op);
 	if (r < 0) {
 		fuse_reply_err(req, e);
 		return;
@@ -877,24 +871,22 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 	struct fs_node *dir = req_node(req, parent);
 	struct fs_cred cred;
 	int r, e;
+	struct fs_op op = {.kind = FS_OP_SYMLINK, .dir = dir, .name = name};
 
 	e = check_make(dir, name);
 	if (e) {
 		fuse_reply_err(req, e);
 		return;
 	}
-	fs_sandbox_op_begin(dir->sb);
+	fs_sandbox_op_begin(dir->sb, &op);
 	fs_cred_enter(req, &cred);
 	r = symlinkat(link, dir->fd, name);
 	e = errno;
 	fs_cred_leave(&cred);
 	if (r == 0) {
-		struct fs_op op = {
-		    .kind = FS_OP_SYMLINK, .dir = dir, .name = name};
-
 		fs_sandbox_note_op(dir->sb, &op);
 	}
-	fs_sandbox_op_end(dir->sb);
+	fs_sandbox_op_end(dir->sb, &op);
 	if (r < 0) {
 		fuse_reply_err(req, e);
 		return;
@@ -910,6 +902,8 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	struct fs_cred cred;
 	char proc[64];
 	int r, e;
+	struct fs_op op = {
+	    .kind = FS_OP_LINK, .node = n, .dir2 = dir, .name2 = newname};
 
 	e = check_make(dir, newname);
 	if (e == 0 && n->kind != FS_WS)
@@ -921,20 +915,15 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 		return;
 	}
 	proc_path(n->fd, proc, sizeof(proc));
-	fs_sandbox_op_begin(dir->sb);
+	fs_sandbox_op_begin(dir->sb, &op);
 	fs_cred_enter(req, &cred);
 	r = linkat(AT_FDCWD, proc, dir->fd, newname, AT_SYMLINK_FOLLOW);
 	e = errno;
 	fs_cred_leave(&cred);
 	if (r == 0) {
-		struct fs_op op = {.kind = FS_OP_LINK,
-				   .node = n,
-				   .dir2 = dir,
-				   .name2 = newname};
-
 		fs_sandbox_note_op(dir->sb, &op);
 	}
-	fs_sandbox_op_end(dir->sb);
+	fs_sandbox_op_end(dir->sb, &op);
 	if (r < 0) {
 		fuse_reply_err(req, e);
 		return;
@@ -959,21 +948,19 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs_node *dir = req_node(req, parent);
 	int e = check_remove(dir, name);
+	struct fs_op op = {.kind = FS_OP_UNLINK, .dir = dir, .name = name};
 
 	if (e) {
 		fuse_reply_err(req, e);
 		return;
 	}
-	fs_sandbox_op_begin(dir->sb);
+	fs_sandbox_op_begin(dir->sb, &op);
 	if (unlinkat(dir->fd, name, 0) < 0)
 		e = errno;
 	if (e == 0) {
-		struct fs_op op = {
-		    .kind = FS_OP_UNLINK, .dir = dir, .name = name};
-
 		fs_sandbox_note_op(dir->sb, &op);
 	}
-	fs_sandbox_op_end(dir->sb);
+	fs_sandbox_op_end(dir->sb, &op);
 	fuse_reply_err(req, e);
 }
 
@@ -981,6 +968,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs_node *dir = req_node(req, parent);
 	int e;
+	struct fs_op op = {.kind = FS_OP_RMDIR, .dir = dir, .name = name};
 
 	if (dir->kind == FS_ROOT) {
 		root_rmdir(req, req_fs(req), name);
@@ -991,16 +979,13 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, e);
 		return;
 	}
-	fs_sandbox_op_begin(dir->sb);
+	fs_sandbox_op_begin(dir->sb, &op);
 	if (unlinkat(dir->fd, name, AT_REMOVEDIR) < 0)
 		e = errno;
 	if (e == 0) {
-		struct fs_op op = {
-		    .kind = FS_OP_RMDIR, .dir = dir, .name = name};
-
 		fs_sandbox_note_op(dir->sb, &op);
 	}
-	fs_sandbox_op_end(dir->sb);
+	fs_sandbox_op_end(dir->sb, &op);
 	fuse_reply_err(req, e);
 }
 
@@ -1025,6 +1010,12 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct fs_node *dir = req_node(req, parent);
 	struct fs_node *ndir = req_node(req, newparent);
 	int e = check_remove(dir, name);
+	struct fs_op op = {.kind = FS_OP_RENAME,
+			   .dir = dir,
+			   .name = name,
+			   .dir2 = ndir,
+			   .name2 = newname,
+			   .flags = flags};
 
 	if (e == 0)
 		e = check_remove(ndir, newname);
@@ -1038,23 +1029,16 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, e);
 		return;
 	}
-	fs_sandbox_op_begin(dir->sb);
+	fs_sandbox_op_begin(dir->sb, &op);
 	if (renameat2(dir->fd, name, ndir->fd, newname, flags) < 0)
 		e = errno;
 	if (e == 0) {
-		struct fs_op op = {.kind = FS_OP_RENAME,
-				   .dir = dir,
-				   .name = name,
-				   .dir2 = ndir,
-				   .name2 = newname,
-				   .flags = flags};
-
 		renamed(fs, ndir, newname);
 		if (flags & RENAME_EXCHANGE)
 			renamed(fs, dir, name);
 		fs_sandbox_note_op(dir->sb, &op);
 	}
-	fs_sandbox_op_end(dir->sb);
+	fs_sandbox_op_end(dir->sb, &op);
 	fuse_reply_err(req, e);
 }
 
@@ -1173,13 +1157,14 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct fs_node *n;
 	struct stat st;
 	int fd, r, err;
+	struct fs_op op = {.kind = FS_OP_CREATE, .dir = dir, .name = name};
 
 	err = check_make(dir, name);
 	if (err) {
 		fuse_reply_err(req, err);
 		return;
 	}
-	fs_sandbox_op_begin(dir->sb);
+	fs_sandbox_op_begin(dir->sb, &op);
 	fs_cred_enter(req, &cred);
 	fd = openat(dir->fd, name,
 		    (fi->flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC) &
@@ -1189,12 +1174,9 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	fs_cred_leave(&cred);
 	r = fd < 0 ? -err : ws_lookup(fs, dir, name, &n, &st);
 	if (fd >= 0 && r == 0) {
-		struct fs_op op = {
-		    .kind = FS_OP_CREATE, .dir = dir, .name = name};
-
 		fs_sandbox_note_op(dir->sb, &op);
 	}
-	fs_sandbox_op_end(dir->sb);
+	fs_sandbox_op_end(dir->sb, &op);
 	if (r == -EEXIST && !(fi->flags & O_EXCL)) {
 		/* opened as op_open does (the kernel checked access) */
 		fd = create_existing(fs, dir, name, fi->flags, &n, &st);

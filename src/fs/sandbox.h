@@ -29,7 +29,11 @@
  *   op_end       after it (and its note_op, if it succeeded).  Between
  *                the two the layer may exclude its own tree walks, so
  *                the core calls no other hook there but note_op, and
- *                every op_begin has exactly one op_end
+ *                every op_begin has exactly one op_end, with the same
+ *                struct fs_op (the caller's), which carries the
+ *                operation's paths and the layer's state between them.
+ *                The core takes its table lock there (to build the
+ *                paths); it never calls a hook with that lock held
  *
  * A NULL hook does nothing (returns 0).  The local hooks only attach.
  *
@@ -46,6 +50,7 @@
 #ifndef NOXFS_SANDBOX_H
 #define NOXFS_SANDBOX_H
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -71,6 +76,14 @@ enum fs_op_kind {
 	FS_OP_RENAME,
 	FS_OP_SETATTR
 };
+
+/*
+ * One metadata operation, owned by the caller (a local of the FUSE
+ * handler) from fs_sandbox_op_begin to fs_sandbox_op_end: what it does,
+ * the workspace paths the core built for it, and the layer's state
+ * between the two hooks.  The caller fills the first part; the rest
+ * starts zeroed.
+ */
 struct fs_op {
 	enum fs_op_kind kind;
 	struct fs_node *dir; /* parent of name (SETATTR: NULL) */
@@ -79,8 +92,22 @@ struct fs_op {
 	const char *name2;
 	struct fs_node *node; /* SETATTR, LINK source; else NULL */
 	unsigned flags;	      /* RENAME flags, SETATTR to_set */
-};
 
+	/*
+	 * Set by fs_sandbox_note_op for hooks->by_path, after the change
+	 * and under the layer's op lock, so they are the names the
+	 * operation used: the workspace path of dir/name (SETATTR, LINK:
+	 * of node) and of dir2/name2 (RENAME, LINK); path_err is 0 or the
+	 * -errno of building them.
+	 */
+	int path_err;
+	char path[PATH_MAX];
+	char path2[PATH_MAX];
+
+	/* the layer's own, from op_begin to op_end */
+	void *layer; /* non-NULL while op_begin's lock is held */
+	bool drain;  /* op_end sends the journal */
+};
 struct fs_sandbox_hooks {
 	const char *name;
 	/* operations are sent by workspace path: the core refuses names
@@ -98,12 +125,12 @@ struct fs_sandbox_hooks {
 	void (*note_write)(struct fs_sandbox *sb, struct fs_node *n);
 	int (*on_close)(struct fs_sandbox *sb, struct fs_node *n, int fd,
 			bool fsync);
-	void (*note_op)(struct fs_sandbox *sb, const struct fs_op *op);
+	void (*note_op)(struct fs_sandbox *sb, struct fs_op *op);
 	int (*flush)(struct fs_sandbox *sb, struct nox_err *err);
 	void (*after_exec)(struct fs_sandbox *sb);
 	int (*before_read)(struct fs_sandbox *sb, struct fs_node *n);
-	void (*op_begin)(struct fs_sandbox *sb);
-	void (*op_end)(struct fs_sandbox *sb);
+	void (*op_begin)(struct fs_sandbox *sb, struct fs_op *op);
+	void (*op_end)(struct fs_sandbox *sb, struct fs_op *op);
 };
 
 struct fs_sandbox {
@@ -173,9 +200,14 @@ int fs_sandbox_before_read(struct fs_sandbox *sb, struct fs_node *n);
 void fs_sandbox_note_write(struct fs_sandbox *sb, struct fs_node *n);
 int fs_sandbox_on_close(struct fs_sandbox *sb, struct fs_node *n, int fd,
 			bool fsync);
-void fs_sandbox_note_op(struct fs_sandbox *sb, const struct fs_op *op);
-void fs_sandbox_op_begin(struct fs_sandbox *sb);
-void fs_sandbox_op_end(struct fs_sandbox *sb);
+/*
+ * A metadata operation on the root tree: op_begin before the change,
+ * note_op after it succeeded (the core builds op's paths for a by_path
+ * layer first), op_end after both.  op is the caller's, from begin to end.
+ */
+void fs_sandbox_op_begin(struct fs_sandbox *sb, struct fs_op *op);
+void fs_sandbox_note_op(struct fs_sandbox *sb, struct fs_op *op);
+void fs_sandbox_op_end(struct fs_sandbox *sb, struct fs_op *op);
 
 /* The hooks for backends with a real workspace directory (local). */
 extern const struct fs_sandbox_hooks fs_local_hooks;

@@ -1,0 +1,216 @@
+/*
+ * cache_i.h - private to the cache layer (cache.c, cache_list.c,
+ * cache_drain.c): the per-sandbox state and the calls between its parts.
+ */
+#ifndef NOXFS_CACHE_I_H
+#define NOXFS_CACHE_I_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include <nox/nox.h>
+
+#include "cache.h"
+#include "journal.h"
+#include "manifest.h"
+
+#define BATCH_MAX_FILES	 5000
+#define BATCH_MAX_BYTES	 (64ll * 1024 * 1024)
+#define SCRIPT_MAX_OPS	 500
+#define SCRIPT_MAX_ARGS	 (96 * 1024)
+#define DEFAULT_DELAY_MS 100
+#define RETRY_MAX_MS	 5000
+#define STATE_NAME	 "state"
+#define MANIFEST_SAVE_MS 2000
+#define PART_SIZE	 (64ll * 1024 * 1024)
+#define PART_MIN	 (256ll * 1024)
+
+/*
+ * A file written through the mount and not yet closed, with the
+ * workspace path it has now: set once (dirty_name, cache.c) and kept
+ * current by the renames and unlinks journaled after it, so the exec
+ * barrier finds it without a walk of the tree.  NULL: not known (the
+ * name it had went; a hard link); then it is looked up again.
+ */
+struct cache_dirty {
+	ino_t ino;
+	char *path; /* malloc'd or NULL */
+};
+
+struct cache {
+	struct fs_sandbox *sb;	/* immutable; outlives the cache */
+	struct nox_backend *be; /* immutable */
+	char *dir;		/* immutable: CACHE/<host>/<id> */
+	int dir_fd;		/* immutable */
+	int tree_fd;		/* immutable, O_PATH */
+	bool writeback;		/* immutable */
+	long delay_ms;		/* immutable */
+	bool ext;		/* immutable: nox.fs fs/op usable */
+	double list_ttl;	/* immutable, seconds */
+
+	pthread_mutex_t mu;
+	pthread_cond_t cond; /* fetches, listings, journal */
+	/* protected by mu */
+	struct manifest man;
+	struct journal jr;	   /* its list; files: see journal.h */
+	struct cache_dirty *dirty; /* written, not yet closed */
+	size_t ndirty, capdirty;
+	unsigned long names_gen;    /* bumps when names move or go */
+	unsigned long jgen;	    /* bumps on every journal append */
+	bool listed;		    /* a listing was merged this mount */
+	bool have_manifest;	    /* a listing was ever merged */
+	bool stale;		    /* a command ran since */
+	unsigned long execs;	    /* commands that ended */
+	unsigned long listed_execs; /* execs when the listing started */
+	bool listing;		    /* a refresh is running */
+	struct timespec listed_at;  /* CLOCK_MONOTONIC */
+	struct timespec list_retry; /* no refresh before (failures) */
+	bool man_dirty;		    /* manifest needs saving */
+	bool saved_once;
+	struct timespec saved_at;      /* last manifest save */
+	bool gone;		       /* the server lost the sandbox */
+	bool failing;		       /* the last drain failed */
+	bool one_per_tar;	       /* the server refused a large tar */
+	long long part_size;	       /* big files go in parts this large */
+	struct timespec pending_since; /* journal became non-empty */
+	struct timespec retry_at;      /* backoff after a failure */
+	long backoff_ms;
+	bool flush_now; /* wake the flusher at once */
+	bool stop;
+	uint64_t tmp_seq;
+
+	/* the paths of operations a listing in flight may not show yet:
+	 * pending when it started or journaled since (protected by mu) */
+	bool collect;
+	char **touched;
+	size_t ntouched, captouched;
+
+	/*
+	 * Held from a change of the tree to its journal entry (op_begin ..
+	 * op_end, a close's snapshot), and by whatever must see the tree
+	 * and the journal agree: a listing merge, the exec barrier's
+	 * snapshot of open files.  So the journal's order is the order in
+	 * which the tree changed.  Order: op_mu, then mu; never drain_mu
+	 * inside op_mu (a drain sends requests).
+	 */
+	pthread_mutex_t op_mu;
+	unsigned long walks; /* op_mu: tree walks by inode (replay, a file
+				whose kept name went) */
+
+	pthread_mutex_t drain_mu; /* one drain at a time */
+	int batch_fd;		  /* drain_mu: the batch tar, reused, or -1 */
+	pthread_t thr;
+	bool thr_started;
+};
+
+/*
+ * The lock order, between the layer's three mutexes of one sandbox and
+ * the core's table.mutex (inode.h); checked in debug builds (assert):
+ *
+ *   op_mu  ->  table.mutex      the core builds an operation's paths
+ *                               (fs_sandbox_note_op) inside op_begin ..
+ *                               op_end
+ *   op_mu  ->  mu
+ *   drain_mu -> mu
+ *   drain_mu -> table.mutex     a drain that finds the sandbox gone
+ *                               detaches it (fs_sandbox_detach)
+ *
+ * op_mu and drain_mu are never held together (a drain sends requests;
+ * an operation must not wait on the network, and op_end drains after
+ * releasing op_mu).  Nothing is taken inside mu.  table.mutex is a leaf:
+ * the core calls no hook with it held, and the layer reads the core's
+ * names (cache_node_path) with none of its own locks held.  No lock of
+ * one sandbox's cache is taken inside another's.
+ */
+enum cache_lock {
+	CACHE_OP_MU = 1,
+	CACHE_DRAIN_MU = 2,
+	CACHE_MU = 4,
+};
+/* Takes / releases one of c's mutexes, checking the order above. */
+void cache_lock(struct cache *c, enum cache_lock l);
+void cache_unlock(struct cache *c, enum cache_lock l);
+/* pthread_cond_wait on c->cond (mu held across, as far as the order
+ * check is concerned). */
+void cache_wait(struct cache *c);
+
+static inline struct cache *cache_of(struct fs_sandbox *sb)
+{
+	return sb->cache;
+}
+
+static inline void mono_now(struct timespec *ts)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+}
+
+static inline double ts_diff(const struct timespec *a, const struct timespec *b)
+{
+	return (double)(a->tv_sec - b->tv_sec) +
+	       (double)(a->tv_nsec - b->tv_nsec) / 1e9;
+}
+
+static inline void ts_add_ms(struct timespec *ts, long ms)
+{
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (ms % 1000) * 1000000l;
+	if (ts->tv_nsec >= 1000000000l) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000l;
+	}
+}
+
+static inline int64_t ts_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000ll + ts->tv_nsec;
+}
+
+/* ---- cache.c: the hooks, the cache dir, the journal's appends ---- */
+
+/* With mu: the dirty set (files written and not yet closed). */
+bool cache_dirty_has(struct cache *c, ino_t ino);
+bool cache_dirty_add(struct cache *c, ino_t ino);
+/* With mu: ino has local changes the server does not have yet. */
+bool cache_busy_locked(struct cache *c, ino_t ino);
+/* With mu: remembers path for the listing in flight. */
+void cache_touch_locked(struct cache *c, const char *path);
+void cache_touched_clear_locked(struct cache *c);
+/* The last journal entry about inode ino, or 0 (takes mu). */
+uint64_t cache_last_seq_of(struct cache *c, ino_t ino);
+/* Tree path of node n (the core's names). */
+int cache_node_path(struct fs_sandbox *sb, struct fs_node *n, char *buf,
+		    size_t size);
+/* A new empty directory CACHE/.../tmp/PREFIX-N; its fd, name in buf. */
+int cache_tmp_dir(struct cache *c, const char *prefix, char *buf, size_t size);
+void cache_tmp_dir_remove(struct cache *c, const char *name, int fd);
+/* An unlinked temporary file in the cache dir. */
+int cache_tmp_file(struct cache *c);
+/* With mu: saves the manifest (unless force, at most every 2 s). */
+void cache_save_manifest_locked(struct cache *c, bool force);
+/* The server no longer has the sandbox: say so once, keep the data. */
+void cache_mark_gone(struct cache *c);
+/* r from a call about the sandbox: -ENOENT means it is gone. */
+int cache_check_gone(struct cache *c, int r);
+
+/* ---- cache_list.c: listings and downloads ---- */
+
+/* A listing fresh enough for before_dir (see there); 0 or -errno. */
+int cache_list_ensure(struct cache *c);
+/* Downloads placeholder n's content, once; 0 or -errno. */
+int cache_list_fetch(struct cache *c, struct fs_node *n);
+
+/* ---- cache_drain.c: the drain and the uploads ---- */
+
+/* Drains the journal up to entry upto (UINT64_MAX: all). */
+int cache_drain(struct cache *c, uint64_t upto, struct nox_err *err);
+/* The flusher thread's body (arg: the cache). */
+void *cache_drain_flusher(void *arg);
+/* With mu: writes every lazy entry to disk, fsynced. */
+void cache_drain_persist_all_locked(struct cache *c);
+/* CACHE/<host>/<id>/tmp/batch.tar, opened; or -errno. */
+int cache_drain_batch_open(struct cache *c);
+
+#endif

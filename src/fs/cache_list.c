@@ -1,0 +1,488 @@
+/*
+ * cache_list.c - listings and downloads of the cache layer.
+ *
+ * The first listing of a sandbox is one request for the whole workspace
+ * (fs/tree with nox.fs; else an exec of GNU find with NUL separators; a
+ * tar of the workspace when find is missing, its output was cut, or a
+ * name is not UTF-8); files appear as placeholders and a file's content
+ * is downloaded once, at its first open, with one v1 download.  A listing
+ * is taken again after a command ran or when older than the attribute
+ * timeout (at least 1 s); it never undoes a local change (manifest.h).
+ *
+ * Limits: no byte-range downloads (a placeholder is fetched whole); a
+ * listing merge racing a rename in flight can show the old name until
+ * the next listing.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cache_i.h"
+
+static bool merge_busy(ino_t ino, void *ud)
+{
+	return cache_busy_locked(ud, ino);
+}
+
+static int cmp_strp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* First index in sorted v whose string is >= key. */
+static size_t lower_bound(char *const *v, size_t n, const char *key)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (strcmp(v[mid], key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/*
+ * With mu, touched sorted: path, one of its parents or something below
+ * it was touched by an operation the listing may not show.
+ */
+static bool merge_skip(const char *path, void *ud)
+{
+	struct cache *c = ud;
+	char buf[PATH_MAX + 1];
+	size_t n = strlen(path), i, at;
+
+	if (c->ntouched == 0)
+		return false;
+	if (n + 1 >= sizeof(buf))
+		return true;
+	memcpy(buf, path, n + 1);
+	/* path itself or a parent */
+	for (i = n;; i--) {
+		if (i == n || buf[i] == '/') {
+			char keep = buf[i];
+
+			buf[i] = '\0';
+			at = lower_bound(c->touched, c->ntouched, buf);
+			buf[i] = keep;
+			if (at < c->ntouched &&
+			    strncmp(c->touched[at], buf, i) == 0 &&
+			    c->touched[at][i] == '\0')
+				return true;
+		}
+		if (i == 0)
+			break;
+	}
+	/* something below it */
+	buf[n] = '/';
+	buf[n + 1] = '\0';
+	at = lower_bound(c->touched, c->ntouched, buf);
+	return at < c->ntouched && strncmp(c->touched[at], buf, n + 1) == 0;
+}
+
+/* ---- listings ------------------------------------------------------- */
+
+/* Downloads sandbox path src as a tar and extracts it into a tmp dir. */
+static int fetch_tar(struct cache *c, const char *src, char *dname,
+		     size_t dsize, int *dfd, struct nox_err *err)
+{
+	int tfd, fd, r;
+
+	tfd = cache_tmp_file(c);
+	if (tfd < 0)
+		return nox_err_set(err, tfd, "cache tmp file: %s",
+				   strerror(-tfd));
+	r = nox_backend_download(c->be, c->sb->id, src, tfd, err);
+	if (r < 0) {
+		close(tfd);
+		return r;
+	}
+	fd = cache_tmp_dir(c, "dl", dname, dsize);
+	if (fd < 0) {
+		close(tfd);
+		return nox_err_set(err, fd, "cache tmp dir: %s", strerror(-fd));
+	}
+	if (lseek(tfd, 0, SEEK_SET) < 0) {
+		r = nox_err_set(err, errno, "seek: %s", strerror(errno));
+	} else {
+		r = nox_tar_extract(tfd, fd, NULL, err);
+	}
+	close(tfd);
+	if (r < 0) {
+		cache_tmp_dir_remove(c, dname, fd);
+		return r;
+	}
+	*dfd = fd;
+	return 0;
+}
+
+static int tree_cb(const char *rel, const struct stat *st, const char *target,
+		   void *ud)
+{
+	return listing_add_stat(ud, rel, st, target);
+}
+
+/*
+ * The listing: on a server with nox.fs one GET fs/tree (no command runs);
+ * else one exec of find (-ENOSYS: take a tar of the workspace instead).
+ */
+static int take_listing(struct cache *c, struct listing *l, struct nox_err *err)
+{
+	struct nox_exec_req req = {.argv = listing_find_argv(),
+				   .timeout_seconds = 60};
+	struct nox_exec_result res;
+	int r;
+
+	if (c->ext && nox_backend_has(c->be, NOX_OP_TREE)) {
+		r = nox_backend_tree(c->be, c->sb->id, "", tree_cb, l, err);
+		if (r != -ENOSYS && r != -EFBIG && r != -EPROTO &&
+		    r != -EOPNOTSUPP)
+			return r;
+		/* too big for one answer, not there after all, or an
+		 * answer we cannot use: the v1 way */
+		nox_log(NOX_LOG_DEBUG, "%s: fs/tree: %s; listing by find",
+			c->sb->id, nox_err_str(err, r));
+		listing_cleanup(l);
+		memset(l, 0, sizeof(*l));
+	}
+	memset(&res, 0, sizeof(res));
+	r = nox_backend_exec(c->be, c->sb->id, &req, &res, err);
+	if (r < 0)
+		return r;
+	if (res.exit_code == 0 && !res.out_truncated) {
+		r = listing_parse_find(res.out ? res.out : "", res.out_len, l,
+				       err);
+	} else {
+		nox_log(NOX_LOG_DEBUG, "%s: find gave %d%s; listing by tar",
+			c->sb->id, res.exit_code,
+			res.out_truncated ? " (cut)" : "");
+		r = -ENOSYS;
+	}
+	nox_exec_result_cleanup(&res);
+	return r;
+}
+
+/*
+ * Takes a listing from the server and merges it.  Called with no lock;
+ * c->listing set by the caller.  Local operations pending when the
+ * listing was asked for, or journaled while it came, may or may not be
+ * in it: their paths are left as the tree has them (merge_skip).
+ */
+static int refresh(struct cache *c, struct nox_err *err)
+{
+	struct listing l = {0};
+	const struct jent *e;
+	unsigned long execs;
+	char dname[64];
+	int r, src = -1;
+	bool big;
+
+	cache_lock(c, CACHE_MU);
+	execs = c->execs;
+	cache_touched_clear_locked(c);
+	c->collect = true;
+	for (e = journal_first(&c->jr); e; e = journal_next(e)) {
+		cache_touch_locked(c, e->path);
+		if (e->op == J_RENAME || e->op == J_LINK)
+			cache_touch_locked(c, e->path2);
+	}
+	cache_unlock(c, CACHE_MU);
+	r = take_listing(c, &l, err);
+	if (r == -ENOENT) {
+		r = cache_check_gone(c, r);
+		goto out;
+	}
+	if (r == -EILSEQ || r == -ENOSYS || r == -EPROTO) {
+		r = fetch_tar(c, NULL, dname, sizeof(dname), &src, err);
+		if (r < 0) {
+			r = cache_check_gone(c, r);
+			goto out;
+		}
+		r = listing_from_dir(src, &l, err);
+	}
+	if (r < 0)
+		goto out;
+	/* no change of the tree is between its syscall and its journal
+	 * entry while op_mu is held: the tree and the journal agree */
+	cache_lock(c, CACHE_OP_MU);
+	cache_lock(c, CACHE_MU);
+	if (!c->collect) {
+		/* out of memory remembering paths: keep the tree */
+		cache_unlock(c, CACHE_MU);
+		cache_unlock(c, CACHE_OP_MU);
+		r = nox_err_set(err, ENOMEM, "out of memory");
+		goto out;
+	}
+	if (c->ntouched)
+		qsort(c->touched, c->ntouched, sizeof(*c->touched), cmp_strp);
+	r = manifest_merge(&c->man, c->tree_fd, &l, src, merge_busy, merge_skip,
+			   c, err);
+	if (r == 0) {
+		c->man_dirty = true;
+		c->listed = true;
+		c->have_manifest = true;
+		/* commands that ended while it came are not in it */
+		c->listed_execs = execs;
+		c->stale = false;
+		mono_now(&c->listed_at);
+		cache_save_manifest_locked(c, false);
+	}
+	cache_unlock(c, CACHE_MU);
+	cache_unlock(c, CACHE_OP_MU);
+out:
+	cache_lock(c, CACHE_MU);
+	c->collect = false;
+	cache_touched_clear_locked(c);
+	cache_unlock(c, CACHE_MU);
+	if (src >= 0)
+		cache_tmp_dir_remove(c, dname, src);
+	big = l.n > 10000;
+	listing_cleanup(&l);
+	/* a big listing's JSON and entries were many small blocks: give
+	 * the memory back rather than keep it as the daemon's RSS */
+#ifdef __GLIBC__
+	if (big)
+		(void)malloc_trim(0);
+#else
+	(void)big;
+#endif
+	return r;
+}
+
+/*
+ * Makes sure the tree holds a listing fresh enough (before_dir): taken
+ * after every command that ended before this call (the exec barrier's
+ * second half: what a command made is visible once it returned), and
+ * not older than list_ttl.  A listing in flight that started after
+ * those commands is waited for; an older one is not enough.
+ */
+int cache_list_ensure(struct cache *c)
+{
+	struct nox_err err;
+	struct timespec now;
+	unsigned long want;
+	bool need, old;
+	int r;
+
+	cache_lock(c, CACHE_MU);
+	want = c->execs;
+	for (;;) {
+		if (c->gone) {
+			cache_unlock(c, CACHE_MU);
+			return -ENOENT;
+		}
+		mono_now(&now);
+		old = c->listed_execs < want || c->stale;
+		need = !c->listed || old ||
+		       ts_diff(&now, &c->listed_at) > c->list_ttl;
+		if (!need || ts_diff(&c->list_retry, &now) > 0) {
+			cache_unlock(c, CACHE_MU);
+			return 0;
+		}
+		if (!c->listing)
+			break;
+		if (c->listed && !old) {
+			/* only the ttl: the old listing will do meanwhile */
+			cache_unlock(c, CACHE_MU);
+			return 0;
+		}
+		cache_wait(c);
+	}
+	c->listing = true;
+	cache_unlock(c, CACHE_MU);
+
+	nox_err_clear(&err);
+	r = refresh(c, &err);
+
+	cache_lock(c, CACHE_MU);
+	c->listing = false;
+	if (r < 0) {
+		mono_now(&c->list_retry);
+		ts_add_ms(&c->list_retry, 1000);
+	}
+	pthread_cond_broadcast(&c->cond);
+	if (r < 0 && (c->have_manifest || c->listed)) {
+		/* serve what the cache has */
+		nox_log(NOX_LOG_DEBUG, "%s: listing: %s (using the cache)",
+			c->sb->id, nox_err_str(&err, r));
+		r = 0;
+	}
+	cache_unlock(c, CACHE_MU);
+	if (r < 0)
+		nox_log(NOX_LOG_WARN, "%s: listing: %s", c->sb->id,
+			nox_err_str(&err, r));
+	return r;
+}
+
+/* ---- downloads ------------------------------------------------------ */
+
+static int copy_into(int from, int to)
+{
+	char buf[65536];
+	off_t off = 0;
+	ssize_t n;
+
+	for (;;) {
+		n = copy_file_range(from, &off, to, NULL, 1 << 30, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+	}
+	if (n == 0)
+		return 0;
+	if (lseek(to, off, SEEK_SET) < 0)
+		return -errno;
+	for (;;) {
+		n = pread(from, buf, sizeof(buf), off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return 0;
+		if (write(to, buf, (size_t)n) != n)
+			return errno ? -errno : -EIO;
+		off += n;
+	}
+}
+
+/* Downloads path into the tree inode of node n (opened through fd). */
+static int download(struct cache *c, struct fs_node *n, const char *path,
+		    struct stat *out, struct nox_err *err)
+{
+	char src[PATH_MAX + 16], dname[64], proc[64];
+	const char *base = strrchr(path, '/');
+	struct timespec ts[2];
+	struct stat st;
+	int dfd = -1, sfd = -1, tfd = -1, r;
+
+	snprintf(src, sizeof(src), "/workspace/%s", path);
+	r = fetch_tar(c, src, dname, sizeof(dname), &dfd, err);
+	if (r < 0)
+		return r;
+	base = base ? base + 1 : path;
+	sfd = openat(dfd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (sfd < 0 || fstat(sfd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		r = nox_err_set(err, ENOENT,
+				"download of %s: no such file in the answer",
+				path);
+		goto out;
+	}
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", n->fd);
+	tfd = open(proc, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	if (tfd < 0) {
+		r = nox_err_set(err, errno, "cache tree %s: %s", path,
+				strerror(errno));
+		goto out;
+	}
+	r = copy_into(sfd, tfd);
+	if (r < 0) {
+		nox_err_set(err, r, "cache tree %s: %s", path, strerror(-r));
+		goto out;
+	}
+	ts[0].tv_sec = 0;
+	ts[0].tv_nsec = UTIME_OMIT;
+	ts[1] = st.st_mtim;
+	(void)futimens(tfd, ts);
+	*out = st;
+out:
+	if (tfd >= 0)
+		close(tfd);
+	if (sfd >= 0)
+		close(sfd);
+	cache_tmp_dir_remove(c, dname, dfd);
+	return r;
+}
+
+int cache_list_fetch(struct cache *c, struct fs_node *n)
+{
+	char path[PATH_MAX];
+	struct nox_err err;
+	struct ment *me;
+	struct stat st = {0};
+	bool drained = false;
+	int r;
+
+	cache_lock(c, CACHE_MU);
+	for (;;) {
+		me = manifest_get(&c->man, n->sino);
+		if (c->gone) {
+			cache_unlock(c, CACHE_MU);
+			return -ENOENT;
+		}
+		if (!me || me->fetched) {
+			cache_unlock(c, CACHE_MU);
+			return 0;
+		}
+		if (cache_busy_locked(c, n->sino)) {
+			uint64_t seq;
+
+			/* a placeholder with journaled changes (chmod,
+			 * truncate): send them, then fetch the result */
+			if (drained || cache_dirty_has(c, n->sino)) {
+				cache_unlock(c, CACHE_MU);
+				return 0;
+			}
+			cache_unlock(c, CACHE_MU);
+			drained = true;
+			seq = cache_last_seq_of(c, n->sino);
+			nox_err_clear(&err);
+			r = cache_drain(c, seq, &err);
+			if (r < 0)
+				return r;
+			cache_lock(c, CACHE_MU);
+			continue;
+		}
+		if (!me->fetching)
+			break;
+		cache_wait(c);
+	}
+	me->fetching = true;
+	cache_unlock(c, CACHE_MU);
+
+	nox_err_clear(&err);
+	r = cache_node_path(c->sb, n, path, sizeof(path));
+	if (r == 0)
+		r = download(c, n, path, &st, &err);
+	if (r == -ENOENT && !c->gone) {
+		struct nox_sandbox_info info;
+
+		if (nox_backend_info(c->be, c->sb->id, &info, NULL) == -ENOENT)
+			cache_mark_gone(c);
+	}
+
+	cache_lock(c, CACHE_MU);
+	me = manifest_get(&c->man, n->sino);
+	if (me) {
+		me->fetching = false;
+		if (r == 0) {
+			me->fetched = true;
+			me->rsize = st.st_size;
+			me->rmtime = ts_ns(&st.st_mtim);
+			c->man_dirty = true;
+		}
+	}
+	if (r == -ENOENT)
+		c->stale = true;
+	pthread_cond_broadcast(&c->cond);
+	cache_unlock(c, CACHE_MU);
+	if (r < 0)
+		nox_log(NOX_LOG_WARN, "%s: download of %s: %s", c->sb->id, path,
+			nox_err_str(&err, r));
+	return r;
+}
