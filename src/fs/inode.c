@@ -13,7 +13,13 @@
  * attributes last sent to the kernel (fs_table_collect_wb,
  * fs_table_collect_changed; rules in inode.h and barrier.c).
  *
- * Limits: the table grows (doubling) but never shrinks.
+ * Node descriptors are a cache (inode.h): an LRU list under its own leaf
+ * mutex (fdmu) holds the unpinned ones, closed beyond t->fd_cache and
+ * reopened from the node's file handle.  Lock order: table mutex, then
+ * fdmu; nothing is taken while fdmu is held.
+ *
+ * Limits: the table grows (doubling) but never shrinks; file handles of
+ * at most 8 file systems (one mount descriptor each, kept until exit).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <nox/log.h>
 
 #include "inode.h"
 #include "sandbox.h"
@@ -36,7 +44,231 @@ int fs_table_init(struct fs_table *t)
 	t->nbuckets = TABLE_MIN_BUCKETS;
 	pthread_mutex_init(&t->mutex, NULL);
 	pthread_mutex_init(&t->hmutex, NULL);
+	pthread_mutex_init(&t->fdmu, NULL);
+	t->fd_cache = FS_FD_CACHE;
 	return 0;
+}
+
+/* ---- the descriptor cache ------------------------------------------- */
+
+static void lru_del_locked(struct fs_table *t, struct fs_node *n)
+{
+	if (n->lru_prev)
+		n->lru_prev->lru_next = n->lru_next;
+	else if (t->lru_head == n)
+		t->lru_head = n->lru_next;
+	else
+		return; /* not in the list */
+	if (n->lru_next)
+		n->lru_next->lru_prev = n->lru_prev;
+	else
+		t->lru_tail = n->lru_prev;
+	n->lru_prev = n->lru_next = NULL;
+	t->lru_count--;
+}
+
+/* Puts unpinned n (fd open, fh set) at the head; closes the oldest
+ * descriptors beyond FS_FD_CACHE. */
+static void lru_add_locked(struct fs_table *t, struct fs_node *n)
+{
+	n->lru_prev = NULL;
+	n->lru_next = t->lru_head;
+	if (t->lru_head)
+		t->lru_head->lru_prev = n;
+	else
+		t->lru_tail = n;
+	t->lru_head = n;
+	t->lru_count++;
+	while (t->lru_count > t->fd_cache) {
+		struct fs_node *old = t->lru_tail;
+
+		lru_del_locked(t, old);
+		close(old->fd);
+		old->fd = -1;
+	}
+}
+
+/*
+ * The mount descriptor for file handles of dev, or -1 (8 at most).  A
+ * new one is the directory dirfd (an O_PATH descriptor will not do for
+ * open_by_handle_at: EBADF) reopened for reading, if it is on dev.
+ */
+static int mntfd_locked(struct fs_table *t, dev_t dev, int dirfd)
+{
+	struct stat st;
+	size_t i;
+	int m;
+
+	for (i = 0; i < t->nmntfd; i++)
+		if (t->mntfd[i].dev == dev)
+			return t->mntfd[i].fd;
+	if (dirfd < 0 || t->nmntfd == sizeof(t->mntfd) / sizeof(t->mntfd[0]))
+		return -1;
+	m = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (m < 0)
+		return -1;
+	if (fstat(m, &st) < 0 || st.st_dev != dev) {
+		close(m);
+		return -1;
+	}
+	t->mntfd[t->nmntfd].dev = dev;
+	t->mntfd[t->nmntfd].fd = m;
+	t->nmntfd++;
+	return m;
+}
+
+/* n's file handle, or NULL where there is none to be had. */
+static struct file_handle *handle_of(int fd)
+{
+	struct file_handle *fh;
+	unsigned size = 64;
+	int mnt;
+
+	for (;;) {
+		fh = malloc(sizeof(*fh) + size);
+		if (!fh)
+			return NULL;
+		fh->handle_bytes = size;
+		if (name_to_handle_at(fd, "", fh, &mnt, AT_EMPTY_PATH) == 0)
+			return fh;
+		size = fh->handle_bytes;
+		free(fh);
+		if (errno != EOVERFLOW || size > MAX_HANDLE_SZ)
+			return NULL;
+	}
+}
+
+/*
+ * Gives new node n (its descriptor open, unpinned) a file handle and puts
+ * it in the cache.  The first handle of the daemon is tried at once: a
+ * daemon that cannot open by handle keeps every descriptor.
+ */
+static void fd_cache_add(struct fs_table *t, struct fs_node *n)
+{
+	struct file_handle *fh;
+	int m, fd;
+
+	pthread_mutex_lock(&t->fdmu);
+	if (t->by_handle < 0 || n->fd < 0 || n->fh) {
+		pthread_mutex_unlock(&t->fdmu);
+		return;
+	}
+	pthread_mutex_unlock(&t->fdmu);
+	fh = handle_of(n->fd);
+	if (!fh)
+		return;
+	pthread_mutex_lock(&t->fdmu);
+	m = mntfd_locked(t, n->dev, n->sb ? n->sb->root_fd : -1);
+	if (m >= 0 && t->by_handle == 0) {
+		fd = open_by_handle_at(m, fh, O_PATH | O_CLOEXEC);
+		if (fd >= 0) {
+			close(fd);
+			t->by_handle = 1;
+		} else {
+			nox_log(NOX_LOG_INFO,
+				"open_by_handle_at: %s: one descriptor per "
+				"node the kernel remembers",
+				strerror(errno));
+			t->by_handle = -1;
+		}
+	}
+	if (m < 0 || t->by_handle < 0 || n->fh || n->fd < 0) {
+		pthread_mutex_unlock(&t->fdmu);
+		free(fh);
+		return;
+	}
+	n->fh = fh;
+	if (n->fd_pins == 0)
+		lru_add_locked(t, n);
+	pthread_mutex_unlock(&t->fdmu);
+}
+
+static void node_free_fd(struct fs_node *n)
+{
+	if (n->fd >= 0)
+		close(n->fd);
+	free(n->fh);
+	free(n);
+}
+
+/*
+ * Frees n (unlinked from the table, its name and references dropped),
+ * with its descriptor and handle; a node still pinned by a request in
+ * flight is left to its last fs_node_fd_put().  at_exit: free it anyway.
+ */
+static void node_free_locked(struct fs_table *t, struct fs_node *n,
+			     bool at_exit)
+{
+	pthread_mutex_lock(&t->fdmu);
+	lru_del_locked(t, n);
+	if (n->fd_pins > 0 && !at_exit) {
+		n->fd_dead = true;
+		n = NULL;
+	}
+	pthread_mutex_unlock(&t->fdmu);
+	if (n)
+		node_free_fd(n);
+}
+
+int fs_node_fd(struct fs_table *t, struct fs_node *n)
+{
+	int fd, m, r;
+
+	pthread_mutex_lock(&t->fdmu);
+	if (n->fd < 0 && n->fh) {
+		m = mntfd_locked(t, n->dev, -1);
+		fd = m < 0 ? -1
+			   : open_by_handle_at(m, n->fh, O_PATH | O_CLOEXEC);
+		if (fd < 0) {
+			r = m < 0 || errno == ENOENT ? -ESTALE : -errno;
+			pthread_mutex_unlock(&t->fdmu);
+			return r;
+		}
+		n->fd = fd;
+	} else if (n->fd >= 0 && n->fd_pins == 0) {
+		lru_del_locked(t, n);
+	}
+	fd = n->fd;
+	if (fd < 0) {
+		pthread_mutex_unlock(&t->fdmu);
+		return -EBADF;
+	}
+	n->fd_pins++;
+	pthread_mutex_unlock(&t->fdmu);
+	return fd;
+}
+
+void fs_node_fd_put(struct fs_table *t, struct fs_node *n)
+{
+	bool dead = false;
+
+	pthread_mutex_lock(&t->fdmu);
+	if (n->fd_pins > 0 && --n->fd_pins == 0) {
+		if (n->fd_dead)
+			dead = true;
+		else if (n->fh && n->fd >= 0)
+			lru_add_locked(t, n);
+	}
+	pthread_mutex_unlock(&t->fdmu);
+	if (dead)
+		node_free_fd(n);
+}
+
+size_t fs_table_fd_count(struct fs_table *t)
+{
+	size_t i, c = 0;
+
+	pthread_mutex_lock(&t->mutex);
+	pthread_mutex_lock(&t->fdmu);
+	for (i = 0; i < t->nbuckets; i++) {
+		struct fs_node *x;
+
+		for (x = t->buckets[i]; x; x = x->hnext)
+			c += x->fd >= 0;
+	}
+	pthread_mutex_unlock(&t->fdmu);
+	pthread_mutex_unlock(&t->mutex);
+	return c;
 }
 
 void fs_table_handle_add(struct fs_table *t, struct fs_handle *h)
@@ -170,13 +402,13 @@ static void node_free_chain_locked(struct fs_table *t, struct fs_node *n,
 		table_unlink_locked(t, n);
 		if (n->wdirty)
 			t->nwdirty--;
-		if (n->fd >= 0)
-			close(n->fd);
 		free(n->name);
+		n->name = NULL;
 		if (n->sb && fs_sandbox_unref_locked(n->sb) &&
 		    dead->n < sizeof(dead->sb) / sizeof(dead->sb[0]))
 			dead->sb[dead->n++] = n->sb;
-		free(n);
+		n->parent = NULL;
+		node_free_locked(t, n, false);
 		if (!parent)
 			break;
 		parent->refs--;
@@ -223,13 +455,11 @@ void fs_table_cleanup(struct fs_table *t)
 
 		for (n = t->buckets[i]; n; n = next) {
 			next = n->hnext;
-			if (n->fd >= 0)
-				close(n->fd);
 			free(n->name);
 			if (n->sb && fs_sandbox_unref_locked(n->sb) &&
 			    dead.n < sizeof(dead.sb) / sizeof(dead.sb[0]))
 				dead.sb[dead.n++] = n->sb;
-			free(n);
+			node_free_locked(t, n, true);
 			if (dead.n == sizeof(dead.sb) / sizeof(dead.sb[0])) {
 				pthread_mutex_unlock(&t->mutex);
 				dead_flush(&dead);
@@ -257,6 +487,10 @@ void fs_table_cleanup(struct fs_table *t)
 	dead_flush(&dead);
 	free(t->buckets);
 	t->buckets = NULL;
+	for (i = 0; i < t->nmntfd; i++)
+		close(t->mntfd[i].fd);
+	t->nmntfd = 0;
+	pthread_mutex_destroy(&t->fdmu);
 	pthread_mutex_destroy(&t->mutex);
 	pthread_mutex_destroy(&t->hmutex);
 }
@@ -346,8 +580,20 @@ struct fs_node *fs_node_lookup_add(struct fs_table *t, struct fs_sandbox *sb,
 	n = find_locked(t, sb, kind, dev, sino);
 	if (n) {
 		n->nlookup++;
-		if (fd >= 0)
-			close(fd);
+		if (fd >= 0) {
+			/* a node whose descriptor the cache closed takes the
+			 * one this lookup opened */
+			pthread_mutex_lock(&t->fdmu);
+			if (n->fd < 0 && n->fh) {
+				n->fd = fd;
+				fd = -1;
+				if (n->fd_pins == 0)
+					lru_add_locked(t, n);
+			}
+			pthread_mutex_unlock(&t->fdmu);
+			if (fd >= 0)
+				close(fd);
+		}
 		if (st && real_kind(kind))
 			note_attr_locked(n, st);
 		set_name_locked(n, parent, name, &dead, t);
@@ -391,6 +637,8 @@ struct fs_node *fs_node_lookup_add(struct fs_table *t, struct fs_sandbox *sb,
 		table_grow_locked(t);
 	pthread_mutex_unlock(&t->mutex);
 	dead_flush(&dead);
+	if (kind == FS_WS)
+		fd_cache_add(t, n);
 	return n;
 }
 
@@ -422,6 +670,8 @@ static bool flags_write(int flags)
 
 void fs_node_open_note(struct fs_table *t, struct fs_node *n, int flags)
 {
+	if (n->kind == FS_WS)
+		(void)fs_node_fd(t, n); /* the open's pin; it was pinned */
 	if (!flags_write(flags))
 		return;
 	pthread_mutex_lock(&t->mutex);
@@ -435,6 +685,8 @@ void fs_node_open_note(struct fs_table *t, struct fs_node *n, int flags)
 
 void fs_node_release_note(struct fs_table *t, struct fs_node *n, int flags)
 {
+	if (n->kind == FS_WS)
+		fs_node_fd_put(t, n);
 	if (!flags_write(flags))
 		return;
 	pthread_mutex_lock(&t->mutex);
@@ -651,9 +903,15 @@ int fs_table_collect_wb(struct fs_table *t, struct fs_sandbox *sb,
 /* One node's state for fs_table_collect_changed, copied under the mutex
  * (the node itself may be freed once it is released: only ino, as a
  * value, and fd, whose fstat is checked against dev/sino, are used). */
+#define SNAP_FH_MAX 40
 struct snap {
 	fuse_ino_t ino;
 	int fd;
+	int mnt; /* with fh: the descriptor cache closed fd (-1) */
+	union {
+		struct file_handle fh;
+		unsigned char b[sizeof(struct file_handle) + SNAP_FH_MAX];
+	} h;
 	bool seen;
 	bool dir;
 	bool changed;
@@ -665,10 +923,18 @@ struct snap {
 	nlink_t nlink;
 };
 
-static void snap_node(struct snap *s, const struct fs_node *x)
+static void snap_node(struct fs_table *t, struct snap *s,
+		      const struct fs_node *x)
 {
 	s->ino = x->ino;
+	s->mnt = -1;
+	pthread_mutex_lock(&t->fdmu);
 	s->fd = x->fd;
+	if (s->fd < 0 && x->fh && x->fh->handle_bytes <= SNAP_FH_MAX) {
+		s->mnt = mntfd_locked(t, x->dev, -1);
+		memcpy(&s->h.fh, x->fh, sizeof(*x->fh) + x->fh->handle_bytes);
+	}
+	pthread_mutex_unlock(&t->fdmu);
 	s->seen = x->att_seen;
 	s->dir = x->type == S_IFDIR;
 	s->changed = false;
@@ -703,10 +969,24 @@ static bool ts_ge(const struct timespec *a, const struct timespec *b)
 static bool snap_changed(const struct snap *s, const struct timespec *racy)
 {
 	struct stat st;
+	int fd, r;
 
-	if (!s->seen || s->fd < 0)
+	if (!s->seen)
 		return true;
-	if (fstatat(s->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+	if (s->fd >= 0) {
+		r = fstatat(s->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+	} else {
+		/* its descriptor was closed by the cache: by its handle */
+		if (s->mnt < 0)
+			return true;
+		fd = open_by_handle_at(s->mnt, (struct file_handle *)&s->h.fh,
+				       O_PATH | O_CLOEXEC);
+		if (fd < 0)
+			return true;
+		r = fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+		close(fd);
+	}
+	if (r < 0)
 		return true;
 	return st.st_nlink == 0 || st.st_dev != s->dev ||
 	       st.st_ino != s->sino || st.st_size != s->size ||
@@ -812,11 +1092,11 @@ int fs_table_collect_changed(struct fs_table *t, struct fs_sandbox *sb,
 
 		for (x = t->buckets[i]; x; x = x->hnext) {
 			if (x->sb == sb && real_kind(x->kind))
-				snap_node(&s[ns++], x);
+				snap_node(t, &s[ns++], x);
 		}
 	}
 	if (t->root && t->root->sb == sb && t->root->kind == FS_SANDBOX)
-		snap_node(&s[ns++], t->root);
+		snap_node(t, &s[ns++], t->root);
 	pthread_mutex_unlock(&t->mutex);
 
 	/* 2: fstat each descriptor, unlocked */

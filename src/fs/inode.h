@@ -4,9 +4,9 @@
  * Kinds:
  *   ROOT     the mount root listing sandboxes (absent with -o session=)
  *   SANDBOX  a sandbox's workspace root (the FUSE root with session=)
- *   WS       a file, directory or symlink inside a workspace, held by an
- *            O_PATH|O_NOFOLLOW descriptor and keyed by (sandbox, st_dev,
- *            st_ino) so hard links share one node
+ *   WS       a file, directory or symlink inside a workspace, reached by
+ *            an O_PATH descriptor (cached, see below) and keyed by
+ *            (sandbox, st_dev, st_ino) so hard links share one node
  *   NOXDIR   the virtual .nox directory of a sandbox
  *   CTL      one control file in .nox
  *
@@ -18,6 +18,16 @@
  * can invalidate the kernel's dentry, and so a full path can be rebuilt
  * for the cache layer (fs_node_path).  A hard link with several names is
  * only tracked under the last one looked up.
+ *
+ * Descriptors are bounded by the work in flight, not by the nodes the
+ * kernel remembers: a WS node keeps the file handle of its file
+ * (name_to_handle_at) and its O_PATH descriptor only while it is pinned
+ * (fs_node_fd .. fs_node_fd_put, or a FUSE handle open on it) or among
+ * the fd_cache (FS_FD_CACHE) most recently used; beyond that the least recently
+ * used descriptor is closed and reopened from the handle on the next use
+ * (open_by_handle_at, which needs CAP_DAC_READ_SEARCH).  A daemon without
+ * that capability, or a file system without file handles, keeps every
+ * descriptor as before.
  */
 #ifndef NOXFS_INODE_H
 #define NOXFS_INODE_H
@@ -51,7 +61,13 @@ struct fs_node {
 	enum fs_kind kind;     /* immutable */
 	enum fs_ctl ctl;       /* immutable; FS_CTL only */
 	struct fs_sandbox *sb; /* immutable; a reference (not ROOT) */
-	int fd;		       /* immutable; O_PATH, -1 if virtual */
+	struct file_handle *fh; /* immutable; NULL: fd is never closed */
+	/* protected by table->fdmu: the descriptor cache */
+	int fd;		 /* O_PATH; -1 if virtual or closed (fh set) */
+	unsigned fd_pins; /* fs_node_fd users and open FUSE handles */
+	bool fd_dead;	  /* freed from the table while pinned: the last
+			   * fs_node_fd_put frees it */
+	struct fs_node *lru_prev, *lru_next; /* unpinned, fd open, fh set */
 	dev_t dev;	       /* immutable key, with sino */
 	ino_t sino;
 	mode_t type; /* immutable S_IFMT bits */
@@ -88,7 +104,20 @@ struct fs_handle {
 	void (*free)(struct fs_handle *h); /* immutable */
 };
 
+/* Unpinned node descriptors kept open by default (-o fd_cache=N). */
+#define FS_FD_CACHE 1024u
+
 struct fs_table {
+	pthread_mutex_t fdmu; /* a leaf: nothing is taken while held */
+	struct fs_node *lru_head, *lru_tail; /* protected by fdmu */
+	size_t lru_count;		      /* protected by fdmu */
+	size_t fd_cache; /* immutable after init: FS_FD_CACHE or -o fd_cache */
+	int by_handle;	/* protected by fdmu: 1 usable, 0 unknown, -1 not */
+	struct fs_mntfd {
+		dev_t dev;
+		int fd;
+	} mntfd[8];	/* protected by fdmu: open_by_handle_at's mount_fd */
+	size_t nmntfd;
 	pthread_mutex_t hmutex;
 	struct fs_handle *handles; /* protected by hmutex */
 	pthread_mutex_t mutex;
@@ -136,6 +165,19 @@ struct fs_node *fs_node_lookup_add(struct fs_table *t, struct fs_sandbox *sb,
 				   const struct stat *st,
 				   struct fs_node *parent, const char *name);
 
+/*
+ * n's O_PATH descriptor, pinned (never closed) until fs_node_fd_put();
+ * reopened from n's file handle if the cache closed it.  -ESTALE when
+ * the file is gone, -EBADF for a virtual node, or -errno.  While pinned,
+ * n->fd may be read without a lock, and n outlives a forget: a node
+ * the kernel forgets while pinned is freed by the last put.
+ */
+int fs_node_fd(struct fs_table *t, struct fs_node *n);
+void fs_node_fd_put(struct fs_table *t, struct fs_node *n);
+
+/* How many node descriptors are open now (for tests and the log). */
+size_t fs_table_fd_count(struct fs_table *t);
+
 /* Finds the WS node of (sb, dev, ino) without counting a lookup. */
 struct fs_node *fs_node_find(struct fs_table *t, struct fs_sandbox *sb,
 			     dev_t dev, ino_t sino);
@@ -168,6 +210,8 @@ void fs_node_note_attr(struct fs_table *t, struct fs_node *n,
  */
 void fs_node_open_note(struct fs_table *t, struct fs_node *n, int flags);
 void fs_node_release_note(struct fs_table *t, struct fs_node *n, int flags);
+/* The handle also pins n's descriptor: fs_node_open_note takes a pin,
+ * fs_node_release_note gives it back (call it after the release hooks). */
 
 /* What the exec path needs to invalidate one node (see barrier.c). */
 struct fs_inval {

@@ -70,6 +70,7 @@ static const struct fuse_opt fs_opt_spec[] = {
     FS_OPT("token=%s", token, 0),
     FS_OPT("v1_only", v1_only, 1),
     FS_OPT("start_timeout=%d", start_timeout, 0),
+    FS_OPT("fd_cache=%d", fd_cache, 0),
     FS_OPT("local=%s", local_dir, 0),
     FS_OPT("url=%s", url, 0),
     FS_OPT("--help", show_help, 1),
@@ -304,6 +305,8 @@ static void usage(const char *prog)
 	       "    -o v1_only             http: use no server extensions\n"
 	       "    -o start_timeout=S     http: deadline of the checks at "
 	       "start (10)\n"
+	       "    -o fd_cache=N          node descriptors kept open "
+	       "(1024)\n"
 	       "    -o local=BASE_DIR, url=URL  as --local=BASE_DIR, --url "
 	       "URL (fstab)\n"
 	       "    -o allow_other         let other users use the mount\n"
@@ -424,6 +427,10 @@ static int opts_check(struct fs_opts *o)
 		return -1;
 	if (o->exec_timeout < 1) {
 		nox_log(NOX_LOG_ERR, "exec_timeout must be at least 1 s");
+		return -1;
+	}
+	if (o->fd_cache < 1) {
+		nox_log(NOX_LOG_ERR, "fd_cache must be at least 1");
 		return -1;
 	}
 	if (o->start_timeout < 1) {
@@ -881,6 +888,7 @@ int main(int argc, char *argv[])
 	fs.opts.exec_timeout = NOX_DEFAULT_EXEC_TIMEOUT;
 	fs.opts.ttl = NOX_DEFAULT_TTL;
 	fs.opts.start_timeout = FS_START_TIMEOUT;
+	fs.opts.fd_cache = (int)FS_FD_CACHE;
 	fs.opts.attr_timeout = 1.0;
 	fs.opts.entry_timeout = 1.0;
 	if (fuse_opt_parse(&args, &fs.opts, fs_opt_spec, opt_proc) == -1)
@@ -951,6 +959,7 @@ int main(int argc, char *argv[])
 	clock_gettime(CLOCK_REALTIME, &fs.start);
 	if (fs_table_init(&fs.table) < 0)
 		goto out_args;
+	fs.table.fd_cache = (size_t)fs.opts.fd_cache;
 	if (backend_open(&fs) < 0)
 		goto out;
 	if (fs.opts.session) {

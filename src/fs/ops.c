@@ -20,6 +20,9 @@
  * unchanged; no writeback cache, so every write reaches the file before
  * the write() returns and the exec barrier needs no kernel flush.
  *
+ * Node descriptors are a cache (inode.h): the pin_* wrappers before the
+ * table pin the nodes a request names, so handlers read node->fd freely.
+ *
  * Limits: mknod makes FIFOs and sockets on the local backend only (over
  * http regular files only: the layer has no way to send the others) and
  * device nodes only for a caller with CAP_MKNOD; only "user." extended
@@ -1118,27 +1121,30 @@ static int create_existing(struct fs *fs, struct fs_node *dir, const char *name,
 			   int flags, struct fs_node **out, struct stat *st)
 {
 	char proc[64];
-	int fd, r;
+	int fd, pfd, r;
 
 	r = ws_lookup(fs, dir, name, out, st);
 	if (r < 0)
 		return r;
+	/* a node the request does not name: pinned here (see pins_take) */
+	pfd = fs_node_fd(&fs->table, *out);
+	if (pfd < 0) {
+		fs_node_forget(&fs->table, *out, 1);
+		return pfd == -ESTALE ? -ENOENT : pfd;
+	}
 	if (S_ISDIR(st->st_mode))
 		r = -EISDIR;
 	if (r == 0)
 		r = fs_sandbox_before_open(dir->sb, *out, flags);
-	if (r < 0) {
-		fs_node_forget(&fs->table, *out, 1);
-		return r;
+	if (r == 0) {
+		proc_path(pfd, proc, sizeof(proc));
+		fd = open(proc, open_flags(flags));
+		r = fd < 0 ? -errno : fd;
 	}
-	proc_path((*out)->fd, proc, sizeof(proc));
-	fd = open(proc, open_flags(flags));
-	if (fd < 0) {
-		r = -errno;
+	fs_node_fd_put(&fs->table, *out);
+	if (r < 0)
 		fs_node_forget(&fs->table, *out, 1);
-		return r;
-	}
-	return fd;
+	return r;
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -2074,39 +2080,246 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		fs->expire_only ? "yes" : "no");
 }
 
+/* ---- pinned descriptors ------------------------------------------- */
+
+/*
+ * The handlers above read node->fd directly: these wrappers pin the
+ * descriptors of the nodes a request names for its whole length (the
+ * inode table closes unpinned ones beyond FS_FD_CACHE, inode.h), and
+ * unpin after the reply (a node the kernel forgets meanwhile is freed by
+ * the unpin).  A node whose file is gone and whose descriptor was closed
+ * answers ENOENT, as a path lookup would.
+ */
+struct pins {
+	struct fs *fs;
+	struct fs_node *n[2];
+};
+
+static int pins_take(fuse_req_t req, struct pins *p, fuse_ino_t a,
+		     fuse_ino_t b)
+{
+	fuse_ino_t ino[2] = {a, b};
+	int i, r;
+
+	p->fs = req_fs(req);
+	p->n[0] = p->n[1] = NULL;
+	for (i = 0; i < 2; i++) {
+		struct fs_node *n;
+
+		if (ino[i] == 0)
+			continue;
+		n = req_node(req, ino[i]);
+		if (!is_real(n) || (i == 1 && n == p->n[0]))
+			continue;
+		r = fs_node_fd(&p->fs->table, n);
+		if (r < 0) {
+			if (p->n[0])
+				fs_node_fd_put(&p->fs->table, p->n[0]);
+			return r == -ESTALE ? ENOENT : -r;
+		}
+		p->n[i] = n;
+	}
+	return 0;
+}
+
+static void pins_drop(struct pins *p)
+{
+	int i;
+
+	for (i = 0; i < 2; i++)
+		if (p->n[i])
+			fs_node_fd_put(&p->fs->table, p->n[i]);
+}
+
+#define PINNED(req, a, b, call)                                                \
+	do {                                                                   \
+		struct pins p_;                                                \
+		int e_ = pins_take(req, &p_, a, b);                            \
+		if (e_) {                                                      \
+			fuse_reply_err(req, e_);                               \
+			return;                                                \
+		}                                                              \
+		call;                                                          \
+		pins_drop(&p_);                                                \
+	} while (0)
+
+static void pin_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	PINNED(req, parent, 0, op_lookup(req, parent, name));
+}
+
+static void pin_getattr(fuse_req_t req, fuse_ino_t ino,
+			struct fuse_file_info *fi)
+{
+	PINNED(req, ino, 0, op_getattr(req, ino, fi));
+}
+
+static void pin_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+			int to_set, struct fuse_file_info *fi)
+{
+	PINNED(req, ino, 0, op_setattr(req, ino, attr, to_set, fi));
+}
+
+static void pin_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	PINNED(req, ino, 0, op_readlink(req, ino));
+}
+
+static void pin_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, dev_t rdev)
+{
+	PINNED(req, parent, 0, op_mknod(req, parent, name, mode, rdev));
+}
+
+static void pin_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode)
+{
+	PINNED(req, parent, 0, op_mkdir(req, parent, name, mode));
+}
+
+static void pin_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	PINNED(req, parent, 0, op_unlink(req, parent, name));
+}
+
+static void pin_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	PINNED(req, parent, 0, op_rmdir(req, parent, name));
+}
+
+static void pin_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+			const char *name)
+{
+	PINNED(req, parent, 0, op_symlink(req, link, parent, name));
+}
+
+static void pin_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		       fuse_ino_t newparent, const char *newname,
+		       unsigned int flags)
+{
+	PINNED(req, parent, newparent,
+	       op_rename(req, parent, name, newparent, newname, flags));
+}
+
+static void pin_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		     const char *newname)
+{
+	PINNED(req, ino, newparent, op_link(req, ino, newparent, newname));
+}
+
+static void pin_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	PINNED(req, ino, 0, op_open(req, ino, fi));
+}
+
+static void pin_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		       mode_t mode, struct fuse_file_info *fi)
+{
+	PINNED(req, parent, 0, op_create(req, parent, name, mode, fi));
+}
+
+static void pin_write_buf(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_bufvec *in, off_t off,
+			  struct fuse_file_info *fi)
+{
+	PINNED(req, ino, 0, op_write_buf(req, ino, in, off, fi));
+}
+
+static void pin_flush(fuse_req_t req, fuse_ino_t ino,
+		      struct fuse_file_info *fi)
+{
+	PINNED(req, ino, 0, op_flush(req, ino, fi));
+}
+
+static void pin_release(fuse_req_t req, fuse_ino_t ino,
+			struct fuse_file_info *fi)
+{
+	PINNED(req, ino, 0, op_release(req, ino, fi));
+}
+
+static void pin_opendir(fuse_req_t req, fuse_ino_t ino,
+			struct fuse_file_info *fi)
+{
+	PINNED(req, ino, 0, op_opendir(req, ino, fi));
+}
+
+static void pin_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
+			off_t off, struct fuse_file_info *fi)
+{
+	PINNED(req, ino, 0, op_readdir(req, ino, size, off, fi));
+}
+
+static void pin_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			    off_t off, struct fuse_file_info *fi)
+{
+	PINNED(req, ino, 0, op_readdirplus(req, ino, size, off, fi));
+}
+
+static void pin_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	PINNED(req, ino, 0, op_statfs(req, ino));
+}
+
+static void pin_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	PINNED(req, ino, 0, op_access(req, ino, mask));
+}
+
+static void pin_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			 size_t size)
+{
+	PINNED(req, ino, 0, op_getxattr(req, ino, name, size));
+}
+
+static void pin_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	PINNED(req, ino, 0, op_listxattr(req, ino, size));
+}
+
+static void pin_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			 const char *value, size_t size, int flags)
+{
+	PINNED(req, ino, 0, op_setxattr(req, ino, name, value, size, flags));
+}
+
+static void pin_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	PINNED(req, ino, 0, op_removexattr(req, ino, name));
+}
+
 const struct fuse_lowlevel_ops fs_ops = {
     .init = op_init,
-    .lookup = op_lookup,
+    .lookup = pin_lookup,
     .forget = op_forget,
     .forget_multi = op_forget_multi,
-    .getattr = op_getattr,
-    .setattr = op_setattr,
-    .readlink = op_readlink,
-    .mknod = op_mknod,
-    .mkdir = op_mkdir,
-    .unlink = op_unlink,
-    .rmdir = op_rmdir,
-    .symlink = op_symlink,
-    .rename = op_rename,
-    .link = op_link,
-    .open = op_open,
-    .create = op_create,
+    .getattr = pin_getattr,
+    .setattr = pin_setattr,
+    .readlink = pin_readlink,
+    .mknod = pin_mknod,
+    .mkdir = pin_mkdir,
+    .unlink = pin_unlink,
+    .rmdir = pin_rmdir,
+    .symlink = pin_symlink,
+    .rename = pin_rename,
+    .link = pin_link,
+    .open = pin_open,
+    .create = pin_create,
     .read = op_read,
-    .write_buf = op_write_buf,
-    .flush = op_flush,
-    .release = op_release,
+    .write_buf = pin_write_buf,
+    .flush = pin_flush,
+    .release = pin_release,
     .fsync = op_fsync,
-    .opendir = op_opendir,
-    .readdir = op_readdir,
-    .readdirplus = op_readdirplus,
+    .opendir = pin_opendir,
+    .readdir = pin_readdir,
+    .readdirplus = pin_readdirplus,
     .releasedir = op_releasedir,
     .fsyncdir = op_fsyncdir,
-    .statfs = op_statfs,
-    .access = op_access,
-    .getxattr = op_getxattr,
-    .listxattr = op_listxattr,
-    .setxattr = op_setxattr,
-    .removexattr = op_removexattr,
+    .statfs = pin_statfs,
+    .access = pin_access,
+    .getxattr = pin_getxattr,
+    .listxattr = pin_listxattr,
+    .setxattr = pin_setxattr,
+    .removexattr = pin_removexattr,
     .fallocate = op_fallocate,
     .copy_file_range = op_copy_file_range,
     .lseek = op_lseek,

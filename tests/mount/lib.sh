@@ -11,6 +11,7 @@
 # NOX_TEST_SESSION=1 makes nt_workspace mount with -o session=ID instead of
 # mkdir MNT/ID, so the same cases run on a session mount.
 # NOX_TEST_WRAPPER (e.g. "valgrind -q") is put in front of the daemon.
+# NOX_TEST_OPTS (e.g. "fd_cache=4") is added to every mount's -o.
 # NOX_TEST_NATIVE=1 (harness self-check only): no mount at all, W is the
 # backend directory and nt_exec runs sh -c there, writing C/stdout etc.;
 # shows which checks are wrong on a real local file system.
@@ -333,6 +334,9 @@ nt_start_noxd() {
 # nt_mount [OPTS]: mounts at NT_MNT with -o OPTS (comma list, may be "").
 nt_mount() {
 	local opts=${1:-} i args=()
+	# NOX_TEST_OPTS: options added to every mount (fd_cache=4 runs a
+	# suite with node descriptors closed and reopened all the time)
+	[ -n "${NOX_TEST_OPTS:-}" ] && opts="${opts:+$opts,}$NOX_TEST_OPTS"
 	if nt_mounted "$NT_MNT"; then
 		nt_fail "mount" "nt_mount" "$NT_MNT not mounted yet" \
 			"already mounted (a test did not unmount)"
