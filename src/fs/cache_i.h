@@ -111,7 +111,7 @@ struct cache {
  * the core's table.mutex (inode.h); checked in debug builds (assert):
  *
  *   op_mu  ->  table.mutex      the core builds an operation's paths
- *                               (fs_sandbox_note_op) inside op_begin ..
+ *                               (fs_op_note) inside op_begin ..
  *                               op_end
  *   op_mu  ->  mu
  *   drain_mu -> mu
@@ -120,7 +120,8 @@ struct cache {
  *
  * op_mu and drain_mu are never held together (a drain sends requests;
  * an operation must not wait on the network, and op_end drains after
- * releasing op_mu).  Nothing is taken inside mu.  table.mutex is a leaf:
+ * releasing op_mu).  Nothing is taken inside mu.  table.mutex is a leaf
+ * (but for inode.c's own descriptor-cache mutex, fdmu, inside it):
  * the core calls no hook with it held, and the layer reads the core's
  * names (cache_node_path) with none of its own locks held.  No lock of
  * one sandbox's cache is taken inside another's.

@@ -101,6 +101,12 @@ void fs_keepalive_stop(struct fs *fs);
 /* ops.c: the operation table handed to fuse_session_new(). */
 extern const struct fuse_lowlevel_ops fs_ops;
 
+struct fs_sandbox;
+struct fs_op;
+/* ops.c: fs_sandbox_note_op() with op's paths built for a by_path layer
+ * (sandbox.h); ops.c's handlers and the layer's tests call it. */
+void fs_op_note(struct fs_sandbox *sb, struct fs_op *op);
+
 /* fuse_entry_param / attribute timeouts for workspace nodes. */
 double fs_entry_timeout(const struct fs *fs);
 double fs_attr_timeout(const struct fs *fs);

@@ -88,6 +88,54 @@ double fs_attr_timeout(const struct fs *fs)
 	return fs->opts.attr_timeout;
 }
 
+/* ---- the layer's record of an operation ----------------------------- */
+
+/* The workspace path of name in dir (name NULL: of dir itself). */
+static int op_path(struct fs *fs, struct fs_node *dir, const char *name,
+		   char *buf, size_t size)
+{
+	size_t dl;
+	int r = fs_node_path(&fs->table, dir, buf, size);
+
+	if (r < 0 || !name)
+		return r;
+	dl = strlen(buf);
+	if (dl + (dl ? 1 : 0) + strlen(name) >= size)
+		return -ENAMETOOLONG;
+	if (dl)
+		buf[dl++] = '/';
+	memcpy(buf + dl, name, strlen(name) + 1);
+	return 0;
+}
+
+/*
+ * fs_sandbox_note_op with op's paths, built once here by the core, which
+ * has the nodes (the storage layer never walks the inode table): only
+ * for a layer that sends by path, after the change and inside op_begin
+ * .. op_end, so they are the names the operation used.
+ */
+void fs_op_note(struct fs_sandbox *sb, struct fs_op *op)
+{
+	struct fs *fs = sb->fs;
+	int r;
+
+	if (sb->hooks->by_path) {
+		op->path[0] = op->path2[0] = '\0';
+		if (op->kind == FS_OP_SETATTR || op->kind == FS_OP_LINK)
+			r = op_path(fs, op->node, NULL, op->path,
+				    sizeof(op->path));
+		else
+			r = op_path(fs, op->dir, op->name, op->path,
+				    sizeof(op->path));
+		if (r == 0 &&
+		    (op->kind == FS_OP_RENAME || op->kind == FS_OP_LINK))
+			r = op_path(fs, op->dir2, op->name2, op->path2,
+				    sizeof(op->path2));
+		op->path_err = r;
+	}
+	fs_sandbox_note_op(sb, op);
+}
+
 /* ---- attributes ----------------------------------------------------- */
 
 static void virt_attr(struct fs *fs, struct fs_node *n, struct stat *st)
@@ -552,7 +600,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		r = ws_setattr(n, attr, rest, fd);
 	fs_cred_leave(&cred);
 	if (r == 0) {
-		fs_sandbox_note_op(n->sb, &op);
+		fs_op_note(n->sb, &op);
 	}
 	fs_sandbox_op_end(n->sb, &op);
 	if (r == 0)
@@ -821,7 +869,7 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	e = errno;
 	fs_cred_leave(&cred);
 	if (r == 0) {
-		fs_sandbox_note_op(dir->sb, &op);
+		fs_op_note(dir->sb, &op);
 	}
 	fs_sandbox_op_end(dir->sb, &op);
 	if (r < 0) {
@@ -855,7 +903,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	e = errno;
 	fs_cred_leave(&cred);
 	if (r == 0) {
-		fs_sandbox_note_op(dir->sb, &op);
+		fs_op_note(dir->sb, &op);
 	}
 	fs_sandbox_op_end(dir->sb, &op);
 	if (r < 0) {
@@ -884,7 +932,7 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 	e = errno;
 	fs_cred_leave(&cred);
 	if (r == 0) {
-		fs_sandbox_note_op(dir->sb, &op);
+		fs_op_note(dir->sb, &op);
 	}
 	fs_sandbox_op_end(dir->sb, &op);
 	if (r < 0) {
@@ -921,7 +969,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	e = errno;
 	fs_cred_leave(&cred);
 	if (r == 0) {
-		fs_sandbox_note_op(dir->sb, &op);
+		fs_op_note(dir->sb, &op);
 	}
 	fs_sandbox_op_end(dir->sb, &op);
 	if (r < 0) {
@@ -958,7 +1006,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (unlinkat(dir->fd, name, 0) < 0)
 		e = errno;
 	if (e == 0) {
-		fs_sandbox_note_op(dir->sb, &op);
+		fs_op_note(dir->sb, &op);
 	}
 	fs_sandbox_op_end(dir->sb, &op);
 	fuse_reply_err(req, e);
@@ -983,7 +1031,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (unlinkat(dir->fd, name, AT_REMOVEDIR) < 0)
 		e = errno;
 	if (e == 0) {
-		fs_sandbox_note_op(dir->sb, &op);
+		fs_op_note(dir->sb, &op);
 	}
 	fs_sandbox_op_end(dir->sb, &op);
 	fuse_reply_err(req, e);
@@ -1036,7 +1084,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		renamed(fs, ndir, newname);
 		if (flags & RENAME_EXCHANGE)
 			renamed(fs, dir, name);
-		fs_sandbox_note_op(dir->sb, &op);
+		fs_op_note(dir->sb, &op);
 	}
 	fs_sandbox_op_end(dir->sb, &op);
 	fuse_reply_err(req, e);
@@ -1174,7 +1222,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	fs_cred_leave(&cred);
 	r = fd < 0 ? -err : ws_lookup(fs, dir, name, &n, &st);
 	if (fd >= 0 && r == 0) {
-		fs_sandbox_note_op(dir->sb, &op);
+		fs_op_note(dir->sb, &op);
 	}
 	fs_sandbox_op_end(dir->sb, &op);
 	if (r == -EEXIST && !(fi->flags & O_EXCL)) {

@@ -285,40 +285,6 @@ int fs_sandbox_on_close(struct fs_sandbox *sb, struct fs_node *n, int fd,
 	return sb->hooks->on_close(sb, n, fd, fsync);
 }
 
-/* The workspace path of name in dir (name NULL: of dir itself). */
-static int op_path(struct fs_sandbox *sb, struct fs_node *dir, const char *name,
-		   char *buf, size_t size)
-{
-	size_t dl;
-	int r = fs_node_path(&sb->fs->table, dir, buf, size);
-
-	if (r < 0 || !name)
-		return r;
-	dl = strlen(buf);
-	if (dl + (dl ? 1 : 0) + strlen(name) >= size)
-		return -ENAMETOOLONG;
-	if (dl)
-		buf[dl++] = '/';
-	memcpy(buf + dl, name, strlen(name) + 1);
-	return 0;
-}
-
-/* op->path and op->path2, once, for a layer that sends by path. */
-static void op_paths(struct fs_sandbox *sb, struct fs_op *op)
-{
-	int r;
-
-	op->path[0] = op->path2[0] = '\0';
-	if (op->kind == FS_OP_SETATTR || op->kind == FS_OP_LINK)
-		r = op_path(sb, op->node, NULL, op->path, sizeof(op->path));
-	else
-		r = op_path(sb, op->dir, op->name, op->path, sizeof(op->path));
-	if (r == 0 && (op->kind == FS_OP_RENAME || op->kind == FS_OP_LINK))
-		r = op_path(sb, op->dir2, op->name2, op->path2,
-			    sizeof(op->path2));
-	op->path_err = r;
-}
-
 void fs_sandbox_op_begin(struct fs_sandbox *sb, struct fs_op *op)
 {
 	if (sb->hooks->op_begin)
@@ -327,11 +293,8 @@ void fs_sandbox_op_begin(struct fs_sandbox *sb, struct fs_op *op)
 
 void fs_sandbox_note_op(struct fs_sandbox *sb, struct fs_op *op)
 {
-	if (!sb->hooks->note_op)
-		return;
-	if (sb->hooks->by_path)
-		op_paths(sb, op);
-	sb->hooks->note_op(sb, op);
+	if (sb->hooks->note_op)
+		sb->hooks->note_op(sb, op);
 }
 
 void fs_sandbox_op_end(struct fs_sandbox *sb, struct fs_op *op)

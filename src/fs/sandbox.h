@@ -94,7 +94,7 @@ struct fs_op {
 	unsigned flags;	      /* RENAME flags, SETATTR to_set */
 
 	/*
-	 * Set by fs_sandbox_note_op for hooks->by_path, after the change
+	 * Set by fs_op_note (ops.c) for hooks->by_path, after the change
 	 * and under the layer's op lock, so they are the names the
 	 * operation used: the workspace path of dir/name (SETATTR, LINK:
 	 * of node) and of dir2/name2 (RENAME, LINK); path_err is 0 or the

@@ -235,7 +235,7 @@ static void op_run(struct fs_op *op, int change)
 	fs_sandbox_op_begin(&sb, op);
 	CU_ASSERT_EQUAL(change, 0);
 	if (change == 0)
-		fs_sandbox_note_op(&sb, op);
+		fs_op_note(&sb, op);
 	fs_sandbox_op_end(&sb, op);
 }
 
@@ -252,7 +252,7 @@ static struct fs_node *write_file(struct fs_node *dir, const char *name,
 	fd = openat(dir->fd, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC,
 		    0644);
 	CU_ASSERT_FATAL(fd >= 0);
-	fs_sandbox_note_op(&sb, &op);
+	fs_op_note(&sb, &op);
 	fs_sandbox_op_end(&sb, &op);
 	n = node(dir, name);
 	fs_sandbox_note_write(&sb, n);
@@ -281,7 +281,7 @@ static void rename_node(struct fs_node *n, struct fs_node *from,
 	free(n->name);
 	n->name = strdup(newname);
 	n->parent = to;
-	fs_sandbox_note_op(&sb, &op);
+	fs_op_note(&sb, &op);
 	fs_sandbox_op_end(&sb, &op);
 }
 
