@@ -136,6 +136,18 @@ void fs_op_note(struct fs_sandbox *sb, struct fs_op *op)
 	fs_sandbox_note_op(sb, op);
 }
 
+/*
+ * The end of a change of the tree (begun with fs_sandbox_op_begin): the
+ * layer is told of it when it happened (done), then op_end.  Every
+ * handler that changes names or attributes ends so.
+ */
+static void change_end(struct fs_sandbox *sb, struct fs_op *op, bool done)
+{
+	if (done)
+		fs_op_note(sb, op);
+	fs_sandbox_op_end(sb, op);
+}
+
 /* ---- attributes ----------------------------------------------------- */
 
 static void virt_attr(struct fs *fs, struct fs_node *n, struct stat *st)
@@ -599,10 +611,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	if (r == 0)
 		r = ws_setattr(n, attr, rest, fd);
 	fs_cred_leave(&cred);
-	if (r == 0) {
-		fs_op_note(n->sb, &op);
-	}
-	fs_sandbox_op_end(n->sb, &op);
+	change_end(n->sb, &op, r == 0);
 	if (r == 0)
 		r = fd >= 0 ? (fstat(fd, &st) < 0 ? -errno : 0)
 			    : node_stat(fs, n, &st);
@@ -868,10 +877,7 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	r = mknodat(dir->fd, name, mode, rdev);
 	e = errno;
 	fs_cred_leave(&cred);
-	if (r == 0) {
-		fs_op_note(dir->sb, &op);
-	}
-	fs_sandbox_op_end(dir->sb, &op);
+	change_end(dir->sb, &op, r == 0);
 	if (r < 0) {
 		fuse_reply_err(req, e);
 		return;
@@ -902,10 +908,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	r = mkdirat(dir->fd, name, mode);
 	e = errno;
 	fs_cred_leave(&cred);
-	if (r == 0) {
-		fs_op_note(dir->sb, &op);
-	}
-	fs_sandbox_op_end(dir->sb, &op);
+	change_end(dir->sb, &op, r == 0);
 	if (r < 0) {
 		fuse_reply_err(req, e);
 		return;
@@ -931,10 +934,7 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 	r = symlinkat(link, dir->fd, name);
 	e = errno;
 	fs_cred_leave(&cred);
-	if (r == 0) {
-		fs_op_note(dir->sb, &op);
-	}
-	fs_sandbox_op_end(dir->sb, &op);
+	change_end(dir->sb, &op, r == 0);
 	if (r < 0) {
 		fuse_reply_err(req, e);
 		return;
@@ -968,10 +968,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	r = linkat(AT_FDCWD, proc, dir->fd, newname, AT_SYMLINK_FOLLOW);
 	e = errno;
 	fs_cred_leave(&cred);
-	if (r == 0) {
-		fs_op_note(dir->sb, &op);
-	}
-	fs_sandbox_op_end(dir->sb, &op);
+	change_end(dir->sb, &op, r == 0);
 	if (r < 0) {
 		fuse_reply_err(req, e);
 		return;
@@ -1005,10 +1002,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fs_sandbox_op_begin(dir->sb, &op);
 	if (unlinkat(dir->fd, name, 0) < 0)
 		e = errno;
-	if (e == 0) {
-		fs_op_note(dir->sb, &op);
-	}
-	fs_sandbox_op_end(dir->sb, &op);
+	change_end(dir->sb, &op, e == 0);
 	fuse_reply_err(req, e);
 }
 
@@ -1030,10 +1024,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fs_sandbox_op_begin(dir->sb, &op);
 	if (unlinkat(dir->fd, name, AT_REMOVEDIR) < 0)
 		e = errno;
-	if (e == 0) {
-		fs_op_note(dir->sb, &op);
-	}
-	fs_sandbox_op_end(dir->sb, &op);
+	change_end(dir->sb, &op, e == 0);
 	fuse_reply_err(req, e);
 }
 
@@ -1084,9 +1075,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		renamed(fs, ndir, newname);
 		if (flags & RENAME_EXCHANGE)
 			renamed(fs, dir, name);
-		fs_op_note(dir->sb, &op);
 	}
-	fs_sandbox_op_end(dir->sb, &op);
+	change_end(dir->sb, &op, e == 0);
 	fuse_reply_err(req, e);
 }
 
@@ -1221,10 +1211,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	err = errno;
 	fs_cred_leave(&cred);
 	r = fd < 0 ? -err : ws_lookup(fs, dir, name, &n, &st);
-	if (fd >= 0 && r == 0) {
-		fs_op_note(dir->sb, &op);
-	}
-	fs_sandbox_op_end(dir->sb, &op);
+	change_end(dir->sb, &op, fd >= 0 && r == 0);
 	if (r == -EEXIST && !(fi->flags & O_EXCL)) {
 		/* opened as op_open does (the kernel checked access) */
 		fd = create_existing(fs, dir, name, fi->flags, &n, &st);
