@@ -116,6 +116,11 @@ check "right token" 0 "$NOXCTL" --url "$url" --token s3cret create t1
 check "wrong token" 70 "$NOXCTL" --url "$url" --token wrong create t1
 expect "wrong token: 401/permission message" grep -qiE '401|permission|unauthori|token' "$T/err"
 check "no token" 70 "$NOXCTL" --url "$url" exec t1 -- true
+check "ls with a wrong token fails" 70 "$NOXCTL" --url "$url" --token wrong ls
+expect "ls with a wrong token names the 401, not a missing listing" \
+	grep -q '401' "$T/err"
+expect "ls with a wrong token: not 'cannot list'" \
+	sh -c "! grep -q 'cannot list' '$T/err'"
 NOXRUNNER_TOKEN=s3cret check "token from NOXRUNNER_TOKEN" 0 "$NOXCTL" --url "$url" exec t1 -- true
 
 finish

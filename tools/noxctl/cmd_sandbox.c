@@ -330,11 +330,23 @@ int cmd_ls(struct ctl *c, const struct ctl_cmd *cmd, int argc, char **argv)
 	rc = ctl_backend(c);
 	if (rc)
 		return rc;
-	if (!nox_backend_has(c->b, NOX_OP_LIST_SANDBOXES))
-		return ctl_error(c, "this backend cannot list sandboxes");
 	r = nox_backend_list_sandboxes(c->b, sb_list_add, &l, &err);
+	if (r == -ENOSYS) {
+		/* discovery answers "no listing" for a server that refused
+		 * it too: a touch of a sandbox that need not exist (404 once
+		 * the token is accepted) tells a refused token apart */
+		struct nox_err terr;
+		int t = nox_backend_touch(c->b, "noxctl-token-check", &terr);
+
+		if (t == -EACCES) {
+			rc = ctl_fail(c, t, &terr);
+			goto out;
+		}
+	}
 	if (r < 0) {
-		if (r == -ENOMEM && !err.msg[0])
+		if (r == -ENOSYS)
+			rc = ctl_error(c, "this backend cannot list sandboxes");
+		else if (r == -ENOMEM && !err.msg[0])
 			rc = ctl_error(c, "out of memory");
 		else
 			rc = ctl_fail(c, r, &err);
