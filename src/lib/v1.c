@@ -12,9 +12,10 @@
  * Parsers do not insist on valid UTF-8: our own client sends file names
  * as the bytes they are, and replacing them would name another file.  The
  * encoders of text meant for people (exec results, error messages) replace
- * invalid UTF-8 with U+FFFD so that their output is always valid JSON; the
- * request encoders pass argv/env bytes through unchanged for the same
- * reason the parsers accept them.
+ * invalid UTF-8 with U+FFFD so that their output is always valid JSON (an
+ * exec result then also carries the exact bytes in nox.bytes' base64
+ * members, unless encoded plain); the request encoders pass argv/env bytes
+ * through unchanged for the same reason the parsers accept them.
  *
  * No global state; every function is thread-safe.
  */
