@@ -51,6 +51,13 @@ struct nox_backend;
  * of 3000000 bytes (output cap 1048576)" (docs/protocol.md).
  */
 #define NOX_EXEC_TRUNCATED_NOTE "nox: truncated: "
+/*
+ * When an http client had to take a stream with U+FFFD for bytes that are
+ * not UTF-8 (a v1-only server), the last line of err starts with this,
+ * e.g. "nox: lossy: stdout may hold U+FFFD for bytes that were not UTF-8
+ * (the server lacks nox.bytes)".
+ */
+#define NOX_EXEC_LOSSY_NOTE "nox: lossy: "
 
 struct nox_local_opts {
 	const char *base_dir;	/* NULL: NOX_DEFAULT_BASE_DIR */
@@ -150,6 +157,17 @@ struct nox_exec_result {
 	 */
 	bool out_truncated;
 	bool err_truncated;
+	/*
+	 * The stream holds U+FFFD where the command wrote bytes that are
+	 * not UTF-8: an http client against a server without nox.bytes
+	 * guesses so (docs/protocol.md) and also ends err with a
+	 * NOX_EXEC_LOSSY_NOTE line.
+	 */
+	bool out_lossy;
+	bool err_lossy;
+	/* Set by the parser: the bytes came in a nox.bytes base64 member. */
+	bool out_exact;
+	bool err_exact;
 };
 
 /* Frees out and err, not the struct; zeroes it.  NULL is a no-op. */

@@ -38,13 +38,18 @@ char *nox_v1_exec_req_encode(const struct nox_exec_req *req);
 
 /*
  * {"exitCode", "stdout", "stderr", "durationMs"} both ways, plus the
- * extension member "truncated": {"stdout": bool, "stderr": bool}, encoded
- * only when a stream was cut (out_truncated/err_truncated) and optional
- * when parsed (absent: neither flag set).
+ * extension members, each encoded only when needed and optional when
+ * parsed: "truncated" and "lossy": {"stdout": bool, "stderr": bool} (a
+ * stream cut; a stream that lost bytes on a v1-only wire), and nox.bytes'
+ * "stdoutBase64"/"stderrBase64": the exact bytes of a stream that is not
+ * valid UTF-8 (its "stdout"/"stderr" then holds U+FFFD for the invalid
+ * bytes).  Parsing prefers the base64 member and sets out_exact/err_exact
+ * when it was there.  encode_plain sends none of them: plain v1.
  */
 int nox_v1_exec_result_parse(const char *json, size_t len,
 			     struct nox_exec_result *out, struct nox_err *err);
 char *nox_v1_exec_result_encode(const struct nox_exec_result *res);
+char *nox_v1_exec_result_encode_plain(const struct nox_exec_result *res);
 
 /* {"ttlSeconds"?, "image"?, "cpuLimit"?, "memoryLimit"?,
  *  "ephemeralStorageLimit"?}; strings in out point into *store, which the

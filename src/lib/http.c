@@ -2,7 +2,7 @@
  * http.c - the http backend's transport: a NoxRunner v1 client (libcurl)
  * whose calls (http_v1.c, http_fs.c) share one handle pool, one retry
  * policy and one status-to-errno mapping; plus extension discovery (noxd's
- * nox.fs 1 and nox.sandboxes 1) and the backend's construction.
+ * nox.fs 1, nox.sandboxes 1 and nox.bytes 1) and the backend's construction.
  *
  * Transport: one CURLSH share (DNS cache, TLS sessions) guarded by pthread
  * mutexes, and a small pool of easy handles, one per concurrent request.
@@ -847,6 +847,9 @@ int http_ext_probe(struct http_backend *h, struct nox_err *err)
 			if (fsw_get_int(x, "nox.sandboxes", true, 0, INT32_MAX,
 					&v, why, sizeof(why)) == 0)
 				h->ext_sbx = (long)v;
+			if (fsw_get_int(x, "nox.bytes", true, 0, INT32_MAX,
+					&v, why, sizeof(why)) == 0)
+				h->ext_bytes = (long)v;
 		}
 		json_object_put(o);
 	} else if (c.status == 404 || c.status == 400 || c.status == 405 ||
@@ -870,6 +873,22 @@ bool http_ext_usable(struct http_backend *h, bool sbx)
 
 	pthread_mutex_lock(&h->ext_mx);
 	ok = h->ext_known && (sbx ? h->ext_sbx : h->ext_fs) == 1;
+	pthread_mutex_unlock(&h->ext_mx);
+	return ok;
+}
+
+/*
+ * true when the server is known to offer nox.bytes 1 (probing once if
+ * needed); a failed probe counts as not offered.
+ */
+bool http_ext_bytes(struct http_backend *h)
+{
+	bool ok;
+
+	if (http_ext_probe(h, NULL) < 0)
+		return false;
+	pthread_mutex_lock(&h->ext_mx);
+	ok = h->ext_known && h->ext_bytes == 1;
 	pthread_mutex_unlock(&h->ext_mx);
 	return ok;
 }

@@ -39,6 +39,7 @@ struct http_backend {
 	bool ext_known;	   /* protected by ext_mx */
 	long ext_fs;	   /* protected by ext_mx; 0: absent */
 	long ext_sbx;	   /* protected by ext_mx */
+	long ext_bytes;	   /* protected by ext_mx */
 	long ext_retry_at; /* protected by ext_mx; monotonic ms */
 };
 
@@ -121,6 +122,7 @@ int http_ext_probe(struct http_backend *h, struct nox_err *err);
 /* Is nox.sandboxes (sbx) or nox.fs version 1 offered?  After a probe. */
 bool http_ext_usable(struct http_backend *h, bool sbx);
 /* 0 when nox.fs (or nox.sandboxes) 1 can be used, else a negative errno. */
+bool http_ext_bytes(struct http_backend *h);
 int http_ext_need(struct http_backend *h, bool sbx, struct nox_err *err);
 
 /* ---- http_v1.c: v1 and nox.sandboxes ------------------------------------ */

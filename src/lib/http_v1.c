@@ -87,6 +87,49 @@ int http_v1_touch(struct nox_backend *b, const char *id, struct nox_err *err)
 	return r;
 }
 
+/* true when s[0..n) holds U+FFFD (EF BF BD), the replacement character. */
+static bool exec_has_fffd(const char *s, size_t n)
+{
+	return n >= 3 && memmem(s, n, "\xef\xbf\xbd", 3) != NULL;
+}
+
+/*
+ * Over a server without nox.bytes, a stream holding U+FFFD may have lost
+ * bytes that were not UTF-8: the wire cannot tell, so such a stream is
+ * flagged lossy and named in a last line of err (NOX_EXEC_LOSSY_NOTE).
+ * A U+FFFD the command really wrote is flagged the same way.
+ */
+static int exec_mark_lossy(struct http_backend *h, struct nox_exec_result *res,
+			   struct nox_err *err)
+{
+	bool o = !res->out_exact && exec_has_fffd(res->out, res->out_len);
+	bool e = !res->err_exact && exec_has_fffd(res->err, res->err_len);
+	bool nl;
+	char note[160], *ne;
+	int n;
+
+	if ((!o && !e) || http_ext_bytes(h))
+		return 0;
+	res->out_lossy |= o;
+	res->err_lossy |= e;
+	nl = res->err_len > 0 && res->err[res->err_len - 1] != '\n';
+	n = snprintf(note, sizeof(note),
+		     "%s" NOX_EXEC_LOSSY_NOTE
+		     "%s%s%s may hold U+FFFD for bytes that were not UTF-8 "
+		     "(the server lacks nox.bytes)\n",
+		     nl ? "\n" : "", o ? "stdout" : "", o && e ? " and " : "",
+		     e ? "stderr" : "");
+	if (n < 0 || (size_t)n >= sizeof(note))
+		return 0;
+	ne = realloc(res->err, res->err_len + (size_t)n + 1);
+	if (!ne)
+		return nox_err_set(err, ENOMEM, "out of memory");
+	memcpy(ne + res->err_len, note, (size_t)n + 1);
+	res->err = ne;
+	res->err_len += (size_t)n;
+	return 0;
+}
+
 int http_v1_exec(struct nox_backend *b, const char *id,
 		 const struct nox_exec_req *req, struct nox_exec_result *res,
 		 struct nox_err *err)
@@ -117,6 +160,10 @@ int http_v1_exec(struct nox_backend *b, const char *id,
 		if (r < 0)
 			r = nox_err_wrap(err, EPROTO, "%s %s", c.method,
 					 c.path);
+		else
+			r = exec_mark_lossy(http_of(b), res, err);
+		if (r < 0)
+			nox_exec_result_cleanup(res);
 	}
 	free(body);
 	http_call_cleanup(&c);

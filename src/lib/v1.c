@@ -12,9 +12,10 @@
  * Parsers do not insist on valid UTF-8: our own client sends file names
  * as the bytes they are, and replacing them would name another file.  The
  * encoders of text meant for people (exec results, error messages) replace
- * invalid UTF-8 with U+FFFD so that their output is always valid JSON; the
- * request encoders pass argv/env bytes through unchanged for the same
- * reason the parsers accept them.
+ * invalid UTF-8 with U+FFFD so that their output is always valid JSON (an
+ * exec result then also carries the exact bytes in nox.bytes' base64
+ * members, unless encoded plain); the request encoders pass argv/env bytes
+ * through unchanged for the same reason the parsers accept them.
  *
  * No global state; every function is thread-safe.
  */
@@ -526,9 +527,64 @@ static int exec_result_truncated(json_object *o, struct nox_exec_result *out,
 	return 0;
 }
 
+/*
+ * The optional extension member {"lossy": {"stdout"?: b, "stderr"?: b}}
+ * (a client's mark that a stream lost bytes on a v1-only wire).
+ */
+static int exec_result_lossy(json_object *o, struct nox_exec_result *out,
+			     const char *what, struct nox_err *err)
+{
+	static const char *const keys[2] = {"stdout", "stderr"};
+	bool *flags[2] = {&out->out_lossy, &out->err_lossy};
+	json_object *t = v1_field(o, "lossy"), *v;
+	int i;
+
+	if (!t)
+		return 0;
+	if (!json_object_is_type(t, json_type_object))
+		return nox_err_set(err, EINVAL,
+				   "%s: 'lossy' must be an object", what);
+	for (i = 0; i < 2; i++) {
+		v = v1_field(t, keys[i]);
+		if (!v)
+			continue;
+		if (!json_object_is_type(v, json_type_boolean))
+			return nox_err_set(err, EINVAL,
+					   "%s: 'lossy.%s' must be a boolean",
+					   what, keys[i]);
+		*flags[i] = json_object_get_boolean(v) != 0;
+	}
+	return 0;
+}
+
+/*
+ * The nox.bytes member key (e.g. "stdoutBase64"), when present, replaces
+ * *s and *n (the lossy text) with its decoded exact bytes, malloc'd in *dec.
+ */
+static int exec_result_b64(json_object *o, const char *key, char **dec,
+			   const char **s, size_t *n, const char *what,
+			   struct nox_err *err)
+{
+	json_object *v = v1_field(o, key);
+
+	*dec = NULL;
+	if (!v)
+		return 0;
+	if (!json_object_is_type(v, json_type_string))
+		return nox_err_set(err, EINVAL, "%s: '%s' must be a string",
+				   what, key);
+	*dec = fsw_b64_decode(json_object_get_string(v), n);
+	if (!*dec)
+		return nox_err_set(err, EINVAL, "%s: '%s' is not base64", what,
+				   key);
+	*s = *dec;
+	return 0;
+}
+
 int nox_v1_exec_result_parse(const char *json, size_t len,
 			     struct nox_exec_result *out, struct nox_err *err)
 {
+	char *dso = NULL, *dse = NULL;
 	static const char what[] = "exec result";
 	const char *so = NULL, *se = NULL;
 	size_t nso = 0, nse = 0;
@@ -556,6 +612,17 @@ int nox_v1_exec_result_parse(const char *json, size_t len,
 	r = exec_result_truncated(o, out, what, err);
 	if (r < 0)
 		goto out;
+	r = exec_result_lossy(o, out, what, err);
+	if (r < 0)
+		goto out;
+	r = exec_result_b64(o, "stdoutBase64", &dso, &so, &nso, what, err);
+	if (r < 0)
+		goto out;
+	r = exec_result_b64(o, "stderrBase64", &dse, &se, &nse, what, err);
+	if (r < 0)
+		goto out;
+	out->out_exact = dso != NULL;
+	out->err_exact = dse != NULL;
 	out->exit_code = (int)code;
 	out->duration_ms = (long)dur;
 	out->out = v1_dup_bytes(so, nso);
@@ -568,13 +635,51 @@ int nox_v1_exec_result_parse(const char *json, size_t len,
 	out->err_len = nse;
 	r = 0;
 out:
+	free(dso);
+	free(dse);
 	json_object_put(o);
 	if (r < 0)
 		nox_exec_result_cleanup(out);
 	return r;
 }
 
-char *nox_v1_exec_result_encode(const struct nox_exec_result *res)
+/* Adds key: base64(s) when s is not valid UTF-8 (the nox.bytes member). */
+static bool exec_result_b64_add(json_object *o, const char *key,
+				const char *s, size_t n)
+{
+	char *b;
+	bool ok;
+
+	if (!s || fsw_utf8_valid(s, n))
+		return true;
+	b = fsw_b64_encode(s, n);
+	if (!b)
+		return false;
+	ok = v1_add(o, key, json_object_new_string(b));
+	free(b);
+	return ok;
+}
+
+/* {"stdout": a, "stderr": b} as key: object of booleans, when a or b. */
+static bool exec_result_flags_add(json_object *o, const char *key, bool a,
+				  bool b)
+{
+	json_object *t;
+
+	if (!a && !b)
+		return true;
+	t = json_object_new_object();
+	return v1_add(o, key, t) &&
+	       v1_add(t, "stdout", json_object_new_boolean(a)) &&
+	       v1_add(t, "stderr", json_object_new_boolean(b));
+}
+
+/*
+ * The result as JSON; ext adds the extension members, each only when
+ * needed (a stream cut, lost or not UTF-8), so a plain result is exactly
+ * v1 either way.
+ */
+static char *exec_result_encode(const struct nox_exec_result *res, bool ext)
 {
 	json_object *o;
 
@@ -590,20 +695,28 @@ char *nox_v1_exec_result_encode(const struct nox_exec_result *res)
 		json_object_put(o);
 		return NULL;
 	}
-	/* Only when something was cut: a v1 result stays exactly v1. */
-	if (res->out_truncated || res->err_truncated) {
-		json_object *t = json_object_new_object();
-
-		if (!v1_add(o, "truncated", t) ||
-		    !v1_add(t, "stdout",
-			    json_object_new_boolean(res->out_truncated)) ||
-		    !v1_add(t, "stderr",
-			    json_object_new_boolean(res->err_truncated))) {
-			json_object_put(o);
-			return NULL;
-		}
+	if (ext && (!exec_result_flags_add(o, "truncated", res->out_truncated,
+					   res->err_truncated) ||
+		    !exec_result_flags_add(o, "lossy", res->out_lossy,
+					   res->err_lossy) ||
+		    !exec_result_b64_add(o, "stdoutBase64", res->out,
+					 res->out_len) ||
+		    !exec_result_b64_add(o, "stderrBase64", res->err,
+					 res->err_len))) {
+		json_object_put(o);
+		return NULL;
 	}
 	return v1_finish(o);
+}
+
+char *nox_v1_exec_result_encode(const struct nox_exec_result *res)
+{
+	return exec_result_encode(res, true);
+}
+
+char *nox_v1_exec_result_encode_plain(const struct nox_exec_result *res)
+{
+	return exec_result_encode(res, false);
 }
 
 /* ---- create request / response ----------------------------------------- */

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # noxctl against a real noxd on 127.0.0.1 (port 0): the core commands,
 # a dead server (exit 69 within --timeout), a wrong bearer token (exit 70
-# with the server's refusal), and $NOXRUNNER_BASE_URL selection.
+# with the server's refusal), $NOXRUNNER_BASE_URL selection, and output that
+# is not UTF-8 (exact through nox.bytes, flagged lossy over v1-only).
 # Hostile inputs tried: an unused port, a wrong token, an invalid ID that
 # must never reach the server.
 . "$(dirname "$0")/lib.sh"
@@ -23,6 +24,14 @@ expect "exec stderr" [ "$err" = e ]
 check "exec --json" 0 "${X[@]}" exec web --json -- sh -c 'printf x; exit 2'
 expect "exec --json exitCode" [ "$(json_get "$T/out" 'j["exitCode"]')" = 2 ]
 expect "exec --json stdout" [ "$(json_get "$T/out" 'j["stdout"]')" = x ]
+# bytes that are not UTF-8 come through noxd's nox.bytes exactly
+printf '\377\376\000x\n' >"$T/raw.exp"
+printf 'e\377' >"$T/rawerr.exp"
+check "exec: raw bytes" 0 "${X[@]}" exec web -- sh -c "printf '\\377\\376\\000x\\n'; printf 'e\\377' >&2"
+expect "exec: stdout byte for byte" cmp -s "$T/out" "$T/raw.exp"
+expect "exec: stderr byte for byte" cmp -s "$T/err" "$T/rawerr.exp"
+check "exec --json: raw bytes" 0 "${X[@]}" exec web --json -- printf '\377\376'
+expect "exec --json: stdoutBase64" [ "$(json_get "$T/out" 'j["stdoutBase64"]')" = //4= ]
 check "exec --env --workdir" 0 "${X[@]}" exec web --env K=v --workdir /workspace -- sh -c 'echo "$K $PWD"'
 expect "env and workdir" [ "$out" = "v /workspace" ]
 check "exec --timeout" 124 "${X[@]}" exec web --timeout 1 -- sleep 10
@@ -103,6 +112,13 @@ V=("$NOXCTL" --url "$url" --timeout 20)
 check "v1-only: create" 0 "${V[@]}" create plain
 check "v1-only: exec" 0 "${V[@]}" sh plain 'echo v1 > f && cat f'
 expect "v1-only: exec output" [ "$out" = v1 ]
+# plain v1 cannot carry them: U+FFFD for each, and the loss named last
+printf '\357\277\275\357\277\275\000x\n' >"$T/raw.v1"
+check "v1-only: exec raw bytes" 0 "${V[@]}" exec plain -- printf '\377\376\000x\n'
+expect "v1-only: stdout holds U+FFFD" cmp -s "$T/out" "$T/raw.v1"
+expect "v1-only: the loss named in stderr" [ "$err" = "nox: lossy: stdout may hold U+FFFD for bytes that were not UTF-8 (the server lacks nox.bytes)" ]
+check "v1-only: exec --json raw bytes" 0 "${V[@]}" exec plain --json -- printf '\377'
+expect "v1-only: --json lossy" [ "$(json_get "$T/out" 'j["lossy"]["stdout"]')" = True ]
 check "v1-only: upload" 0 "${V[@]}" upload plain t --dir "$T/src"
 check "v1-only: download" 0 "${V[@]}" download plain --src /workspace/t --extract "$T/dst1"
 expect "v1-only: round trip" diff -r "$T/src/t" "$T/dst1"

@@ -49,6 +49,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memset(&again, 0, sizeof(again));
 		if (nox_v1_exec_result_parse(enc, strlen(enc), &again, NULL) != 0)
 			abort();
+		/* nox.bytes: every byte survives, UTF-8 or not */
+		if (again.out_len != res.out_len ||
+		    memcmp(again.out, res.out, res.out_len) != 0 ||
+		    again.err_len != res.err_len ||
+		    memcmp(again.err, res.err, res.err_len) != 0)
+			abort();
 		nox_exec_result_cleanup(&again);
 		free(enc);
 	}

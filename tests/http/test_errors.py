@@ -5,7 +5,9 @@ test_errors.py - noxd against hostile and malformed requests.
 Tried: unknown sandbox on every endpoint (404, errno ENOENT); malformed JSON,
 trailing garbage, wrong types, empty cmd, unknown id shapes (".", "..", "-x",
 ".hidden", spaces, "%00", "%2F", 129 bytes, non-ASCII) -> 400 or 404 by
-route, never a crash; workdir/dest/src outside /workspace (absolute, "..");
+route, never a crash, and every single-segment invalid id (an encoded slash
+"%2F" or backslash "%5C" included) 400 on every /v1/sandboxes/{id}
+endpoint; workdir/dest/src outside /workspace (absolute, "..");
 hostile tar archives ("../x", "/abs", a symlink then a file through it, a
 hard link to /etc/passwd, a device node, garbage bytes) -> 400 and nothing
 written outside the workspace; unknown paths 404; wrong methods 405 with
@@ -86,9 +88,29 @@ def test_bad_ids():
     # these are single segments, so the route matches and the id is refused
     for raw in ("-x", ".hidden", "a%20b", "x" * 129, "a*b"):
         eq(d.req("PUT", "/v1/sandboxes/" + raw).status, 400, "400 for %r" % raw)
-    # "%2F" decodes to "/" and becomes another path: no such endpoint
-    eq(d.req("PUT", "/v1/sandboxes/a%2Fb").status, 404, "%2F in id")
-    eq(os.listdir(d.base), [], "nothing created for bad ids")
+    # an encoded slash (or backslash) would decode into another path: the
+    # raw id is refused as invalid (400, as the reference API says), on
+    # every /v1/sandboxes/{id} endpoint, like any other invalid id
+    d.create("ok")
+    tgz = make_tgz([("a", "a")])
+    for raw in ("..%2F..%2Fetc", "a%2Fb", "a%2fb", "..%5C..%5Cetc", "ok%2F",
+                "-x", ".hidden", "a%20b", "x" * 129, "a*b", "%C3%A9t%C3%A9"):
+        for m, suffix, body in (
+                ("PUT", "", None), ("GET", "", None), ("DELETE", "", None),
+                ("POST", "/touch", None), ("POST", "/exec", {"cmd": ["true"]}),
+                ("POST", "/files/upload", tgz),
+                ("GET", "/files/download", None),
+                ("GET", "/fs/stat?path=", None), ("GET", "/fs/list?path=", None),
+                ("GET", "/fs/tree?path=", None), ("GET", "/fs/file?path=a", None),
+                ("PUT", "/fs/file?path=a", b"x"),
+                ("POST", "/fs/op", {"op": "mkdir", "path": "a"}),
+                ("GET", "/fs/statfs", None)):
+            p = "/v1/sandboxes/%s%s" % (raw, suffix)
+            r = d.req(m, p, body)
+            eq(r.status, 400, "%s %s" % (m, p))
+            eq(r.json()["errno"], "EINVAL", "errno for %s %s" % (m, p))
+    eq(os.listdir(d.base), [os.path.basename(d.sandbox_dir("ok"))],
+       "nothing created for bad ids")
 
 
 def test_hostile_paths():

@@ -54,7 +54,8 @@ def test_discovery():
     d = Noxd()
     r = d.req("GET", "/v1/extensions")
     eq(r.status, 200, "extensions")
-    eq(r.json(), {"extensions": {"nox.fs": 1, "nox.sandboxes": 1}}, "body")
+    eq(r.json(), {"extensions": {"nox.fs": 1, "nox.sandboxes": 1,
+                                 "nox.bytes": 1}}, "body")
 
 
 def test_sandboxes():

@@ -163,6 +163,44 @@ def test_exec_output_cap():
         d4.stop()
 
 
+def test_exec_bytes():
+    """nox.bytes: output that is not UTF-8 also comes as exact base64."""
+    import base64
+    d = Noxd()
+    d.create("b")
+    cmd = ["sh", "-c", "printf '\\377\\376\\000x\\n'; "
+           "printf 'e\\377' >&2"]
+    r = d.exec("b", cmd)
+    eq(r.status, 200, "exec")
+    j = r.json()
+    # the v1 members as before, for v1 clients: U+FFFD for each bad byte
+    eq(j["stdout"], "\ufffd\ufffd\x00x\n", "stdout, lossy v1 text")
+    eq(j["stderr"], "e\ufffd", "stderr, lossy v1 text")
+    eq(base64.b64decode(j["stdoutBase64"], validate=True),
+       b"\377\376\000x\n", "stdoutBase64: the exact bytes")
+    eq(base64.b64decode(j["stderrBase64"], validate=True), b"e\377",
+       "stderrBase64: the exact bytes")
+    # only the stream that needs it
+    j = d.exec("b", ["sh", "-c", "printf '\\377'; echo ok >&2"]).json()
+    check("stdoutBase64" in j and "stderrBase64" not in j,
+          "only stdout gets a base64 member: %r" % sorted(j))
+    # valid UTF-8 (a real U+FFFD included): plain v1, no member
+    j = d.exec("b", ["printf", "\u00e9\ufffd"]).json()
+    eq(j["stdout"], "\u00e9\ufffd", "valid UTF-8 kept")
+    eq(sorted(j.keys()), ["durationMs", "exitCode", "stderr", "stdout"],
+       "no base64 member for valid UTF-8")
+    # discovered at run time
+    eq(d.req("GET", "/v1/extensions").json()["extensions"].get("nox.bytes"),
+       1, "nox.bytes 1 in /v1/extensions")
+    # --v1-only: plain v1, the loss stays
+    d2 = Noxd("--v1-only")
+    d2.create("b")
+    j = d2.exec("b", cmd).json()
+    eq(sorted(j.keys()), ["durationMs", "exitCode", "stderr", "stdout"],
+       "--v1-only: plain v1 keys")
+    eq(j["stdout"], "\ufffd\ufffd\x00x\n", "--v1-only: lossy stdout")
+
+
 def test_exec_umask():
     d = Noxd()
     d.create("um")
@@ -238,5 +276,6 @@ def test_delete():
 if __name__ == "__main__":
     need_bwrap()
     run([test_healthz, test_create_idempotent, test_touch, test_exec_basics,
-         test_exec_timeout, test_exec_output_cap, test_exec_umask,
+         test_exec_timeout, test_exec_output_cap, test_exec_bytes,
+         test_exec_umask,
          test_upload_download_roundtrip, test_delete])

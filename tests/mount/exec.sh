@@ -229,15 +229,27 @@ nt_check_exec "exec still works after bad requests" 'echo fine' $'fine\n'
 
 # -- output ------------------------------------------------------------
 nt_check "raw bytes on stdout" nt_exec "printf '\\377\\376\\000x\\n'"
-if [ "$NT_BACKEND" = local ]; then
+if [ "$NT_BACKEND" != noxd-v1 ]; then
+	# local keeps bytes; noxd sends them in nox.bytes' "stdoutBase64"
 	printf '\377\376\000x\n' >"$NT_TMP/raw.exp"
 	nt_check_file ".nox/stdout holds the raw bytes" "$C/stdout" "$NT_TMP/raw.exp"
+	nt_check_content "... stderr untouched" "$C/stderr" ""
+	nt_check_out "... not flagged lossy in .nox/exec" "<missing>" \
+		python3 "$NT_PY" json "$C/exec" lossy
 else
-	# v1 carries stdout in a JSON string: each invalid UTF-8 byte arrives
-	# as U+FFFD (docs/protocol.md), the NUL and the rest exactly
+	# plain v1 carries stdout in a JSON string: each invalid UTF-8 byte
+	# arrives as U+FFFD (docs/protocol.md), the NUL and the rest exactly
 	printf '\357\277\275\357\277\275\000x\n' >"$NT_TMP/raw.exp"
 	nt_check_file ".nox/stdout: invalid UTF-8 as U+FFFD, the rest exact" \
 		"$C/stdout" "$NT_TMP/raw.exp"
+	# ... and the client, seeing U+FFFD from a server without nox.bytes,
+	# flags the loss in .nox/exec and in .nox/stderr's last line
+	nt_check_out "... flagged lossy in .nox/exec" \
+		'{"stdout": true, "stderr": false}' \
+		python3 "$NT_PY" json "$C/exec" lossy
+	nt_check_content "... and named in .nox/stderr's last line" \
+		"$C/stderr" "nox: lossy: stdout may hold U+FFFD for bytes that \
+were not UTF-8 (the server lacks nox.bytes)"$'\n'
 fi
 # The local backend keeps 64 MiB per stream; noxd serves v1's 1 MiB.  A
 # cut stream is flagged in the result JSON ("truncated", an extension

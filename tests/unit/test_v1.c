@@ -6,8 +6,9 @@
  * than the limit, integers too large for int64/int/the allowed range,
  * raw NUL bytes in the input, "\u0000" inside strings, invalid UTF-8
  * (bad bytes, overlong forms, surrogates, truncated sequences) in exec
- * output, binary and JSON error bodies, and length arguments that stop
- * before the end of the buffer.
+ * output (U+FFFD in plain v1, exact through nox.bytes' base64 members,
+ * bad base64 refused), binary and JSON error bodies, and length arguments
+ * that stop before the end of the buffer.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -480,12 +481,18 @@ static void test_exec_result_truncated(void)
 		      "'truncated.stdout' must be a boolean");
 }
 
-/* encodes out as stdout, checks the JSON is valid UTF-8 and gives want */
+/*
+ * Encodes out as stdout: plain v1 gives valid UTF-8 JSON that parses back
+ * as want (U+FFFD for the bad bytes); with the extensions the JSON is
+ * valid UTF-8 too and parses back as exactly out (nox.bytes' base64
+ * member, present only when out is not UTF-8).
+ */
 static void check_repair(const char *out, size_t out_len, const char *want,
 			 size_t want_len)
 {
 	struct nox_exec_result res = {0}, back;
 	struct nox_err err;
+	bool exact = want_len != out_len || memcmp(out, want, out_len) != 0;
 	char *js;
 
 	res.exit_code = 0;
@@ -493,14 +500,32 @@ static void check_repair(const char *out, size_t out_len, const char *want,
 	res.out_len = out_len;
 	res.err = NULL; /* allowed: encoded as "" */
 	res.err_len = 0;
-	js = nox_v1_exec_result_encode(&res);
+	js = nox_v1_exec_result_encode_plain(&res);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(js);
 	CU_ASSERT(valid_utf8((const unsigned char *)js, strlen(js)));
+	CU_ASSERT_PTR_NULL(strstr(js, "Base64"));
 	CU_ASSERT_EQUAL_FATAL(
 	    nox_v1_exec_result_parse(js, strlen(js), &back, &err), 0);
 	CU_ASSERT_EQUAL(back.out_len, want_len);
 	CU_ASSERT(back.out_len == want_len &&
 		  memcmp(back.out, want, want_len) == 0);
+	CU_ASSERT_EQUAL(back.err_len, 0);
+	CU_ASSERT_FALSE(back.out_exact);
+	nox_exec_result_cleanup(&back);
+	free(js);
+
+	js = nox_v1_exec_result_encode(&res);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(js);
+	CU_ASSERT(valid_utf8((const unsigned char *)js, strlen(js)));
+	CU_ASSERT_EQUAL(strstr(js, "\"stdoutBase64\":") != NULL, exact);
+	CU_ASSERT_PTR_NULL(strstr(js, "stderrBase64"));
+	CU_ASSERT_EQUAL_FATAL(
+	    nox_v1_exec_result_parse(js, strlen(js), &back, &err), 0);
+	CU_ASSERT_EQUAL(back.out_len, out_len);
+	CU_ASSERT(back.out_len == out_len &&
+		  memcmp(back.out, out, out_len) == 0);
+	CU_ASSERT_EQUAL(back.out[back.out_len], '\0');
+	CU_ASSERT_EQUAL(back.out_exact, exact);
 	CU_ASSERT_EQUAL(back.err_len, 0);
 	nox_exec_result_cleanup(&back);
 	free(js);
@@ -548,7 +573,7 @@ static void test_exec_result_utf8(void)
 	res.err = bin;
 	res.err_len = sizeof(bin);
 	res.duration_ms = 1234567890123L;
-	js = nox_v1_exec_result_encode(&res);
+	js = nox_v1_exec_result_encode_plain(&res);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(js);
 	CU_ASSERT(valid_utf8((const unsigned char *)js, strlen(js)));
 	CU_ASSERT_EQUAL_FATAL(
@@ -561,7 +586,93 @@ static void test_exec_result_utf8(void)
 	CU_ASSERT_EQUAL(back.err_len, back.out_len);
 	nox_exec_result_cleanup(&back);
 	free(js);
+	/* with nox.bytes: every byte exactly, both streams */
+	js = nox_v1_exec_result_encode(&res);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(js);
+	CU_ASSERT(valid_utf8((const unsigned char *)js, strlen(js)));
+	CU_ASSERT_EQUAL_FATAL(
+	    nox_v1_exec_result_parse(js, strlen(js), &back, &err), 0);
+	CU_ASSERT_EQUAL(back.exit_code, 1);
+	CU_ASSERT(back.out_len == sizeof(bin) &&
+		  memcmp(back.out, bin, sizeof(bin)) == 0);
+	CU_ASSERT(back.err_len == sizeof(bin) &&
+		  memcmp(back.err, bin, sizeof(bin)) == 0);
+	CU_ASSERT_TRUE(back.out_exact && back.err_exact);
+	nox_exec_result_cleanup(&back);
+	free(js);
 	CU_ASSERT_PTR_NULL(nox_v1_exec_result_encode(NULL));
+	CU_ASSERT_PTR_NULL(nox_v1_exec_result_encode_plain(NULL));
+}
+
+/*
+ * nox.bytes members by hand ("/w==" is FF FE), preferred over the text;
+ * the "lossy" member both ways; bad members refused.
+ */
+static void test_exec_result_bytes(void)
+{
+	struct nox_exec_result res = {0}, back;
+	struct nox_err err;
+	char *js;
+
+	CU_ASSERT_EQUAL_FATAL(
+	    nox_v1_exec_result_parse(
+		S("{\"exitCode\":0,\"stdout\":\"" FFFD FFFD "\","
+		  "\"stderr\":\"e\",\"stdoutBase64\":\"//4=\"}"),
+		&back, &err),
+	    0);
+	CU_ASSERT(back.out_len == 2 && memcmp(back.out, "\xff\xfe", 3) == 0);
+	CU_ASSERT_TRUE(back.out_exact);
+	CU_ASSERT_FALSE(back.err_exact);
+	CU_ASSERT_STRING_EQUAL(back.err, "e");
+	CU_ASSERT_FALSE(back.out_lossy || back.err_lossy);
+	nox_exec_result_cleanup(&back);
+	/* an empty base64 member is an empty stream */
+	CU_ASSERT_EQUAL_FATAL(
+	    nox_v1_exec_result_parse(S("{\"exitCode\":0,\"stdout\":\"x\","
+				       "\"stderr\":\"\","
+				       "\"stderrBase64\":\"\"}"),
+				     &back, &err),
+	    0);
+	CU_ASSERT_EQUAL(back.err_len, 0);
+	CU_ASSERT_TRUE(back.err_exact);
+	nox_exec_result_cleanup(&back);
+	ASSERT_EINVAL(res_parse(S("{\"exitCode\":0,\"stdout\":\"\","
+				  "\"stderr\":\"\",\"stdoutBase64\":7}"),
+				&e_),
+		      "'stdoutBase64' must be a string");
+	ASSERT_EINVAL(res_parse(S("{\"exitCode\":0,\"stdout\":\"\","
+				  "\"stderr\":\"\",\"stderrBase64\":\"@@\"}"),
+				&e_),
+		      "'stderrBase64' is not base64");
+
+	/* lossy: sent only when set, parsed back */
+	res.out = (char *)"o";
+	res.out_len = 1;
+	res.err = (char *)"e";
+	res.err_len = 1;
+	js = nox_v1_exec_result_encode(&res);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(js);
+	CU_ASSERT_PTR_NULL(strstr(js, "lossy"));
+	free(js);
+	res.err_lossy = true;
+	js = nox_v1_exec_result_encode(&res);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(js);
+	CU_ASSERT_PTR_NOT_NULL(
+	    strstr(js, "\"lossy\":{\"stdout\":false,\"stderr\":true}"));
+	CU_ASSERT_EQUAL_FATAL(
+	    nox_v1_exec_result_parse(js, strlen(js), &back, &err), 0);
+	CU_ASSERT_FALSE(back.out_lossy);
+	CU_ASSERT_TRUE(back.err_lossy);
+	nox_exec_result_cleanup(&back);
+	free(js);
+	js = nox_v1_exec_result_encode_plain(&res);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(js);
+	CU_ASSERT_PTR_NULL(strstr(js, "lossy"));
+	free(js);
+	ASSERT_EINVAL(res_parse(S("{\"exitCode\":0,\"stdout\":\"\","
+				  "\"stderr\":\"\",\"lossy\":[]}"),
+				&e_),
+		      "'lossy' must be an object");
 }
 
 static void test_create(void)
@@ -806,6 +917,8 @@ int main(void)
     {"exec result: truncated member", test_exec_result_truncated},
 	    {"exec result: invalid UTF-8 becomes U+FFFD",
 	     test_exec_result_utf8},
+	    {"exec result: nox.bytes and lossy members",
+	     test_exec_result_bytes},
 	    {"create request and response", test_create},
 	    {"error bodies", test_error},
 	    {NULL, NULL},

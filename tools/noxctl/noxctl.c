@@ -39,7 +39,9 @@ const struct ctl_cmd ctl_cmds[] = {
      "ID [--workdir D] [--env K=V]... [--timeout S] -- CMD [ARGS...]",
      "Run CMD with ARGS (an exact argv, no shell) in sandbox ID.  Its\n"
      "stdout and stderr are copied to ours byte for byte and noxctl\n"
-     "exits with its exit code (124: timed out, 127: not found).\n"
+     "exits with its exit code (124: timed out, 127: not found).  A\n"
+     "v1-only server sends U+FFFD for bytes that are not UTF-8: stderr\n"
+     "then ends with a 'nox: lossy:' line.\n"
      "  --workdir D    working directory (default /workspace)\n"
      "  --env K=V      set an environment variable (repeatable)\n"
      "  --timeout S    command time limit in seconds (default 30)\n"

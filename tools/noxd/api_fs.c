@@ -91,6 +91,8 @@ int api_extensions(struct noxd_req *r)
 	if (nox_backend_has(r->d->backend, NOX_OP_LIST_SANDBOXES))
 		json_object_object_add(e, "nox.sandboxes",
 				       json_object_new_int(1));
+	/* exec results are encoded here, whatever the backend */
+	json_object_object_add(e, "nox.bytes", json_object_new_int(1));
 	json_object_object_add(o, "extensions", e);
 	return server_reply_json(r, MHD_HTTP_OK, server_json_take(o));
 }

@@ -126,11 +126,12 @@ int api_exec(struct noxd_req *r)
 	nox_v1_exec_req_cleanup(&req);
 	if (rc < 0)
 		return api_fail(r, rc, &err);
-	/* "truncated" is an extension member: --v1-only sends plain v1 (the
-	 * note ending stderr still tells a reader) */
-	if (r->d->opts.v1_only)
-		res.out_truncated = res.err_truncated = false;
-	rc = server_reply_json(r, MHD_HTTP_OK, nox_v1_exec_result_encode(&res));
+	/* The extension members ("truncated", nox.bytes' base64): --v1-only
+	 * sends plain v1 (the note ending stderr still tells a reader) */
+	rc = server_reply_json(r, MHD_HTTP_OK,
+			       r->d->opts.v1_only
+				   ? nox_v1_exec_result_encode_plain(&res)
+				   : nox_v1_exec_result_encode(&res));
 	nox_exec_result_cleanup(&res);
 	return rc;
 }

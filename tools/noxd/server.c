@@ -14,9 +14,10 @@
  * the body streams in (chunked) drains it and answers 413.
  *
  * Limits: HTTP/1.1 without TLS (bind loopback or put a proxy in front);
- * the decoded URL path is what is routed, so "%2F" in an ID becomes a
- * path separator and matches no route (404); an encoded NUL anywhere in
- * the URL is refused (400) rather than truncating a value.
+ * the decoded URL path is what is routed, so an encoded slash ("%2F", or
+ * "%5C") in an ID segment is refused (400, an invalid ID) from the raw URI
+ * before decoding would make it a path separator; an encoded NUL anywhere
+ * in the URL is refused (400) rather than truncating a value.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -617,12 +618,38 @@ static bool srv_body_chunk(struct noxd_req *r, const char *data, size_t n)
  * request before the access handler runs.)
  */
 static char srv_nul_marker;
+static char srv_badid_marker;
+
+/*
+ * true when the raw (still encoded) uri is a sandbox route whose ID
+ * segment holds an encoded slash or backslash: decoded, it would route
+ * elsewhere (404) instead of being refused as an invalid ID.
+ */
+static bool srv_uri_bad_id(const char *uri)
+{
+	size_t n = strlen(SRV_SBX_PREFIX), len, i;
+
+	if (strncmp(uri, SRV_SBX_PREFIX, n) != 0)
+		return false;
+	uri += n;
+	len = strcspn(uri, "/?#");
+	for (i = 0; i + 2 < len; i++)
+		if (uri[i] == '%' &&
+		    (strncasecmp(uri + i + 1, "2f", 2) == 0 ||
+		     strncasecmp(uri + i + 1, "5c", 2) == 0))
+			return true;
+	return false;
+}
 
 static void *srv_uri_log(void *cls, const char *uri, struct MHD_Connection *c)
 {
 	(void)cls;
 	(void)c;
-	return uri && strstr(uri, "%00") ? &srv_nul_marker : NULL;
+	if (!uri)
+		return NULL;
+	if (strstr(uri, "%00"))
+		return &srv_nul_marker;
+	return srv_uri_bad_id(uri) ? &srv_badid_marker : NULL;
 }
 
 static enum MHD_Result srv_access(void *cls, struct MHD_Connection *c,
@@ -633,17 +660,23 @@ static enum MHD_Result srv_access(void *cls, struct MHD_Connection *c,
 	struct noxd_req *r = *con_cls;
 
 	(void)version;
-	if (!r || r == (void *)&srv_nul_marker) {
-		bool nul = r != NULL;
+	if (!r || r == (void *)&srv_nul_marker ||
+	    r == (void *)&srv_badid_marker) {
+		const char *bad = NULL;
+
+		if (r == (void *)&srv_nul_marker)
+			bad = "NUL byte in the URL";
+		else if (r)
+			bad = "invalid session id: encoded slash";
 
 		r = srv_req_new(cls, c, url, method);
 		if (!r)
 			return MHD_NO;
 		*con_cls = r;
-		if (nul) {
+		if (bad) {
 			metrics_count_request(r->d, r->ep);
 			srv_set_drain(r);
-			server_reply_errno(r, EINVAL, "NUL byte in the URL");
+			server_reply_errno(r, EINVAL, bad);
 		} else {
 			srv_begin(r, url, method);
 		}
