@@ -59,6 +59,7 @@ $(tail -n 20 "$NT_LOG")"
 	fi
 	NT_DPID=""
 	nt_check "$1: the mount is gone" nt_not_mounted
+	nt_check_log
 }
 nt_not_mounted() { ! nt_mounted "$NT_MNT"; }
 
