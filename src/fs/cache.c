@@ -978,6 +978,28 @@ static int cache_recover(struct cache *c, struct nox_err *err)
 	return r == -ENOENT ? r : 0;
 }
 
+/*
+ * Flusher threads start only once the daemon has forked (fs_http_start):
+ * a sandbox attached before (the session's, a replay's) would otherwise
+ * have its flusher in the parent only, and the daemon would inherit a
+ * condition variable with a waiter that does not exist in it, on which
+ * pthread_cond_destroy at detach blocks forever (issue 14).
+ */
+static bool flushers_ok;
+
+static void flusher_start(struct cache *c)
+{
+	if (c->thr_started)
+		return;
+	if (pthread_create(&c->thr, NULL, cache_drain_flusher, c) == 0)
+		c->thr_started = true;
+	else
+		nox_log(NOX_LOG_WARN,
+			"%s: no flusher thread; uploads wait "
+			"for close, exec and sync",
+			c->sb->id);
+}
+
 static int http_attach(struct fs_sandbox *sb, struct nox_err *err)
 {
 	char path[PATH_MAX];
@@ -1006,13 +1028,8 @@ static int http_attach(struct fs_sandbox *sb, struct nox_err *err)
 		cache_free(c);
 		return nox_err_set(err, ENOENT, "sandbox %s is gone", sb->id);
 	}
-	if (pthread_create(&c->thr, NULL, cache_drain_flusher, c) == 0)
-		c->thr_started = true;
-	else
-		nox_log(NOX_LOG_WARN,
-			"%s: no flusher thread; uploads wait "
-			"for close, exec and sync",
-			sb->id);
+	if (flushers_ok)
+		flusher_start(c);
 	fd = openat(c->tree_fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return nox_err_set(err, errno, "cache tree: %s",
@@ -1053,6 +1070,12 @@ static void http_detach(struct fs_sandbox *sb)
 	cache_unlock(c, CACHE_MU);
 	if (c->thr_started)
 		pthread_join(c->thr, NULL);
+	c->thr_started = false;
+	/* on disk first: the exit's wait for this drain is bounded
+	 * (-o unmount_timeout), what it does not send the next mount does */
+	cache_lock(c, CACHE_MU);
+	cache_drain_persist_all_locked(c);
+	cache_unlock(c, CACHE_MU);
 	if (!c->gone && !sb->gone) {
 		nox_err_clear(&err);
 		(void)snapshot_dirty(c, &err);
@@ -1680,4 +1703,92 @@ void fs_http_release(struct fs *fs)
 	free(held);
 	held = NULL;
 	nheld = 0;
+}
+
+void fs_http_persist(struct fs *fs)
+{
+	struct fs_sandbox **v = NULL;
+	size_t n = 0, i;
+
+	if (fs->hooks != &fs_http_hooks || fs_sandbox_list(fs, &v, &n) < 0)
+		return;
+	for (i = 0; i < n; i++) {
+		struct cache *c = cache_of(v[i]);
+
+		if (c) {
+			cache_lock(c, CACHE_MU);
+			cache_drain_persist_all_locked(c);
+			cache_unlock(c, CACHE_MU);
+		}
+		fs_sandbox_put(v[i]);
+	}
+	free(v);
+}
+
+/* Entries (*.op) in CACHE/<host>/<id>/journal. */
+static size_t count_ops(const char *base, const char *id)
+{
+	char path[PATH_MAX];
+	struct dirent *d;
+	size_t count = 0;
+	DIR *dp;
+
+	if (snprintf(path, sizeof(path), "%s/%s/journal", base, id) >=
+	    (int)sizeof(path))
+		return 0;
+	dp = opendir(path);
+	if (!dp)
+		return 0;
+	while ((d = readdir(dp)) != NULL) {
+		size_t len = strlen(d->d_name);
+
+		if (len > 3 && strcmp(d->d_name + len - 3, ".op") == 0 &&
+		    strncmp(d->d_name, "tmp-", 4) != 0)
+			count++;
+	}
+	closedir(dp);
+	return count;
+}
+
+size_t fs_http_journaled(struct fs *fs)
+{
+	struct dirent *d;
+	size_t count = 0;
+	char *base;
+	DIR *dp;
+
+	if (fs->hooks != &fs_http_hooks)
+		return 0;
+	base = base_dir(fs);
+	if (!base)
+		return 0;
+	dp = opendir(base);
+	if (dp) {
+		while ((d = readdir(dp)) != NULL) {
+			if (nox_id_validate(d->d_name, NULL) == 0 &&
+			    strcmp(d->d_name, "lost") != 0)
+				count += count_ops(base, d->d_name);
+		}
+		closedir(dp);
+	}
+	free(base);
+	return count;
+}
+
+void fs_http_start(struct fs *fs)
+{
+	struct fs_sandbox **v = NULL;
+	size_t n = 0, i;
+
+	if (fs->hooks != &fs_http_hooks)
+		return;
+	flushers_ok = true;
+	if (fs_sandbox_list(fs, &v, &n) < 0)
+		return;
+	for (i = 0; i < n; i++) {
+		if (cache_of(v[i]))
+			flusher_start(cache_of(v[i]));
+		fs_sandbox_put(v[i]);
+	}
+	free(v);
 }

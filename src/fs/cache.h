@@ -48,7 +48,19 @@ extern const struct fs_sandbox_hooks fs_http_hooks;
  * answers.  No-op unless fs uses fs_http_hooks.  Always 0.
  */
 int fs_http_replay(struct fs *fs);
+/* Once the daemon has forked (fuse_daemonize), before serving: starts
+ * the flusher threads of the sandboxes attached so far, and lets later
+ * attaches start theirs.  Threads do not survive the fork, so none is
+ * started before.  No-op unless fs uses fs_http_hooks. */
+void fs_http_start(struct fs *fs);
 /* Drops the references fs_http_replay() took (at exit). */
 void fs_http_release(struct fs *fs);
+/* At exit, before the bounded wait for uploads: every journal entry of
+ * every attached sandbox on disk, so none is lost if the wait expires.
+ * No-op unless fs uses fs_http_hooks. */
+void fs_http_persist(struct fs *fs);
+/* Journal entries on disk in the cache dir (every sandbox); 0 unless fs
+ * uses fs_http_hooks.  Takes no lock: callable from a stuck exit. */
+size_t fs_http_journaled(struct fs *fs);
 
 #endif

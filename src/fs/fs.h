@@ -48,6 +48,7 @@ struct fs_opts {
 	char *token;		/* -o token=T (http; default $NOXRUNNER_TOKEN) */
 	int v1_only;		/* -o v1_only (http: no extensions) */
 	int start_timeout;	/* -o start_timeout=S (http checks at start) */
+	int unmount_timeout;	/* -o unmount_timeout=S (exit path bound) */
 	int fd_cache;		/* -o fd_cache=N (node descriptors kept) */
 	char *pending;		/* first positional, until we know its role */
 	char *source;		/* SOURCE positional, applied after parsing */

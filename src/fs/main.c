@@ -15,6 +15,7 @@
  * refused at start-up with a message.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
@@ -37,6 +38,9 @@
 
 /* Default deadline of the HTTP checks at start (-o start_timeout=S). */
 #define FS_START_TIMEOUT 10
+/* Default bound of the exit path: pending uploads, detach
+ * (-o unmount_timeout=S). */
+#define FS_UNMOUNT_TIMEOUT 30
 /* The sandbox a start check touches: it need not exist (404 is the
  * answer that proves the token). */
 #define FS_PROBE_ID "noxfs-start-check"
@@ -70,6 +74,7 @@ static const struct fuse_opt fs_opt_spec[] = {
     FS_OPT("token=%s", token, 0),
     FS_OPT("v1_only", v1_only, 1),
     FS_OPT("start_timeout=%d", start_timeout, 0),
+    FS_OPT("unmount_timeout=%d", unmount_timeout, 0),
     FS_OPT("fd_cache=%d", fd_cache, 0),
     FS_OPT("local=%s", local_dir, 0),
     FS_OPT("url=%s", url, 0),
@@ -305,6 +310,8 @@ static void usage(const char *prog)
 	       "    -o v1_only             http: use no server extensions\n"
 	       "    -o start_timeout=S     http: deadline of the checks at "
 	       "start (10)\n"
+	       "    -o unmount_timeout=S   wait at most S s for pending "
+	       "uploads at exit (30)\n"
 	       "    -o fd_cache=N          node descriptors kept open "
 	       "(1024)\n"
 	       "    -o local=BASE_DIR, url=URL  as --local=BASE_DIR, --url "
@@ -435,6 +442,10 @@ static int opts_check(struct fs_opts *o)
 	}
 	if (o->start_timeout < 1) {
 		nox_log(NOX_LOG_ERR, "start_timeout must be at least 1 s");
+		return -1;
+	}
+	if (o->unmount_timeout < 1) {
+		nox_log(NOX_LOG_ERR, "unmount_timeout must be at least 1 s");
 		return -1;
 	}
 	if (o->ttl < 1) {
@@ -826,6 +837,94 @@ static void raise_nofile(void)
 }
 
 /* Flushes every attached sandbox; 0, or -1 if one failed (logged). */
+/*
+ * The bound of the exit path (-o unmount_timeout=S).  Uploads still
+ * pending when the file system is unmounted are sent before the daemon
+ * exits, but a server that does not answer, or a thread stuck on its
+ * behalf, must not keep a daemon whose mount is gone (with the cache
+ * dir's lock, so the next mount could not use it).  The journal is on
+ * disk before the wait starts, so what is not confirmed by then is sent
+ * by the next mount.
+ */
+struct exit_guard {
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	bool done;
+	struct fuse_session *se; /* still mounted: unmounted on expiry */
+	struct fs *fs;
+	pthread_t thr;
+	bool started;
+};
+
+static void *exit_guard_run(void *arg)
+{
+	struct exit_guard *g = arg;
+	struct timespec due;
+	int r = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &due);
+	due.tv_sec += g->fs->opts.unmount_timeout;
+	pthread_mutex_lock(&g->mu);
+	while (!g->done && r != ETIMEDOUT)
+		r = pthread_cond_timedwait(&g->cond, &g->mu, &due);
+	if (g->done) {
+		pthread_mutex_unlock(&g->mu);
+		return NULL;
+	}
+	nox_log(NOX_LOG_WARN,
+		"unmount_timeout (%d s) passed with uploads pending; %zu "
+		"operations stay in the journal for the next mount",
+		g->fs->opts.unmount_timeout, fs_http_journaled(g->fs));
+	if (g->se)
+		fuse_session_unmount(g->se);
+	/* the main thread is stuck: exit here, keeping the mutex */
+	_exit(1);
+}
+
+/* Starts the guard; without a thread the exit path is not bounded. */
+static void exit_guard_start(struct exit_guard *g, struct fs *fs,
+			     struct fuse_session *se)
+{
+	pthread_condattr_t ca;
+
+	memset(g, 0, sizeof(*g));
+	g->fs = fs;
+	g->se = se;
+	pthread_mutex_init(&g->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&g->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	g->started = pthread_create(&g->thr, NULL, exit_guard_run, g) == 0;
+	if (!g->started)
+		nox_log(NOX_LOG_WARN, "no unmount_timeout guard thread");
+}
+
+/* The session is about to be unmounted by the main thread itself. */
+static void exit_guard_unmounting(struct exit_guard *g)
+{
+	if (!g->started)
+		return;
+	pthread_mutex_lock(&g->mu);
+	g->se = NULL;
+	pthread_mutex_unlock(&g->mu);
+}
+
+/* The exit path is through: the guard ends without a word. */
+static void exit_guard_stop(struct exit_guard *g)
+{
+	if (!g->started)
+		return;
+	pthread_mutex_lock(&g->mu);
+	g->done = true;
+	pthread_cond_signal(&g->cond);
+	pthread_mutex_unlock(&g->mu);
+	pthread_join(g->thr, NULL);
+	pthread_cond_destroy(&g->cond);
+	pthread_mutex_destroy(&g->mu);
+	g->started = false;
+}
+
 static int flush_all(struct fs *fs)
 {
 	struct fs_sandbox **v = NULL;
@@ -879,6 +978,7 @@ int main(int argc, char *argv[])
 	struct fuse_cmdline_opts co;
 	struct fuse_session *se = NULL;
 	static struct fs fs;
+	struct exit_guard guard = {0};
 	bool mounted = false, handlers = false;
 	int ret = 1, r;
 
@@ -888,6 +988,7 @@ int main(int argc, char *argv[])
 	fs.opts.exec_timeout = NOX_DEFAULT_EXEC_TIMEOUT;
 	fs.opts.ttl = NOX_DEFAULT_TTL;
 	fs.opts.start_timeout = FS_START_TIMEOUT;
+	fs.opts.unmount_timeout = FS_UNMOUNT_TIMEOUT;
 	fs.opts.fd_cache = (int)FS_FD_CACHE;
 	fs.opts.attr_timeout = 1.0;
 	fs.opts.entry_timeout = 1.0;
@@ -985,6 +1086,7 @@ int main(int argc, char *argv[])
 	mounted = true;
 	if (fuse_daemonize(co.foreground) != 0)
 		goto out;
+	fs_http_start(&fs);
 	if (!co.foreground)
 		nox_log_use_syslog(true);
 	fs.se = se;
@@ -1000,9 +1102,12 @@ int main(int argc, char *argv[])
 	if (r < 0)
 		nox_log(NOX_LOG_ERR, "session loop: %s", strerror(-r));
 	fs_keepalive_stop(&fs);
+	exit_guard_start(&guard, &fs, se);
+	fs_http_persist(&fs);
 	if (flush_all(&fs) < 0)
 		ret = 1;
 out:
+	exit_guard_unmounting(&guard);
 	if (mounted)
 		fuse_session_unmount(se);
 	if (handlers)
@@ -1016,6 +1121,7 @@ out:
 	fs_sandbox_put(fs.session);
 	fs.session = NULL;
 	fs_sandbox_detach_all(&fs);
+	exit_guard_stop(&guard);
 	fs_table_cleanup(&fs.table);
 	nox_backend_free(fs.be);
 out_args:
