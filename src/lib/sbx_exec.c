@@ -72,6 +72,7 @@
 #include <nox/id.h>
 
 #include "array_i.h"
+#include "fdio_i.h"
 #include "sbx_exec_i.h"
 
 #define SBX_SANDBOX_PATH                                                       \
@@ -126,6 +127,7 @@ struct capture {
 	size_t len, cap;	 /* bytes kept; the most to keep */
 	unsigned long long seen; /* bytes read, kept or not */
 	int spool_err;		 /* errno of the first failure to keep output */
+	bool in_memory;		 /* the spool moved to a memfd (disk full) */
 	char last;		 /* the last byte kept */
 };
 
@@ -1061,6 +1063,7 @@ static void capture_init(struct capture *c, int fd, size_t cap, const char *dir)
 /*
  * An unlinked read-write file in dir: O_TMPFILE, else a mkstemp name
  * unlinked at once, else (dir unusable) an anonymous memfd.  -errno.
+ * A spool whose disk fills up moves to a memfd (spool_to_memory).
  */
 static int spool_open(const char *dir)
 {
@@ -1090,6 +1093,44 @@ static int spool_open(const char *dir)
 	return -e;
 }
 
+/*
+ * The spool's disk is full (the workspace's, when the base directory
+ * holds both): what was kept moves to an anonymous memfd and the rest
+ * follows it there, up to the cap, so a command that runs while the
+ * sandbox's disk is full still has its output.  0 or -errno.
+ */
+static int spool_to_memory(struct capture *c)
+{
+#ifdef SYS_memfd_create
+	char buf[65536];
+	size_t got = 0;
+	long m = syscall(SYS_memfd_create, "nox-exec-out", 1U);
+	ssize_t n;
+
+	if (m < 0)
+		return -errno;
+	while (got < c->len) {
+		size_t want = c->len - got < sizeof(buf) ? c->len - got
+							 : sizeof(buf);
+
+		n = pread(c->spool, buf, want, (off_t)got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || fdio_write_all((int)m, buf, (size_t)n) < 0) {
+			close((int)m);
+			return n < 0 ? -errno : -EIO;
+		}
+		got += (size_t)n;
+	}
+	close(c->spool);
+	c->spool = (int)m;
+	c->in_memory = true;
+	return 0;
+#else
+	return -ENOSPC;
+#endif
+}
+
 /* Keeps at most c->cap bytes; the rest is only counted. */
 static void capture_add(struct capture *c, const char *data, size_t n)
 {
@@ -1109,6 +1150,9 @@ static void capture_add(struct capture *c, const char *data, size_t n)
 	while (take > 0) {
 		w = write(c->spool, data, take);
 		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == ENOSPC || errno == EDQUOT) &&
+		    !c->in_memory && spool_to_memory(c) == 0)
 			continue;
 		if (w <= 0) {
 			c->spool_err = w < 0 ? errno : EIO;
