@@ -497,61 +497,33 @@ static char *v1_dup_bytes(const char *s, size_t n)
 }
 
 /*
- * The optional extension member {"truncated": {"stdout"?: b, "stderr"?: b}}
- * into the result's flags; absent or null: nothing known to be cut.
+ * An optional extension member {"NAME": {"stdout"?: b, "stderr"?: b}}
+ * into two of the result's flags: "truncated" (the server cut a stream)
+ * and "lossy" (a client's mark that a stream lost bytes on a v1-only
+ * wire).  Absent or null: nothing known.
  */
-static int exec_result_truncated(json_object *o, struct nox_exec_result *out,
-				 const char *what, struct nox_err *err)
+static int exec_result_flags(json_object *o, const char *name, bool *out_f,
+			     bool *err_f, const char *what,
+			     struct nox_err *err)
 {
 	static const char *const keys[2] = {"stdout", "stderr"};
-	bool *flags[2] = {&out->out_truncated, &out->err_truncated};
-	json_object *t = v1_field(o, "truncated"), *v;
+	bool *flags[2] = {out_f, err_f};
+	json_object *t = v1_field(o, name), *v;
 	int i;
 
 	if (!t)
 		return 0;
 	if (!json_object_is_type(t, json_type_object))
-		return nox_err_set(err, EINVAL,
-				   "%s: 'truncated' must be an object", what);
+		return nox_err_set(err, EINVAL, "%s: '%s' must be an object",
+				   what, name);
 	for (i = 0; i < 2; i++) {
 		v = v1_field(t, keys[i]);
 		if (!v)
 			continue;
 		if (!json_object_is_type(v, json_type_boolean))
 			return nox_err_set(err, EINVAL,
-					   "%s: 'truncated.%s' must be a "
-					   "boolean",
-					   what, keys[i]);
-		*flags[i] = json_object_get_boolean(v) != 0;
-	}
-	return 0;
-}
-
-/*
- * The optional extension member {"lossy": {"stdout"?: b, "stderr"?: b}}
- * (a client's mark that a stream lost bytes on a v1-only wire).
- */
-static int exec_result_lossy(json_object *o, struct nox_exec_result *out,
-			     const char *what, struct nox_err *err)
-{
-	static const char *const keys[2] = {"stdout", "stderr"};
-	bool *flags[2] = {&out->out_lossy, &out->err_lossy};
-	json_object *t = v1_field(o, "lossy"), *v;
-	int i;
-
-	if (!t)
-		return 0;
-	if (!json_object_is_type(t, json_type_object))
-		return nox_err_set(err, EINVAL,
-				   "%s: 'lossy' must be an object", what);
-	for (i = 0; i < 2; i++) {
-		v = v1_field(t, keys[i]);
-		if (!v)
-			continue;
-		if (!json_object_is_type(v, json_type_boolean))
-			return nox_err_set(err, EINVAL,
-					   "%s: 'lossy.%s' must be a boolean",
-					   what, keys[i]);
+					   "%s: '%s.%s' must be a boolean",
+					   what, name, keys[i]);
 		*flags[i] = json_object_get_boolean(v) != 0;
 	}
 	return 0;
@@ -609,10 +581,12 @@ int nox_v1_exec_result_parse(const char *json, size_t len,
 	r = v1_get_int(o, "durationMs", false, 0, LONG_MAX, &dur, what, err);
 	if (r < 0)
 		goto out;
-	r = exec_result_truncated(o, out, what, err);
+	r = exec_result_flags(o, "truncated", &out->out_truncated,
+			      &out->err_truncated, what, err);
 	if (r < 0)
 		goto out;
-	r = exec_result_lossy(o, out, what, err);
+	r = exec_result_flags(o, "lossy", &out->out_lossy, &out->err_lossy,
+			      what, err);
 	if (r < 0)
 		goto out;
 	r = exec_result_b64(o, "stdoutBase64", &dso, &so, &nso, what, err);
