@@ -575,12 +575,38 @@ static int append(struct cache *c, struct jent *e, int data_fd,
 	return 0;
 }
 
+/*
+ * Journals an upload of path from fd, open on the file as it is now (st:
+ * its fstat), marked dirty until the server has it; its sequence number
+ * in *seq (NULL: not wanted).  Closes fd.
+ */
+static int upload_entry(struct cache *c, const char *path, int fd,
+			const struct stat *st, uint64_t *seq,
+			struct nox_err *err)
+{
+	struct jent *e = journal_entry_new(&c->jr, J_UPLOAD, path, NULL);
+	int r;
+
+	if (!e) {
+		close(fd);
+		return nox_err_set(err, ENOMEM, "out of memory");
+	}
+	e->mode = st->st_mode & 07777;
+	e->mtime_ns = ts_ns(&st->st_mtim);
+	e->ino = st->st_ino;
+	e->marked = true;
+	if (seq)
+		*seq = e->seq;
+	r = append(c, e, fd, err);
+	close(fd);
+	return r;
+}
+
 /* Journals an upload of tree file n (path), from its current content. */
 static int snapshot(struct cache *c, struct fs_node *n, const char *path,
 		    uint64_t *seq, struct nox_err *err)
 {
 	char proc[64];
-	struct jent *e;
 	struct stat st;
 	int fd, r;
 
@@ -593,19 +619,7 @@ static int snapshot(struct cache *c, struct fs_node *n, const char *path,
 			close(fd);
 		return r;
 	}
-	e = journal_entry_new(&c->jr, J_UPLOAD, path, NULL);
-	if (!e) {
-		close(fd);
-		return nox_err_set(err, ENOMEM, "out of memory");
-	}
-	e->mode = st.st_mode & 07777;
-	e->mtime_ns = ts_ns(&st.st_mtim);
-	e->ino = st.st_ino;
-	e->marked = true;
-	*seq = e->seq;
-	r = append(c, e, fd, err);
-	close(fd);
-	return r;
+	return upload_entry(c, path, fd, &st, seq, err);
 }
 
 /* ---- finding tree files by inode (replay, flush) -------------------- */
@@ -673,9 +687,8 @@ static int upload_ino(struct cache *c, const char *path, ino_t ino,
 		      struct nox_err *err)
 {
 	const char *base;
-	struct jent *e;
 	struct stat st;
-	int pfd, fd, r;
+	int pfd, fd;
 
 	if (tree_parent(c->tree_fd, path, &pfd, &base) < 0)
 		return 1;
@@ -687,18 +700,7 @@ static int upload_ino(struct cache *c, const char *path, ino_t ino,
 		close(fd);
 		return 1;
 	}
-	e = journal_entry_new(&c->jr, J_UPLOAD, path, NULL);
-	if (!e) {
-		close(fd);
-		return nox_err_set(err, ENOMEM, "out of memory");
-	}
-	e->mode = st.st_mode & 07777;
-	e->mtime_ns = ts_ns(&st.st_mtim);
-	e->ino = st.st_ino;
-	e->marked = true;
-	r = append(c, e, fd, err);
-	close(fd);
-	return r;
+	return upload_entry(c, path, fd, &st, NULL, err);
 }
 
 /*
