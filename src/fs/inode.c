@@ -254,23 +254,6 @@ void fs_node_fd_put(struct fs_table *t, struct fs_node *n)
 		node_free_fd(n);
 }
 
-size_t fs_table_fd_count(struct fs_table *t)
-{
-	size_t i, c = 0;
-
-	pthread_mutex_lock(&t->mutex);
-	pthread_mutex_lock(&t->fdmu);
-	for (i = 0; i < t->nbuckets; i++) {
-		struct fs_node *x;
-
-		for (x = t->buckets[i]; x; x = x->hnext)
-			c += x->fd >= 0;
-	}
-	pthread_mutex_unlock(&t->fdmu);
-	pthread_mutex_unlock(&t->mutex);
-	return c;
-}
-
 void fs_table_handle_add(struct fs_table *t, struct fs_handle *h)
 {
 	pthread_mutex_lock(&t->hmutex);

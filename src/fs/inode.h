@@ -175,9 +175,6 @@ struct fs_node *fs_node_lookup_add(struct fs_table *t, struct fs_sandbox *sb,
 int fs_node_fd(struct fs_table *t, struct fs_node *n);
 void fs_node_fd_put(struct fs_table *t, struct fs_node *n);
 
-/* How many node descriptors are open now (for tests and the log). */
-size_t fs_table_fd_count(struct fs_table *t);
-
 /* Finds the WS node of (sb, dev, ino) without counting a lookup. */
 struct fs_node *fs_node_find(struct fs_table *t, struct fs_sandbox *sb,
 			     dev_t dev, ino_t sino);
