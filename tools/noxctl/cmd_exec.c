@@ -105,7 +105,11 @@ static int ex_parse(struct ctl *c, const struct ctl_cmd *cmd, int argc,
 	return -1;
 }
 
-/* Writes a command's output, notes a truncation; 0 or an exit code. */
+/*
+ * Writes a command's output; 0 or an exit code.  A cut stream needs no
+ * note of ours: the backend that cut it ended stderr with a
+ * "nox: truncated: ..." line (NOX_EXEC_TRUNCATED_NOTE).
+ */
 static int ex_copy_output(const struct ctl *c,
 			  const struct nox_exec_result *res)
 {
@@ -117,10 +121,6 @@ static int ex_copy_output(const struct ctl *c,
 		return ctl_error(c, "writing standard output: %s",
 				 strerror(-r));
 	fdio_write_all(STDERR_FILENO, res->err, res->err_len);
-	if (!c->quiet && res->out_truncated)
-		ctl_warn(c, "stdout was cut at the backend's output limit");
-	if (!c->quiet && res->err_truncated)
-		ctl_warn(c, "stderr was cut at the backend's output limit");
 	return 0;
 }
 
