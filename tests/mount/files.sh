@@ -332,16 +332,22 @@ os.close(fd)
 print("OK")' "$W/lockfile"
 
 # -- many entries, deep paths ----------------------------------------
+# 3,000 entries; under the sanitizers (NOX_SANITIZED=1) 600: the same
+# paths (readdir over many kernel buffers, a round trip per removed entry),
+# a fifth of the round trips, which on a v1-only server are an exec each.
+NM=3000
+[ "${NOX_SANITIZED:-0}" = 1 ] && NM=600
 mkdir "$W/many"
-nt_check "create 3000 files" sh -c "cd '$W/many' && seq 1 3000 |
+nt_check "create $NM files" sh -c "cd '$W/many' && seq 1 $NM |
 	sed 's/^/entry-with-a-longish-name-/' | xargs touch"
-nt_check_out "ls sees 3000" 3000 sh -c "ls '$W/many' | wc -l"
-nt_check_out "ls -f sees 3000 + . + .." 3002 sh -c "ls -f '$W/many' | wc -l"
-nt_check_out "find sees 3000 (backend)" 3000 sh -c \
+nt_check_out "ls sees $NM" $NM sh -c "ls '$W/many' | wc -l"
+nt_check_out "ls -f sees $NM + . + .." $((NM + 2)) sh -c \
+	"ls -f '$W/many' | wc -l"
+nt_check_out "find sees $NM (backend)" $NM sh -c \
 	"find '$B/many' -type f | wc -l"
-nt_check_out "names are all distinct" 3000 sh -c \
+nt_check_out "names are all distinct" $NM sh -c \
 	"ls '$W/many' | sort -u | wc -l"
-nt_check "rm -rf of 3000 files" rm -rf "$W/many"
+nt_check "rm -rf of $NM files" rm -rf "$W/many"
 nt_check_not "gone (backend)" test -e "$B/many"
 deep=$(printf 'level%.0s/' $(seq 60))
 nt_check "mkdir -p 60 levels" mkdir -p "$W/$deep"

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # load.sh - 16 parallel clients on one noxfs mount for a bounded time
-# (NOX_LOAD_SECONDS, default 60), on any backend (NOX_TEST_BACKEND).
+# (NOX_LOAD_SECONDS, default 20), on any backend (NOX_TEST_BACKEND).
+# tools/soak.sh runs it for minutes on every backend (a benchmark, not a
+# test: the suite keeps the same work mix, bounded).
 #
 # Each client is its own process with its own directory cN/ and a model
 # of what it wrote (name -> sha256).  It does, at random: writes of new
@@ -41,7 +43,7 @@ nt_require sha256sum
 nt_init
 nt_workspace load1
 LD="$NT_TMP/ld.py"
-SECS=${NOX_LOAD_SECONDS:-60}
+SECS=${NOX_LOAD_SECONDS:-20}
 RSS_MIB=${NOX_LOAD_RSS_MIB:-128}
 # Under AddressSanitizer the quarantine (256 MiB by default) and shadow
 # memory dominate RSS; the 128 MiB bound is the plain build's, checked by
