@@ -26,22 +26,40 @@ if [ ${#targets[@]} -eq 0 ]; then
 		[ -f "$f" ] && [ -x "$f" ] && targets+=("$(basename "$f" | sed 's/^fuzz-//')")
 	done
 fi
-pass=0 fail=0
 work=$(mktemp -d /tmp/noxfuzz.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-for t in "${targets[@]}"; do
+# One target: its verdict goes to $work/T.res ("ok ..." or "FAILED").
+fuzz_one() {
+	local t=$1 log="$work/$1.log" execs
 	mkdir -p "$work/$t"
 	cp -r "tests/fuzz/corpus/$t/." "$work/$t/" 2>/dev/null || true
-	log="$work/$t.log"
 	if ASAN_OPTIONS=detect_leaks=1 "$dir/tests/fuzz/fuzz-$t" -max_total_time="$secs" \
 		-rss_limit_mb=2048 -timeout=20 -print_final_stats=1 "$work/$t" >"$log" 2>&1; then
 		execs=$(grep -m1 'stat::number_of_executed_units' "$log" | awk '{print $2}')
-		echo "fuzz-$t: ok, ${execs:-?} executions in ${secs}s"
-		pass=$((pass + 1))
+		echo "ok, ${execs:-?} executions in ${secs}s" >"$work/$t.res"
 	else
-		echo "fuzz-$t: FAILED"
-		tail -40 "$log"
+		echo FAILED >"$work/$t.res"
+	fi
+}
+# NOX_FUZZ_LANES targets at a time (default 1); each runs SECONDS of wall
+# time either way, so two lanes halve the wall time (.ci/run uses 2).
+lanes=${NOX_FUZZ_LANES:-1}
+i=0
+for t in "${targets[@]}"; do
+	fuzz_one "$t" &
+	i=$((i + 1))
+	[ $((i % lanes)) -eq 0 ] && wait
+done
+wait
+pass=0 fail=0
+for t in "${targets[@]}"; do
+	res=$(cat "$work/$t.res" 2>/dev/null || echo FAILED)
+	echo "fuzz-$t: $res"
+	if [ "$res" = FAILED ]; then
+		tail -40 "$work/$t.log"
 		fail=$((fail + 1))
+	else
+		pass=$((pass + 1))
 	fi
 done
 echo "$pass passed, $fail failed"
