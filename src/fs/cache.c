@@ -60,6 +60,8 @@ static pthread_mutex_t *lock_mutex(struct cache *c, enum cache_lock l)
 void cache_lock(struct cache *c, enum cache_lock l)
 {
 #ifndef NDEBUG
+	/* the core's table.mutex is a leaf: never held here */
+	assert(!fs_table_held());
 	/* op_mu and drain_mu come first and never together; mu last */
 	if (l == CACHE_MU)
 		assert(!(lock_held & CACHE_MU));

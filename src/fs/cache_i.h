@@ -122,9 +122,10 @@ struct cache {
  * an operation must not wait on the network, and op_end drains after
  * releasing op_mu).  Nothing is taken inside mu.  table.mutex is a leaf
  * (but for inode.c's own descriptor-cache mutex, fdmu, inside it):
- * the core calls no hook with it held, and the layer reads the core's
- * names (cache_node_path) with none of its own locks held.  No lock of
- * one sandbox's cache is taken inside another's.
+ * the core calls no hook with it held (cache_lock asserts it, through
+ * fs_table_held), and the layer reads the core's names (cache_node_path)
+ * with none of its own locks held.  No lock of one sandbox's cache is
+ * taken inside another's.
  */
 enum cache_lock {
 	CACHE_OP_MU = 1,

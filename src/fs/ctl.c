@@ -122,9 +122,9 @@ int fs_ctl_open(struct fs *fs, struct fs_node *n, struct fuse_file_info *fi)
 		return -ENOMEM;
 	o->ctl = n->ctl;
 	o->sb = n->sb;
-	pthread_mutex_lock(&n->sb->fs->table.mutex);
+	fs_table_lock(&n->sb->fs->table);
 	fs_sandbox_ref_locked(n->sb);
-	pthread_mutex_unlock(&n->sb->fs->table.mutex);
+	fs_table_unlock(&n->sb->fs->table);
 	pthread_mutex_init(&o->mutex, NULL);
 	o->h.free = ctl_open_free;
 	fs_table_handle_add(&n->sb->fs->table, &o->h);

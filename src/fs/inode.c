@@ -415,12 +415,12 @@ int fs_table_make_root(struct fs_table *t, enum fs_kind kind,
 		n->dev = st->st_dev;
 		n->sino = st->st_ino;
 	}
-	pthread_mutex_lock(&t->mutex);
+	fs_table_lock(t);
 	if (sb)
 		fs_sandbox_ref_locked(sb);
 	n->nlookup = 1;
 	t->root = n;
-	pthread_mutex_unlock(&t->mutex);
+	fs_table_unlock(t);
 	return 0;
 }
 
@@ -432,7 +432,7 @@ void fs_table_cleanup(struct fs_table *t)
 	if (!t->buckets)
 		return;
 	table_free_handles(t);
-	pthread_mutex_lock(&t->mutex);
+	fs_table_lock(t);
 	for (i = 0; i < t->nbuckets; i++) {
 		struct fs_node *n, *next;
 
@@ -444,9 +444,9 @@ void fs_table_cleanup(struct fs_table *t)
 				dead.sb[dead.n++] = n->sb;
 			node_free_locked(t, n, true);
 			if (dead.n == sizeof(dead.sb) / sizeof(dead.sb[0])) {
-				pthread_mutex_unlock(&t->mutex);
+				fs_table_unlock(t);
 				dead_flush(&dead);
-				pthread_mutex_lock(&t->mutex);
+				fs_table_lock(t);
 			}
 		}
 		t->buckets[i] = NULL;
@@ -466,7 +466,7 @@ void fs_table_cleanup(struct fs_table *t)
 		free(r);
 	}
 	t->root = NULL;
-	pthread_mutex_unlock(&t->mutex);
+	fs_table_unlock(t);
 	dead_flush(&dead);
 	free(t->buckets);
 	t->buckets = NULL;
@@ -559,7 +559,7 @@ struct fs_node *fs_node_lookup_add(struct fs_table *t, struct fs_sandbox *sb,
 		dev = st->st_dev;
 		sino = st->st_ino;
 	}
-	pthread_mutex_lock(&t->mutex);
+	fs_table_lock(t);
 	n = find_locked(t, sb, kind, dev, sino);
 	if (n) {
 		n->nlookup++;
@@ -580,13 +580,13 @@ struct fs_node *fs_node_lookup_add(struct fs_table *t, struct fs_sandbox *sb,
 		if (st && real_kind(kind))
 			note_attr_locked(n, st);
 		set_name_locked(n, parent, name, &dead, t);
-		pthread_mutex_unlock(&t->mutex);
+		fs_table_unlock(t);
 		dead_flush(&dead);
 		return n;
 	}
 	n = calloc(1, sizeof(*n));
 	if (!n) {
-		pthread_mutex_unlock(&t->mutex);
+		fs_table_unlock(t);
 		if (fd >= 0)
 			close(fd);
 		return NULL;
@@ -618,7 +618,7 @@ struct fs_node *fs_node_lookup_add(struct fs_table *t, struct fs_sandbox *sb,
 	}
 	if (++t->count > t->nbuckets)
 		table_grow_locked(t);
-	pthread_mutex_unlock(&t->mutex);
+	fs_table_unlock(t);
 	dead_flush(&dead);
 	if (kind == FS_WS)
 		fd_cache_add(t, n);
@@ -630,9 +630,9 @@ struct fs_node *fs_node_find(struct fs_table *t, struct fs_sandbox *sb,
 {
 	struct fs_node *n;
 
-	pthread_mutex_lock(&t->mutex);
+	fs_table_lock(t);
 	n = find_locked(t, sb, FS_WS, dev, sino);
-	pthread_mutex_unlock(&t->mutex);
+	fs_table_unlock(t);
 	return n;
 }
 
@@ -641,9 +641,9 @@ void fs_node_note_attr(struct fs_table *t, struct fs_node *n,
 {
 	if (!real_kind(n->kind))
 		return;
-	pthread_mutex_lock(&t->mutex);
+	fs_table_lock(t);
 	note_attr_locked(n, st);
-	pthread_mutex_unlock(&t->mutex);
+	fs_table_unlock(t);
 }
 
 static bool flags_write(int flags)
@@ -657,13 +657,13 @@ void fs_node_open_note(struct fs_table *t, struct fs_node *n, int flags)
 		(void)fs_node_fd(t, n); /* the open's pin; it was pinned */
 	if (!flags_write(flags))
 		return;
-	pthread_mutex_lock(&t->mutex);
+	fs_table_lock(t);
 	n->wopen++;
 	if (!n->wdirty) {
 		n->wdirty = true;
 		t->nwdirty++;
 	}
-	pthread_mutex_unlock(&t->mutex);
+	fs_table_unlock(t);
 }
 
 void fs_node_release_note(struct fs_table *t, struct fs_node *n, int flags)
@@ -672,10 +672,10 @@ void fs_node_release_note(struct fs_table *t, struct fs_node *n, int flags)
 		fs_node_fd_put(t, n);
 	if (!flags_write(flags))
 		return;
-	pthread_mutex_lock(&t->mutex);
+	fs_table_lock(t);
 	if (n->wopen > 0)
 		n->wopen--;
-	pthread_mutex_unlock(&t->mutex);
+	fs_table_unlock(t);
 }
 
 void fs_node_set_name(struct fs_table *t, struct fs_node *n,
@@ -683,9 +683,9 @@ void fs_node_set_name(struct fs_table *t, struct fs_node *n,
 {
 	struct dead_list dead = {.n = 0};
 
-	pthread_mutex_lock(&t->mutex);
+	fs_table_lock(t);
 	set_name_locked(n, parent, name, &dead, t);
-	pthread_mutex_unlock(&t->mutex);
+	fs_table_unlock(t);
 	dead_flush(&dead);
 }
 
@@ -693,15 +693,15 @@ void fs_node_forget(struct fs_table *t, struct fs_node *n, uint64_t nlookup)
 {
 	struct dead_list dead = {.n = 0};
 
-	pthread_mutex_lock(&t->mutex);
+	fs_table_lock(t);
 	if (n == t->root) {
-		pthread_mutex_unlock(&t->mutex);
+		fs_table_unlock(t);
 		return;
 	}
 	n->nlookup = nlookup > n->nlookup ? 0 : n->nlookup - nlookup;
 	if (node_unused(n))
 		node_free_chain_locked(t, n, &dead);
-	pthread_mutex_unlock(&t->mutex);
+	fs_table_unlock(t);
 	dead_flush(&dead);
 }
 
@@ -713,7 +713,7 @@ int fs_node_path(struct fs_table *t, struct fs_node *n, char *buf, size_t size)
 
 	if (size == 0)
 		return -ENAMETOOLONG;
-	pthread_mutex_lock(&t->mutex);
+	fs_table_lock(t);
 	while (n && n->kind == FS_WS) {
 		if (!n->name || !n->parent ||
 		    np == sizeof(parts) / sizeof(parts[0])) {
@@ -741,7 +741,7 @@ int fs_node_path(struct fs_table *t, struct fs_node *n, char *buf, size_t size)
 	}
 	buf[len] = '\0';
 out:
-	pthread_mutex_unlock(&t->mutex);
+	fs_table_unlock(t);
 	return ret;
 }
 
@@ -752,7 +752,7 @@ int fs_table_collect(struct fs_table *t, struct fs_sandbox *sb,
 	size_t n = 0, cap = 0, i;
 	int ret = 0;
 
-	pthread_mutex_lock(&t->mutex);
+	fs_table_lock(t);
 	for (i = 0; i < t->nbuckets; i++) {
 		struct fs_node *x;
 
@@ -815,7 +815,7 @@ int fs_table_collect(struct fs_table *t, struct fs_sandbox *sb,
 		}
 	}
 out:
-	pthread_mutex_unlock(&t->mutex);
+	fs_table_unlock(t);
 	if (ret < 0) {
 		fs_inval_free(v, n);
 		return ret;
@@ -842,15 +842,15 @@ int fs_table_collect_wb(struct fs_table *t, struct fs_sandbox *sb,
 
 	*out = NULL;
 	*nout = 0;
-	pthread_mutex_lock(&t->mutex);
+	fs_table_lock(t);
 	if (t->nwdirty == 0) {
-		pthread_mutex_unlock(&t->mutex);
+		fs_table_unlock(t);
 		return 0;
 	}
 	/* at most every marked node: nothing is cleared unless collected */
 	v = calloc(t->nwdirty, sizeof(*v));
 	if (!v) {
-		pthread_mutex_unlock(&t->mutex);
+		fs_table_unlock(t);
 		return -ENOMEM;
 	}
 	for (i = 0; i < t->nbuckets && seen < t->nwdirty; i++) {
@@ -873,7 +873,7 @@ int fs_table_collect_wb(struct fs_table *t, struct fs_sandbox *sb,
 			}
 		}
 	}
-	pthread_mutex_unlock(&t->mutex);
+	fs_table_unlock(t);
 	if (n == 0) {
 		free(v);
 		return 0;
@@ -1064,10 +1064,10 @@ int fs_table_collect_changed(struct fs_table *t, struct fs_sandbox *sb,
 	*nout = 0;
 	racy.tv_sec -= 2;
 	/* 1: copy every node's record (no system call under the mutex) */
-	pthread_mutex_lock(&t->mutex);
+	fs_table_lock(t);
 	s = malloc((t->count + 1) * sizeof(*s));
 	if (!s) {
-		pthread_mutex_unlock(&t->mutex);
+		fs_table_unlock(t);
 		return -ENOMEM;
 	}
 	for (i = 0; i < t->nbuckets; i++) {
@@ -1080,7 +1080,7 @@ int fs_table_collect_changed(struct fs_table *t, struct fs_sandbox *sb,
 	}
 	if (t->root && t->root->sb == sb && t->root->kind == FS_SANDBOX)
 		snap_node(t, &s[ns++], t->root);
-	pthread_mutex_unlock(&t->mutex);
+	fs_table_unlock(t);
 
 	/* 2: fstat each descriptor, unlocked */
 	for (i = 0; i < ns; i++) {
@@ -1111,9 +1111,9 @@ int fs_table_collect_changed(struct fs_table *t, struct fs_sandbox *sb,
 	qsort(dirs, ndirs, sizeof(*dirs), ino_cmp);
 
 	/* 3: what is still there of it, with names */
-	pthread_mutex_lock(&t->mutex);
+	fs_table_lock(t);
 	r = collect_marked_locked(t, sb, chg, nchg, dirs, ndirs, &v, &n);
-	pthread_mutex_unlock(&t->mutex);
+	fs_table_unlock(t);
 	free(chg);
 	if (r < 0) {
 		fs_inval_free(v, n);

@@ -128,6 +128,17 @@ struct fs_table {
 	struct fs_node *root;	  /* FUSE_ROOT_ID; immutable once set */
 };
 
+/*
+ * Take / release t->mutex (tablelock.c).  Debug builds count what this
+ * thread holds, so other modules can assert the lock order (cache_i.h):
+ * table.mutex is a leaf but for fdmu, no lock of theirs inside it.
+ */
+void fs_table_lock(struct fs_table *t);
+void fs_table_unlock(struct fs_table *t);
+/* Debug builds: whether this thread holds a table's mutex (always false
+ * with NDEBUG). */
+bool fs_table_held(void);
+
 /* 0 or -ENOMEM.  The root node is set later with fs_table_make_root(). */
 int fs_table_init(struct fs_table *t);
 /* Links h (its free set) into / out of the table's open handles. */

@@ -40,10 +40,10 @@ static void ka_touch_all(struct fs *fs)
 
 		nox_err_clear(&err);
 		r = nox_backend_touch(fs->be, v[i]->id, &err);
-		pthread_mutex_lock(&fs->table.mutex);
+		fs_table_lock(&fs->table);
 		warned = v[i]->touch_warned;
 		v[i]->touch_warned = r < 0;
-		pthread_mutex_unlock(&fs->table.mutex);
+		fs_table_unlock(&fs->table);
 		if (r < 0 && !warned)
 			nox_log(NOX_LOG_WARN, "keepalive: touch %s: %s",
 				v[i]->id, nox_err_str(&err, r));

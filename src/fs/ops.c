@@ -318,10 +318,10 @@ static int root_lookup(struct fs *fs, struct fs_node *root, const char *name,
 		double age, ttl = fs_entry_timeout(fs);
 
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		pthread_mutex_lock(&fs->table.mutex);
+		fs_table_lock(&fs->table);
 		age = (double)(now.tv_sec - sb->checked.tv_sec) +
 		      (double)(now.tv_nsec - sb->checked.tv_nsec) / 1e9;
-		pthread_mutex_unlock(&fs->table.mutex);
+		fs_table_unlock(&fs->table);
 		if (age < (ttl > 1.0 ? ttl : 1.0)) {
 			r = sandbox_entry(fs, root, sb, out, st);
 			fs_sandbox_put(sb);
@@ -360,9 +360,9 @@ static int root_lookup(struct fs *fs, struct fs_node *root, const char *name,
 			nox_err_str(&err, r));
 		return r;
 	}
-	pthread_mutex_lock(&fs->table.mutex);
+	fs_table_lock(&fs->table);
 	clock_gettime(CLOCK_MONOTONIC, &sb->checked);
-	pthread_mutex_unlock(&fs->table.mutex);
+	fs_table_unlock(&fs->table);
 	r = sandbox_entry(fs, root, sb, out, st);
 	fs_sandbox_put(sb);
 	return r;
@@ -1090,14 +1090,14 @@ static bool keep_cache(struct fs *fs, struct fs_node *n, int fd)
 
 	if (fstat(fd, &st) < 0)
 		return false;
-	pthread_mutex_lock(&fs->table.mutex);
+	fs_table_lock(&fs->table);
 	keep = n->open_seen && n->open_size == st.st_size &&
 	       n->open_mtime.tv_sec == st.st_mtim.tv_sec &&
 	       n->open_mtime.tv_nsec == st.st_mtim.tv_nsec;
 	n->open_seen = true;
 	n->open_size = st.st_size;
 	n->open_mtime = st.st_mtim;
-	pthread_mutex_unlock(&fs->table.mutex);
+	fs_table_unlock(&fs->table);
 	return keep;
 }
 
@@ -1573,10 +1573,10 @@ static void dir_listed(struct fs *fs, struct fs_node *n)
 	struct timespec now;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	pthread_mutex_lock(&fs->table.mutex);
+	fs_table_lock(&fs->table);
 	n->open_seen = true;
 	n->open_mtime = now;
-	pthread_mutex_unlock(&fs->table.mutex);
+	fs_table_unlock(&fs->table);
 }
 
 static bool dir_cacheable(struct fs *fs, struct fs_node *n, int fd)
@@ -1591,11 +1591,11 @@ static bool dir_cacheable(struct fs *fs, struct fs_node *n, int fd)
 	    now.tv_sec - st.st_mtim.tv_sec < 2)
 		return false;
 	clock_gettime(CLOCK_MONOTONIC, &mono);
-	pthread_mutex_lock(&fs->table.mutex);
+	fs_table_lock(&fs->table);
 	seen = n->open_seen;
 	age = (double)(mono.tv_sec - n->open_mtime.tv_sec) +
 	      (double)(mono.tv_nsec - n->open_mtime.tv_nsec) / 1e9;
-	pthread_mutex_unlock(&fs->table.mutex);
+	fs_table_unlock(&fs->table);
 	return seen && age < fs_entry_timeout(fs);
 }
 

@@ -66,9 +66,9 @@ void fs_sandbox_put(struct fs_sandbox *sb)
 	if (!sb)
 		return;
 	fs = sb->fs;
-	pthread_mutex_lock(&fs->table.mutex);
+	fs_table_lock(&fs->table);
 	last = fs_sandbox_unref_locked(sb);
-	pthread_mutex_unlock(&fs->table.mutex);
+	fs_table_unlock(&fs->table);
 	if (last)
 		fs_sandbox_destroy(sb);
 }
@@ -88,11 +88,11 @@ struct fs_sandbox *fs_sandbox_find(struct fs *fs, const char *id)
 {
 	struct fs_sandbox *sb;
 
-	pthread_mutex_lock(&fs->table.mutex);
+	fs_table_lock(&fs->table);
 	sb = find_locked(fs, id);
 	if (sb)
 		fs_sandbox_ref_locked(sb);
-	pthread_mutex_unlock(&fs->table.mutex);
+	fs_table_unlock(&fs->table);
 	return sb;
 }
 
@@ -100,11 +100,11 @@ void fs_sandbox_detach(struct fs_sandbox *sb)
 {
 	bool last = false;
 
-	pthread_mutex_lock(&sb->fs->table.mutex);
+	fs_table_lock(&sb->fs->table);
 	sb->gone = true;
 	if (registry_unlink_locked(sb))
 		last = --sb->refs == 0;
-	pthread_mutex_unlock(&sb->fs->table.mutex);
+	fs_table_unlock(&sb->fs->table);
 	if (last)
 		fs_sandbox_destroy(sb);
 }
@@ -116,16 +116,16 @@ void fs_sandbox_detach_all(struct fs *fs)
 	for (;;) {
 		bool last;
 
-		pthread_mutex_lock(&fs->table.mutex);
+		fs_table_lock(&fs->table);
 		sb = fs->sandboxes;
 		if (!sb) {
-			pthread_mutex_unlock(&fs->table.mutex);
+			fs_table_unlock(&fs->table);
 			return;
 		}
 		fs->sandboxes = sb->next;
 		sb->next = NULL;
 		last = --sb->refs == 0;
-		pthread_mutex_unlock(&fs->table.mutex);
+		fs_table_unlock(&fs->table);
 		if (last)
 			fs_sandbox_destroy(sb);
 	}
@@ -174,12 +174,12 @@ int fs_sandbox_attach(struct fs *fs, const char *id, struct fs_sandbox **out,
 	}
 	sb->root_fd = fd;
 
-	pthread_mutex_lock(&fs->table.mutex);
+	fs_table_lock(&fs->table);
 	other = find_locked(fs, id);
 	if (other) {
 		/* another thread attached it meanwhile: use that one */
 		fs_sandbox_ref_locked(other);
-		pthread_mutex_unlock(&fs->table.mutex);
+		fs_table_unlock(&fs->table);
 		fs_sandbox_destroy(sb);
 		*out = other;
 		return 0;
@@ -189,7 +189,7 @@ int fs_sandbox_attach(struct fs *fs, const char *id, struct fs_sandbox **out,
 	clock_gettime(CLOCK_MONOTONIC, &sb->checked);
 	sb->next = fs->sandboxes;
 	fs->sandboxes = sb;
-	pthread_mutex_unlock(&fs->table.mutex);
+	fs_table_unlock(&fs->table);
 	*out = sb;
 	return 0;
 }
@@ -199,19 +199,19 @@ int fs_sandbox_list(struct fs *fs, struct fs_sandbox ***out, size_t *nout)
 	struct fs_sandbox **v, *sb;
 	size_t n = 0, i = 0;
 
-	pthread_mutex_lock(&fs->table.mutex);
+	fs_table_lock(&fs->table);
 	for (sb = fs->sandboxes; sb; sb = sb->next)
 		n++;
 	v = calloc(n ? n : 1, sizeof(*v));
 	if (!v) {
-		pthread_mutex_unlock(&fs->table.mutex);
+		fs_table_unlock(&fs->table);
 		return -ENOMEM;
 	}
 	for (sb = fs->sandboxes; sb; sb = sb->next) {
 		fs_sandbox_ref_locked(sb);
 		v[i++] = sb;
 	}
-	pthread_mutex_unlock(&fs->table.mutex);
+	fs_table_unlock(&fs->table);
 	*out = v;
 	*nout = n;
 	return 0;
