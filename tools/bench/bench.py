@@ -763,6 +763,10 @@ def main():
                     help="time limit of the git checkout set-up (W9) per target")
     ap.add_argument("--mem-timeout", type=float, default=300.0,
                     help="time limit of the find in the memory test")
+    ap.add_argument("--compare", default=None, metavar="OLD_BUILD",
+                    help="also run each noxfs target from this build tree (an older "
+                         "commit's release build), interleaved, and add a table of "
+                         "new / old times")
     args = ap.parse_args()
 
     # a background job inherits SIGINT ignored; make SIGINT and SIGTERM
@@ -783,6 +787,13 @@ def main():
     if args.only:
         keep = set(args.only.split(",")) | {"native"}
         targets = [t for t in all_targets if t.name in keep]
+    twins = {}  # new target name -> its twin from --compare
+    if args.compare:
+        for t in [t for t in targets if isinstance(t, Noxfs)]:
+            old = Noxfs(t.name + " @old", work, os.path.abspath(args.compare), t.http)
+            old.kind = "old"  # not one of issue 7's targets
+            twins[t.name] = old
+            targets.insert(targets.index(t) + 1, old)
     load0 = os.getloadavg()
     t_start = time.time()
     tb, ntree, tbsize = make_tarball(work, sz.tree)
@@ -932,6 +943,20 @@ def main():
                 row.append(fmt(v, unit))
         L.append("| " + " | ".join(row) + " |")
     L.append("")
+    if twins:
+        L.append(f"### Against the build in {args.compare}\n")
+        L.append("Each noxfs target run beside its twin from the older build, interleaved "
+                 "in the same repetitions; new / old above 1 is slower now (for MB/s, old "
+                 "MB/s / new MB/s).\n")
+        L.append("| workload | " + " | ".join(twins) + " |")
+        L.append("| --- | " + " | ".join("---:" for _ in twins) + " |")
+        for key, label, _, unit in wls:
+            row = [label.replace("|", "\\|")]
+            for n, old in twins.items():
+                v, r = results.get((n, key)), results.get((old.name, key))
+                row.append(f"{slower(v, r, unit):.2f}" if v and r else "n/a")
+            L.append("| " + " | ".join(row) + " |")
+        L.append("")
     L.append(f"### W8: {sz.exec} x `true`, seconds in all (per call in brackets)\n")
     L.append("Fresh mount (few inodes in the kernel), then .nox/exec again after `ls -laR` made "
              "the kernel hold a node for every file of the workspace (the exec barrier "
