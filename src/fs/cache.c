@@ -946,6 +946,19 @@ static int cache_open(struct cache *c, struct nox_err *err)
 	return 0;
 }
 
+/* true when the journal holds an upload of cache tree inode ino. */
+static bool upload_journaled(struct cache *c, ino_t ino)
+{
+	const struct jent *e;
+	bool found = false;
+
+	cache_lock(c, CACHE_MU);
+	for (e = journal_first(&c->jr); e && !found; e = journal_next(e))
+		found = e->op == J_UPLOAD && e->ino == ino;
+	cache_unlock(c, CACHE_MU);
+	return found;
+}
+
 /*
  * What the last daemon left: files written but never closed before a
  * crash are uploaded too, then the journal is replayed.  -ENOENT: the
@@ -959,12 +972,24 @@ static int cache_recover(struct cache *c, struct nox_err *err)
 
 	(void)journal_dirty_each(&c->jr, dirty_cb, &dl);
 	if (dl.n) {
-		size_t i;
+		size_t i, open = 0;
 
-		nox_log(NOX_LOG_INFO,
-			"%s: %zu files were open for writing "
-			"when noxfs stopped; uploading them",
-			c->sb->id, dl.n);
+		/* a marker stays until the server confirmed the upload, so a
+		 * file closed while the server was unreachable is marked too,
+		 * its close's snapshot journaled: only a file with no upload
+		 * journaled was open for writing (sent again all the same, in
+		 * case it was written after that close) */
+		for (i = 0; i < dl.n; i++) {
+			if (!upload_journaled(c, dl.v[i].ino))
+				open++;
+		}
+		if (open)
+			nox_log(NOX_LOG_INFO,
+				"%s: %zu %s open for writing when noxfs "
+				"stopped; uploading %s",
+				c->sb->id, open,
+				open == 1 ? "file was" : "files were",
+				open == 1 ? "it" : "them");
 		/* their markers go once the server confirmed them; a
 		 * marked file no longer in the tree has nothing to send */
 		(void)upload_inodes(c, dl.v, dl.n, err);
