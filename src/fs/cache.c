@@ -521,17 +521,19 @@ void cache_mark_gone(struct cache *c)
 		return;
 	nox_log(NOX_LOG_WARN,
 		"sandbox %s no longer exists on the server; %zu unsent "
-		"operations are kept (moved below %.*s/lost/ when it is "
-		"released)",
+		"operations are kept (below %.*s/lost/)",
 		c->sb->id, journal_count(&c->jr),
 		(int)(strrchr(c->dir, '/') ? strrchr(c->dir, '/') - c->dir
 					   : (ptrdiff_t)strlen(c->dir)),
 		c->dir);
 	/* not from the flusher: that could drop the last reference and
-	 * join the flusher from itself; the next lookup of the sandbox
-	 * finds it gone (info: ENOENT) and detaches it */
+	 * join the flusher from itself; it only marks the sandbox gone
+	 * (its cache moves aside all the same), and the next attach of
+	 * the id drops it from the registry */
 	if (!c->thr_started || !pthread_equal(pthread_self(), c->thr))
 		fs_sandbox_detach(c->sb);
+	else
+		fs_sandbox_gone(c->sb);
 }
 
 /* r from a call about the sandbox: -ENOENT means it is gone. */
@@ -835,6 +837,7 @@ static void cache_free(struct cache *c)
 	while (c->ndirty)
 		dirty_del(c, c->dirty[0].ino, NULL);
 	free(c->dirty);
+	free(c->moved);
 	free(c->dir);
 	free(c);
 }
@@ -945,6 +948,19 @@ static int cache_open(struct cache *c, struct nox_err *err)
 	return 0;
 }
 
+/* true when the journal holds an upload of cache tree inode ino. */
+static bool upload_journaled(struct cache *c, ino_t ino)
+{
+	const struct jent *e;
+	bool found = false;
+
+	cache_lock(c, CACHE_MU);
+	for (e = journal_first(&c->jr); e && !found; e = journal_next(e))
+		found = e->op == J_UPLOAD && e->ino == ino;
+	cache_unlock(c, CACHE_MU);
+	return found;
+}
+
 /*
  * What the last daemon left: files written but never closed before a
  * crash are uploaded too, then the journal is replayed.  -ENOENT: the
@@ -958,12 +974,24 @@ static int cache_recover(struct cache *c, struct nox_err *err)
 
 	(void)journal_dirty_each(&c->jr, dirty_cb, &dl);
 	if (dl.n) {
-		size_t i;
+		size_t i, open = 0;
 
-		nox_log(NOX_LOG_INFO,
-			"%s: %zu files were open for writing "
-			"when noxfs stopped; uploading them",
-			c->sb->id, dl.n);
+		/* a marker stays until the server confirmed the upload, so a
+		 * file closed while the server was unreachable is marked too,
+		 * its close's snapshot journaled: only a file with no upload
+		 * journaled was open for writing (sent again all the same, in
+		 * case it was written after that close) */
+		for (i = 0; i < dl.n; i++) {
+			if (!upload_journaled(c, dl.v[i].ino))
+				open++;
+		}
+		if (open)
+			nox_log(NOX_LOG_INFO,
+				"%s: %zu %s open for writing when noxfs "
+				"stopped; uploading %s",
+				c->sb->id, open,
+				open == 1 ? "file was" : "files were",
+				open == 1 ? "it" : "them");
 		/* their markers go once the server confirmed them; a
 		 * marked file no longer in the tree has nothing to send */
 		(void)upload_inodes(c, dl.v, dl.n, err);
@@ -1041,24 +1069,148 @@ static int http_attach(struct fs_sandbox *sb, struct nox_err *err)
 	return fd;
 }
 
-/* Moves the cache of a sandbox that vanished to CACHE/<host>/lost/. */
-static void keep_lost(struct cache *c)
+/*
+ * Moves directory from (CACHE/<host>/<id>) to CACHE/<host>/lost/<id>.TIME
+ * (.TIME.N when that is taken: a sandbox can go twice in a second); the
+ * new path (malloc'd) or NULL.
+ */
+static char *move_to_lost(const char *from, const char *id)
 {
-	char to[PATH_MAX], from[PATH_MAX];
-	const char *slash = strrchr(c->dir, '/');
+	const char *slash = strrchr(from, '/');
+	char to[PATH_MAX];
+	long long now = (long long)time(NULL);
+	int i, n;
 
 	if (!slash)
+		return NULL;
+	n = snprintf(to, sizeof(to), "%.*s/lost", (int)(slash - from), from);
+	if (n < 0 || (size_t)n >= sizeof(to))
+		return NULL;
+	(void)mkdir(to, 0700);
+	for (i = 1; i < 1000; i++) {
+		if (i == 1)
+			n = snprintf(to, sizeof(to), "%.*s/lost/%s.%lld",
+				     (int)(slash - from), from, id, now);
+		else
+			n = snprintf(to, sizeof(to), "%.*s/lost/%s.%lld.%d",
+				     (int)(slash - from), from, id, now, i);
+		if (n < 0 || (size_t)n >= sizeof(to))
+			return NULL;
+		if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) ==
+		    0)
+			return strdup(to);
+		if (errno != EEXIST)
+			return NULL;
+	}
+	return NULL;
+}
+
+/*
+ * The sandbox no longer exists: its cache leaves CACHE/<host>/<id> now,
+ * so a sandbox made again with that id (by this mount or another client)
+ * attaches to an empty cache, not to the old tree and journal.  It waits
+ * in lost/ while the old sandbox's files are in use; http_detach keeps it
+ * there if anything was unsent, else removes it.
+ */
+static void http_gone(struct fs_sandbox *sb)
+{
+	struct cache *c = cache_of(sb);
+	size_t unsent = 0;
+	bool first;
+
+	if (!c)
 		return;
-	snprintf(from, sizeof(from), "%.*s/lost", (int)(slash - c->dir),
-		 c->dir);
-	(void)mkdir(from, 0700);
-	snprintf(to, sizeof(to), "%s/%s.%lld", from, c->sb->id,
-		 (long long)time(NULL));
-	if (rename(c->dir, to) == 0)
+	cache_lock(c, CACHE_MU);
+	/* and no drain of its journal reaches a new sandbox of the id */
+	first = !c->gone;
+	c->gone = true;
+	pthread_cond_broadcast(&c->cond);
+	if (first)
+		unsent = journal_count(&c->jr) + c->ndirty;
+	if (!c->moved) {
+		c->moved = move_to_lost(c->dir, sb->id);
+		if (!c->moved)
+			nox_log(NOX_LOG_WARN,
+				"%s: cannot move the cache of the deleted "
+				"sandbox out of %s: %s",
+				sb->id, c->dir, strerror(errno));
+	}
+	cache_unlock(c, CACHE_MU);
+	/* found gone by a lookup, not by the layer (cache_mark_gone said
+	 * so then): the same line when changes were unsent */
+	if (unsent)
+		nox_log(NOX_LOG_WARN,
+			"sandbox %s no longer exists on the server; %zu unsent "
+			"operations and files are kept (below %.*s/lost/)",
+			sb->id, unsent,
+			(int)(strrchr(c->dir, '/')
+				  ? strrchr(c->dir, '/') - c->dir
+				  : (ptrdiff_t)strlen(c->dir)),
+			c->dir);
+}
+
+static bool has_pending(const char *base, const char *id);
+
+/*
+ * This mount made sandbox id, and none of that id is attached: a cache
+ * dir CACHE/<host>/<id> is an earlier sandbox's (kept by an earlier
+ * mount, whose sandbox was deleted since).  Its unsent changes go to
+ * lost/ with a log line, a clean one is removed: neither is the new
+ * sandbox's.
+ */
+static void http_fresh(struct fs *fs, const char *id)
+{
+	struct nox_err err;
+	char path[PATH_MAX];
+	char *base = NULL, *to = NULL;
+	struct stat st;
+	int n, fd;
+
+	nox_err_clear(&err);
+	if (cache_base(fs, &base, &err) < 0)
+		return;
+	n = snprintf(path, sizeof(path), "%s/%s", base, id);
+	if (n < 0 || (size_t)n >= sizeof(path) || lstat(path, &st) < 0 ||
+	    !S_ISDIR(st.st_mode))
+		goto out;
+	if (has_pending(base, id)) {
+		to = move_to_lost(path, id);
+		if (to)
+			nox_log(NOX_LOG_WARN,
+				"%s: a new sandbox of that id; the unsent "
+				"changes of the earlier one are kept in %s "
+				"(tree/ and journal/)",
+				id, to);
+		goto out;
+	}
+	fd = open(base, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		(void)tree_remove(fd, id);
+		close(fd);
+	}
+	nox_log(NOX_LOG_INFO,
+		"%s: a new sandbox of that id; the cache of "
+		"the earlier one is dropped",
+		id);
+out:
+	free(to);
+	free(base);
+}
+
+/* Keeps the cache of a sandbox that vanished below CACHE/<host>/lost/. */
+static void keep_lost(struct cache *c)
+{
+	const char *to = c->moved;
+	char *made = NULL;
+
+	if (!to)
+		to = made = move_to_lost(c->dir, c->sb->id);
+	if (to)
 		nox_log(NOX_LOG_WARN,
 			"%s: unsent data of the vanished "
 			"sandbox kept in %s (tree/ and journal/)",
 			c->sb->id, to);
+	free(made);
 }
 
 static void http_detach(struct fs_sandbox *sb)
@@ -1105,7 +1257,7 @@ static void http_detach(struct fs_sandbox *sb)
 		(void)tree_remove(c->dir_fd, "journal");
 		(void)tree_remove(c->dir_fd, "tmp");
 		(void)unlinkat(c->dir_fd, STATE_NAME, 0);
-		(void)rmdir(c->dir);
+		(void)rmdir(c->moved ? c->moved : c->dir);
 	}
 	sb->cache = NULL;
 	cache_free(c);
@@ -1579,6 +1731,8 @@ const struct fs_sandbox_hooks fs_http_hooks = {
     .by_path = true,
     .attach = http_attach,
     .detach = http_detach,
+    .gone = http_gone,
+    .fresh = http_fresh,
     .before_dir = http_before_dir,
     .before_open = http_before_open,
     .note_write = http_note_write,

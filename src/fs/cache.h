@@ -7,7 +7,10 @@
  *   CACHE_DIR/<host>/<id>/state      manifest (manifest.h)
  *   CACHE_DIR/<host>/<id>/journal/   pending operations (journal.h)
  *   CACHE_DIR/<host>/lost/<id>.T/    a sandbox that vanished on the
- *                                    server with unsent changes
+ *                                    server with unsent changes (the
+ *                                    cache moves there when the sandbox
+ *                                    is found gone, and is removed at
+ *                                    release if nothing was unsent)
  *
  * CACHE_DIR is -o cache_dir=DIR, else $XDG_CACHE_HOME/noxfs, else
  * ~/.cache/noxfs (/var/cache/noxfs for root); <host> is the server's

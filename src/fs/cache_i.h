@@ -72,6 +72,7 @@ struct cache {
 	bool saved_once;
 	struct timespec saved_at;      /* last manifest save */
 	bool gone;		       /* the server lost the sandbox */
+	char *moved;		       /* where dir went (http_gone) or NULL */
 	bool failing;		       /* the last drain failed */
 	bool one_per_tar;	       /* the server refused a large tar */
 	long long part_size;	       /* big files go in parts this large */

@@ -675,6 +675,9 @@ static void root_mkdir(fuse_req_t req, struct fs *fs, struct fs_node *root,
 		return;
 	}
 	nox_log(NOX_LOG_INFO, "created sandbox %s", name);
+	/* the lookup before this mkdir found no sandbox of that name: what
+	 * an earlier one left (its cache) is not this one's */
+	fs_sandbox_fresh(fs, name);
 	nox_err_clear(&err);
 	r = fs_sandbox_attach(fs, name, &sb, &err);
 	if (r < 0) {

@@ -73,6 +73,18 @@ void fs_sandbox_put(struct fs_sandbox *sb)
 		fs_sandbox_destroy(sb);
 }
 
+/* A registered sandbox of id marked gone (fs_sandbox_gone), or NULL. */
+static struct fs_sandbox *find_gone_locked(struct fs *fs, const char *id)
+{
+	struct fs_sandbox *sb;
+
+	for (sb = fs->sandboxes; sb; sb = sb->next) {
+		if (sb->gone && strcmp(sb->id, id) == 0)
+			return sb;
+	}
+	return NULL;
+}
+
 static struct fs_sandbox *find_locked(struct fs *fs, const char *id)
 {
 	struct fs_sandbox *sb;
@@ -96,12 +108,28 @@ struct fs_sandbox *fs_sandbox_find(struct fs *fs, const char *id)
 	return sb;
 }
 
+void fs_sandbox_gone(struct fs_sandbox *sb)
+{
+	/* the layer first: until sb is marked, an attach of the id finds
+	 * sb itself, never a new sandbox on the old one's state */
+	if (sb->hooks && sb->hooks->gone)
+		sb->hooks->gone(sb);
+	pthread_mutex_lock(&sb->fs->table.mutex);
+	sb->gone = true;
+	pthread_mutex_unlock(&sb->fs->table.mutex);
+}
+
 void fs_sandbox_detach(struct fs_sandbox *sb)
 {
 	bool last = false;
 
+<<<<<<< HEAD
 	fs_table_lock(&sb->fs->table);
 	sb->gone = true;
+=======
+	fs_sandbox_gone(sb);
+	pthread_mutex_lock(&sb->fs->table.mutex);
+>>>>>>> recreate
 	if (registry_unlink_locked(sb))
 		last = --sb->refs == 0;
 	fs_table_unlock(&sb->fs->table);
@@ -189,9 +217,37 @@ int fs_sandbox_attach(struct fs *fs, const char *id, struct fs_sandbox **out,
 	clock_gettime(CLOCK_MONOTONIC, &sb->checked);
 	sb->next = fs->sandboxes;
 	fs->sandboxes = sb;
+<<<<<<< HEAD
 	fs_table_unlock(&fs->table);
+=======
+	/* an earlier one of this id marked gone but left registered: the
+	 * registry lets it go now (its nodes keep their references) */
+	while ((other = find_gone_locked(fs, id)) != NULL) {
+		(void)registry_unlink_locked(other);
+		if (--other->refs == 0) {
+			pthread_mutex_unlock(&fs->table.mutex);
+			fs_sandbox_destroy(other);
+			pthread_mutex_lock(&fs->table.mutex);
+		}
+	}
+	pthread_mutex_unlock(&fs->table.mutex);
+>>>>>>> recreate
 	*out = sb;
 	return 0;
+}
+
+void fs_sandbox_fresh(struct fs *fs, const char *id)
+{
+	struct fs_sandbox *sb;
+
+	if (!fs->hooks || !fs->hooks->fresh)
+		return;
+	sb = fs_sandbox_find(fs, id);
+	if (sb) {
+		fs_sandbox_put(sb);
+		return;
+	}
+	fs->hooks->fresh(fs, id);
 }
 
 int fs_sandbox_list(struct fs *fs, struct fs_sandbox ***out, size_t *nout)

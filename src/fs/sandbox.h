@@ -10,6 +10,13 @@
  *
  *   attach       open the root directory (O_PATH|O_DIRECTORY) -> fd
  *   detach       the sandbox struct is going away (last reference)
+ *   gone         the sandbox no longer exists (rmdir, deleted outside):
+ *                before it leaves the registry; a new sandbox of that id
+ *                may attach right after, so the layer moves its state
+ *                aside now (called once or more: idempotent)
+ *   fresh        this mount just made sandbox id, and none of that id
+ *                is attached: state an earlier sandbox of the id left
+ *                (a cache dir of an earlier mount) is set aside
  *   before_dir   before lookup/readdir in directory node dir (NULL: the
  *                root directory, before rmdir of the sandbox checks it
  *                is empty)
@@ -120,6 +127,8 @@ struct fs_sandbox_hooks {
 	bool inval_changed;
 	int (*attach)(struct fs_sandbox *sb, struct nox_err *err);
 	void (*detach)(struct fs_sandbox *sb);
+	void (*gone)(struct fs_sandbox *sb);
+	void (*fresh)(struct fs *fs, const char *id);
 	int (*before_dir)(struct fs_sandbox *sb, struct fs_node *dir);
 	int (*before_open)(struct fs_sandbox *sb, struct fs_node *n, int flags);
 	void (*note_write)(struct fs_sandbox *sb, struct fs_node *n);
@@ -161,6 +170,11 @@ struct fs_sandbox {
  */
 int fs_sandbox_attach(struct fs *fs, const char *id, struct fs_sandbox **out,
 		      struct nox_err *err);
+/*
+ * Sandbox id was just created by this mount: unless one of that id is
+ * attached, the layer sets aside what an earlier one left (hooks->fresh).
+ */
+void fs_sandbox_fresh(struct fs *fs, const char *id);
 /* The attached sandbox id with a reference, or NULL. */
 struct fs_sandbox *fs_sandbox_find(struct fs *fs, const char *id);
 /* Drops a reference; may destroy sb.  Never call with table.mutex held. */
@@ -170,6 +184,12 @@ void fs_sandbox_put(struct fs_sandbox *sb);
  * dropping the registry's reference: the caller must hold its own.
  */
 void fs_sandbox_detach(struct fs_sandbox *sb);
+/*
+ * Marks sb gone without leaving the registry (a thread that must not
+ * drop the last reference, the cache's flusher): no attach finds it
+ * again, and the next attach of its id removes it from the registry.
+ */
+void fs_sandbox_gone(struct fs_sandbox *sb);
 /* At exit: empties the registry, dropping its references. */
 void fs_sandbox_detach_all(struct fs *fs);
 

@@ -203,6 +203,10 @@ nt_expect_log_error 'flush at unmount'
 nt_mount ""
 # no access to the mount: the replay runs at mount time
 hm_wait_sums "C: after SIGKILL + remount every byte arrives" "$S" "$B/c" 20
+# 40 files closed with their uploads journaled, one left open
+nt_check "C: one line says the one open file was open for writing" \
+	grep -aq 'faults1: 1 file was open for writing when noxfs stopped' \
+	"$NT_LOG"
 nt_unmount
 
 # ---- D: unmount right after a burst (write-back) ----------------------

@@ -120,6 +120,9 @@ for round in 1 2; do
 	grep -aq 'replaying' "$NT_LOG" || sleep 1
 	nt_check "A$round: the mount replays the journal" \
 		grep -aq 'replaying [0-9]* journaled operations' "$NT_LOG"
+	# the file was closed (its upload journaled), not left open
+	nt_check_not "A$round: no file is said to have been open for writing" \
+		grep -aq 'open for writing' "$NT_LOG"
 	nt_check_content "A$round: the data reached the sandbox" \
 		"$B/a$round.txt" "round $round data"
 	rp_unmount "A$round: unmount after the replay" 20
