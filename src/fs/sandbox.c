@@ -114,22 +114,17 @@ void fs_sandbox_gone(struct fs_sandbox *sb)
 	 * sb itself, never a new sandbox on the old one's state */
 	if (sb->hooks && sb->hooks->gone)
 		sb->hooks->gone(sb);
-	pthread_mutex_lock(&sb->fs->table.mutex);
+	fs_table_lock(&sb->fs->table);
 	sb->gone = true;
-	pthread_mutex_unlock(&sb->fs->table.mutex);
+	fs_table_unlock(&sb->fs->table);
 }
 
 void fs_sandbox_detach(struct fs_sandbox *sb)
 {
 	bool last = false;
 
-<<<<<<< HEAD
-	fs_table_lock(&sb->fs->table);
-	sb->gone = true;
-=======
 	fs_sandbox_gone(sb);
-	pthread_mutex_lock(&sb->fs->table.mutex);
->>>>>>> recreate
+	fs_table_lock(&sb->fs->table);
 	if (registry_unlink_locked(sb))
 		last = --sb->refs == 0;
 	fs_table_unlock(&sb->fs->table);
@@ -217,21 +212,17 @@ int fs_sandbox_attach(struct fs *fs, const char *id, struct fs_sandbox **out,
 	clock_gettime(CLOCK_MONOTONIC, &sb->checked);
 	sb->next = fs->sandboxes;
 	fs->sandboxes = sb;
-<<<<<<< HEAD
-	fs_table_unlock(&fs->table);
-=======
 	/* an earlier one of this id marked gone but left registered: the
 	 * registry lets it go now (its nodes keep their references) */
 	while ((other = find_gone_locked(fs, id)) != NULL) {
 		(void)registry_unlink_locked(other);
 		if (--other->refs == 0) {
-			pthread_mutex_unlock(&fs->table.mutex);
+			fs_table_unlock(&fs->table);
 			fs_sandbox_destroy(other);
-			pthread_mutex_lock(&fs->table.mutex);
+			fs_table_lock(&fs->table);
 		}
 	}
-	pthread_mutex_unlock(&fs->table.mutex);
->>>>>>> recreate
+	fs_table_unlock(&fs->table);
 	*out = sb;
 	return 0;
 }
