@@ -918,8 +918,16 @@ static int drain_send_ops(struct cache *c, struct batch *b, struct nox_err *err)
 	if (r == -ENOENT) {
 		struct nox_sandbox_info info;
 
-		if (nox_backend_info(c->be, c->sb->id, &info, NULL) != -ENOENT)
+		if (nox_backend_info(c->be, c->sb->id, &info, NULL) !=
+		    -ENOENT) {
+			/* the sandbox is there, the name is not: the
+			 * operation cannot apply; say so rather than let
+			 * the next listing undo it without a word */
+			nox_log(NOX_LOG_WARN, "%s: %s %s: %s", c->sb->id,
+				journal_op_name(b->v[0]->op), b->v[0]->path,
+				nox_err_str(err, -ENOENT));
 			r = 0;
+		}
 	}
 	return r;
 }
