@@ -147,6 +147,27 @@ static int64_t now_ns(void)
 }
 
 /*
+ * The tree file of upload e has other names (a hard link): a tar would
+ * replace the server's file by a new one and split the link there, so
+ * it is written in place instead (upload_parts, in_place).
+ */
+static bool upload_linked(struct cache *c, const struct jent *e)
+{
+	const char *base;
+	struct stat st;
+	int pfd, r;
+
+	if (e->op != J_UPLOAD || e->ino == 0)
+		return false;
+	if (tree_parent(c->tree_fd, e->path, &pfd, &base) < 0)
+		return false;
+	r = fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW);
+	close(pfd);
+	return r == 0 && S_ISREG(st.st_mode) && st.st_ino == e->ino &&
+	       st.st_nlink > 1;
+}
+
+/*
  * Adds entry e to batch b (in memory: names, modes, times and which
  * journal data; nothing is copied).  1: added; 0: e does not belong in
  * this batch (ends it); <0: error (-ENOENT: its data is missing).
@@ -174,6 +195,8 @@ static int stage(struct cache *c, struct batch *b, const struct jent *e)
 		}
 		return 1;
 	}
+	if (upload_linked(c, e))
+		return 0; /* alone, in place (drain_step) */
 	x = batch_find(b, e->path);
 	if (!x && (b->nents >= BATCH_MAX_FILES ||
 		   (b->nents > 0 && b->bytes + e->size > BATCH_MAX_BYTES)))
@@ -603,6 +626,10 @@ static const char join_script[] =
     "  cat \"$d/p$i\" >> \"$d/all\" || exit 1\n"
     "  rm -f \"$d/p$i\"; i=$((i+1))\n"
     "done\n"
+    "if [ \"$6\" = inplace ] && [ -f \"$t\" ] && [ ! -L \"$t\" ]; then\n"
+    "  cat -- \"$d/all\" > \"$t\" && chmod \"$m\" -- \"$t\" &&\n"
+    "  touch -m -d \"@$mt\" -- \"$t\" && rm -rf -- \"$d\"; exit\n"
+    "fi\n"
     "chmod \"$m\" \"$d/all\" && touch -m -d \"@$mt\" \"$d/all\" &&\n"
     "mkdir -p -- \"$(dirname -- \"$t\")\" &&\n"
     "mv -f -T -- \"$d/all\" \"$t\" && rm -rf -- \"$d\"\n";
@@ -655,14 +682,17 @@ static int copy_slice(int in_fd, off_t off, off_t len, int out_fd)
 
 /*
  * Sends upload e as parts of c->part_size, each its own tar into
- * /workspace/.noxfs-upload-SEQ/, then one exec joins them into place.
+ * /workspace/.noxfs-upload-SEQ/, then one exec joins them into place:
+ * renamed over the target, or with in_place written into the target's
+ * own inode, so the server's other names of a hard link see it.
  */
-static int upload_parts(struct cache *c, struct jent *e, struct nox_err *err)
+static int upload_parts(struct cache *c, struct jent *e, bool in_place,
+			struct nox_err *err)
 {
 	char dir[64], sname[64], part[96], num[4][32], target[PATH_MAX + 2];
 	struct nox_exec_req req = {.timeout_seconds = 600};
 	struct nox_exec_result res;
-	const char *argv[10];
+	const char *argv[11];
 	struct stat st;
 	long long k = 0, off;
 	int dfd, sfd = -1, r = 0;
@@ -729,7 +759,8 @@ static int upload_parts(struct cache *c, struct jent *e, struct nox_err *err)
 	argv[6] = num[0];
 	argv[7] = num[1];
 	argv[8] = num[2];
-	argv[9] = NULL;
+	argv[9] = in_place ? "inplace" : "replace";
+	argv[10] = NULL;
 	req.argv = argv;
 	memset(&res, 0, sizeof(res));
 	r = nox_backend_exec(c->be, c->sb->id, &req, &res, err);
@@ -1008,7 +1039,7 @@ static void drain_done(struct cache *c, struct batch *b, bool refused)
 static int drain_step(struct cache *c, uint64_t upto, struct nox_err *err)
 {
 	struct batch b = {0};
-	bool tar, refused = false;
+	bool tar, linked, refused = false;
 	int r;
 
 	r = drain_take(c, &b, upto, err);
@@ -1017,9 +1048,10 @@ static int drain_step(struct cache *c, uint64_t upto, struct nox_err *err)
 		return r;
 	}
 	tar = tar_op(b.v[0]->op);
-	if (tar && needs_parts(c, b.v[0])) {
+	linked = tar && upload_linked(c, b.v[0]);
+	if (tar && (linked || needs_parts(c, b.v[0]))) {
 		b.n = 1;
-		r = upload_parts(c, b.v[0], err);
+		r = upload_parts(c, b.v[0], linked, err);
 		if (r == -EFBIG && c->part_size > PART_MIN) {
 			c->part_size /= 4;
 			batch_cleanup(&b);
