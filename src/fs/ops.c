@@ -625,6 +625,15 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 	} else {
 		r = node_stat(fs, n, &st);
 	}
+	/*
+	 * A file with several names is tracked under one (inode.h), so
+	 * after a command only that name's dentry was dropped and the
+	 * others come here without a lookup: let the layer take the
+	 * listing a lookup would have (the link count may have changed).
+	 */
+	if (r == 0 && !fi && n->kind == FS_WS && S_ISREG(st.st_mode) &&
+	    st.st_nlink > 1 && fs_sandbox_before_dir(n->sb, NULL) == 0)
+		r = node_stat(fs, n, &st);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;

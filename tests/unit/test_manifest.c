@@ -23,14 +23,16 @@
 #include "../../src/fs/manifest.h"
 #include "testutil.h"
 
-/* One find record: type, mode, size, mtime, target, path (NUL-ended). */
+/* One find record: type, mode, size, mtime, inode, links, target, path
+ * (NUL-ended). */
 static size_t rec(char *buf, size_t at, const char *type, const char *mode,
 		  const char *size, const char *target, const char *path)
 {
-	const char *f[6] = {type, mode, size, "1700000000.5", target, path};
+	const char *f[8] = {type, mode, size,	"1700000000.5",
+			    "0",  "1",	target, path};
 	size_t i;
 
-	for (i = 0; i < 6; i++) {
+	for (i = 0; i < 8; i++) {
 		size_t n = strlen(f[i]) + 1;
 
 		memcpy(buf + at, f[i], n);
