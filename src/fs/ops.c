@@ -227,9 +227,11 @@ static int op_node_path(struct fs_sandbox *sb, struct fs_node *n,
 	int r, dfd;
 
 	r = op_path(sb->fs, n, NULL, buf, size);
-	if (r < 0 || !*buf || n->kind != FS_WS || S_ISDIR(n->type))
+	if (n->kind != FS_WS || S_ISDIR(n->type) || (r < 0 && r != -ENOENT) ||
+	    (r == 0 && !*buf))
 		return r;
-	dfd = tree_parent_open(sb->root_fd, buf, &base);
+	/* -ENOENT: its chain of names is broken; only the walk can tell */
+	dfd = r < 0 ? r : tree_parent_open(sb->root_fd, buf, &base);
 	if (dfd >= 0) {
 		r = fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW);
 		if (r == 0 && st.st_ino == n->sino && st.st_dev == n->dev &&
