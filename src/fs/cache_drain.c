@@ -513,16 +513,59 @@ static int script_add(struct argvb *a, const struct jent *e, unsigned *steps)
 	return r;
 }
 
+/*
+ * The script said "failed: K..." (step numbers): names each failed
+ * operation on a line of its own, so a refused one is never silent.
+ */
+static void script_failed(struct cache *c, struct jent **v, size_t n,
+			  const unsigned *ends,
+			  const struct nox_exec_result *res)
+{
+	const char *p, *end;
+	unsigned long k;
+	size_t i;
+
+	if (!res->out)
+		return;
+	p = memmem(res->out, res->out_len, "failed:", 7);
+	if (!p)
+		return;
+	end = res->out + res->out_len;
+	for (p += 7; p < end;) {
+		while (p < end && *p == ' ')
+			p++;
+		if (p >= end || *p < '0' || *p > '9')
+			break;
+		/* by hand: the output need not end in a NUL */
+		for (k = 0; p < end && *p >= '0' && *p <= '9' && k < 1000000;
+		     p++)
+			k = k * 10 + (unsigned long)(*p - '0');
+		for (i = 0; i < n && ends[i] <= k; i++)
+			;
+		if (i < n)
+			nox_log(NOX_LOG_WARN,
+				"%s: %s %s: refused by the server (the "
+				"mount shows the sandbox's state at the next "
+				"listing)",
+				c->sb->id, journal_op_name(v[i]->op),
+				v[i]->path);
+	}
+}
+
 static int run_script(struct cache *c, struct jent **v, size_t n,
 		      struct nox_err *err)
 {
 	struct nox_exec_req req = {.timeout_seconds = 120};
 	struct nox_exec_result res;
 	struct argvb a = {0};
-	unsigned steps = 0;
+	unsigned steps = 0, *ends;
 	size_t i;
 	int r;
 
+	/* ends[i]: the steps of v[0..i]; names a failed step's entry */
+	ends = calloc(n ? n : 1, sizeof(*ends));
+	if (!ends)
+		return nox_err_set(err, ENOMEM, "out of memory");
 	r = argv_push(&a, "sh", NULL);
 	if (r == 0)
 		r = argv_push(&a, "-c", NULL);
@@ -530,28 +573,37 @@ static int run_script(struct cache *c, struct jent **v, size_t n,
 		r = argv_push(&a, ops_script, NULL);
 	if (r == 0)
 		r = argv_push(&a, "noxfs-ops", NULL);
-	for (i = 0; r == 0 && i < n; i++)
+	for (i = 0; r == 0 && i < n; i++) {
 		r = script_add(&a, v[i], &steps);
+		ends[i] = steps;
+	}
 	if (r < 0) {
 		argv_free(&a);
+		free(ends);
 		return nox_err_set(err, ENOMEM, "out of memory");
 	}
 	if (steps == 0) {
 		argv_free(&a);
+		free(ends);
 		return 0;
 	}
 	req.argv = (const char *const *)a.v;
 	memset(&res, 0, sizeof(res));
 	r = nox_backend_exec(c->be, c->sb->id, &req, &res, err);
 	argv_free(&a);
-	if (r < 0)
+	if (r < 0) {
+		free(ends);
 		return r;
-	if (res.exit_code != 0)
+	}
+	if (res.exit_code != 0) {
 		nox_log(NOX_LOG_WARN,
 			"%s: %u metadata operations: exit %d: %.*s%.200s",
 			c->sb->id, steps, res.exit_code, (int)res.out_len,
 			res.out ? res.out : "", res.err ? res.err : "");
+		script_failed(c, v, n, ends, &res);
+	}
 	nox_exec_result_cleanup(&res);
+	free(ends);
 	return 0;
 }
 

@@ -4,9 +4,10 @@
 # split the link); operations on a node whose remembered name was
 # unlinked (chmod, ln) go through a name that exists; the mount shows the
 # sandbox's inode sharing and link counts from the listing, also for links
-# made by a command in the sandbox.  Every case is checked through the
-# mount and in the sandbox (noxd's base dir), then again after the
-# listing was refreshed (the attribute timeout is 1 s; the checks wait 3).
+# made by a command in the sandbox; an operation the server refuses is
+# logged.  Every case is checked through the mount and in the sandbox
+# (noxd's base dir), then again after the listing was refreshed (the
+# attribute timeout is 1 s; the checks wait 3).
 : "${NOX_TEST_BACKEND:=noxd}"
 export NOX_TEST_BACKEND
 . "$(dirname "$0")/../mount/lib.sh"
@@ -91,6 +92,20 @@ checks " (after the next listing)"
 nt_check_exec "rm s2 in the sandbox" 'rm s2 && echo ok' $'ok\n'
 nt_check_out "s1 has 1 link after the command" 1 stat -c %h "$W/s1"
 nt_check_not "s2 is gone after the command" test -e "$W/s2"
+
+# an operation the server refuses (its name went behind the mount's back)
+# is logged, not a silent success that the next listing undoes
+printf 'z\n' >"$W/gone"
+nt_check_out "gone is in the sandbox" $'z' cat "$B/gone"
+rm -f "$B/gone"
+nt_check "chmod of a file the sandbox removed (journaled)" \
+	chmod 600 "$W/gone"
+for i in $(seq 50); do
+	grep -q "gone" "$NT_LOG" && break
+	sleep 0.1
+done
+nt_check "the refused chmod is logged" grep -E "warning: links1: .*gone" \
+	"$NT_LOG"
 
 nt_unmount
 nt_finish
