@@ -564,9 +564,7 @@ static int run_script(struct cache *c, struct jent **v, size_t n,
 
 	/* ends[i]: the steps of v[0..i]; names a failed step's entry */
 	ends = calloc(n ? n : 1, sizeof(*ends));
-	if (!ends)
-		return nox_err_set(err, ENOMEM, "out of memory");
-	r = argv_push(&a, "sh", NULL);
+	r = ends ? argv_push(&a, "sh", NULL) : -ENOMEM;
 	if (r == 0)
 		r = argv_push(&a, "-c", NULL);
 	if (r == 0)
@@ -578,23 +576,16 @@ static int run_script(struct cache *c, struct jent **v, size_t n,
 		ends[i] = steps;
 	}
 	if (r < 0) {
-		argv_free(&a);
-		free(ends);
-		return nox_err_set(err, ENOMEM, "out of memory");
+		r = nox_err_set(err, ENOMEM, "out of memory");
+		goto out;
 	}
-	if (steps == 0) {
-		argv_free(&a);
-		free(ends);
-		return 0;
-	}
+	if (steps == 0)
+		goto out;
 	req.argv = (const char *const *)a.v;
 	memset(&res, 0, sizeof(res));
 	r = nox_backend_exec(c->be, c->sb->id, &req, &res, err);
-	argv_free(&a);
-	if (r < 0) {
-		free(ends);
-		return r;
-	}
+	if (r < 0)
+		goto out;
 	if (res.exit_code != 0) {
 		nox_log(NOX_LOG_WARN,
 			"%s: %u metadata operations: exit %d: %.*s%.200s",
@@ -603,8 +594,10 @@ static int run_script(struct cache *c, struct jent **v, size_t n,
 		script_failed(c, v, n, ends, &res);
 	}
 	nox_exec_result_cleanup(&res);
+out:
+	argv_free(&a);
 	free(ends);
-	return 0;
+	return r;
 }
 
 /* nox.fs: one call per operation; errors that mean "already done" pass. */

@@ -249,6 +249,9 @@ static int op_node_path(struct fs_sandbox *sb, struct fs_node *n,
 			return 0;
 	}
 	buf[0] = '\0';
+	/* no name left (unlinked, still open): nothing to walk for */
+	if (fstatat(n->fd, "", &st, AT_EMPTY_PATH) < 0 || st.st_nlink == 0)
+		return -ENOENT;
 	nox_log(NOX_LOG_DEBUG, "%s: a node's name went: walking the tree",
 		sb->id);
 	w.maxdepth = 256;
