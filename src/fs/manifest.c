@@ -458,12 +458,11 @@ int listing_parse_find(const char *out, size_t len, struct listing *l,
 			goto bad;
 		if (type == 'l' && !*f[6])
 			goto bad;
-		r = listing_add(l, f[7], type, (mode_t)mode,
-				type == 'f' ? (off_t)size : 0, mtime,
-				type == 'l' ? f[6] : NULL,
-				type == 'f' && f[0][0] == 'f' ? (uint64_t)ino
-							      : 0,
-				(unsigned long)nlink);
+		r = listing_add(
+		    l, f[7], type, (mode_t)mode, type == 'f' ? (off_t)size : 0,
+		    mtime, type == 'l' ? f[6] : NULL,
+		    type == 'f' && f[0][0] == 'f' ? (uint64_t)ino : 0,
+		    (unsigned long)nlink);
 		if (r < 0) {
 			nox_err_set(err, ENOMEM, "out of memory");
 			goto fail;

@@ -59,9 +59,9 @@ struct rent {
 	char type;   /* 'f' file, 'd' directory, 'l' symlink */
 	mode_t mode; /* permission bits */
 	off_t size;
-	int64_t mtime; /* ns */
-	char *target;  /* symlinks */
-	uint64_t rino; /* the server's inode number; 0: not known */
+	int64_t mtime;	     /* ns */
+	char *target;	     /* symlinks */
+	uint64_t rino;	     /* the server's inode number; 0: not known */
 	unsigned long nlink; /* the server's link count (files) */
 };
 

@@ -203,11 +203,11 @@ static void test_merge_hostile(void)
 }
 
 /* One file record with its server inode and link count. */
-static size_t rec_ino(char *buf, size_t at, const char *ino,
-		      const char *nlink, const char *path)
+static size_t rec_ino(char *buf, size_t at, const char *ino, const char *nlink,
+		      const char *path)
 {
-	const char *f[8] = {"f", "644", "3", "1700000000.5", ino, nlink,
-			    "", path};
+	const char *f[8] = {"f", "644", "3", "1700000000.5",
+			    ino, nlink, "",  path};
 	size_t i;
 
 	for (i = 0; i < 8; i++) {
