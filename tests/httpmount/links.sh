@@ -45,6 +45,8 @@ checks() {
 	nt_check_out "p mode 600$s" 600 stat -c %a "$W/p"
 	nt_check_out "p mode 600 (sandbox)$s" 600 stat -c %a "$B/p"
 	nt_check_out "p has 1 link$s" 1 stat -c %h "$W/p"
+	nt_check_out "w mode 640 (sandbox)$s" 640 stat -c %a "$B/w"
+	nt_check_out "w mode 640$s" 640 stat -c %a "$W/w"
 	# item 8: ln through a node whose remembered name went
 	nt_check_out "a, c one inode, 2 links$s" "same 2" same_ino "$W" a c
 	nt_check_out "a, c one inode, 2 links (sandbox)$s" "same 2" \
@@ -71,6 +73,13 @@ printf 'x\n' >"$W/p"
 nt_check "ln p q" ln "$W/p" "$W/q"
 nt_check "rm q" rm "$W/q"
 nt_check "chmod 600 p" chmod 600 "$W/p"
+
+# item 8 across directories: the kept name's directory has no other name
+mkdir "$W/d"
+printf 'w\n' >"$W/w"
+nt_check "ln w d/w2" ln "$W/w" "$W/d/w2"
+nt_check "rm d/w2" rm "$W/d/w2"
+nt_check "chmod 640 w" chmod 640 "$W/w"
 
 # item 8, link
 printf 'a\n' >"$W/a"
