@@ -775,6 +775,30 @@ static mode_t type_bits(char t)
 	return t == 'd' ? S_IFDIR : t == 'l' ? S_IFLNK : S_IFREG;
 }
 
+/*
+ * The tree name pfd/base (st) of file entry e is one of several links of
+ * its tree inode: when the server has another file there (the link was
+ * split in the sandbox, or a name replaced), the name gets a file of its
+ * own.  1 when done, 0 when nothing was to do, or -errno.
+ */
+static int merge_split(struct merge *g, const struct rent *e, int pfd,
+		       const char *base, const struct stat *st)
+{
+	struct lslot *t = lmap_find(&g->tinos, st->st_ino);
+	int r;
+
+	if (!t) /* the first name seen: the tree file is this entry's */
+		return lmap_add(&g->tinos, st->st_ino, e->rino, e->path);
+	if (t->val == e->rino)
+		return 0;
+	if (unlinkat(pfd, base, 0) < 0)
+		return -errno;
+	r = put_file(g, e, pfd, base, true);
+	if (r == 0)
+		g->changed++;
+	return r < 0 ? r : 1;
+}
+
 static int merge_entry(struct merge *g, const struct rent *e)
 {
 	const char *base;
@@ -797,6 +821,14 @@ static int merge_entry(struct merge *g, const struct rent *e)
 	}
 	if (g->busy(st.st_ino, g->ud))
 		goto out;
+	if (e->type == 'f' && e->rino && S_ISREG(st.st_mode) &&
+	    st.st_nlink > 1) {
+		r = merge_split(g, e, pfd, base, &st);
+		if (r != 0) {
+			r = r > 0 ? 0 : r;
+			goto out;
+		}
+	}
 	me = manifest_get(g->m, st.st_ino);
 	if ((st.st_mode & S_IFMT) != type_bits(e->type)) {
 		r = tree_remove(pfd, base);
@@ -893,75 +925,27 @@ static int merge_link(struct merge *g, const struct rent *e,
 }
 
 /*
- * The tree name of file entry e is one of several links of its tree
- * inode, which the server has as another file (the link was split
- * there, or a name replaced): gives it a file of its own.  1 when done
- * (or left to local changes), 0 when nothing was to do.
- */
-static int merge_split(struct merge *g, const struct rent *e)
-{
-	const char *base;
-	struct lslot *t;
-	struct stat st;
-	int pfd, r = 0;
-
-	if (tree_parent(g->tree_fd, e->path, &pfd, &base) < 0)
-		return 0;
-	if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-	    !S_ISREG(st.st_mode) || st.st_nlink <= 1)
-		goto out;
-	t = lmap_find(&g->tinos, st.st_ino);
-	if (!t) {
-		/* the first name seen: the tree file is this entry's */
-		r = lmap_add(&g->tinos, st.st_ino, e->rino, e->path);
-		goto out;
-	}
-	if (t->val == e->rino)
-		goto out;
-	r = 1;
-	if (g->busy(st.st_ino, g->ud))
-		goto out;
-	if (unlinkat(pfd, base, 0) < 0) {
-		r = -errno;
-		goto out;
-	}
-	r = put_file(g, e, pfd, base, true);
-	if (r == 0) {
-		g->changed++;
-		r = 1;
-	}
-out:
-	close(pfd);
-	return r;
-}
-
-/*
  * Merges entry e; a file the server has under several names (the same
  * inode number) is one tree inode with as many links.
  */
 static int merge_one(struct merge *g, const struct rent *e)
 {
 	const char *base;
-	struct lslot *group = NULL;
+	struct lslot *group;
 	struct stat st;
 	int pfd, r;
 
-	if (e->type != 'f' || e->rino == 0)
+	if (e->type != 'f' || e->rino == 0 || e->nlink <= 1)
 		return merge_entry(g, e);
-	if (g->skip && g->skip(e->path, g->ud)) {
+	group = lmap_find(&g->rinos, e->rino);
+	if (group && g->skip && g->skip(e->path, g->ud)) {
 		g->skipped++;
 		return 0;
 	}
-	if (e->nlink > 1)
-		group = lmap_find(&g->rinos, e->rino);
 	if (group)
 		return merge_link(g, e, group);
-	r = merge_split(g, e);
+	r = merge_entry(g, e);
 	if (r < 0)
-		return r;
-	if (r == 0)
-		r = merge_entry(g, e);
-	if (r < 0 || e->nlink <= 1)
 		return r;
 	/* the first name of a linked file: the others link to it */
 	if (tree_parent(g->tree_fd, e->path, &pfd, &base) < 0)
