@@ -147,6 +147,27 @@ static int64_t now_ns(void)
 }
 
 /*
+ * The tree file of upload e has other names (a hard link): a tar would
+ * replace the server's file by a new one and split the link there, so
+ * it is written in place instead (upload_parts, in_place).
+ */
+static bool upload_linked(struct cache *c, const struct jent *e)
+{
+	const char *base;
+	struct stat st;
+	int pfd, r;
+
+	if (e->op != J_UPLOAD || e->ino == 0)
+		return false;
+	if (tree_parent(c->tree_fd, e->path, &pfd, &base) < 0)
+		return false;
+	r = fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW);
+	close(pfd);
+	return r == 0 && S_ISREG(st.st_mode) && st.st_ino == e->ino &&
+	       st.st_nlink > 1;
+}
+
+/*
  * Adds entry e to batch b (in memory: names, modes, times and which
  * journal data; nothing is copied).  1: added; 0: e does not belong in
  * this batch (ends it); <0: error (-ENOENT: its data is missing).
@@ -174,6 +195,8 @@ static int stage(struct cache *c, struct batch *b, const struct jent *e)
 		}
 		return 1;
 	}
+	if (upload_linked(c, e))
+		return 0; /* alone, in place (drain_step) */
 	x = batch_find(b, e->path);
 	if (!x && (b->nents >= BATCH_MAX_FILES ||
 		   (b->nents > 0 && b->bytes + e->size > BATCH_MAX_BYTES)))
@@ -490,46 +513,91 @@ static int script_add(struct argvb *a, const struct jent *e, unsigned *steps)
 	return r;
 }
 
+/*
+ * The script said "failed: K..." (step numbers): names each failed
+ * operation on a line of its own, so a refused one is never silent.
+ */
+static void script_failed(struct cache *c, struct jent **v, size_t n,
+			  const unsigned *ends,
+			  const struct nox_exec_result *res)
+{
+	const char *p, *end;
+	unsigned long k;
+	size_t i;
+
+	if (!res->out)
+		return;
+	p = memmem(res->out, res->out_len, "failed:", 7);
+	if (!p)
+		return;
+	end = res->out + res->out_len;
+	for (p += 7; p < end;) {
+		while (p < end && *p == ' ')
+			p++;
+		if (p >= end || *p < '0' || *p > '9')
+			break;
+		/* by hand: the output need not end in a NUL */
+		for (k = 0; p < end && *p >= '0' && *p <= '9' && k < 1000000;
+		     p++)
+			k = k * 10 + (unsigned long)(*p - '0');
+		for (i = 0; i < n && ends[i] <= k; i++)
+			;
+		if (i < n)
+			nox_log(NOX_LOG_WARN,
+				"%s: %s %s: refused by the server (the "
+				"mount shows the sandbox's state at the next "
+				"listing)",
+				c->sb->id, journal_op_name(v[i]->op),
+				v[i]->path);
+	}
+}
+
 static int run_script(struct cache *c, struct jent **v, size_t n,
 		      struct nox_err *err)
 {
 	struct nox_exec_req req = {.timeout_seconds = 120};
 	struct nox_exec_result res;
 	struct argvb a = {0};
-	unsigned steps = 0;
+	unsigned steps = 0, *ends;
 	size_t i;
 	int r;
 
-	r = argv_push(&a, "sh", NULL);
+	/* ends[i]: the steps of v[0..i]; names a failed step's entry */
+	ends = calloc(n ? n : 1, sizeof(*ends));
+	r = ends ? argv_push(&a, "sh", NULL) : -ENOMEM;
 	if (r == 0)
 		r = argv_push(&a, "-c", NULL);
 	if (r == 0)
 		r = argv_push(&a, ops_script, NULL);
 	if (r == 0)
 		r = argv_push(&a, "noxfs-ops", NULL);
-	for (i = 0; r == 0 && i < n; i++)
+	for (i = 0; r == 0 && i < n; i++) {
 		r = script_add(&a, v[i], &steps);
+		ends[i] = steps;
+	}
 	if (r < 0) {
-		argv_free(&a);
-		return nox_err_set(err, ENOMEM, "out of memory");
+		r = nox_err_set(err, ENOMEM, "out of memory");
+		goto out;
 	}
-	if (steps == 0) {
-		argv_free(&a);
-		return 0;
-	}
+	if (steps == 0)
+		goto out;
 	req.argv = (const char *const *)a.v;
 	memset(&res, 0, sizeof(res));
 	r = nox_backend_exec(c->be, c->sb->id, &req, &res, err);
-	argv_free(&a);
 	if (r < 0)
-		return r;
-	if (res.exit_code != 0)
+		goto out;
+	if (res.exit_code != 0) {
 		nox_log(NOX_LOG_WARN,
 			"%s: %u metadata operations: exit %d: %.*s%.200s",
 			c->sb->id, steps, res.exit_code, (int)res.out_len,
 			res.out ? res.out : "", res.err ? res.err : "");
+		script_failed(c, v, n, ends, &res);
+	}
 	nox_exec_result_cleanup(&res);
-	return 0;
+out:
+	argv_free(&a);
+	free(ends);
+	return r;
 }
 
 /* nox.fs: one call per operation; errors that mean "already done" pass. */
@@ -603,6 +671,11 @@ static const char join_script[] =
     "  cat \"$d/p$i\" >> \"$d/all\" || exit 1\n"
     "  rm -f \"$d/p$i\"; i=$((i+1))\n"
     "done\n"
+    "if [ \"$6\" = inplace ] && [ -f \"$t\" ] && [ ! -L \"$t\" ]; then\n"
+    "  chmod u+w -- \"$t\"; cat -- \"$d/all\" > \"$t\" &&\n"
+    "  chmod \"$m\" -- \"$t\" &&\n"
+    "  touch -m -d \"@$mt\" -- \"$t\" && rm -rf -- \"$d\"; exit\n"
+    "fi\n"
     "chmod \"$m\" \"$d/all\" && touch -m -d \"@$mt\" \"$d/all\" &&\n"
     "mkdir -p -- \"$(dirname -- \"$t\")\" &&\n"
     "mv -f -T -- \"$d/all\" \"$t\" && rm -rf -- \"$d\"\n";
@@ -655,14 +728,17 @@ static int copy_slice(int in_fd, off_t off, off_t len, int out_fd)
 
 /*
  * Sends upload e as parts of c->part_size, each its own tar into
- * /workspace/.noxfs-upload-SEQ/, then one exec joins them into place.
+ * /workspace/.noxfs-upload-SEQ/, then one exec joins them into place:
+ * renamed over the target, or with in_place written into the target's
+ * own inode, so the server's other names of a hard link see it.
  */
-static int upload_parts(struct cache *c, struct jent *e, struct nox_err *err)
+static int upload_parts(struct cache *c, struct jent *e, bool in_place,
+			struct nox_err *err)
 {
 	char dir[64], sname[64], part[96], num[4][32], target[PATH_MAX + 2];
 	struct nox_exec_req req = {.timeout_seconds = 600};
 	struct nox_exec_result res;
-	const char *argv[10];
+	const char *argv[11];
 	struct stat st;
 	long long k = 0, off;
 	int dfd, sfd = -1, r = 0;
@@ -729,7 +805,8 @@ static int upload_parts(struct cache *c, struct jent *e, struct nox_err *err)
 	argv[6] = num[0];
 	argv[7] = num[1];
 	argv[8] = num[2];
-	argv[9] = NULL;
+	argv[9] = in_place ? "inplace" : "replace";
+	argv[10] = NULL;
 	req.argv = argv;
 	memset(&res, 0, sizeof(res));
 	r = nox_backend_exec(c->be, c->sb->id, &req, &res, err);
@@ -918,8 +995,16 @@ static int drain_send_ops(struct cache *c, struct batch *b, struct nox_err *err)
 	if (r == -ENOENT) {
 		struct nox_sandbox_info info;
 
-		if (nox_backend_info(c->be, c->sb->id, &info, NULL) != -ENOENT)
+		if (nox_backend_info(c->be, c->sb->id, &info, NULL) !=
+		    -ENOENT) {
+			/* the sandbox is there, the name is not: the
+			 * operation cannot apply; say so rather than let
+			 * the next listing undo it without a word */
+			nox_log(NOX_LOG_WARN, "%s: %s %s: %s", c->sb->id,
+				journal_op_name(b->v[0]->op), b->v[0]->path,
+				nox_err_str(err, -ENOENT));
 			r = 0;
+		}
 	}
 	return r;
 }
@@ -1000,7 +1085,7 @@ static void drain_done(struct cache *c, struct batch *b, bool refused)
 static int drain_step(struct cache *c, uint64_t upto, struct nox_err *err)
 {
 	struct batch b = {0};
-	bool tar, refused = false;
+	bool tar, linked, refused = false;
 	int r;
 
 	r = drain_take(c, &b, upto, err);
@@ -1009,9 +1094,10 @@ static int drain_step(struct cache *c, uint64_t upto, struct nox_err *err)
 		return r;
 	}
 	tar = tar_op(b.v[0]->op);
-	if (tar && needs_parts(c, b.v[0])) {
+	linked = tar && upload_linked(c, b.v[0]);
+	if (tar && (linked || needs_parts(c, b.v[0]))) {
 		b.n = 1;
-		r = upload_parts(c, b.v[0], err);
+		r = upload_parts(c, b.v[0], linked, err);
 		if (r == -EFBIG && c->part_size > PART_MIN) {
 			c->part_size /= 4;
 			batch_cleanup(&b);

@@ -17,7 +17,8 @@
  * node the (parent, name) of its latest lookup is kept so the exec path
  * can invalidate the kernel's dentry, and so a full path can be rebuilt
  * for the cache layer (fs_node_path).  A hard link with several names is
- * only tracked under the last one looked up.
+ * only tracked under the last one looked up (that name may have gone
+ * since: ops.c looks for a live one before handing a path to the layer).
  *
  * Descriptors are bounded by the work in flight, not by the nodes the
  * kernel remembers: a WS node keeps the file handle of its file

@@ -289,7 +289,7 @@ int tree_remove(int pfd, const char *name)
 
 static const char *const find_argv[] = {
     "find", "/workspace", "-mindepth",
-    "1",    "-printf",	  "%y\\0%m\\0%s\\0%T@\\0%l\\0%P\\0",
+    "1",    "-printf",	  "%y\\0%m\\0%s\\0%T@\\0%i\\0%n\\0%l\\0%P\\0",
     NULL};
 
 const char *const *listing_find_argv(void)
@@ -311,7 +311,7 @@ void listing_cleanup(struct listing *l)
 
 static int listing_add(struct listing *l, const char *path, char type,
 		       mode_t mode, off_t size, int64_t mtime,
-		       const char *target)
+		       const char *target, uint64_t rino, unsigned long nlink)
 {
 	struct rent *e;
 
@@ -337,6 +337,8 @@ static int listing_add(struct listing *l, const char *path, char type,
 	e->mode = mode & 07777;
 	e->size = size;
 	e->mtime = mtime;
+	e->rino = rino;
+	e->nlink = nlink;
 	l->n++;
 	return 0;
 }
@@ -347,13 +349,16 @@ int listing_add_stat(struct listing *l, const char *path, const struct stat *st,
 	int64_t mt = st->st_mtim.tv_sec * 1000000000ll + st->st_mtim.tv_nsec;
 
 	if (S_ISDIR(st->st_mode))
-		return listing_add(l, path, 'd', st->st_mode, 0, mt, NULL);
+		return listing_add(l, path, 'd', st->st_mode, 0, mt, NULL, 0,
+				   1);
 	if (S_ISLNK(st->st_mode))
-		return target ? listing_add(l, path, 'l', 0777, 0, mt, target)
+		return target ? listing_add(l, path, 'l', 0777, 0, mt, target,
+					    0, 1)
 			      : -EPROTO;
 	if (S_ISREG(st->st_mode))
 		return listing_add(l, path, 'f', st->st_mode, st->st_size, mt,
-				   NULL);
+				   NULL, (uint64_t)st->st_ino,
+				   (unsigned long)st->st_nlink);
 	return 0; /* devices, FIFOs, sockets: not mirrored */
 }
 
@@ -395,7 +400,7 @@ static int parse_time(const char *s, int64_t *out)
 int listing_parse_find(const char *out, size_t len, struct listing *l,
 		       struct nox_err *err)
 {
-	const char *f[6];
+	const char *f[8];
 	size_t pos = 0;
 	int r;
 
@@ -404,13 +409,13 @@ int listing_parse_find(const char *out, size_t len, struct listing *l,
 		return nox_err_set(err, EILSEQ,
 				   "listing has names that are not UTF-8");
 	while (pos < len) {
-		long long mode, size;
+		long long mode, size, ino, nlink;
 		int64_t mtime;
 		char *end;
 		int i;
 		char type;
 
-		for (i = 0; i < 6; i++) {
+		for (i = 0; i < 8; i++) {
 			const char *z = memchr(out + pos, '\0', len - pos);
 
 			if (!z) {
@@ -430,6 +435,12 @@ int listing_parse_find(const char *out, size_t len, struct listing *l,
 			goto bad;
 		if (parse_time(f[3], &mtime) < 0)
 			goto bad;
+		ino = strtoll(f[4], &end, 10);
+		if (errno || *end || end == f[4] || ino < 0)
+			goto bad;
+		nlink = strtoll(f[5], &end, 10);
+		if (errno || *end || end == f[5] || nlink < 0)
+			goto bad;
 		if (strlen(f[0]) != 1)
 			goto bad;
 		switch (f[0][0]) {
@@ -442,14 +453,16 @@ int listing_parse_find(const char *out, size_t len, struct listing *l,
 			type = 'f';
 			break;
 		}
-		if (nox_path_validate(f[5], NULL) < 0 || !*f[5] ||
-		    strcmp(f[5], ".") == 0)
+		if (nox_path_validate(f[7], NULL) < 0 || !*f[7] ||
+		    strcmp(f[7], ".") == 0)
 			goto bad;
-		if (type == 'l' && !*f[4])
+		if (type == 'l' && !*f[6])
 			goto bad;
-		r = listing_add(l, f[5], type, (mode_t)mode,
-				type == 'f' ? (off_t)size : 0, mtime,
-				type == 'l' ? f[4] : NULL);
+		r = listing_add(
+		    l, f[7], type, (mode_t)mode, type == 'f' ? (off_t)size : 0,
+		    mtime, type == 'l' ? f[6] : NULL,
+		    type == 'f' && f[0][0] == 'f' ? (uint64_t)ino : 0,
+		    (unsigned long)nlink);
 		if (r < 0) {
 			nox_err_set(err, ENOMEM, "out of memory");
 			goto fail;
@@ -504,7 +517,7 @@ static int walk_dir(int dfd, char *path, size_t plen, struct listing *l,
 			r = listing_add(l, path, 'd', st.st_mode, 0,
 					st.st_mtim.tv_sec * 1000000000ll +
 					    st.st_mtim.tv_nsec,
-					NULL);
+					NULL, 0, 1);
 			if (r == 0) {
 				int cfd = openat(dirfd(dp), d->d_name,
 						 O_PATH | O_DIRECTORY |
@@ -530,12 +543,15 @@ static int walk_dir(int dfd, char *path, size_t plen, struct listing *l,
 			r = listing_add(l, path, 'l', 0777, 0,
 					st.st_mtim.tv_sec * 1000000000ll +
 					    st.st_mtim.tv_nsec,
-					target);
+					target, 0, 1);
 		} else if (S_ISREG(st.st_mode)) {
+			/* the extracted tar's own links group like the
+			 * server's */
 			r = listing_add(l, path, 'f', st.st_mode, st.st_size,
 					st.st_mtim.tv_sec * 1000000000ll +
 					    st.st_mtim.tv_nsec,
-					NULL);
+					NULL, (uint64_t)st.st_ino,
+					(unsigned long)st.st_nlink);
 		}
 		path[plen] = '\0';
 	}
@@ -561,6 +577,64 @@ int listing_from_dir(int dirfd, struct listing *l, struct nox_err *err)
 
 /* ---- merge ---------------------------------------------------------- */
 
+/*
+ * A small open-addressing map from an inode number (never 0) to another
+ * number and a path (not owned: a listing entry's), for the hard links
+ * of one merge; grown at half full.
+ */
+struct lslot {
+	uint64_t key;
+	uint64_t val;
+	const char *path;
+};
+
+struct lmap {
+	struct lslot *v;
+	size_t cap, n;
+};
+
+static struct lslot *lmap_find(const struct lmap *m, uint64_t key)
+{
+	size_t i;
+
+	if (!m->cap)
+		return NULL;
+	for (i = (size_t)(key * 0x9e3779b97f4a7c15ull) & (m->cap - 1);
+	     m->v[i].key; i = (i + 1) & (m->cap - 1))
+		if (m->v[i].key == key)
+			return &m->v[i];
+	return NULL;
+}
+
+/* Adds key (not there yet); -ENOMEM. */
+static int lmap_add(struct lmap *m, uint64_t key, uint64_t val,
+		    const char *path)
+{
+	size_t i;
+
+	if (2 * (m->n + 1) > m->cap) {
+		struct lmap nm = {.cap = m->cap ? m->cap * 2 : 64};
+
+		nm.v = calloc(nm.cap, sizeof(*nm.v));
+		if (!nm.v)
+			return -ENOMEM;
+		for (i = 0; i < m->cap; i++)
+			if (m->v[i].key)
+				(void)lmap_add(&nm, m->v[i].key, m->v[i].val,
+					       m->v[i].path);
+		free(m->v);
+		*m = nm;
+	}
+	for (i = (size_t)(key * 0x9e3779b97f4a7c15ull) & (m->cap - 1);
+	     m->v[i].key; i = (i + 1) & (m->cap - 1))
+		;
+	m->v[i].key = key;
+	m->v[i].val = val;
+	m->v[i].path = path;
+	m->n++;
+	return 0;
+}
+
 struct merge {
 	struct manifest *m;
 	int tree_fd;
@@ -570,7 +644,10 @@ struct merge {
 	bool (*busy)(ino_t ino, void *ud);
 	bool (*skip)(const char *path, void *ud);
 	void *ud;
-	unsigned made, changed, removed, skipped;
+	unsigned made, changed, removed, skipped, linked;
+	/* hard links: server inode -> the tree file of its first name,
+	 * and tree inode -> the server inode its first name had */
+	struct lmap rinos, tinos;
 };
 
 static int cmp_str(const void *a, const void *b)
@@ -698,7 +775,31 @@ static mode_t type_bits(char t)
 	return t == 'd' ? S_IFDIR : t == 'l' ? S_IFLNK : S_IFREG;
 }
 
-static int merge_one(struct merge *g, const struct rent *e)
+/*
+ * The tree name pfd/base (st) of file entry e is one of several links of
+ * its tree inode: when the server has another file there (the link was
+ * split in the sandbox, or a name replaced), the name gets a file of its
+ * own.  1 when done, 0 when nothing was to do, or -errno.
+ */
+static int merge_split(struct merge *g, const struct rent *e, int pfd,
+		       const char *base, const struct stat *st)
+{
+	struct lslot *t = lmap_find(&g->tinos, st->st_ino);
+	int r;
+
+	if (!t) /* the first name seen: the tree file is this entry's */
+		return lmap_add(&g->tinos, st->st_ino, e->rino, e->path);
+	if (t->val == e->rino)
+		return 0;
+	if (unlinkat(pfd, base, 0) < 0)
+		return -errno;
+	r = put_file(g, e, pfd, base, true);
+	if (r == 0)
+		g->changed++;
+	return r < 0 ? r : 1;
+}
+
+static int merge_entry(struct merge *g, const struct rent *e)
 {
 	const char *base;
 	struct stat st;
@@ -720,6 +821,14 @@ static int merge_one(struct merge *g, const struct rent *e)
 	}
 	if (g->busy(st.st_ino, g->ud))
 		goto out;
+	if (e->type == 'f' && e->rino && S_ISREG(st.st_mode) &&
+	    st.st_nlink > 1) {
+		r = merge_split(g, e, pfd, base, &st);
+		if (r != 0) {
+			r = r > 0 ? 0 : r;
+			goto out;
+		}
+	}
 	me = manifest_get(g->m, st.st_ino);
 	if ((st.st_mode & S_IFMT) != type_bits(e->type)) {
 		r = tree_remove(pfd, base);
@@ -767,6 +876,83 @@ static int merge_one(struct merge *g, const struct rent *e)
 		break;
 	}
 out:
+	close(pfd);
+	return r;
+}
+
+/*
+ * Makes tree name e->path a link of group's tree file (the first name of
+ * e's server inode): a name that is another file is replaced, unless it
+ * has local changes.
+ */
+static int merge_link(struct merge *g, const struct rent *e,
+		      const struct lslot *group)
+{
+	const char *base, *gbase;
+	struct stat st;
+	int pfd, gfd, r;
+
+	r = tree_parent(g->tree_fd, e->path, &pfd, &base);
+	if (r < 0)
+		return r == -ENOENT || r == -ENOTDIR ? 0 : r;
+	if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (st.st_ino == group->val || g->busy(st.st_ino, g->ud)) {
+			close(pfd);
+			return 0;
+		}
+		r = tree_remove(pfd, base);
+		if (r < 0) {
+			close(pfd);
+			return r;
+		}
+		if (!S_ISREG(st.st_mode) || st.st_nlink <= 1)
+			manifest_del(g->m, st.st_ino);
+	} else if (errno != ENOENT) {
+		r = -errno;
+		close(pfd);
+		return r;
+	}
+	r = tree_parent(g->tree_fd, group->path, &gfd, &gbase);
+	if (r == 0) {
+		if (linkat(gfd, gbase, pfd, base, 0) < 0)
+			r = -errno;
+		close(gfd);
+	}
+	if (r == 0)
+		g->linked++;
+	close(pfd);
+	return r;
+}
+
+/*
+ * Merges entry e; a file the server has under several names (the same
+ * inode number) is one tree inode with as many links.
+ */
+static int merge_one(struct merge *g, const struct rent *e)
+{
+	const char *base;
+	struct lslot *group;
+	struct stat st;
+	int pfd, r;
+
+	if (e->type != 'f' || e->rino == 0 || e->nlink <= 1)
+		return merge_entry(g, e);
+	group = lmap_find(&g->rinos, e->rino);
+	if (group && g->skip && g->skip(e->path, g->ud)) {
+		g->skipped++;
+		return 0;
+	}
+	if (group)
+		return merge_link(g, e, group);
+	r = merge_entry(g, e);
+	if (r < 0)
+		return r;
+	/* the first name of a linked file: the others link to it */
+	if (tree_parent(g->tree_fd, e->path, &pfd, &base) < 0)
+		return 0;
+	if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISREG(st.st_mode))
+		r = lmap_add(&g->rinos, e->rino, st.st_ino, e->path);
 	close(pfd);
 	return r;
 }
@@ -821,7 +1007,10 @@ static void prune(struct merge *g, int dfd, char *path, size_t plen,
 				   !g->busy(st.st_ino, g->ud) &&
 				   !(g->skip && g->skip(path, g->ud))) {
 				if (tree_remove(dirfd(dp), d->d_name) == 0) {
-					manifest_del(g->m, st.st_ino);
+					/* another name may keep the file */
+					if (!S_ISREG(st.st_mode) ||
+					    st.st_nlink <= 1)
+						manifest_del(g->m, st.st_ino);
 					g->removed++;
 				}
 			}
@@ -864,12 +1053,14 @@ int manifest_merge(struct manifest *m, int tree_fd, const struct listing *l,
 		}
 	}
 	free(g.sorted);
+	free(g.rinos.v);
+	free(g.tinos.v);
 	if (r < 0)
 		return nox_err_set(err, r, "merging the listing: %s",
 				   strerror(-r));
 	nox_log(NOX_LOG_DEBUG,
-		"listing: %zu entries, %u new, %u changed, "
+		"listing: %zu entries, %u new, %u changed, %u linked, "
 		"%u removed, %u left to pending operations",
-		l->n, g.made, g.changed, g.removed, g.skipped);
+		l->n, g.made, g.changed, g.linked, g.removed, g.skipped);
 	return 0;
 }

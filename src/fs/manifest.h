@@ -59,8 +59,10 @@ struct rent {
 	char type;   /* 'f' file, 'd' directory, 'l' symlink */
 	mode_t mode; /* permission bits */
 	off_t size;
-	int64_t mtime; /* ns */
-	char *target;  /* symlinks */
+	int64_t mtime;	     /* ns */
+	char *target;	     /* symlinks */
+	uint64_t rino;	     /* the server's inode number; 0: not known */
+	unsigned long nlink; /* the server's link count (files) */
 };
 
 struct listing {
@@ -72,7 +74,8 @@ void listing_cleanup(struct listing *l);
 
 /*
  * The argv of the v1 listing command (static storage): GNU find printing
- * type, mode, size, mtime, link target and path, each ended by NUL.
+ * type, mode, size, mtime, inode number, link count, link target and
+ * path, each ended by NUL.
  */
 const char *const *listing_find_argv(void);
 
@@ -105,7 +108,9 @@ int listing_from_dir(int dirfd, struct listing *l, struct nox_err *err);
  * whose remote size or mtime changed into placeholders, removes entries
  * the server no longer has (only those the manifest knows came from
  * it).  With src_fd >= 0 (the extracted tar the listing came from) file
- * contents are taken from there, so files are fetched at once.
+ * contents are taken from there, so files are fetched at once.  Files
+ * the listing shows as one server inode (rino, nlink > 1) become hard
+ * links of one tree inode, and tree links the server split are split.
  */
 int manifest_merge(struct manifest *m, int tree_fd, const struct listing *l,
 		   int src_fd, bool (*busy)(ino_t ino, void *ud),

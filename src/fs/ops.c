@@ -109,6 +109,159 @@ static int op_path(struct fs *fs, struct fs_node *dir, const char *name,
 }
 
 /*
+ * Opens the directory holding path (relative to root_fd, one component at
+ * a time, no symlink followed): its O_RDONLY descriptor, the last
+ * component in *base; or -errno.
+ */
+static int tree_parent_open(int root_fd, const char *path, const char **base)
+{
+	char part[NAME_MAX + 1];
+	const char *p = path, *slash;
+	int fd, nfd;
+
+	fd = openat(root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	while ((slash = strchr(p, '/')) != NULL) {
+		size_t l = (size_t)(slash - p);
+
+		if (l == 0 || l > NAME_MAX) {
+			close(fd);
+			return -ENOENT;
+		}
+		memcpy(part, p, l);
+		part[l] = '\0';
+		nfd = openat(fd, part,
+			     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		close(fd);
+		if (nfd < 0)
+			return -errno;
+		fd = nfd;
+		p = slash + 1;
+	}
+	*base = p;
+	return fd;
+}
+
+/* What tree_find_ino looks for. */
+struct ino_want {
+	dev_t dev;
+	ino_t ino;
+	const char *avoid; /* a path not to answer (a link's new name) */
+	unsigned maxdepth; /* 0: only the directory itself */
+};
+
+/*
+ * Looks below directory dfd (whose path is buf[0..len)) for a name of
+ * w's inode other than w->avoid, depth first, no symlink followed; 0
+ * and its path in buf, or -ENOENT.
+ */
+static int tree_find_ino(int dfd, char *buf, size_t len, size_t size,
+			 const struct ino_want *w, unsigned depth)
+{
+	struct dirent *d;
+	struct stat st;
+	DIR *dp;
+	int fd, r = -ENOENT;
+
+	fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -ENOENT;
+	dp = fdopendir(fd);
+	if (!dp) {
+		close(fd);
+		return -ENOENT;
+	}
+	while (r < 0 && (d = readdir(dp)) != NULL) {
+		size_t nl = strlen(d->d_name);
+
+		if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
+			continue;
+		if (len + nl + 2 > size)
+			continue;
+		if (len)
+			buf[len] = '/';
+		memcpy(buf + len + (len ? 1 : 0), d->d_name, nl + 1);
+		if (d->d_type == DT_DIR && depth < w->maxdepth) {
+			int cfd = openat(dirfd(dp), d->d_name,
+					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+					     O_CLOEXEC);
+
+			if (cfd >= 0) {
+				r = tree_find_ino(cfd, buf,
+						  len + nl + (len ? 1 : 0),
+						  size, w, depth + 1);
+				close(cfd);
+			}
+		} else if (d->d_type != DT_DIR && d->d_ino == w->ino &&
+			   fstatat(dirfd(dp), d->d_name, &st,
+				   AT_SYMLINK_NOFOLLOW) == 0 &&
+			   st.st_ino == w->ino && st.st_dev == w->dev &&
+			   !(w->avoid && strcmp(buf, w->avoid) == 0)) {
+			r = 0;
+		}
+		if (r < 0)
+			buf[len] = '\0';
+	}
+	closedir(dp);
+	return r;
+}
+
+/*
+ * The workspace path of node n that names it now.  A node is tracked
+ * under the name of its last lookup; with hard links that name may have
+ * been unlinked (ln p q; rm q) or renamed over since, and an operation
+ * sent by it would fail on the server.  Then another of its names is
+ * found: in the same directory first (the usual case), else by a walk
+ * of the sandbox's tree.  Called under the layer's op lock, so the tree
+ * does not change meanwhile.
+ */
+static int op_node_path(struct fs_sandbox *sb, struct fs_node *n,
+			const char *avoid, char *buf, size_t size)
+{
+	struct ino_want w = {.dev = n->dev, .ino = n->sino, .avoid = avoid};
+	const char *base = "";
+	struct stat st;
+	char *slash;
+	size_t dl;
+	int r, dfd;
+
+	r = op_path(sb->fs, n, NULL, buf, size);
+	if (n->kind != FS_WS || S_ISDIR(n->type) || (r < 0 && r != -ENOENT) ||
+	    (r == 0 && !*buf))
+		return r;
+	/* -ENOENT: its chain of names is broken; only the walk can tell */
+	dfd = r < 0 ? r : tree_parent_open(sb->root_fd, buf, &base);
+	if (dfd >= 0) {
+		r = fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW);
+		if (r == 0 && st.st_ino == n->sino && st.st_dev == n->dev &&
+		    !(avoid && strcmp(buf, avoid) == 0)) {
+			close(dfd);
+			return 0;
+		}
+		/* the name went: another one beside it? */
+		slash = strrchr(buf, '/');
+		dl = slash ? (size_t)(slash - buf) : 0;
+		buf[dl] = '\0';
+		r = tree_find_ino(dfd, buf, dl, size, &w, 0);
+		close(dfd);
+		if (r == 0)
+			return 0;
+	}
+	buf[0] = '\0';
+	/* no name left (unlinked, still open): nothing to walk for */
+	if (fstatat(n->fd, "", &st, AT_EMPTY_PATH) < 0 || st.st_nlink == 0)
+		return -ENOENT;
+	nox_log(NOX_LOG_DEBUG, "%s: a node's name went: walking the tree",
+		sb->id);
+	w.maxdepth = 256;
+	r = tree_find_ino(sb->root_fd, buf, 0, size, &w, 0);
+	if (r < 0)
+		buf[0] = '\0';
+	return r;
+}
+
+/*
  * fs_sandbox_note_op with op's paths, built once here by the core, which
  * has the nodes (the storage layer never walks the inode table): only
  * for a layer that sends by path, after the change and inside op_begin
@@ -121,16 +274,20 @@ void fs_op_note(struct fs_sandbox *sb, struct fs_op *op)
 
 	if (sb->hooks->by_path) {
 		op->path[0] = op->path2[0] = '\0';
-		if (op->kind == FS_OP_SETATTR || op->kind == FS_OP_LINK)
-			r = op_path(fs, op->node, NULL, op->path,
-				    sizeof(op->path));
-		else
-			r = op_path(fs, op->dir, op->name, op->path,
-				    sizeof(op->path));
-		if (r == 0 &&
-		    (op->kind == FS_OP_RENAME || op->kind == FS_OP_LINK))
+		r = 0;
+		if (op->kind == FS_OP_RENAME || op->kind == FS_OP_LINK)
 			r = op_path(fs, op->dir2, op->name2, op->path2,
 				    sizeof(op->path2));
+		/* a link's source: any name but the one just made */
+		if (r == 0 && op->kind == FS_OP_LINK)
+			r = op_node_path(sb, op->node, op->path2, op->path,
+					 sizeof(op->path));
+		else if (r == 0 && op->kind == FS_OP_SETATTR)
+			r = op_node_path(sb, op->node, NULL, op->path,
+					 sizeof(op->path));
+		else if (r == 0)
+			r = op_path(fs, op->dir, op->name, op->path,
+				    sizeof(op->path));
 		op->path_err = r;
 	}
 	fs_sandbox_note_op(sb, op);
@@ -473,6 +630,15 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 	} else {
 		r = node_stat(fs, n, &st);
 	}
+	/*
+	 * A file with several names is tracked under one (inode.h), so
+	 * after a command only that name's dentry was dropped and the
+	 * others come here without a lookup: let the layer take the
+	 * listing a lookup would have (the link count may have changed).
+	 */
+	if (r == 0 && !fi && n->kind == FS_WS && S_ISREG(st.st_mode) &&
+	    st.st_nlink > 1 && fs_sandbox_before_dir(n->sb, NULL) == 0)
+		r = node_stat(fs, n, &st);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;

@@ -23,14 +23,16 @@
 #include "../../src/fs/manifest.h"
 #include "testutil.h"
 
-/* One find record: type, mode, size, mtime, target, path (NUL-ended). */
+/* One find record: type, mode, size, mtime, inode, links, target, path
+ * (NUL-ended). */
 static size_t rec(char *buf, size_t at, const char *type, const char *mode,
 		  const char *size, const char *target, const char *path)
 {
-	const char *f[6] = {type, mode, size, "1700000000.5", target, path};
+	const char *f[8] = {type, mode, size,	"1700000000.5",
+			    "0",  "1",	target, path};
 	size_t i;
 
-	for (i = 0; i < 6; i++) {
+	for (i = 0; i < 8; i++) {
 		size_t n = strlen(f[i]) + 1;
 
 		memcpy(buf + at, f[i], n);
@@ -200,12 +202,114 @@ static void test_merge_hostile(void)
 	free(base);
 }
 
+/* One file record with its server inode and link count. */
+static size_t rec_ino(char *buf, size_t at, const char *ino, const char *nlink,
+		      const char *path)
+{
+	const char *f[8] = {"f", "644", "3", "1700000000.5",
+			    ino, nlink, "",  path};
+	size_t i;
+
+	for (i = 0; i < 8; i++) {
+		size_t n = strlen(f[i]) + 1;
+
+		memcpy(buf + at, f[i], n);
+		at += n;
+	}
+	return at;
+}
+
+static ino_t ino_of(const char *dir, const char *name, nlink_t *nlink)
+{
+	struct stat st;
+	char *p = tu_strf("%s/%s", dir, name);
+	int r = lstat(p, &st);
+
+	free(p);
+	if (nlink)
+		*nlink = r == 0 ? st.st_nlink : 0;
+	return r == 0 ? st.st_ino : 0;
+}
+
+static void test_merge_links(void)
+{
+	char *base = tu_mkdtemp("manifest");
+	char *tree = tu_strf("%s/tree", base);
+	char buf[1024];
+	struct manifest m;
+	struct listing l;
+	struct nox_err err;
+	struct guard g = {0, NULL};
+	nlink_t na, nb, nc;
+	ino_t a;
+	size_t n;
+	int tfd;
+
+	CU_ASSERT_FATAL(mkdir(tree, 0700) == 0);
+	tfd = open(tree, O_PATH | O_DIRECTORY);
+	CU_ASSERT_FATAL(tfd >= 0);
+	CU_ASSERT_FATAL(manifest_init(&m) == 0);
+
+	/* three names of server inode 7, one other file */
+	n = rec_ino(buf, 0, "7", "3", "a");
+	n = rec_ino(buf, n, "9", "1", "x");
+	n = rec_ino(buf, n, "7", "3", "b");
+	n = rec_ino(buf, n, "7", "3", "c");
+	CU_ASSERT_FATAL(listing_parse_find(buf, n, &l, &err) == 0);
+	CU_ASSERT_EQUAL(
+	    manifest_merge(&m, tfd, &l, -1, g_busy, g_skip, &g, &err), 0);
+	listing_cleanup(&l);
+	a = ino_of(tree, "a", &na);
+	CU_ASSERT(a != 0 && na == 3);
+	CU_ASSERT(ino_of(tree, "b", &nb) == a && nb == 3);
+	CU_ASSERT(ino_of(tree, "c", &nc) == a && nc == 3);
+	CU_ASSERT(ino_of(tree, "x", NULL) != a);
+	CU_ASSERT(manifest_get(&m, a) != NULL);
+
+	/* the sandbox removed c and made b a file of its own */
+	n = rec_ino(buf, 0, "7", "1", "a");
+	n = rec_ino(buf, n, "8", "1", "b");
+	n = rec_ino(buf, n, "9", "1", "x");
+	CU_ASSERT_FATAL(listing_parse_find(buf, n, &l, &err) == 0);
+	CU_ASSERT_EQUAL(
+	    manifest_merge(&m, tfd, &l, -1, g_busy, g_skip, &g, &err), 0);
+	listing_cleanup(&l);
+	CU_ASSERT(ino_of(tree, "a", &na) == a && na == 1);
+	CU_ASSERT(ino_of(tree, "b", &nb) != a && nb == 1);
+	CU_ASSERT(!exists(tree, "c"));
+	/* c's removal kept the file its other names have */
+	CU_ASSERT(manifest_get(&m, a) != NULL);
+
+	/* linked again: b becomes a's, unless b has local changes */
+	g.busy = ino_of(tree, "b", NULL);
+	n = rec_ino(buf, 0, "7", "2", "a");
+	n = rec_ino(buf, n, "7", "2", "b");
+	CU_ASSERT_FATAL(listing_parse_find(buf, n, &l, &err) == 0);
+	CU_ASSERT_EQUAL(
+	    manifest_merge(&m, tfd, &l, -1, g_busy, g_skip, &g, &err), 0);
+	CU_ASSERT(ino_of(tree, "b", NULL) == g.busy);
+	g.busy = 0;
+	CU_ASSERT_EQUAL(
+	    manifest_merge(&m, tfd, &l, -1, g_busy, g_skip, &g, &err), 0);
+	listing_cleanup(&l);
+	CU_ASSERT(ino_of(tree, "b", &nb) == a && nb == 2);
+	CU_ASSERT(!exists(tree, "x"));
+
+	manifest_cleanup(&m);
+	close(tfd);
+	tu_rm_rf(base);
+	free(tree);
+	free(base);
+}
+
 int main(void)
 {
 	static const struct tu_test tests[] = {
 	    {"find listings: hostile records refused", test_parse_hostile},
 	    {"merge: planted links, busy and pending paths",
 	     test_merge_hostile},
+	    {"merge: hard links grouped by server inode, split, kept",
+	     test_merge_links},
 	    {NULL, NULL}};
 
 	return tu_main("manifest", tests);
