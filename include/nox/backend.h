@@ -113,6 +113,7 @@ enum nox_op {
 	NOX_OP_WORKSPACE_FD,	/* local only: a real directory fd */
 	NOX_OP_LIST_SANDBOXES,
 	NOX_OP_TREE,		/* whole-subtree listing in one call */
+	NOX_OP_MKNOD,		/* FIFOs and sockets (never devices) */
 	NOX_OP__COUNT
 };
 
@@ -270,6 +271,13 @@ ssize_t nox_backend_readlink(struct nox_backend *b, const char *id,
 			     struct nox_err *err);
 int nox_backend_link(struct nox_backend *b, const char *id, const char *from,
 		     const char *to, struct nox_err *err);
+/*
+ * Create a FIFO or socket: mode holds S_IFIFO or S_IFSOCK and the
+ * permission bits.  Any other type (a device node) is -EPERM: a backend
+ * never makes devices for a caller (docs/security.md).
+ */
+int nox_backend_mknod(struct nox_backend *b, const char *id, const char *path,
+		      mode_t mode, struct nox_err *err);
 /*
  * Calls cb for every entry below directory path (not path itself), parents
  * before children; rel is relative to path, st its lstat, target the link

@@ -1339,7 +1339,8 @@ static void http_note_write(struct fs_sandbox *sb, struct fs_node *n)
 	struct cache *c = cache_of(sb);
 	bool newly;
 
-	if (!c)
+	/* a FIFO's data passes through, it is no content to upload */
+	if (!c || n->type != S_IFREG)
 		return;
 	cache_lock(c, CACHE_MU);
 	newly = cache_dirty_add(c, n->sino);
@@ -1451,9 +1452,10 @@ static int http_on_close(struct fs_sandbox *sb, struct fs_node *n, int fd,
 }
 
 /*
- * The entry of a mkdir, create or symlink (what the tree has now): 0 and
- * *out, 1 when the new name is not there (nothing to journal), or
- * -ENOMEM.  A create is sent with the file's first upload (*sync_now).
+ * The entry of a mkdir, create, mknod or symlink (what the tree has
+ * now): 0 and *out, 1 when the new name is not there (nothing to
+ * journal), or -ENOMEM.  A create is sent with the file's first upload
+ * (*sync_now); a FIFO or socket has no content and is sent at once.
  */
 static int note_made(struct cache *c, const struct fs_op *op, struct jent **out,
 		     bool *sync_now)
@@ -1467,6 +1469,8 @@ static int note_made(struct cache *c, const struct fs_op *op, struct jent **out,
 
 	if (fstatat(op->dir->fd, op->name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return 1;
+	if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))
+		jo = J_MKNOD;
 	if (jo == J_SYMLINK) {
 		ssize_t tl = readlinkat(op->dir->fd, op->name, target,
 					sizeof(target) - 1);
@@ -1482,6 +1486,8 @@ static int note_made(struct cache *c, const struct fs_op *op, struct jent **out,
 	e->mode = st.st_mode & 07777;
 	e->mtime_ns = ts_ns(&st.st_mtim);
 	e->ino = st.st_ino;
+	if (jo == J_MKNOD)
+		e->num = st.st_mode & S_IFMT;
 	if (jo == J_CREATE)
 		*sync_now = false;
 	*out = e;
@@ -1587,6 +1593,21 @@ static bool note_setattr(struct cache *c, const struct fs_op *op,
  * built for it.  In default mode it is sent at op_end, once op_mu is
  * released; a create waits for the file's first upload.
  */
+/*
+ * FIFOs reach every server (fs/op mknod, or mkfifo in the script); a
+ * socket only a server with nox.fs: coreutils has no maker for one, and
+ * the sandbox need not have anything else (docs/cache.md).
+ */
+static bool http_can_mknod(struct fs_sandbox *sb, mode_t fmt)
+{
+	struct cache *c = cache_of(sb);
+
+	if (fmt == S_IFIFO)
+		return true;
+	return fmt == S_IFSOCK && c && c->ext &&
+	       nox_backend_has(c->be, NOX_OP_MKNOD);
+}
+
 static void http_note_op(struct fs_sandbox *sb, struct fs_op *op)
 {
 	struct cache *c = cache_of(sb);
@@ -1743,6 +1764,7 @@ const struct fs_sandbox_hooks fs_http_hooks = {
     .before_read = http_before_read,
     .op_begin = http_op_begin,
     .op_end = http_op_end,
+    .can_mknod = http_can_mknod,
 };
 
 /* ---- replay at mount ------------------------------------------------ */

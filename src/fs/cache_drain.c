@@ -372,6 +372,9 @@ static const char ops_script[] =
     "  link) if [ ! -e \"$2\" ]; then ln -T -- \"$1\" \"$2\" || r=1; fi;"
     " shift 2 ;;\n"
     "  truncate) truncate -s \"$1\" -- \"$2\" || r=1; shift 2 ;;\n"
+    "  mkfifo) if [ ! -p \"$2\" ]; then mkfifo -m \"$1\" -- \"$2\" ||"
+    " r=1; fi; shift 2 ;;\n"
+    "  mksock) r=1; shift 2 ;;\n"
     "  *) echo \"noxfs: unknown step $op\" >&2; exit 2 ;;\n"
     "  esac\n"
     "  [ $r = 0 ] || bad=\"$bad $n\"\n"
@@ -501,6 +504,15 @@ static int script_add(struct argvb *a, const struct jent *e, unsigned *steps)
 	case J_TRUNCATE:
 		snprintf(num, sizeof(num), "%lld", e->num);
 		P("truncate");
+		P(num);
+		W(e->path);
+		(*steps)++;
+		break;
+	case J_MKNOD:
+		/* mksock: no maker in coreutils; fails, so it is logged
+		 * (only a journal written for a nox.fs server has one) */
+		snprintf(num, sizeof(num), "%04o", (unsigned)e->mode);
+		P(e->num == S_IFIFO ? "mkfifo" : "mksock");
 		P(num);
 		W(e->path);
 		(*steps)++;
@@ -655,6 +667,12 @@ static int run_ext(struct cache *c, const struct jent *e, struct nox_err *err)
 	case J_TRUNCATE:
 		r = nox_backend_truncate(c->be, c->sb->id, e->path,
 					 (off_t)e->num, err);
+		break;
+	case J_MKNOD:
+		r = nox_backend_mknod(c->be, c->sb->id, e->path,
+				      (mode_t)e->num | e->mode, err);
+		if (r == -EEXIST) /* a replay */
+			r = 0;
 		break;
 	default:
 		break;
@@ -859,7 +877,7 @@ static void confirmed_locked(struct cache *c, const struct jent *e)
 		manifest_set(&c->man, e->ino, e->size, e->mtime_ns, true);
 	else if (e->op == J_CREATE)
 		manifest_set(&c->man, e->ino, 0, e->mtime_ns, true);
-	else if (e->op == J_MKDIR || e->op == J_SYMLINK)
+	else if (e->op == J_MKDIR || e->op == J_SYMLINK || e->op == J_MKNOD)
 		manifest_set(&c->man, e->ino, 0, 0, true);
 	else if (e->op == J_UTIMENS && e->mtime_ns >= 0) {
 		struct ment *me = manifest_get(&c->man, e->ino);

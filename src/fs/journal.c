@@ -30,7 +30,7 @@ static const char *const op_names[J__COUNT] = {
     [J_UPLOAD] = "upload",   [J_CREATE] = "create",	[J_MKDIR] = "mkdir",
     [J_SYMLINK] = "symlink", [J_LINK] = "link",		[J_UNLINK] = "unlink",
     [J_RMDIR] = "rmdir",     [J_RENAME] = "rename",	[J_CHMOD] = "chmod",
-    [J_UTIMENS] = "utimens", [J_TRUNCATE] = "truncate",
+    [J_UTIMENS] = "utimens", [J_TRUNCATE] = "truncate", [J_MKNOD] = "mknod",
 };
 
 const char *journal_op_name(enum jop op)

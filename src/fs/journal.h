@@ -55,6 +55,7 @@ enum jop {
 	J_CHMOD,    /* path, mode */
 	J_UTIMENS,  /* path, atime_ns, mtime_ns (-1 now, -2 omit) */
 	J_TRUNCATE, /* path, size in num */
+	J_MKNOD,    /* path, mode; S_IFIFO or S_IFSOCK in num */
 	J__COUNT
 };
 

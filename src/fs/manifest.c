@@ -359,7 +359,10 @@ int listing_add_stat(struct listing *l, const char *path, const struct stat *st,
 		return listing_add(l, path, 'f', st->st_mode, st->st_size, mt,
 				   NULL, (uint64_t)st->st_ino,
 				   (unsigned long)st->st_nlink);
-	return 0; /* devices, FIFOs, sockets: not mirrored */
+	if (S_ISFIFO(st->st_mode) || S_ISSOCK(st->st_mode))
+		return listing_add(l, path, S_ISFIFO(st->st_mode) ? 'p' : 's',
+				   st->st_mode, 0, mt, NULL, 0, 1);
+	return 0; /* devices: not mirrored */
 }
 
 /* "1700000000.1234567890" (find's %T@) in nanoseconds. */
@@ -446,10 +449,12 @@ int listing_parse_find(const char *out, size_t len, struct listing *l,
 		switch (f[0][0]) {
 		case 'd':
 		case 'l':
+		case 'p':
+		case 's':
 			type = f[0][0];
 			break;
 		default:
-			/* files; FIFOs, sockets, devices show as files */
+			/* files; devices show as files */
 			type = 'f';
 			break;
 		}
@@ -712,6 +717,22 @@ static int fill_from_src(struct merge *g, const struct rent *e, int fd)
 	return r;
 }
 
+static mode_t type_bits(char t)
+{
+	switch (t) {
+	case 'd':
+		return S_IFDIR;
+	case 'l':
+		return S_IFLNK;
+	case 'p':
+		return S_IFIFO;
+	case 's':
+		return S_IFSOCK;
+	default:
+		return S_IFREG;
+	}
+}
+
 /* Makes (or refills) the tree file e at pfd/base; fd of it in *out. */
 static int put_file(struct merge *g, const struct rent *e, int pfd,
 		    const char *base, bool create)
@@ -760,6 +781,14 @@ static int make_entry(struct merge *g, const struct rent *e, int pfd,
 		if (symlinkat(e->target, pfd, base) < 0)
 			return -errno;
 		break;
+	case 'p':
+	case 's':
+		/* a node of its own here, never connected to the sandbox's
+		 * (docs/cache.md): no content, nothing to download */
+		if (mknodat(pfd, base, type_bits(e->type) | 0600, 0) < 0)
+			return -errno;
+		(void)fchmodat(pfd, base, e->mode, 0);
+		break;
 	default:
 		return put_file(g, e, pfd, base, true);
 	}
@@ -768,11 +797,6 @@ static int make_entry(struct merge *g, const struct rent *e, int pfd,
 	if (!manifest_set(g->m, st.st_ino, 0, e->mtime, true))
 		return -ENOMEM;
 	return 0;
-}
-
-static mode_t type_bits(char t)
-{
-	return t == 'd' ? S_IFDIR : t == 'l' ? S_IFLNK : S_IFREG;
 }
 
 /*
@@ -840,6 +864,8 @@ static int merge_entry(struct merge *g, const struct rent *e)
 	}
 	switch (e->type) {
 	case 'd':
+	case 'p':
+	case 's':
 		if ((st.st_mode & 07777) != e->mode)
 			(void)fchmodat(pfd, base, e->mode, 0);
 		if (!me && !manifest_set(g->m, st.st_ino, 0, e->mtime, true))

@@ -56,7 +56,8 @@ int manifest_save(struct manifest *m, int dirfd, const char *name);
 
 struct rent {
 	char *path;  /* workspace-relative, validated */
-	char type;   /* 'f' file, 'd' directory, 'l' symlink */
+	char type;   /* 'f' file, 'd' directory, 'l' symlink, 'p' FIFO,
+			's' socket */
 	mode_t mode; /* permission bits */
 	off_t size;
 	int64_t mtime;	     /* ns */

@@ -23,9 +23,9 @@
  * Node descriptors are a cache (inode.h): the pin_* wrappers before the
  * table pin the nodes a request names, so handlers read node->fd freely.
  *
- * Limits: mknod makes FIFOs and sockets on the local backend only (over
- * http regular files only: the layer has no way to send the others) and
- * device nodes only for a caller with CAP_MKNOD; only "user." extended
+ * Limits: mknod makes FIFOs and sockets (over http: FIFOs, and sockets
+ * on a server with nox.fs; docs/cache.md) and device nodes only for a
+ * caller with CAP_MKNOD on the local backend; only "user." extended
  * attributes pass through; flock and POSIX locks reach the workspace file
  * on the local backend only (lock.c; over http the kernel keeps them local
  * to this mount).
@@ -1004,8 +1004,8 @@ static bool caller_may_mknod(fuse_req_t req)
  * device nodes only for a caller with CAP_MKNOD, as on ext4 (the daemon
  * runs as root and would otherwise make them for anyone; a command sees
  * the workspace nodev in any case).  A layer that sends operations by
- * path (http) keeps regular files only: it has no way to send the other
- * types to the server (docs/cache.md).
+ * path (http) makes the FIFOs and sockets it can send (can_mknod) and
+ * never a device node (docs/security.md).
  */
 static int check_mknod_type(fuse_req_t req, const struct fs_node *dir,
 			    mode_t mode)
@@ -1015,7 +1015,13 @@ static int check_mknod_type(fuse_req_t req, const struct fs_node *dir,
 		return 0;
 	case S_IFIFO:
 	case S_IFSOCK:
-		return dir->sb->hooks->by_path ? EPERM : 0;
+		if (!dir->sb->hooks->by_path)
+			return 0;
+		return dir->sb->hooks->can_mknod &&
+			       dir->sb->hooks->can_mknod(dir->sb,
+							 mode & S_IFMT)
+			   ? 0
+			   : EPERM;
 	case S_IFCHR:
 	case S_IFBLK:
 		if (dir->sb->hooks->by_path)

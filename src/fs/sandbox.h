@@ -140,6 +140,8 @@ struct fs_sandbox_hooks {
 	int (*before_read)(struct fs_sandbox *sb, struct fs_node *n);
 	void (*op_begin)(struct fs_sandbox *sb, struct fs_op *op);
 	void (*op_end)(struct fs_sandbox *sb, struct fs_op *op);
+	/* by_path: whether a FIFO or socket (fmt) can be sent; NULL: no */
+	bool (*can_mknod)(struct fs_sandbox *sb, mode_t fmt);
 };
 
 struct fs_sandbox {

@@ -66,6 +66,8 @@ static bool op_present(const struct nox_backend_ops *o, enum nox_op op)
 		return o->list_sandboxes != NULL;
 	case NOX_OP_TREE:
 		return o->tree != NULL;
+	case NOX_OP_MKNOD:
+		return o->mknod != NULL;
 	case NOX_OP__COUNT:
 		break;
 	}
@@ -109,6 +111,7 @@ static const char *const op_names[NOX_OP__COUNT] = {
     [NOX_OP_WORKSPACE_FD] = "workspace_fd",
     [NOX_OP_LIST_SANDBOXES] = "list-sandboxes",
     [NOX_OP_TREE] = "tree",
+    [NOX_OP_MKNOD] = "mknod",
 };
 
 /* Passed as op for the v1 operations, which every backend has. */
@@ -337,6 +340,17 @@ int nox_backend_utimens(struct nox_backend *b, const char *id, const char *path,
 	int r = check_path(b, NOX_OP_UTIMENS, id, path, err);
 
 	return r < 0 ? r : b->ops->utimens(b, id, path, ts, err);
+}
+
+int nox_backend_mknod(struct nox_backend *b, const char *id, const char *path,
+		      mode_t mode, struct nox_err *err)
+{
+	int r = check_path(b, NOX_OP_MKNOD, id, path, err);
+
+	if (r == 0 && !S_ISFIFO(mode) && !S_ISSOCK(mode))
+		r = nox_err_set(err, EPERM,
+				"mknod '%s': only FIFOs and sockets", path);
+	return r < 0 ? r : b->ops->mknod(b, id, path, mode, err);
 }
 
 int nox_backend_symlink(struct nox_backend *b, const char *id,

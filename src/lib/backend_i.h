@@ -71,6 +71,9 @@ struct nox_backend_ops {
 			    struct nox_err *err);
 	int (*link)(struct nox_backend *b, const char *id, const char *from,
 		    const char *to, struct nox_err *err);
+	/* mode: S_IFIFO or S_IFSOCK (checked) and permission bits */
+	int (*mknod)(struct nox_backend *b, const char *id, const char *path,
+		     mode_t mode, struct nox_err *err);
 	int (*statfs)(struct nox_backend *b, const char *id, struct statvfs *st,
 		      struct nox_err *err);
 	int (*workspace_fd)(struct nox_backend *b, const char *id,

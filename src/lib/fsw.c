@@ -451,9 +451,20 @@ static const char *stat_type(mode_t m)
 	return "other";
 }
 
+/* The "kind" of an "other": the types a client can mirror (extension). */
+static const char *stat_kind(mode_t m)
+{
+	if (S_ISFIFO(m))
+		return "fifo";
+	if (S_ISSOCK(m))
+		return "socket";
+	return NULL;
+}
+
 json_object *fsw_stat_build(const struct stat *st, const char *target)
 {
 	json_object *o = json_object_new_object();
+	const char *kind = stat_kind(st->st_mode);
 
 	if (!o)
 		return NULL;
@@ -467,7 +478,8 @@ json_object *fsw_stat_build(const struct stat *st, const char *target)
 	    add(o, "mtimeNs", json_object_new_int64(ts_ns(&st->st_mtim))) ||
 	    add(o, "atimeNs", json_object_new_int64(ts_ns(&st->st_atim))) ||
 	    add(o, "ctimeNs", json_object_new_int64(ts_ns(&st->st_ctim))) ||
-	    (target && fsw_add_name(o, "target", target) < 0)) {
+	    (target && fsw_add_name(o, "target", target) < 0) ||
+	    (kind && add(o, "kind", json_object_new_string(kind)))) {
 		json_object_put(o);
 		return NULL;
 	}
@@ -486,7 +498,7 @@ int fsw_stat_parse(json_object *o, struct stat *st, char *why, size_t whysz)
 	};
 	static const char *const tkeys[] = {"atimeNs", "mtimeNs", "ctimeNs"};
 	int64_t v[6], t[3];
-	const char *type;
+	const char *type, *kind;
 	mode_t fmt;
 	size_t i;
 
@@ -506,6 +518,15 @@ int fsw_stat_parse(json_object *o, struct stat *st, char *why, size_t whysz)
 	else {
 		snprintf(why, whysz, "unknown 'type'");
 		return -1;
+	}
+	/* an "other" named a FIFO or socket is mirrored as one; any other
+	 * kind (a device, or one this client does not know) stays a file */
+	if (strcmp(type, "other") == 0 &&
+	    fsw_get_str(o, "kind", false, &kind, why, whysz) == 0) {
+		if (strcmp(kind, "fifo") == 0)
+			fmt = S_IFIFO;
+		else if (strcmp(kind, "socket") == 0)
+			fmt = S_IFSOCK;
 	}
 	for (i = 0; i < sizeof(f) / sizeof(f[0]); i++)
 		if (fsw_get_int(o, f[i].key, true, 0, f[i].hi, &v[i], why,
@@ -686,6 +707,7 @@ enum {
 	FA_FLAGS = 1 << 6, /* default 0 */
 	FA_TIMES = 1 << 7, /* atimeNs, mtimeNs; default -2 (omit) */
 	FA_EXCL = 1 << 8,  /* default false */
+	FA_KIND = 1 << 9,  /* required: "fifo" or "socket" */
 };
 
 static const struct op_spec {
@@ -705,6 +727,7 @@ static const struct op_spec {
     {"symlink", FSW_OP_SYMLINK, FA_TARGET | FA_PATH, 0},
     {"link", FSW_OP_LINK, FA_FROM | FA_TO, 0},
     {"readlink", FSW_OP_READLINK, FA_PATH, 0},
+    {"mknod", FSW_OP_MKNOD, FA_PATH | FA_MODE | FA_KIND, 0644},
 };
 
 #define SPECS_N (sizeof(op_specs) / sizeof(op_specs[0]))
@@ -757,6 +780,9 @@ char *fsw_op_encode(const struct fsw_op *op)
 		      add(o, "mtimeNs", json_object_new_int64(op->mtime_ns));
 	if (!bad && (f & FA_EXCL))
 		bad = add(o, "excl", json_object_new_boolean(op->excl));
+	if (!bad && (f & FA_KIND))
+		bad = !stat_kind(op->fmt) ||
+		      add(o, "kind", json_object_new_string(stat_kind(op->fmt)));
 	if (!bad)
 		s = strdup(json_object_to_json_string_ext(o, FSW_JSON_OUT));
 	json_object_put(o);
@@ -850,6 +876,18 @@ int fsw_op_parse(const char *s, size_t len, struct fsw_op *op,
 			r = nox_err_set(err, EINVAL, "bad 'excl'");
 		else
 			op->excl = json_object_get_boolean(v);
+	}
+	if (r == 0 && (f & FA_KIND)) {
+		const char *kind;
+
+		if (fsw_get_str(o, "kind", true, &kind, why, sizeof(why)) < 0)
+			r = nox_err_set(err, EINVAL, "missing 'kind'");
+		else if (strcmp(kind, "fifo") == 0)
+			op->fmt = S_IFIFO;
+		else if (strcmp(kind, "socket") == 0)
+			op->fmt = S_IFSOCK;
+		else
+			r = nox_err_set(err, EINVAL, "bad 'kind'");
 	}
 out:
 	json_object_put(o);

@@ -99,9 +99,10 @@ int fsw_add_name(json_object *o, const char *key, const char *s);
 json_object *fsw_stat_build(const struct stat *st, const char *target);
 
 /*
- * A nox.fs stat object to struct stat.  "other" (FIFO, socket, device on
- * the server) becomes a regular file: the client cannot know which kind,
- * and a regular file is what is safe to show.  0 or -1 with why.
+ * A nox.fs stat object to struct stat.  "other" becomes a FIFO or socket
+ * when its "kind" says so; any other "other" (a device, or an older
+ * server's FIFO) becomes a regular file, which is what is safe to show.
+ * 0 or -1 with why.
  */
 int fsw_stat_parse(json_object *o, struct stat *st, char *why, size_t whysz);
 
@@ -155,6 +156,7 @@ enum fsw_opcode {
 	FSW_OP_SYMLINK,
 	FSW_OP_LINK,
 	FSW_OP_READLINK,
+	FSW_OP_MKNOD, /* a FIFO or socket (nox.fs extension member) */
 };
 
 /*
@@ -166,6 +168,7 @@ struct fsw_op {
 	enum fsw_opcode code;
 	char *path, *from, *to, *target;
 	int64_t mode, size, flags, atime_ns, mtime_ns;
+	mode_t fmt; /* mknod: S_IFIFO or S_IFSOCK */
 	bool excl;
 };
 

@@ -970,6 +970,7 @@ static const struct nox_backend_ops http_ops = {
     .statfs = http_fs_statfs,
     .workspace_fd = NULL,
     .tree = http_fs_tree,
+    .mknod = http_fs_mknod,
 };
 
 /* The token must fit in one header line. */

@@ -269,6 +269,16 @@ int http_fs_mkdir(struct nox_backend *b, const char *id, const char *path,
 	return fs_op(http_of(b), id, &op, NULL, err);
 }
 
+int http_fs_mknod(struct nox_backend *b, const char *id, const char *path,
+		  mode_t mode, struct nox_err *err)
+{
+	struct fsw_op op = op_path(FSW_OP_MKNOD, path);
+
+	op.mode = (int64_t)(mode & 07777);
+	op.fmt = mode & S_IFMT;
+	return fs_op(http_of(b), id, &op, NULL, err);
+}
+
 int http_fs_unlink(struct nox_backend *b, const char *id, const char *path,
 		   struct nox_err *err)
 {

@@ -164,6 +164,8 @@ int http_fs_truncate(struct nox_backend *b, const char *id, const char *path,
 		     off_t size, struct nox_err *err);
 int http_fs_mkdir(struct nox_backend *b, const char *id, const char *path,
 		  mode_t mode, struct nox_err *err);
+int http_fs_mknod(struct nox_backend *b, const char *id, const char *path,
+		  mode_t mode, struct nox_err *err);
 int http_fs_unlink(struct nox_backend *b, const char *id, const char *path,
 		   struct nox_err *err);
 int http_fs_rmdir(struct nox_backend *b, const char *id, const char *path,

@@ -1359,6 +1359,49 @@ static int local_symlink(struct nox_backend *b, const char *id,
 	return r;
 }
 
+/* The mode asked for, past the daemon's umask (as createfile does). */
+static int mode_exact(const struct at *a, mode_t mode, const char *path,
+		      struct nox_err *err)
+{
+	struct stat st;
+	int fd, r = 0;
+
+	fd = openat(a->dir, a->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return sys_err(err, errno, "mknod: chmod", path);
+	if (fstat(fd, &st) == 0 && (st.st_mode & 07777) != (mode & 07777))
+		r = fd_chmod(fd, mode);
+	close(fd);
+	return r < 0 ? sys_err(err, -r, "mknod: chmod", path) : 0;
+}
+
+/*
+ * S_IFSOCK and S_IFIFO need no CAP_MKNOD; the type was checked by
+ * nox_backend_mknod, and is checked again so no device is ever made.
+ */
+static int local_mknod(struct nox_backend *b, const char *id, const char *path,
+		       mode_t mode, struct nox_err *err)
+{
+	struct at a;
+	int r;
+
+	if (!S_ISFIFO(mode) && !S_ISSOCK(mode))
+		return nox_err_set(err, EPERM, "mknod '%s': not a FIFO or "
+				   "socket", path);
+	r = at_resolve(to_local(b), id, path, "mknod", &a, err);
+	if (r < 0)
+		return r;
+	if (a.root)
+		r = nox_err_set(err, EEXIST, "mknod '%s': the workspace root",
+				path);
+	else if (mknodat(a.dir, a.name, mode & (S_IFMT | 07777), 0) < 0)
+		r = sys_err(err, errno, "mknod", path);
+	else
+		r = mode_exact(&a, mode, path, err);
+	at_close(&a);
+	return r;
+}
+
 static ssize_t local_readlink(struct nox_backend *b, const char *id,
 			      const char *path, char *buf, size_t size,
 			      struct nox_err *err)
@@ -1683,6 +1726,7 @@ static const struct nox_backend_ops local_ops = {
     .chmod = local_chmod,
     .utimens = local_utimens,
     .symlink = local_symlink,
+    .mknod = local_mknod,
     .readlink = local_readlink,
     .link = local_link,
     .statfs = local_statfs,

@@ -18,7 +18,8 @@
 # refused to a command (the workspace is nodev in the sandbox), and mknod
 # of one by root without CAP_MKNOD fails.  Over HTTP: locks are local to
 # the mount (two host processes exclude each other through it; a command
-# does not see them), and mknod of a FIFO gives EPERM (docs/cache.md).
+# does not see them), mknod of a FIFO makes one in the sandbox and of a
+# device node gives EPERM (docs/cache.md, docs/security.md).
 #
 # Needs root (other uids, device nodes), python3, flock and setpriv.
 . "$(dirname "$0")/../mount/lib.sh"
@@ -222,11 +223,19 @@ not see it" 'flock -n lockfile true; echo $?' $'0\n'
 	release_lock
 	nt_check "locks (http): released, the host's flock -n succeeds" \
 		flock -n "$F" true
-	nt_check_out "mknod (http): a FIFO gives EPERM" EPERM python3 -c '
+	nt_check_out "mknod (http): a FIFO is made" OK python3 -c '
 import errno, os, sys
 try:
     os.mkfifo(sys.argv[1]); print("OK")
 except OSError as e:
     print(errno.errorcode[e.errno])' "$W/fifo"
+	nt_check "mknod (http): the FIFO is one in the sandbox" test -p "$B/fifo"
+	nt_check_out "mknod (http): a device node gives EPERM" EPERM python3 -c '
+import errno, os, stat, sys
+try:
+    os.mknod(sys.argv[1], stat.S_IFCHR | 0o600, os.makedev(1, 3))
+    print("OK")
+except OSError as e:
+    print(errno.errorcode[e.errno])' "$W/null"
 fi
 nt_finish

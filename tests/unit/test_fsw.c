@@ -227,9 +227,46 @@ static void test_stat_round_trip(void)
 	CU_ASSERT_EQUAL(back.st_atim.tv_nsec, 1);
 	json_object_put(o);
 
-	/* a FIFO on the server is a regular file here */
+	/* a FIFO or socket on the server is an "other" of its kind, and
+	 * one here; a device is an "other" with no kind: a regular file */
 	st.st_mode = S_IFIFO | 0600;
 	o = fsw_stat_build(&st, NULL);
+	CU_ASSERT_STRING_EQUAL(
+	    json_object_get_string(json_object_object_get(o, "type")),
+	    "other");
+	CU_ASSERT_STRING_EQUAL(
+	    json_object_get_string(json_object_object_get(o, "kind")), "fifo");
+	CU_ASSERT_EQUAL(fsw_stat_parse(o, &back, why, sizeof(why)), 0);
+	CU_ASSERT_EQUAL(back.st_mode, S_IFIFO | 0600);
+	json_object_put(o);
+	st.st_mode = S_IFSOCK | 0755;
+	o = fsw_stat_build(&st, NULL);
+	CU_ASSERT_EQUAL(fsw_stat_parse(o, &back, why, sizeof(why)), 0);
+	CU_ASSERT_EQUAL(back.st_mode, S_IFSOCK | 0755);
+	json_object_put(o);
+	st.st_mode = S_IFCHR | 0600;
+	o = fsw_stat_build(&st, NULL);
+	CU_ASSERT_PTR_NULL(json_object_object_get(o, "kind"));
+	CU_ASSERT_EQUAL(fsw_stat_parse(o, &back, why, sizeof(why)), 0);
+	CU_ASSERT_EQUAL(back.st_mode, S_IFREG | 0600);
+	json_object_put(o);
+	/* an older server's "other" (no kind), an unknown kind, a kind on
+	 * a "file": regular files */
+	o = obj("{\"type\":\"other\",\"mode\":384,\"size\":0,\"nlink\":1,"
+		"\"uid\":0,\"gid\":0,\"ino\":1,\"atimeNs\":0,\"mtimeNs\":0,"
+		"\"ctimeNs\":0}");
+	CU_ASSERT_EQUAL(fsw_stat_parse(o, &back, why, sizeof(why)), 0);
+	CU_ASSERT_EQUAL(back.st_mode, S_IFREG | 0600);
+	json_object_put(o);
+	o = obj("{\"type\":\"other\",\"kind\":\"chr\",\"mode\":384,"
+		"\"size\":0,\"nlink\":1,\"uid\":0,\"gid\":0,\"ino\":1,"
+		"\"atimeNs\":0,\"mtimeNs\":0,\"ctimeNs\":0}");
+	CU_ASSERT_EQUAL(fsw_stat_parse(o, &back, why, sizeof(why)), 0);
+	CU_ASSERT_EQUAL(back.st_mode, S_IFREG | 0600);
+	json_object_put(o);
+	o = obj("{\"type\":\"file\",\"kind\":\"fifo\",\"mode\":384,"
+		"\"size\":0,\"nlink\":1,\"uid\":0,\"gid\":0,\"ino\":1,"
+		"\"atimeNs\":0,\"mtimeNs\":0,\"ctimeNs\":0}");
 	CU_ASSERT_EQUAL(fsw_stat_parse(o, &back, why, sizeof(why)), 0);
 	CU_ASSERT_EQUAL(back.st_mode, S_IFREG | 0600);
 	json_object_put(o);
@@ -400,7 +437,7 @@ static void test_op_round_trip(void)
 	char *s;
 	int c;
 
-	for (c = FSW_OP_CREATE; c <= FSW_OP_READLINK; c++) {
+	for (c = FSW_OP_CREATE; c <= FSW_OP_MKNOD; c++) {
 		memset(&op, 0, sizeof(op));
 		op.code = (enum fsw_opcode)c;
 		op.path = "dir/\xff name";
@@ -413,6 +450,7 @@ static void test_op_round_trip(void)
 		op.atime_ns = -2;
 		op.mtime_ns = 1700000000123456789LL;
 		op.excl = true;
+		op.fmt = S_IFIFO;
 		s = fsw_op_encode(&op);
 		CU_ASSERT_PTR_NOT_NULL_FATAL(s);
 		CU_ASSERT_EQUAL_FATAL(fsw_op_parse(s, strlen(s), &back, &err),
@@ -446,6 +484,10 @@ static void test_op_round_trip(void)
 			CU_ASSERT_PTR_NOT_NULL(back.target);
 			CU_ASSERT_PTR_NOT_NULL(back.path);
 			break;
+		case FSW_OP_MKNOD:
+			CU_ASSERT_EQUAL(back.fmt, S_IFIFO);
+			CU_ASSERT_EQUAL(back.mode, 0750);
+			break;
 		default:
 			break;
 		}
@@ -469,6 +511,16 @@ static void test_op_round_trip(void)
 	    s,
 	    "{\"op\":\"create\",\"path\":\"f\",\"mode\":420,\"excl\":false}");
 	free(s);
+	op.code = FSW_OP_MKNOD;
+	op.fmt = S_IFSOCK;
+	s = fsw_op_encode(&op);
+	CU_ASSERT_STRING_EQUAL(
+	    s, "{\"op\":\"mknod\",\"path\":\"f\",\"mode\":420,"
+	       "\"kind\":\"socket\"}");
+	free(s);
+	/* no device node can be put on the wire */
+	op.fmt = S_IFCHR;
+	CU_ASSERT_PTR_NULL(fsw_op_encode(&op));
 }
 
 static void test_op_hostile(void)
@@ -494,6 +546,9 @@ static void test_op_hostile(void)
 	    "{\"op\":\"create\",\"path\":\"c\",\"excl\":\"yes\"}",
 	    "{\"op\":\"utimens\",\"path\":\"r\",\"atimeNs\":-5}",
 	    "{\"op\":\"symlink\",\"path\":\"r\"}",
+	    "{\"op\":\"mknod\",\"path\":\"r\"}",
+	    "{\"op\":\"mknod\",\"path\":\"r\",\"kind\":\"chr\"}",
+	    "{\"op\":\"mknod\",\"path\":\"r\",\"kind\":5}",
 	    "[1,2]",
 	    "{not json",
 	    "{\"op\":\"unlink\",\"path\":\"r\"} x",
@@ -521,6 +576,13 @@ static void test_op_hostile(void)
 	    0);
 	CU_ASSERT_EQUAL(op.atime_ns, -2);
 	CU_ASSERT_EQUAL(op.mtime_ns, -2);
+	fsw_op_cleanup(&op);
+	CU_ASSERT_EQUAL(fsw_op_parse(S("{\"op\":\"mknod\",\"path\":\"f\","
+				       "\"kind\":\"socket\"}"),
+				     &op, &err),
+			0);
+	CU_ASSERT_EQUAL(op.fmt, S_IFSOCK);
+	CU_ASSERT_EQUAL(op.mode, 0644);
 	fsw_op_cleanup(&op);
 	/* names are passed on as given: the backend checks the paths */
 	CU_ASSERT_EQUAL(

@@ -623,6 +623,11 @@ static int fs_op_run(struct noxd_req *r, const struct fsw_op *a, char *target,
 	case FSW_OP_READLINK:
 		n = nox_backend_readlink(b, id, a->path, target, tsz, err);
 		return n < 0 ? (int)n : 0;
+	case FSW_OP_MKNOD:
+		/* fsw_op_parse takes "fifo" or "socket" only: the wire has
+		 * no way to ask for a device node */
+		return nox_backend_mknod(b, id, a->path,
+					 a->fmt | (mode_t)a->mode, err);
 	}
 	return nox_err_set(err, EINVAL, "unknown op");
 }
