@@ -1339,7 +1339,8 @@ static void http_note_write(struct fs_sandbox *sb, struct fs_node *n)
 	struct cache *c = cache_of(sb);
 	bool newly;
 
-	/* a FIFO's data passes through, it is no content to upload */
+	/* only regular files have content to upload (FUSE does not even
+	 * see a FIFO's reads and writes: the kernel keeps its pipe) */
 	if (!c || n->type != S_IFREG)
 		return;
 	cache_lock(c, CACHE_MU);

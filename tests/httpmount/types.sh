@@ -102,6 +102,8 @@ types ""
 # the next listing keeps the types (the attribute timeout is 1 s)
 sleep 3
 types " (after the next listing)"
+# nothing was refused by the server or uploaded from a FIFO
+nt_check_not "no warning in the daemon log" grep -E "warning:" "$NT_LOG"
 
 nt_unmount
 nt_finish
