@@ -245,6 +245,33 @@ def test_fs_ops():
     eq(op(d, "x", {"op": "unlink", "path": "hl"}).status, 200, "unlink")
     check(not os.path.exists(P("hl")), "unlinked")
     eq(op(d, "x", {"op": "unlink", "path": "hl"}).status, 404, "unlink missing")
+    # FIFOs and sockets (exact mode: noxd's umask not applied); listed as
+    # "other" with their "kind"; no kind makes a device node
+    eq(op(d, "x", {"op": "mknod", "path": "fifo", "mode": 0o666,
+                   "kind": "fifo"}).status, 200, "mknod fifo")
+    st = os.lstat(P("fifo"))
+    check(stat.S_ISFIFO(st.st_mode), "a FIFO")
+    eq(stat.S_IMODE(st.st_mode), 0o666, "FIFO mode")
+    eq(op(d, "x", {"op": "mknod", "path": "sock", "kind": "socket"}).status,
+       200, "mknod socket")
+    check(stat.S_ISSOCK(os.lstat(P("sock")).st_mode), "a socket")
+    r = op(d, "x", {"op": "mknod", "path": "fifo", "kind": "fifo"})
+    eq((r.status, r.json()["errno"]), (409, "EEXIST"), "mknod existing")
+    for kind in ("chr", "blk", "file", 3):
+        r = op(d, "x", {"op": "mknod", "path": "dev", "mode": 0o600,
+                        "kind": kind})
+        eq(r.status, 400, "mknod kind %r refused" % (kind,))
+    r = op(d, "x", {"op": "mknod", "path": "dev"})
+    eq(r.status, 400, "mknod without a kind refused")
+    check(not os.path.lexists(P("dev")), "no device node made")
+    j = fs_get(d, "x", "stat", "fifo").json()
+    eq((j["type"], j.get("kind")), ("other", "fifo"), "stat of a FIFO")
+    kinds = {e["path"]: (e["type"], e.get("kind"))
+             for e in fs_get(d, "x", "tree", "").json()["entries"]}
+    eq(kinds["sock"], ("other", "socket"), "tree: a socket")
+    eq(kinds["r.txt"], ("file", None), "tree: a file has no kind")
+    eq(op(d, "x", {"op": "unlink", "path": "fifo"}).status, 200,
+       "unlink a FIFO")
     # malformed requests
     for bad in ({"op": "frobnicate", "path": "a"}, {"path": "a"},
                 {"op": "unlink"}, {"op": "unlink", "path": 5},

@@ -9,6 +9,7 @@
  * claims a directory where the tree has a symlink, and that names paths
  * a pending local operation holds (busy inode, skipped path).  Nothing
  * may appear outside the tree, busy and skipped entries stay as they are.
+ * FIFOs and sockets are mirrored as such; a device never is.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -302,6 +303,67 @@ static void test_merge_links(void)
 	free(base);
 }
 
+static mode_t type_of(const char *dir, const char *name)
+{
+	struct stat st;
+	char *p = tu_strf("%s/%s", dir, name);
+	mode_t r = lstat(p, &st) == 0 ? st.st_mode : 0;
+
+	free(p);
+	return r;
+}
+
+/*
+ * FIFOs and sockets (find's p and s) are mirrored as nodes of their type
+ * with their mode, a file there becomes one, and a device (c, b) shows
+ * as a file, never as a device.
+ */
+static void test_merge_types(void)
+{
+	char *base = tu_mkdtemp("manifest");
+	char *tree = tu_strf("%s/tree", base);
+	char buf[1024], *p;
+	struct manifest m;
+	struct listing l;
+	struct nox_err err;
+	struct guard g = {0, NULL};
+	size_t n;
+	int tfd, fd;
+
+	CU_ASSERT_FATAL(mkdir(tree, 0700) == 0);
+	tfd = open(tree, O_PATH | O_DIRECTORY);
+	CU_ASSERT_FATAL(tfd >= 0);
+	CU_ASSERT_FATAL(manifest_init(&m) == 0);
+	p = tu_strf("%s/was-file", tree);
+	fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	CU_ASSERT(fd >= 0 && close(fd) == 0);
+	free(p);
+
+	n = rec(buf, 0, "p", "640", "0", "", "fifo");
+	n = rec(buf, n, "s", "755", "0", "", "sock");
+	n = rec(buf, n, "p", "600", "0", "", "was-file");
+	n = rec(buf, n, "c", "666", "0", "", "null");
+	CU_ASSERT_FATAL(listing_parse_find(buf, n, &l, &err) == 0);
+	CU_ASSERT_EQUAL(
+	    manifest_merge(&m, tfd, &l, -1, g_busy, g_skip, &g, &err), 0);
+	CU_ASSERT_EQUAL(type_of(tree, "fifo"), S_IFIFO | 0640);
+	CU_ASSERT_EQUAL(type_of(tree, "sock"), S_IFSOCK | 0755);
+	CU_ASSERT_EQUAL(type_of(tree, "was-file"), S_IFIFO | 0600);
+	CU_ASSERT_EQUAL(type_of(tree, "null"), S_IFREG | 0666);
+	/* the same listing again changes nothing; a mode change is kept */
+	l.v[0].mode = 0600;
+	CU_ASSERT_EQUAL(
+	    manifest_merge(&m, tfd, &l, -1, g_busy, g_skip, &g, &err), 0);
+	listing_cleanup(&l);
+	CU_ASSERT_EQUAL(type_of(tree, "fifo"), S_IFIFO | 0600);
+
+	manifest_cleanup(&m);
+	close(tfd);
+	tu_rm_rf(base);
+	free(tree);
+	free(base);
+}
+
 int main(void)
 {
 	static const struct tu_test tests[] = {
@@ -310,6 +372,8 @@ int main(void)
 	     test_merge_hostile},
 	    {"merge: hard links grouped by server inode, split, kept",
 	     test_merge_links},
+	    {"merge: FIFOs and sockets mirrored, devices as files",
+	     test_merge_types},
 	    {NULL, NULL}};
 
 	return tu_main("manifest", tests);
