@@ -1010,18 +1010,19 @@ static bool caller_may_mknod(fuse_req_t req)
 static int check_mknod_type(fuse_req_t req, const struct fs_node *dir,
 			    mode_t mode)
 {
+	const struct fs_sandbox_hooks *hooks = dir->sb->hooks;
+
 	switch (mode & S_IFMT) {
 	case S_IFREG:
 		return 0;
 	case S_IFIFO:
 	case S_IFSOCK:
-		if (!dir->sb->hooks->by_path)
+		if (!hooks->by_path)
 			return 0;
-		return dir->sb->hooks->can_mknod &&
-			       dir->sb->hooks->can_mknod(dir->sb,
-							 mode & S_IFMT)
-			   ? 0
-			   : EPERM;
+		if (hooks->can_mknod &&
+		    hooks->can_mknod(dir->sb, mode & S_IFMT))
+			return 0;
+		return EPERM;
 	case S_IFCHR:
 	case S_IFBLK:
 		if (dir->sb->hooks->by_path)

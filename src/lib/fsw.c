@@ -749,6 +749,7 @@ static const struct op_spec *spec_of(enum fsw_opcode code)
 char *fsw_op_encode(const struct fsw_op *op)
 {
 	const struct op_spec *spec = spec_of(op->code);
+	const char *kind = stat_kind(op->fmt);
 	json_object *o;
 	unsigned f;
 	char *s = NULL;
@@ -780,9 +781,9 @@ char *fsw_op_encode(const struct fsw_op *op)
 		      add(o, "mtimeNs", json_object_new_int64(op->mtime_ns));
 	if (!bad && (f & FA_EXCL))
 		bad = add(o, "excl", json_object_new_boolean(op->excl));
+	/* no kind for anything else: a device node cannot be asked for */
 	if (!bad && (f & FA_KIND))
-		bad = !stat_kind(op->fmt) ||
-		      add(o, "kind", json_object_new_string(stat_kind(op->fmt)));
+		bad = !kind || add(o, "kind", json_object_new_string(kind));
 	if (!bad)
 		s = strdup(json_object_to_json_string_ext(o, FSW_JSON_OUT));
 	json_object_put(o);

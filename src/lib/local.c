@@ -1386,8 +1386,8 @@ static int local_mknod(struct nox_backend *b, const char *id, const char *path,
 	int r;
 
 	if (!S_ISFIFO(mode) && !S_ISSOCK(mode))
-		return nox_err_set(err, EPERM, "mknod '%s': not a FIFO or "
-				   "socket", path);
+		return nox_err_set(err, EPERM,
+				   "mknod '%s': not a FIFO or socket", path);
 	r = at_resolve(to_local(b), id, path, "mknod", &a, err);
 	if (r < 0)
 		return r;

@@ -232,8 +232,7 @@ static void test_stat_round_trip(void)
 	st.st_mode = S_IFIFO | 0600;
 	o = fsw_stat_build(&st, NULL);
 	CU_ASSERT_STRING_EQUAL(
-	    json_object_get_string(json_object_object_get(o, "type")),
-	    "other");
+	    json_object_get_string(json_object_object_get(o, "type")), "other");
 	CU_ASSERT_STRING_EQUAL(
 	    json_object_get_string(json_object_object_get(o, "kind")), "fifo");
 	CU_ASSERT_EQUAL(fsw_stat_parse(o, &back, why, sizeof(why)), 0);
@@ -514,9 +513,9 @@ static void test_op_round_trip(void)
 	op.code = FSW_OP_MKNOD;
 	op.fmt = S_IFSOCK;
 	s = fsw_op_encode(&op);
-	CU_ASSERT_STRING_EQUAL(
-	    s, "{\"op\":\"mknod\",\"path\":\"f\",\"mode\":420,"
-	       "\"kind\":\"socket\"}");
+	CU_ASSERT_STRING_EQUAL(s,
+			       "{\"op\":\"mknod\",\"path\":\"f\",\"mode\":420,"
+			       "\"kind\":\"socket\"}");
 	free(s);
 	/* no device node can be put on the wire */
 	op.fmt = S_IFCHR;
