@@ -416,6 +416,7 @@ int cache_list_fetch(struct cache *c, struct fs_node *n)
 	struct ment *me;
 	struct stat st = {0};
 	bool drained = false;
+	off_t need;
 	int r;
 
 	cache_lock(c, CACHE_MU);
@@ -425,7 +426,23 @@ int cache_list_fetch(struct cache *c, struct fs_node *n)
 			cache_unlock(c, CACHE_MU);
 			return -ENOENT;
 		}
-		if (!me || me->fetched) {
+		if (me && me->fetched) {
+			bool named = me->path != NULL;
+
+			/* the eviction's clock; its name, if it lost it */
+			cache_space_used_locked(me, NULL);
+			cache_unlock(c, CACHE_MU);
+			if (!named && cache_node_path(c->sb, n, path,
+						      sizeof(path)) == 0) {
+				cache_lock(c, CACHE_MU);
+				me = manifest_get(&c->man, n->sino);
+				if (me && me->fetched && !me->path)
+					cache_space_used_locked(me, path);
+				cache_unlock(c, CACHE_MU);
+			}
+			return 0;
+		}
+		if (!me) {
 			cache_unlock(c, CACHE_MU);
 			return 0;
 		}
@@ -453,8 +470,10 @@ int cache_list_fetch(struct cache *c, struct fs_node *n)
 		cache_wait(c);
 	}
 	me->fetching = true;
+	need = me->rsize;
 	cache_unlock(c, CACHE_MU);
 
+	cache_space_room(c, need); /* within -o cache_max, if it can */
 	nox_err_clear(&err);
 	r = cache_node_path(c->sb, n, path, sizeof(path));
 	if (r == 0)
@@ -474,6 +493,7 @@ int cache_list_fetch(struct cache *c, struct fs_node *n)
 			me->fetched = true;
 			me->rsize = st.st_size;
 			me->rmtime = ts_ns(&st.st_mtim);
+			cache_space_used_locked(me, path);
 			c->man_dirty = true;
 		}
 	}
@@ -481,7 +501,14 @@ int cache_list_fetch(struct cache *c, struct fs_node *n)
 		c->stale = true;
 	pthread_cond_broadcast(&c->cond);
 	cache_unlock(c, CACHE_MU);
-	if (r < 0)
+	if (r == -ENOSPC)
+		/* what is left after evicting every clean closed file */
+		nox_log(NOX_LOG_WARN,
+			"%s: download of %s (%lld bytes): the cache directory "
+			"%s is full (%s)",
+			c->sb->id, path, (long long)need, c->dir,
+			nox_err_str(&err, r));
+	else if (r < 0)
 		nox_log(NOX_LOG_WARN, "%s: download of %s: %s", c->sb->id, path,
 			nox_err_str(&err, r));
 	return r;
