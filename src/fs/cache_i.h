@@ -128,7 +128,7 @@ struct cache {
  *
  * cache_space.c's space_mu (one eviction pass for the whole mount) is
  * taken with no cache lock held; inside it, one sandbox's op_mu then mu
- * at a time, and table.mutex (fs_sandbox_list, fs_node_pinned).
+ * at a time, and table.mutex inside op_mu (fs_node_pinned).
  *
  * op_mu and drain_mu are never held together (a drain sends requests;
  * an operation must not wait on the network, and op_end drains after
@@ -227,9 +227,14 @@ void cache_space_used_locked(struct ment *me, const char *path);
  * in -o cache_max and the cache disk has twice need free (or nothing
  * more can go: a download may exceed the bound for a while). */
 void cache_space_room(struct cache *c, off_t need);
-/* The server's figures for the sandbox (fs/statfs, or df through an
- * exec on v1), reused for 3 s; 0 or -errno. */
+/* The server's figures for the sandbox, reused for the attribute
+ * timeout (at least 3 s): those the first listing carried (it is taken
+ * for them on a sandbox not listed yet), else fs/statfs, or df through
+ * an exec on v1; 0 or -errno. */
 int cache_space_statfs(struct cache *c, struct statvfs *sv);
+/* Keeps the space figures in df -P output text (the v1 listing's
+ * stderr), if it holds them, as the sandbox's statfs answer. */
+void cache_space_statfs_note(struct cache *c, const char *text);
 /* The mount root's figures: the cache (size cache_max, used what the
  * attached sandboxes' downloaded contents take).  Always 0. */
 int cache_space_statfs_root(struct fs *fs, struct statvfs *sv);

@@ -137,12 +137,38 @@ static int tree_cb(const char *rel, const struct stat *st, const char *target,
 }
 
 /*
+ * The v1 listing command with the workspace's space figures on stderr:
+ * find's argv run as it is, then df (so a statfs after the listing costs
+ * no exec); the exit status stays find's.  NULL if argv is too long.
+ */
+static const char *const *find_df_argv(const char **v, size_t n)
+{
+	static const char script[] = "\"$@\"; r=$?; df -P -k /workspace >&2; "
+				     "df -P -i /workspace >&2; exit $r";
+	const char *const *find = listing_find_argv();
+	size_t i = 0, j;
+
+	v[i++] = "sh";
+	v[i++] = "-c";
+	v[i++] = script;
+	v[i++] = "sh";
+	for (j = 0; find[j]; j++) {
+		if (i + 1 >= n)
+			return NULL;
+		v[i++] = find[j];
+	}
+	v[i] = NULL;
+	return v;
+}
+
+/*
  * The listing: on a server with nox.fs one GET fs/tree (no command runs);
  * else one exec of find (-ENOSYS: take a tar of the workspace instead).
  */
 static int take_listing(struct cache *c, struct listing *l, struct nox_err *err)
 {
-	struct nox_exec_req req = {.argv = listing_find_argv(),
+	const char *argv[24];
+	struct nox_exec_req req = {.argv = find_df_argv(argv, 24),
 				   .timeout_seconds = 60};
 	struct nox_exec_result res;
 	int r;
@@ -159,10 +185,13 @@ static int take_listing(struct cache *c, struct listing *l, struct nox_err *err)
 		listing_cleanup(l);
 		memset(l, 0, sizeof(*l));
 	}
+	if (!req.argv)
+		req.argv = listing_find_argv();
 	memset(&res, 0, sizeof(res));
 	r = nox_backend_exec(c->be, c->sb->id, &req, &res, err);
 	if (r < 0)
 		return r;
+	cache_space_statfs_note(c, res.err ? res.err : "");
 	if (res.exit_code == 0 && !res.out_truncated) {
 		r = listing_parse_find(res.out ? res.out : "", res.out_len, l,
 				       err);

@@ -26,7 +26,8 @@
 
 /* The default bound: 10 % of the cache disk, at most this. */
 #define SPACE_DEFAULT_MAX (4ll << 30)
-/* How long a sandbox's statfs answer is reused (df in a loop). */
+/* How long a sandbox's statfs answer is reused (df in a loop), at least;
+ * longer when the attribute timeout is. */
 #define SPACE_STATFS_MS 3000
 
 /*
@@ -140,8 +141,10 @@ static void scan_locked(struct cache *c, struct scan *s, bool victims)
 			if (!me->fetched)
 				continue;
 			s->used += me->rsize;
+			/* local changes are checked by evict(), for the few
+			 * it tries: cache_busy_locked walks the journal */
 			if (!victims || me->fetching || !me->path ||
-			    me->rsize == 0 || cache_busy_locked(c, me->ino))
+			    me->rsize == 0)
 				continue;
 			if (s->n == s->cap) {
 				size_t nc = s->cap ? s->cap * 2 : 64;
@@ -162,20 +165,15 @@ static void scan_locked(struct cache *c, struct scan *s, bool victims)
 	}
 }
 
-/* Every attached sandbox's cache into s (the caller puts *sbs). */
-static void scan_all(struct fs *fs, struct scan *s, bool victims,
-		     struct fs_sandbox ***sbs, size_t *nsb)
+/* The caches of sandboxes sbs[0..nsb) (fs_sandbox_list) into s. */
+static void scan_all(struct fs_sandbox **sbs, size_t nsb, struct scan *s,
+		     bool victims)
 {
 	size_t i;
 
-	*sbs = NULL;
-	*nsb = 0;
-	if (fs_sandbox_list(fs, sbs, nsb) < 0)
-		return;
-	for (i = 0; i < *nsb; i++) {
-		struct cache *c = (*sbs)[i]->hooks == &fs_http_hooks
-				      ? cache_of((*sbs)[i])
-				      : NULL;
+	for (i = 0; i < nsb; i++) {
+		struct cache *c =
+		    sbs[i]->hooks == &fs_http_hooks ? cache_of(sbs[i]) : NULL;
 
 		if (!c)
 			continue;
@@ -303,14 +301,19 @@ void cache_space_room(struct cache *c, off_t need)
 	long long max, avail;
 	size_t nsb, i, gone = 0;
 
+	if (fs_sandbox_list(fs, &sbs, &nsb) < 0)
+		return;
 	pthread_mutex_lock(&space_mu);
 	max = max_locked(fs);
-	scan_all(fs, &s, true, &sbs, &nsb);
+	scan_all(sbs, nsb, &s, false);
 	avail = disk_avail(c);
 	/* a download needs its size twice on the disk for a moment (the
 	 * answer's tar, then the tree file) */
 	if (s.used + need <= max && (avail < 0 || avail >= 2 * (long long)need))
 		goto out;
+	/* over: again, with the candidates (the bytes as they are now) */
+	s.used = 0;
+	scan_all(sbs, nsb, &s, true);
 	qsort(s.v, s.n, sizeof(*s.v), victim_cmp);
 	for (i = 0; i < s.n; i++) {
 		struct cache *vc = cache_of(s.v[i].sb);
@@ -402,21 +405,53 @@ static int server_statfs(struct cache *c, struct statvfs *sv,
 	return r;
 }
 
+void cache_space_statfs_note(struct cache *c, const char *text)
+{
+	struct statvfs sv;
+
+	if (parse_df(text, &sv) < 0)
+		return;
+	cache_lock(c, CACHE_MU);
+	c->sv = sv;
+	mono_now(&c->sv_at);
+	c->sv_known = true;
+	cache_unlock(c, CACHE_MU);
+}
+
+/* The figures kept for c, if fresh enough; true then. */
+static bool statfs_kept(struct cache *c, struct statvfs *sv, bool *listed)
+{
+	double ttl = c->list_ttl > SPACE_STATFS_MS / 1000.0
+			 ? c->list_ttl
+			 : SPACE_STATFS_MS / 1000.0;
+	struct timespec now;
+	bool kept;
+
+	mono_now(&now);
+	cache_lock(c, CACHE_MU);
+	kept = c->sv_known && ts_diff(&now, &c->sv_at) < ttl;
+	if (kept)
+		*sv = c->sv;
+	*listed = c->listed;
+	cache_unlock(c, CACHE_MU);
+	return kept;
+}
+
 int cache_space_statfs(struct cache *c, struct statvfs *sv)
 {
 	struct timespec now;
 	struct nox_err err;
+	bool listed;
 	int r;
 
-	mono_now(&now);
-	cache_lock(c, CACHE_MU);
-	if (c->sv_known && ts_diff(&now, &c->sv_at) * 1000 < SPACE_STATFS_MS) {
-		*sv = c->sv;
-		cache_unlock(c, CACHE_MU);
+	if (statfs_kept(c, sv, &listed))
 		return 0;
-	}
-	cache_unlock(c, CACHE_MU);
+	/* the first listing, due at the first access anyway, carries the
+	 * figures (find does its statfs before it reads the directory) */
+	if (!listed && cache_list_ensure(c) == 0 && statfs_kept(c, sv, &listed))
+		return 0;
 
+	mono_now(&now);
 	nox_err_clear(&err);
 	r = server_statfs(c, sv, &err);
 	r = cache_check_gone(c, r);
@@ -449,8 +484,10 @@ int cache_space_statfs_root(struct fs *fs, struct statvfs *sv)
 	pthread_mutex_lock(&space_mu);
 	max = max_locked(fs);
 	pthread_mutex_unlock(&space_mu);
-	scan_all(fs, &s, false, &sbs, &nsb);
-	put_all(sbs, nsb);
+	if (fs_sandbox_list(fs, &sbs, &nsb) == 0) {
+		scan_all(sbs, nsb, &s, false);
+		put_all(sbs, nsb);
+	}
 	base = cache_base_dir(fs);
 	r = base ? statvfs_up(base, &disk) : -ENOMEM;
 	free(base);

@@ -4,11 +4,12 @@
 # (NOX_TEST_BACKEND=noxd / noxd-v1).
 #
 # The cache dir is a 48 MiB tmpfs and the mount has -o cache_max=8M.
-# Checked: du of files not downloaded yet counts their real size; df at
-# the mount root shows the documented figures (size cache_max); df in a
-# sandbox shows the server's disk (the one holding noxd's base dir), not
-# the cache's; reading 24 MiB of files twice keeps the cache dir within
-# the bound and every byte right; a file written and still journaled
+# Checked: df of a sandbox not listed yet costs no request beyond its
+# listing (info or touch, fs/tree or find); du of files not downloaded yet
+# counts their real size; df at the mount root shows the documented
+# figures (size cache_max); df in a sandbox shows the server's disk (the
+# one holding noxd's base dir), not the cache's; reading 24 MiB of files
+# twice keeps the cache dir within the bound and every byte right; a file written and still journaled
 # (writeback_delay) is never evicted and reaches the server whole; a file
 # held open while others are read still reads right; a 16 MiB file (over
 # cache_max) reads right and is evicted by the next download; a 64 MiB
@@ -63,6 +64,14 @@ rm -rf "${CACHE:?}"/*
 nt_mount "$OPTS"
 W="$NT_MNT/$ID"
 C="$W/.nox"
+
+# -- df first, on a sandbox not listed yet: the listing carries the figures
+hm_snap
+stat -f "$W" >/dev/null
+ls "$W" >/dev/null
+n=$(hm_delta)
+nt_check "df then ls of a cold sandbox: <= 2 requests, the listing carries df (got $n: $(hm_deltas))" \
+	test "$n" -le 2
 
 # -- du and df, nothing downloaded ----------------------------------------
 kib=$(du -sk "$W" | cut -f1)
