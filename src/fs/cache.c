@@ -170,6 +170,11 @@ static char *base_dir(struct fs *fs)
 	return strdup(buf);
 }
 
+char *cache_base_dir(struct fs *fs)
+{
+	return base_dir(fs);
+}
+
 static int take_lock(const char *base, struct nox_err *err)
 {
 	char path[PATH_MAX];
@@ -1748,6 +1753,32 @@ static void http_after_exec(struct fs_sandbox *sb)
 	cache_unlock(c, CACHE_MU);
 }
 
+/* A sandbox: the server's figures; the mount root: the cache's. */
+static int http_statfs(struct fs *fs, struct fs_sandbox *sb, struct statvfs *sv)
+{
+	struct cache *c;
+
+	if (!sb)
+		return cache_space_statfs_root(fs, sv);
+	c = cache_of(sb);
+	return c ? cache_space_statfs(c, sv) : -ESTALE;
+}
+
+/* A placeholder has no blocks: du counts those of its real size. */
+static void http_attr(struct fs_sandbox *sb, struct stat *st)
+{
+	struct cache *c = cache_of(sb);
+	struct ment *me;
+
+	if (!c)
+		return;
+	cache_lock(c, CACHE_MU);
+	me = manifest_get(&c->man, st->st_ino);
+	if (me && !me->fetched)
+		st->st_blocks = (blkcnt_t)((st->st_size + 511) / 512);
+	cache_unlock(c, CACHE_MU);
+}
+
 const struct fs_sandbox_hooks fs_http_hooks = {
     .name = "http",
     .by_path = true,
@@ -1763,6 +1794,8 @@ const struct fs_sandbox_hooks fs_http_hooks = {
     .flush = http_flush,
     .after_exec = http_after_exec,
     .before_read = http_before_read,
+    .statfs = http_statfs,
+    .attr = http_attr,
     .op_begin = http_op_begin,
     .op_end = http_op_end,
     .can_mknod = http_can_mknod,

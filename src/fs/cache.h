@@ -25,8 +25,9 @@
  * many files per tar.  docs/cache.md states the guarantees.
  *
  * Parts: cache.c (this hooks table, attach/detach, appends, replay),
- * cache_list.c (listings, downloads), cache_drain.c (the drain); they
- * share the private cache_i.h.
+ * cache_list.c (listings, downloads), cache_drain.c (the drain),
+ * cache_space.c (the bound -o cache_max, eviction, statfs); they share
+ * the private cache_i.h.
  *
  * Locking: the hooks take the layer's own mutexes only; the core builds
  * an operation's paths under the layer's op_mu (between op_begin and

@@ -873,9 +873,14 @@ static void confirmed_locked(struct cache *c, const struct jent *e)
 {
 	if (e->ino == 0)
 		return;
-	if (e->op == J_UPLOAD)
-		manifest_set(&c->man, e->ino, e->size, e->mtime_ns, true);
-	else if (e->op == J_CREATE)
+	if (e->op == J_UPLOAD) {
+		struct ment *me =
+		    manifest_set(&c->man, e->ino, e->size, e->mtime_ns, true);
+
+		/* clean now: the eviction may take it */
+		if (me)
+			cache_space_used_locked(me, e->path);
+	} else if (e->op == J_CREATE)
 		manifest_set(&c->man, e->ino, 0, e->mtime_ns, true);
 	else if (e->op == J_MKDIR || e->op == J_SYMLINK || e->op == J_MKNOD)
 		manifest_set(&c->man, e->ino, 0, 0, true);

@@ -1,6 +1,7 @@
 /*
  * cache_i.h - private to the cache layer (cache.c, cache_list.c,
- * cache_drain.c): the per-sandbox state and the calls between its parts.
+ * cache_drain.c, cache_space.c): the per-sandbox state and the calls
+ * between its parts.
  */
 #ifndef NOXFS_CACHE_I_H
 #define NOXFS_CACHE_I_H
@@ -8,6 +9,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -101,6 +103,12 @@ struct cache {
 	unsigned long walks; /* op_mu: tree walks by inode (replay, a file
 				whose kept name went) */
 
+	/* the server's statfs answer, reused for a few seconds
+	 * (cache_space.c); protected by mu */
+	struct statvfs sv;
+	struct timespec sv_at;
+	bool sv_known;
+
 	pthread_mutex_t drain_mu; /* one drain at a time */
 	int batch_fd;		  /* drain_mu: the batch tar, reused, or -1 */
 	pthread_t thr;
@@ -118,6 +126,10 @@ struct cache {
  *   drain_mu -> mu
  *   drain_mu -> table.mutex     a drain that finds the sandbox gone
  *                               detaches it (fs_sandbox_detach)
+ *
+ * cache_space.c's space_mu (one eviction pass for the whole mount) is
+ * taken with no cache lock held; inside it, one sandbox's op_mu then mu
+ * at a time, and table.mutex inside op_mu (fs_node_pinned).
  *
  * op_mu and drain_mu are never held together (a drain sends requests;
  * an operation must not wait on the network, and op_end drains after
@@ -186,6 +198,8 @@ uint64_t cache_last_seq_of(struct cache *c, ino_t ino);
 /* Tree path of node n (the core's names). */
 int cache_node_path(struct fs_sandbox *sb, struct fs_node *n, char *buf,
 		    size_t size);
+/* The cache base directory (CACHE/<host>), malloc'd, or NULL. */
+char *cache_base_dir(struct fs *fs);
 /* A new empty directory CACHE/.../tmp/PREFIX-N; its fd, name in buf. */
 int cache_tmp_dir(struct cache *c, const char *prefix, char *buf, size_t size);
 void cache_tmp_dir_remove(struct cache *c, const char *name, int fd);
@@ -204,6 +218,28 @@ int cache_check_gone(struct cache *c, int r);
 int cache_list_ensure(struct cache *c);
 /* Downloads placeholder n's content, once; 0 or -errno. */
 int cache_list_fetch(struct cache *c, struct fs_node *n);
+
+/* ---- cache_space.c: the bound, eviction, statfs ---- */
+
+/* With mu: me was just opened or downloaded (or uploaded) by tree path
+ * path (NULL: keep the one known): the eviction's clock and name. */
+void cache_space_used_locked(struct ment *me, const char *path);
+/* Before a download of need bytes, with no cache lock held: evicts
+ * clean closed files, least recently used first, until the contents fit
+ * in -o cache_max and the cache disk has twice need free (or nothing
+ * more can go: a download may exceed the bound for a while). */
+void cache_space_room(struct cache *c, off_t need);
+/* The server's figures for the sandbox, reused for the attribute
+ * timeout (at least 3 s): those the first listing carried (it is taken
+ * for them on a sandbox not listed yet), else fs/statfs, or df through
+ * an exec on v1; 0 or -errno. */
+int cache_space_statfs(struct cache *c, struct statvfs *sv);
+/* Keeps the space figures in df -P output text (the v1 listing's
+ * stderr), if it holds them, as the sandbox's statfs answer. */
+void cache_space_statfs_note(struct cache *c, const char *text);
+/* The mount root's figures: the cache (size cache_max, used what the
+ * attached sandboxes' downloaded contents take).  Always 0. */
+int cache_space_statfs_root(struct fs *fs, struct statvfs *sv);
 
 /* ---- cache_drain.c: the drain and the uploads ---- */
 

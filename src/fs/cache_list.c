@@ -137,12 +137,38 @@ static int tree_cb(const char *rel, const struct stat *st, const char *target,
 }
 
 /*
+ * The v1 listing command with the workspace's space figures on stderr:
+ * find's argv run as it is, then df (so a statfs after the listing costs
+ * no exec); the exit status stays find's.  NULL if argv is too long.
+ */
+static const char *const *find_df_argv(const char **v, size_t n)
+{
+	static const char script[] = "\"$@\"; r=$?; df -P -k /workspace >&2; "
+				     "df -P -i /workspace >&2; exit $r";
+	const char *const *find = listing_find_argv();
+	size_t i = 0, j;
+
+	v[i++] = "sh";
+	v[i++] = "-c";
+	v[i++] = script;
+	v[i++] = "sh";
+	for (j = 0; find[j]; j++) {
+		if (i + 1 >= n)
+			return NULL;
+		v[i++] = find[j];
+	}
+	v[i] = NULL;
+	return v;
+}
+
+/*
  * The listing: on a server with nox.fs one GET fs/tree (no command runs);
  * else one exec of find (-ENOSYS: take a tar of the workspace instead).
  */
 static int take_listing(struct cache *c, struct listing *l, struct nox_err *err)
 {
-	struct nox_exec_req req = {.argv = listing_find_argv(),
+	const char *argv[24];
+	struct nox_exec_req req = {.argv = find_df_argv(argv, 24),
 				   .timeout_seconds = 60};
 	struct nox_exec_result res;
 	int r;
@@ -159,10 +185,13 @@ static int take_listing(struct cache *c, struct listing *l, struct nox_err *err)
 		listing_cleanup(l);
 		memset(l, 0, sizeof(*l));
 	}
+	if (!req.argv)
+		req.argv = listing_find_argv();
 	memset(&res, 0, sizeof(res));
 	r = nox_backend_exec(c->be, c->sb->id, &req, &res, err);
 	if (r < 0)
 		return r;
+	cache_space_statfs_note(c, res.err ? res.err : "");
 	if (res.exit_code == 0 && !res.out_truncated) {
 		r = listing_parse_find(res.out ? res.out : "", res.out_len, l,
 				       err);
@@ -416,6 +445,7 @@ int cache_list_fetch(struct cache *c, struct fs_node *n)
 	struct ment *me;
 	struct stat st = {0};
 	bool drained = false;
+	off_t need;
 	int r;
 
 	cache_lock(c, CACHE_MU);
@@ -425,7 +455,23 @@ int cache_list_fetch(struct cache *c, struct fs_node *n)
 			cache_unlock(c, CACHE_MU);
 			return -ENOENT;
 		}
-		if (!me || me->fetched) {
+		if (me && me->fetched) {
+			bool named = me->path != NULL;
+
+			/* the eviction's clock; its name, if it lost it */
+			cache_space_used_locked(me, NULL);
+			cache_unlock(c, CACHE_MU);
+			if (!named && cache_node_path(c->sb, n, path,
+						      sizeof(path)) == 0) {
+				cache_lock(c, CACHE_MU);
+				me = manifest_get(&c->man, n->sino);
+				if (me && me->fetched && !me->path)
+					cache_space_used_locked(me, path);
+				cache_unlock(c, CACHE_MU);
+			}
+			return 0;
+		}
+		if (!me) {
 			cache_unlock(c, CACHE_MU);
 			return 0;
 		}
@@ -453,8 +499,10 @@ int cache_list_fetch(struct cache *c, struct fs_node *n)
 		cache_wait(c);
 	}
 	me->fetching = true;
+	need = me->rsize;
 	cache_unlock(c, CACHE_MU);
 
+	cache_space_room(c, need); /* within -o cache_max, if it can */
 	nox_err_clear(&err);
 	r = cache_node_path(c->sb, n, path, sizeof(path));
 	if (r == 0)
@@ -474,6 +522,7 @@ int cache_list_fetch(struct cache *c, struct fs_node *n)
 			me->fetched = true;
 			me->rsize = st.st_size;
 			me->rmtime = ts_ns(&st.st_mtim);
+			cache_space_used_locked(me, path);
 			c->man_dirty = true;
 		}
 	}
@@ -481,7 +530,14 @@ int cache_list_fetch(struct cache *c, struct fs_node *n)
 		c->stale = true;
 	pthread_cond_broadcast(&c->cond);
 	cache_unlock(c, CACHE_MU);
-	if (r < 0)
+	if (r == -ENOSPC)
+		/* what is left after evicting every clean closed file */
+		nox_log(NOX_LOG_WARN,
+			"%s: download of %s (%lld bytes): the cache directory "
+			"%s is full (%s)",
+			c->sb->id, path, (long long)need, c->dir,
+			nox_err_str(&err, r));
+	else if (r < 0)
 		nox_log(NOX_LOG_WARN, "%s: download of %s: %s", c->sb->id, path,
 			nox_err_str(&err, r));
 	return r;

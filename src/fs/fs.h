@@ -37,6 +37,8 @@ struct fs_opts {
 	int exec_timeout;     /* -o exec_timeout=S */
 	long ttl;	      /* -o ttl=S */
 	char *cache_dir;      /* -o cache_dir=DIR (http) */
+	char *cache_max_s;    /* -o cache_max=SIZE (http), as given */
+	unsigned long long cache_max; /* parsed; 0: 10 % of the cache disk */
 	double attr_timeout;  /* -o attr_timeout=S */
 	double entry_timeout; /* -o entry_timeout=S */
 	int unisolated;	      /* -o unisolated (local) */

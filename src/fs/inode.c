@@ -636,6 +636,23 @@ struct fs_node *fs_node_find(struct fs_table *t, struct fs_sandbox *sb,
 	return n;
 }
 
+bool fs_node_pinned(struct fs_table *t, struct fs_sandbox *sb, dev_t dev,
+		    ino_t sino)
+{
+	struct fs_node *n;
+	bool pinned = false;
+
+	pthread_mutex_lock(&t->mutex);
+	n = find_locked(t, sb, FS_WS, dev, sino);
+	if (n) {
+		pthread_mutex_lock(&t->fdmu);
+		pinned = n->fd_pins > 0;
+		pthread_mutex_unlock(&t->fdmu);
+	}
+	pthread_mutex_unlock(&t->mutex);
+	return pinned;
+}
+
 void fs_node_note_attr(struct fs_table *t, struct fs_node *n,
 		       const struct stat *st)
 {

@@ -190,6 +190,11 @@ void fs_node_fd_put(struct fs_table *t, struct fs_node *n);
 /* Finds the WS node of (sb, dev, ino) without counting a lookup. */
 struct fs_node *fs_node_find(struct fs_table *t, struct fs_sandbox *sb,
 			     dev_t dev, ino_t sino);
+/* True when the WS node of (sb, dev, ino) is pinned: a FUSE handle is
+ * open on it or an operation uses its descriptor (the cache's eviction
+ * leaves such files alone). */
+bool fs_node_pinned(struct fs_table *t, struct fs_sandbox *sb, dev_t dev,
+		    ino_t sino);
 
 /* Records that n is now known as parent/name (rename). */
 void fs_node_set_name(struct fs_table *t, struct fs_node *n,

@@ -65,6 +65,7 @@ static const struct fuse_opt fs_opt_spec[] = {
     FS_OPT("exec_timeout=%d", exec_timeout, 0),
     FS_OPT("ttl=%ld", ttl, 0),
     FS_OPT("cache_dir=%s", cache_dir, 0),
+    FS_OPT("cache_max=%s", cache_max_s, 0),
     FS_OPT("attr_timeout=%lf", attr_timeout, 0),
     FS_OPT("entry_timeout=%lf", entry_timeout, 0),
     FS_OPT("unisolated", unisolated, 1),
@@ -304,6 +305,10 @@ static void usage(const char *prog)
 	       "                           (default 64M; K, M, G suffixes; "
 	       "at most 1G)\n"
 	       "    -o cache_dir=DIR       http: local cache directory\n"
+	       "    -o cache_max=SIZE      http: downloaded contents kept "
+	       "(K, M, G;\n"
+	       "                           default 10 %% of the cache disk, "
+	       "at most 4G)\n"
 	       "    -o writeback_delay=MS  http: defer and batch uploads\n"
 	       "    -o token=TOKEN         http: bearer token (default:\n"
 	       "                           $NOXRUNNER_TOKEN)\n"
@@ -423,6 +428,15 @@ static int opts_check_exec(struct fs_opts *o)
 			return -1;
 		}
 		o->exec_output_max = (size_t)v;
+	}
+	if (o->cache_max_s) {
+		if (parse_size(o->cache_max_s, &v) < 0 || v < 4096) {
+			nox_log(NOX_LOG_ERR,
+				"cache_max must be a size of at least 4K: '%s'",
+				o->cache_max_s);
+			return -1;
+		}
+		o->cache_max = v;
 	}
 	return 0;
 }
@@ -1132,6 +1146,7 @@ out_args:
 	free(fs.opts.session);
 	free(fs.opts.source);
 	free(fs.opts.cache_dir);
+	free(fs.opts.cache_max_s);
 	free(fs.opts.exec_umask_s);
 	free(fs.opts.exec_output_s);
 	if (ret == 0)

@@ -43,6 +43,7 @@ void manifest_cleanup(struct manifest *m)
 
 		for (; e; e = next) {
 			next = e->next;
+			free(e->path);
 			free(e);
 		}
 	}
@@ -126,6 +127,7 @@ void manifest_del(struct manifest *m, ino_t ino)
 			struct ment *e = *pp;
 
 			*pp = e->next;
+			free(e->path);
 			free(e);
 			m->count--;
 			return;

@@ -30,7 +30,11 @@ struct ment {
 	off_t rsize;	/* remote size when last seen */
 	int64_t rmtime; /* remote mtime (ns) when last seen */
 	bool fetched;	/* the tree file holds that content */
-	bool fetching;	/* a download is in progress */
+	bool fetching;	/* a download (or an eviction) is in progress */
+	int64_t used;	/* last open or download (CLOCK_MONOTONIC ns), for
+			   the cache's eviction (cache_space.c); not saved */
+	char *path;	/* the tree path it was fetched or opened by, or
+			   NULL; malloc'd, freed with the entry */
 	struct ment *next;
 };
 

@@ -356,6 +356,7 @@ static int node_stat(struct fs *fs, struct fs_node *n, struct stat *st)
 	}
 	if (fstatat(n->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
+	fs_sandbox_attr(n->sb, st);
 	return 0;
 }
 
@@ -405,6 +406,7 @@ static int ws_lookup(struct fs *fs, struct fs_node *dir, const char *name,
 		close(fd);
 		return r;
 	}
+	fs_sandbox_attr(dir->sb, st);
 	n = fs_node_lookup_add(&fs->table, dir->sb, FS_WS, 0, fd, st, dir,
 			       name);
 	if (!n)
@@ -623,6 +625,8 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 
 	if (fi && n->kind == FS_WS && n->type == S_IFREG) {
 		r = fstat((int)fi->fh, &st) < 0 ? -errno : 0;
+		if (r == 0)
+			fs_sandbox_attr(n->sb, &st);
 	} else if (fi && n->kind == FS_CTL) {
 		virt_attr(fs, n, &st);
 		fs_ctl_fstat(fi, &st);
@@ -781,6 +785,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	if (r == 0)
 		r = fd >= 0 ? (fstat(fd, &st) < 0 ? -errno : 0)
 			    : node_stat(fs, n, &st);
+	if (r == 0 && fd >= 0)
+		fs_sandbox_attr(n->sb, &st);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
@@ -2060,14 +2066,20 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	int r;
 
 	memset(&sv, 0, sizeof(sv));
-	if (is_real(n))
-		r = fstatvfs(n->fd, &sv);
+	if (n->sb && n->sb->hooks->statfs)
+		r = fs_sandbox_statfs(n->sb, &sv); /* the server's figures */
+	else if (is_real(n))
+		r = fstatvfs(n->fd, &sv) < 0 ? -errno : 0;
 	else if (n->sb)
-		r = fstatvfs(n->sb->root_fd, &sv);
+		r = fstatvfs(n->sb->root_fd, &sv) < 0 ? -errno : 0;
 	else if (strcmp(fs->backend_name, "local") == 0)
 		r = statvfs(fs->opts.local_dir ? fs->opts.local_dir
 					       : NOX_DEFAULT_BASE_DIR,
-			    &sv);
+			    &sv) < 0
+			? -errno
+			: 0;
+	else if (fs->hooks->statfs)
+		r = fs->hooks->statfs(fs, NULL, &sv); /* the mount root */
 	else {
 		sv.f_bsize = 4096;
 		sv.f_frsize = 4096;
@@ -2075,7 +2087,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 		r = 0;
 	}
 	if (r < 0)
-		fuse_reply_err(req, errno);
+		fuse_reply_err(req, -r);
 	else
 		fuse_reply_statfs(req, &sv);
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "sandbox.h"
@@ -316,6 +317,20 @@ int fs_sandbox_before_read(struct fs_sandbox *sb, struct fs_node *n)
 	if (!sb->hooks->before_read)
 		return 0;
 	return sb->hooks->before_read(sb, n);
+}
+
+int fs_sandbox_statfs(struct fs_sandbox *sb, struct statvfs *sv)
+{
+	if (sb->hooks->statfs)
+		return sb->hooks->statfs(sb->fs, sb, sv);
+	return fstatvfs(sb->root_fd, sv) < 0 ? -errno : 0;
+}
+
+void fs_sandbox_attr(struct fs_sandbox *sb, struct stat *st)
+{
+	if (sb->hooks->attr && S_ISREG(st->st_mode) && st->st_blocks == 0 &&
+	    st->st_size > 0)
+		sb->hooks->attr(sb, st);
 }
 
 void fs_sandbox_note_write(struct fs_sandbox *sb, struct fs_node *n)

@@ -32,6 +32,12 @@
  *   after_exec   after a command ran, or failed to (mark listings
  *                stale); the barrier then invalidates the kernel's
  *                caches of the sandbox
+ *   statfs       the space figures of sandbox sb (a NULL hook: the
+ *                root tree's file system, fstatvfs); sb NULL: of the
+ *                mount root
+ *   attr         fixes the attributes of a regular file served from
+ *                the root tree whose st_blocks is 0 (a placeholder's
+ *                blocks are those of its real size)
  *   op_begin     before a metadata operation changes the root tree;
  *   op_end       after it (and its note_op, if it succeeded).  Between
  *                the two the layer may exclude its own tree walks, so
@@ -71,6 +77,8 @@
 #include "result.h"
 
 struct fs_sandbox;
+struct stat;
+struct statvfs;
 
 /* A metadata operation for the note_op hook (names are single parts). */
 enum fs_op_kind {
@@ -138,6 +146,8 @@ struct fs_sandbox_hooks {
 	int (*flush)(struct fs_sandbox *sb, struct nox_err *err);
 	void (*after_exec)(struct fs_sandbox *sb);
 	int (*before_read)(struct fs_sandbox *sb, struct fs_node *n);
+	int (*statfs)(struct fs *fs, struct fs_sandbox *sb, struct statvfs *sv);
+	void (*attr)(struct fs_sandbox *sb, struct stat *st);
 	void (*op_begin)(struct fs_sandbox *sb, struct fs_op *op);
 	void (*op_end)(struct fs_sandbox *sb, struct fs_op *op);
 	/* by_path: whether a FIFO or socket (fmt) can be sent; NULL: no */
@@ -219,6 +229,11 @@ int fs_sandbox_flush(struct fs_sandbox *sb, struct nox_err *err);
 int fs_sandbox_before_dir(struct fs_sandbox *sb, struct fs_node *dir);
 int fs_sandbox_before_open(struct fs_sandbox *sb, struct fs_node *n, int flags);
 int fs_sandbox_before_read(struct fs_sandbox *sb, struct fs_node *n);
+/* The space figures of sb: the hook's, else the root tree's (0/-errno). */
+int fs_sandbox_statfs(struct fs_sandbox *sb, struct statvfs *sv);
+/* st of a regular file of sb as the kernel should see it (the hook runs
+ * only for a non-empty file with no blocks). */
+void fs_sandbox_attr(struct fs_sandbox *sb, struct stat *st);
 void fs_sandbox_note_write(struct fs_sandbox *sb, struct fs_node *n);
 int fs_sandbox_on_close(struct fs_sandbox *sb, struct fs_node *n, int fd,
 			bool fsync);

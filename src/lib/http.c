@@ -934,6 +934,7 @@ static void http_free(struct nox_backend *b)
 		pthread_mutex_destroy(&h->share_mx[i]);
 	pthread_mutex_destroy(&h->pool_mx);
 	pthread_mutex_destroy(&h->ext_mx);
+	pthread_mutex_destroy(&h->sf_mx);
 	free(h->base_url);
 	free(h->auth);
 	free(h);
@@ -1026,6 +1027,7 @@ int nox_backend_http_new(const struct nox_http_opts *opts,
 		pthread_mutex_init(&h->share_mx[i], NULL);
 	pthread_mutex_init(&h->pool_mx, NULL);
 	pthread_mutex_init(&h->ext_mx, NULL);
+	pthread_mutex_init(&h->sf_mx, NULL);
 	h->base_url = strdup(url);
 	if (!h->base_url)
 		goto oom;

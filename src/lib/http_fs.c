@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "http_i.h"
 
@@ -56,6 +57,39 @@ int http_fs_stat(struct nox_backend *b, const char *id, const char *path,
 	return r;
 }
 
+/*
+ * How long the space figures an fs/tree answer carried (noxd adds them)
+ * stand in for GET fs/statfs of that sandbox: a statfs right after a
+ * listing (find does one) costs no request.
+ */
+#define TREE_STATFS_MS 2000
+
+static long mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Keeps the optional "statfs" of fs/tree answer o, for sandbox id. */
+static void tree_statfs_keep(struct http_backend *h, const char *id,
+			     json_object *o)
+{
+	json_object *so;
+	struct statvfs sv;
+	char why[96];
+
+	if (!json_object_object_get_ex(o, "statfs", &so) ||
+	    fsw_statfs_parse(so, &sv, why, sizeof(why)) < 0)
+		return;
+	pthread_mutex_lock(&h->sf_mx);
+	snprintf(h->sf_id, sizeof(h->sf_id), "%s", id);
+	h->sf = sv;
+	h->sf_at = mono_ms();
+	pthread_mutex_unlock(&h->sf_mx);
+}
+
 /* GET fs/list or fs/tree of path, every entry checked; free with fsw. */
 static int fs_entries(struct nox_backend *b, const char *id, const char *path,
 		      enum fsw_list_kind kind, struct fsw_ent **ents, size_t *n,
@@ -75,6 +109,8 @@ static int fs_entries(struct nox_backend *b, const char *id, const char *path,
 	r = fsw_entries_parse(o, kind, ents, n, why, sizeof(why));
 	if (r < 0)
 		r = nox_err_set(err, -r, "%s '%s': %s", what, path, why);
+	else if (kind == FSW_TREE)
+		tree_statfs_keep(http_of(b), id, o);
 	json_object_put(o);
 	return r;
 }
@@ -387,11 +423,21 @@ int http_fs_link(struct nox_backend *b, const char *id, const char *from,
 int http_fs_statfs(struct nox_backend *b, const char *id, struct statvfs *st,
 		   struct nox_err *err)
 {
+	struct http_backend *h = http_of(b);
 	json_object *o;
 	char why[96];
+	bool kept;
 	int r;
 
-	r = fs_get(http_of(b), id, "/fs/statfs", NULL, &o, err);
+	pthread_mutex_lock(&h->sf_mx);
+	kept = h->sf_id[0] && strcmp(h->sf_id, id) == 0 &&
+	       mono_ms() - h->sf_at <= TREE_STATFS_MS;
+	if (kept)
+		*st = h->sf;
+	pthread_mutex_unlock(&h->sf_mx);
+	if (kept)
+		return 0;
+	r = fs_get(h, id, "/fs/statfs", NULL, &o, err);
 	if (r < 0)
 		return r;
 	if (fsw_statfs_parse(o, st, why, sizeof(why)) < 0)

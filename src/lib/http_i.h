@@ -9,12 +9,14 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 
 #include <curl/curl.h>
 #include <json-c/json.h>
 
 #include <nox/backend.h>
+#include <nox/id.h>
 
 #include "backend_i.h"
 #include "fsw_i.h"
@@ -41,6 +43,11 @@ struct http_backend {
 	long ext_sbx;	   /* protected by ext_mx */
 	long ext_bytes;	   /* protected by ext_mx */
 	long ext_retry_at; /* protected by ext_mx; monotonic ms */
+	/* the space figures the last fs/tree answer carried (http_fs.c) */
+	pthread_mutex_t sf_mx;
+	char sf_id[NOX_ID_MAX + 1]; /* protected by sf_mx; "": none */
+	struct statvfs sf;	    /* protected by sf_mx */
+	long sf_at;		    /* protected by sf_mx; monotonic ms */
 };
 
 enum sink { SINK_MEM, SINK_FD, SINK_BUF };

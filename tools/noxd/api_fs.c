@@ -360,7 +360,8 @@ static int fs_tree_walk(struct noxd_req *r, struct json_object *arr,
 
 int api_fs_tree(struct noxd_req *r)
 {
-	struct json_object *arr;
+	struct json_object *arr, *o;
+	struct statvfs sv;
 	struct nox_err err;
 	size_t count = 0;
 	const char *path = fs_query_path(r, "");
@@ -377,8 +378,16 @@ int api_fs_tree(struct noxd_req *r)
 		json_object_put(arr);
 		return fs_fail(r, rc, &err);
 	}
-	return server_reply_json(r, MHD_HTTP_OK,
-				 server_json_take(fsw_entries_build(arr)));
+	o = fsw_entries_build(arr);
+	/* the space figures ride along: a client's statfs after its listing
+	 * costs no request (docs/protocol.md) */
+	if (o && nox_backend_statfs(r->d->backend, r->id, &sv, NULL) == 0) {
+		struct json_object *so = fsw_statfs_build(&sv);
+
+		if (so && json_object_object_add(o, "statfs", so) < 0)
+			json_object_put(so);
+	}
+	return server_reply_json(r, MHD_HTTP_OK, server_json_take(o));
 }
 
 int api_fs_statfs(struct noxd_req *r)
