@@ -140,6 +140,10 @@ struct nox_exec_req {
 	const char *workdir;		/* sandbox path; NULL: /workspace */
 	const char *const *env;		/* NULL-terminated "K=V", or NULL */
 	int timeout_seconds;		/* 0: NOX_DEFAULT_EXEC_TIMEOUT */
+	/* http: the request's deadline in ms; 0: timeout_seconds plus a
+	 * 30 s margin.  For short internal commands (a listing) that must
+	 * not outlast the other operations' deadline. */
+	long deadline_ms;
 };
 
 struct nox_exec_result {

@@ -153,7 +153,9 @@ int http_v1_exec(struct nox_backend *b, const char *id,
 	c.body = body;
 	c.body_len = strlen(body);
 	c.ctype = "application/json";
-	c.timeout_ms = (long)secs * 1000L + EXEC_MARGIN_MS;
+	c.timeout_ms = req->deadline_ms > 0
+			   ? req->deadline_ms
+			   : (long)secs * 1000L + EXEC_MARGIN_MS;
 	r = http_call_run(http_of(b), &c, err);
 	if (r == 0) {
 		r = nox_v1_exec_result_parse(c.mem, c.mem_len, res, err);
