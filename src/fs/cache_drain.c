@@ -518,6 +518,11 @@ static int run_script(struct cache *c, struct jent **v, size_t n,
 		return 0;
 	}
 	req.argv = (const char *const *)a.v;
+	/* metadata: the deadline of other requests, stretched for a long
+	 * run (write-back), so a stalled server costs one op_timeout */
+	req.deadline_ms = (long)c->op_timeout * 1000L + (long)steps * 50L;
+	if (req.deadline_ms > (long)req.timeout_seconds * 1000L)
+		req.deadline_ms = 0; /* the command's limit plus margin */
 	memset(&res, 0, sizeof(res));
 	r = nox_backend_exec(c->be, c->sb->id, &req, &res, err);
 	argv_free(&a);
@@ -1040,13 +1045,44 @@ static int drain_step(struct cache *c, uint64_t upto, struct nox_err *err)
 /* Drains the journal up to entry upto (UINT64_MAX: all). */
 int cache_drain(struct cache *c, uint64_t upto, struct nox_err *err)
 {
+	unsigned long stalls;
+	bool sent = false;
 	int r;
 
+	cache_lock(c, CACHE_MU);
+	stalls = c->drain_stalls;
+	cache_unlock(c, CACHE_MU);
 	cache_lock(c, CACHE_DRAIN_MU);
+	cache_lock(c, CACHE_MU);
+	if (c->drain_stalls != stalls) {
+		/* the drain we waited for got no answer: so would we */
+		if (err)
+			*err = c->drain_err;
+		r = -c->drain_err.code;
+		cache_unlock(c, CACHE_MU);
+		cache_unlock(c, CACHE_DRAIN_MU);
+		return r;
+	}
+	cache_unlock(c, CACHE_MU);
 	do {
 		r = drain_step(c, upto, err);
+		sent |= r > 0;
 	} while (r > 0);
+	cache_lock(c, CACHE_MU);
+	if (fs_health_no_answer(r)) {
+		c->drain_stalls++;
+		if (err)
+			c->drain_err = *err;
+		else
+			nox_err_set(&c->drain_err, -r, "%s", strerror(-r));
+		c->drain_err.code = -r;
+	}
+	cache_unlock(c, CACHE_MU);
 	cache_unlock(c, CACHE_DRAIN_MU);
+	if (r < 0)
+		fs_health_failed(c->sb->fs, r);
+	else if (sent)
+		fs_health_answered(c->sb->fs);
 	cache_lock(c, CACHE_MU);
 	if (r < 0 && r != -ENOENT && !c->failing) {
 		c->failing = true;
@@ -1092,6 +1128,13 @@ void *cache_drain_flusher(void *arg)
 	while (!c->stop) {
 		struct timespec now, due;
 
+		if (c->list_wanted) {
+			/* asked for while the server was silent */
+			cache_unlock(c, CACHE_MU);
+			cache_list_background(c);
+			cache_lock(c, CACHE_MU);
+			continue;
+		}
 		if (!journal_first(&c->jr) || c->gone) {
 			cache_wait(c);
 			continue;

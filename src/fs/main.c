@@ -38,6 +38,9 @@
 
 /* Default deadline of the HTTP checks at start (-o start_timeout=S). */
 #define FS_START_TIMEOUT 10
+/* Default deadline of one HTTP request after the start, and a bulk
+ * transfer's stall bound (-o op_timeout=S). */
+#define FS_OP_TIMEOUT 10
 /* Default bound of the exit path: pending uploads, detach
  * (-o unmount_timeout=S). */
 #define FS_UNMOUNT_TIMEOUT 30
@@ -74,6 +77,7 @@ static const struct fuse_opt fs_opt_spec[] = {
     FS_OPT("token=%s", token, 0),
     FS_OPT("v1_only", v1_only, 1),
     FS_OPT("start_timeout=%d", start_timeout, 0),
+    FS_OPT("op_timeout=%d", op_timeout, 0),
     FS_OPT("unmount_timeout=%d", unmount_timeout, 0),
     FS_OPT("fd_cache=%d", fd_cache, 0),
     FS_OPT("local=%s", local_dir, 0),
@@ -310,6 +314,9 @@ static void usage(const char *prog)
 	       "    -o v1_only             http: use no server extensions\n"
 	       "    -o start_timeout=S     http: deadline of the checks at "
 	       "start (10)\n"
+	       "    -o op_timeout=S        http: deadline of each request "
+	       "(10); big\n"
+	       "                           transfers: of a stall\n"
 	       "    -o unmount_timeout=S   wait at most S s for pending "
 	       "uploads at exit (30)\n"
 	       "    -o fd_cache=N          node descriptors kept open "
@@ -442,6 +449,10 @@ static int opts_check(struct fs_opts *o)
 	}
 	if (o->start_timeout < 1) {
 		nox_log(NOX_LOG_ERR, "start_timeout must be at least 1 s");
+		return -1;
+	}
+	if (o->op_timeout < 1) {
+		nox_log(NOX_LOG_ERR, "op_timeout must be at least 1 s");
 		return -1;
 	}
 	if (o->unmount_timeout < 1) {
@@ -755,6 +766,9 @@ static int backend_open(struct fs *fs)
 		ho.base_url = url;
 		ho.token = o->token;
 		ho.v1_only = o->v1_only != 0;
+		ho.timeout_ms = (long)o->op_timeout * 1000L;
+		ho.connect_timeout_ms =
+		    ho.timeout_ms < 5000 ? ho.timeout_ms : 5000;
 		if (o->exec_umask_s || o->exec_output_s)
 			nox_log(NOX_LOG_WARN,
 				"exec_umask and exec_output_max apply to the "
@@ -988,6 +1002,7 @@ int main(int argc, char *argv[])
 	fs.opts.exec_timeout = NOX_DEFAULT_EXEC_TIMEOUT;
 	fs.opts.ttl = NOX_DEFAULT_TTL;
 	fs.opts.start_timeout = FS_START_TIMEOUT;
+	fs.opts.op_timeout = FS_OP_TIMEOUT;
 	fs.opts.unmount_timeout = FS_UNMOUNT_TIMEOUT;
 	fs.opts.fd_cache = (int)FS_FD_CACHE;
 	fs.opts.attr_timeout = 1.0;
