@@ -721,6 +721,28 @@ static int http_start_check(const struct fs_opts *o, const char *url)
 	return -1;
 }
 
+/*
+ * Probes the extensions on the mount's handle.  A server that passed the
+ * start checks and then let the probe run out its op_timeout has
+ * stalled: the mount is refused with one line rather than spend another
+ * deadline on each request that follows (a session's create, a replay).
+ */
+static bool ext_probe_stalled(struct fs *fs, const char *url)
+{
+	struct timespec deadline;
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += fs->opts.op_timeout;
+	if (nox_backend_has(fs->be, NOX_OP_STAT) || ms_left(&deadline) > 1)
+		return false; /* offered, or a definite answer in time */
+	nox_log(NOX_LOG_ERR,
+		"no answer from %s within %d s: GET /v1/extensions after the "
+		"start checks (a stalled server; raise -o op_timeout= for a "
+		"slow one)",
+		url, fs->opts.op_timeout);
+	return true;
+}
+
 static int backend_open(struct fs *fs)
 {
 	struct fs_opts *o = &fs->opts;
@@ -778,8 +800,8 @@ static int backend_open(struct fs *fs)
 		 * extensions are probed now, not inside the first request a
 		 * user makes (the probe is cached for the handle) */
 		fs->hooks = &fs_http_hooks;
-		if (r == 0)
-			(void)nox_backend_has(fs->be, NOX_OP_STAT);
+		if (r == 0 && ext_probe_stalled(fs, url))
+			return -1;
 	}
 	if (r < 0) {
 		nox_log(NOX_LOG_ERR, "backend: %s", nox_err_str(&err, r));

@@ -14,6 +14,7 @@ connections alike:
   request  read the request, never answer
   body     relay the status line, headers and half the body, then stall
   slow     read the request body at 64 KiB/s, then relay: slow, not stalled
+  ext      stall GET /v1/extensions only (after the start checks)
 
 Listens on 127.0.0.1, port 0, and prints the port on stdout.  The
 behaviour of a request is chosen by:
@@ -499,7 +500,8 @@ class Relay(BaseHTTPRequestHandler):
         mode = STALL["mode"]
         try:
             body = self.read_body(mode == "slow")
-            if mode == "request":
+            if mode == "request" or (mode == "ext" and
+                                     self.path == "/v1/extensions"):
                 return self.stall()
             up = http.client.HTTPConnection("127.0.0.1", self.upstream,
                                             timeout=600)

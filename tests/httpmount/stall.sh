@@ -7,7 +7,9 @@
 # stall ("request": reads the request, never answers; "body": headers and
 # half the body, then nothing) or to read uploads slowly ("slow").
 # Checked with -o op_timeout=2 (each bound below is that plus slack):
-#   the mount is refused within start_timeout, with one line;
+#   the mount is refused within start_timeout, with one line; a server
+#   that passes the start checks and stalls the extension probe is
+#   refused after that one deadline;
 #   stalled: ls of a cached directory shows its entries, stat and cat of
 #   cached files work; cat of a file never read, write+close of a new
 #   file, mkdir of a new sandbox and ls in it fail within the bound;
@@ -110,21 +112,33 @@ st_check() {
 # ---- the mount is refused within the start deadline ---------------------
 M2="$NT_TMP/m2"
 mkdir -p "$M2"
+
+# st_refused WHAT OPTS WANT_ERE MAX_MS: noxfs through the relay exits 1
+# within MAX_MS with one line matching WANT_ERE, nothing mounted.
+st_refused() {
+	local what=$1 opts=$2 want=$3 max=$4 rc=0 t0 ms out="$NT_TMP/refused.out"
+	t0=$(date +%s%N)
+	timeout -k 5 60 "$NT_NOXFS" --url "http://127.0.0.1:$RELAY" -f \
+		-o "$opts,cache_dir=$NT_TMP/cache2" "$M2" >"$out" 2>&1 || rc=$?
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	nt_check_eq "$what: refused" 1 "$rc" "noxfs exit code"
+	nt_check_out "$what: one line" 1 sh -c "wc -l <'$out'"
+	nt_check_out "$what: says so" 1 sh -c "grep -cE '$want' '$out'"
+	nt_check "$what: within $max ms (took $ms ms)" test "$ms" -le "$max"
+	nt_check_not "$what: nothing mounted" nt_mounted "$M2"
+	nt_log "said: $(cat "$out")"
+}
+
 st_mode request
-t0=$(date +%s%N)
-rc=0
-timeout -k 5 60 "$NT_NOXFS" --url "http://127.0.0.1:$RELAY" -f \
-	-o "start_timeout=3,op_timeout=$OPT,cache_dir=$NT_TMP/cache2" "$M2" \
-	>"$NT_TMP/refused.out" 2>&1 || rc=$?
-ms=$((($(date +%s%N) - t0) / 1000000))
-nt_check_eq "stalled at start: refused" 1 "$rc" "noxfs exit code"
-nt_check_out "stalled at start: one line" 1 sh -c "wc -l <'$NT_TMP/refused.out'"
-nt_check_out "stalled at start: says so" 1 sh -c \
-	"grep -cE 'no answer from .* within 3 s' '$NT_TMP/refused.out'"
-nt_check "stalled at start: within 3 s + slack (took $ms ms)" \
-	test "$ms" -le $((3000 + SLACK))
-nt_check_not "stalled at start: nothing mounted" nt_mounted "$M2"
-nt_log "said: $(cat "$NT_TMP/refused.out")"
+st_refused "stalled at start" "start_timeout=3,op_timeout=$OPT" \
+	'no answer from .* within 3 s' $((3000 + SLACK))
+# the start checks pass, then the extension probe stalls: refused after
+# that one deadline, not one more per request (the session's create)
+st_mode ext
+st_refused "stalled after the start checks" \
+	"start_timeout=3,op_timeout=$OPT,session=s9" \
+	"no answer from .* within $OPT s: GET /v1/extensions" \
+	$((OPT * 1000 + SLACK))
 st_mode off
 
 # ---- a healthy mount through the relay, with a cache -----------------
