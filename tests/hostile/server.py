@@ -498,6 +498,9 @@ class Relay(BaseHTTPRequestHandler):
             self.wfile.write(body)
             return
         mode = STALL["mode"]
+        # one line per request on stderr: what a failed test met
+        sys.stderr.write("%.3f %s %s %s\n" % (time.monotonic(), mode,
+                                               self.command, self.path))
         try:
             body = self.read_body(mode == "slow")
             if mode == "request" or (mode == "ext" and
@@ -525,6 +528,8 @@ class Relay(BaseHTTPRequestHandler):
                 return self.stall()
             if self.command != "HEAD":
                 self.wfile.write(data)
+            sys.stderr.write("%.3f done %d %s\n" % (time.monotonic(),
+                                                     resp.status, self.path))
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
