@@ -305,6 +305,17 @@ class Handler(BaseHTTPRequestHandler):
         if case == "reset":
             self.partial(1000, b'{"exitCode": 0, "std')
             return self.reset()
+        if case == "trickle":
+            # 8 KiB at 4 KiB/s: slow, never stalled
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", "8192")
+            self.end_headers()
+            for _ in range(8):
+                self.wfile.write(b"t" * 1024)
+                self.wfile.flush()
+                time.sleep(0.25)
+            return None
         if case == "resetonce" and rest == "files/download":
             with LOCK:
                 first = not CACHE.get("resetonce")
