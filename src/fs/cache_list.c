@@ -268,6 +268,8 @@ out:
 	return r;
 }
 
+static int list_run(struct cache *c);
+
 /*
  * Makes sure the tree holds a listing fresh enough (before_dir): taken
  * after every command that ended before this call (the exec barrier's
@@ -275,8 +277,6 @@ out:
  * not older than list_ttl.  A listing in flight that started after
  * those commands is waited for; an older one is not enough.
  */
-static int list_run(struct cache *c);
-
 int cache_list_ensure(struct cache *c)
 {
 	struct timespec now;
