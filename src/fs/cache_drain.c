@@ -55,6 +55,9 @@ struct bent {
 };
 
 #define BATCH_SLOTS 16384 /* > 2 * BATCH_MAX_FILES, a power of 2 */
+/* a server extracts an upload at least this fast (bytes/s, holes included):
+ * it may take op_timeout plus a second per ANSWER_BPS to answer */
+#define ANSWER_BPS ((long long)32 << 20)
 
 struct batch {
 	struct jent **v; /* the entries taken from the journal head */
@@ -223,14 +226,24 @@ static int stage(struct cache *c, struct batch *b, const struct jent *e)
 	return 1;
 }
 
-/* Uploads the tar packed into tfd (if r, the packing's result, is 0) to
- * the workspace root; closes tfd unless it is the reused batch file. */
-static int send_tar(struct cache *c, int tfd, int r, struct nox_err *err)
+/*
+ * Uploads the tar packed into tfd (if r, the packing's result, is 0) to
+ * the workspace root; closes tfd unless it is the reused batch file.
+ * bytes: what it extracts to, holes included: the server may take
+ * op_timeout plus a second per ANSWER_BPS of it to answer once it has
+ * the tar (a 4 GiB sparse file is a small tar and minutes of zeros).
+ */
+static int send_tar(struct cache *c, int tfd, int r, long long bytes,
+		    struct nox_err *err)
 {
+	long answer_ms = (long)c->op_timeout * 1000L +
+			 (long)(bytes / (ANSWER_BPS / 1000));
+
 	if (r == 0 && lseek(tfd, 0, SEEK_SET) < 0)
 		r = nox_err_set(err, errno, "seek: %s", strerror(errno));
 	if (r == 0)
-		r = nox_backend_upload(c->be, c->sb->id, NULL, tfd, err);
+		r = nox_backend_upload_wait(c->be, c->sb->id, NULL, tfd,
+					    answer_ms, err);
 	if (tfd != c->batch_fd)
 		close(tfd);
 	else if (ftruncate(tfd, 0) < 0) /* no space held between batches */
@@ -311,8 +324,12 @@ static int upload_batch(struct cache *c, struct batch *b, struct nox_err *err)
 	if (tfd < 0) {
 		r = nox_err_set(err, tfd, "cache tmp file: %s", strerror(-tfd));
 	} else {
+		long long bytes = 0;
+
+		for (i = 0; i < b->nents; i++)
+			bytes += b->ents[i].size > 0 ? b->ents[i].size : 0;
 		r = nox_tar_pack_entries(tfd, v, b->nents, err);
-		r = send_tar(c, tfd, r, err);
+		r = send_tar(c, tfd, r, bytes, err);
 	}
 	free(v);
 	free(names);
@@ -716,7 +733,7 @@ static int upload_parts(struct cache *c, struct jent *e, struct nox_err *err)
 		}
 		r = nox_tar_pack_list(tfd, sfd, paths, 1, err);
 		(void)unlinkat(sfd, part, 0);
-		r = send_tar(c, tfd, r, err);
+		r = send_tar(c, tfd, r, len, err);
 	}
 	if (r < 0)
 		goto out;

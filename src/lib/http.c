@@ -695,8 +695,9 @@ static int call_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow,
 			 curl_off_t ultotal, curl_off_t ulnow)
 {
 	struct http_call *c = ud;
-	curl_off_t moved = dlnow + call_sent(c, ulnow);
-	long now = now_ms();
+	curl_off_t sent = call_sent(c, ulnow), moved = dlnow + sent;
+	long now = now_ms(), bound = c->timeout_ms;
+	bool answering;
 	char msg[96];
 
 	(void)dltotal;
@@ -705,7 +706,12 @@ static int call_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow,
 		c->prog_last = moved;
 		c->prog_moved_at = now;
 	}
-	if (now - c->prog_moved_at >= c->timeout_ms) {
+	/* the server has the whole upload and works on it (extracts) */
+	answering = c->in_fd >= 0 && c->in_size > 0 && sent >= c->in_size &&
+		    dlnow == 0;
+	if (answering && c->answer_ms > bound)
+		bound = c->answer_ms;
+	if (now - c->prog_moved_at >= bound) {
 		snprintf(msg, sizeof(msg),
 			 "stalled: no data for %ld ms (op_timeout)",
 			 now - c->prog_moved_at);
@@ -713,7 +719,10 @@ static int call_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow,
 		return 1;
 	}
 	moved = c->prog_last;
-	if (now - c->prog_win_at >= c->timeout_ms) {
+	if (answering) {
+		c->prog_win_at = now; /* no rate while it works */
+		c->prog_win_bytes = moved;
+	} else if (now - c->prog_win_at >= c->timeout_ms) {
 		if (moved - c->prog_win_bytes <
 		    (curl_off_t)(LOW_SPEED_BPS * (now - c->prog_win_at) /
 				 1000)) {

@@ -74,6 +74,8 @@ struct http_call {
 	bool idempotent;
 	bool gone_ok; /* a retried DELETE's 404 is success */
 	long timeout_ms; /* deadline; a bulk transfer's stall bound */
+	long answer_ms;	 /* upload: the stall bound once the server has
+			    the whole body, if longer */
 	/* state of the current attempt */
 	struct http_easy *x;
 	CURL *e; /* x->e */
@@ -145,7 +147,7 @@ int http_v1_exec(struct nox_backend *b, const char *id,
 		 const struct nox_exec_req *req, struct nox_exec_result *res,
 		 struct nox_err *err);
 int http_v1_upload(struct nox_backend *b, const char *id, const char *dest,
-		   int tar_fd, struct nox_err *err);
+		   int tar_fd, long answer_ms, struct nox_err *err);
 int http_v1_download(struct nox_backend *b, const char *id, const char *src,
 		     int out_fd, struct nox_err *err);
 int http_v1_delete(struct nox_backend *b, const char *id, struct nox_err *err);

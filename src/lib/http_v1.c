@@ -173,7 +173,7 @@ int http_v1_exec(struct nox_backend *b, const char *id,
 }
 
 int http_v1_upload(struct nox_backend *b, const char *id, const char *dest,
-		   int tar_fd, struct nox_err *err)
+		   int tar_fd, long answer_ms, struct nox_err *err)
 {
 	struct http_call c;
 	int r;
@@ -187,6 +187,7 @@ int http_v1_upload(struct nox_backend *b, const char *id, const char *dest,
 		       http_path(id, "/files/upload", "dest",
 				 dest ? dest : NOX_WORKSPACE, NULL, NULL));
 	c.in_fd = tar_fd;
+	c.answer_ms = answer_ms;
 	c.ctype = "application/x-tar";
 	c.idempotent = true;
 	r = http_call_run(http_of(b), &c, err);
