@@ -141,6 +141,10 @@ struct nox_exec_req {
 	const char *workdir;		/* sandbox path; NULL: /workspace */
 	const char *const *env;		/* NULL-terminated "K=V", or NULL */
 	int timeout_seconds;		/* 0: NOX_DEFAULT_EXEC_TIMEOUT */
+	/* http: the request's deadline in ms; 0: timeout_seconds plus a
+	 * 30 s margin.  For short internal commands (a listing) that must
+	 * not outlast the other operations' deadline. */
+	long deadline_ms;
 };
 
 struct nox_exec_result {
@@ -197,6 +201,14 @@ int nox_backend_exec(struct nox_backend *b, const char *id,
  */
 int nox_backend_upload(struct nox_backend *b, const char *id,
 		       const char *dest, int tar_fd, struct nox_err *err);
+/*
+ * As nox_backend_upload, and over http the server may take up to
+ * answer_ms to answer once it has the whole tar (its extraction of big or
+ * sparse files); 0: the request deadline, as for nox_backend_upload.
+ */
+int nox_backend_upload_wait(struct nox_backend *b, const char *id,
+			    const char *dest, int tar_fd, long answer_ms,
+			    struct nox_err *err);
 /*
  * Write a gzip tar of sandbox path src (NULL: /workspace) to out_fd.  A
  * directory gives its contents with names relative to it; a single file

@@ -898,6 +898,7 @@ static struct cache *cache_new(struct fs_sandbox *sb, const char *dir)
 	c->writeback = fs->opts.writeback_delay > 0;
 	c->delay_ms = fs->opts.writeback_delay;
 	c->list_ttl = fs->opts.attr_timeout > 1.0 ? fs->opts.attr_timeout : 1.0;
+	c->op_timeout = fs->opts.op_timeout > 0 ? fs->opts.op_timeout : 10;
 	c->ext = nox_backend_has(fs->be, NOX_OP_RENAME);
 	c->dir = strdup(dir);
 	if (manifest_init(&c->man) < 0 || !c->dir) {

@@ -55,6 +55,9 @@ struct bent {
 };
 
 #define BATCH_SLOTS 16384 /* > 2 * BATCH_MAX_FILES, a power of 2 */
+/* a server extracts an upload at least this fast (bytes/s, holes included):
+ * it may take op_timeout plus a second per ANSWER_BPS to answer */
+#define ANSWER_BPS ((long long)32 << 20)
 
 struct batch {
 	struct jent **v; /* the entries taken from the journal head */
@@ -246,14 +249,24 @@ static int stage(struct cache *c, struct batch *b, const struct jent *e)
 	return 1;
 }
 
-/* Uploads the tar packed into tfd (if r, the packing's result, is 0) to
- * the workspace root; closes tfd unless it is the reused batch file. */
-static int send_tar(struct cache *c, int tfd, int r, struct nox_err *err)
+/*
+ * Uploads the tar packed into tfd (if r, the packing's result, is 0) to
+ * the workspace root; closes tfd unless it is the reused batch file.
+ * bytes: what it extracts to, holes included: the server may take
+ * op_timeout plus a second per ANSWER_BPS of it to answer once it has
+ * the tar (a 4 GiB sparse file is a small tar and minutes of zeros).
+ */
+static int send_tar(struct cache *c, int tfd, int r, long long bytes,
+		    struct nox_err *err)
 {
+	long answer_ms = (long)c->op_timeout * 1000L +
+			 (long)(bytes / (ANSWER_BPS / 1000));
+
 	if (r == 0 && lseek(tfd, 0, SEEK_SET) < 0)
 		r = nox_err_set(err, errno, "seek: %s", strerror(errno));
 	if (r == 0)
-		r = nox_backend_upload(c->be, c->sb->id, NULL, tfd, err);
+		r = nox_backend_upload_wait(c->be, c->sb->id, NULL, tfd,
+					    answer_ms, err);
 	if (tfd != c->batch_fd)
 		close(tfd);
 	else if (ftruncate(tfd, 0) < 0) /* no space held between batches */
@@ -334,8 +347,12 @@ static int upload_batch(struct cache *c, struct batch *b, struct nox_err *err)
 	if (tfd < 0) {
 		r = nox_err_set(err, tfd, "cache tmp file: %s", strerror(-tfd));
 	} else {
+		long long bytes = 0;
+
+		for (i = 0; i < b->nents; i++)
+			bytes += b->ents[i].size > 0 ? b->ents[i].size : 0;
 		r = nox_tar_pack_entries(tfd, v, b->nents, err);
-		r = send_tar(c, tfd, r, err);
+		r = send_tar(c, tfd, r, bytes, err);
 	}
 	free(v);
 	free(names);
@@ -594,6 +611,11 @@ static int run_script(struct cache *c, struct jent **v, size_t n,
 	if (steps == 0)
 		goto out;
 	req.argv = (const char *const *)a.v;
+	/* metadata: the deadline of other requests, stretched for a long
+	 * run (write-back), so a stalled server costs one op_timeout */
+	req.deadline_ms = (long)c->op_timeout * 1000L + (long)steps * 50L;
+	if (req.deadline_ms > (long)req.timeout_seconds * 1000L)
+		req.deadline_ms = 0; /* the command's limit plus margin */
 	memset(&res, 0, sizeof(res));
 	r = nox_backend_exec(c->be, c->sb->id, &req, &res, err);
 	if (r < 0)
@@ -805,7 +827,7 @@ static int upload_parts(struct cache *c, struct jent *e, bool in_place,
 		}
 		r = nox_tar_pack_list(tfd, sfd, paths, 1, err);
 		(void)unlinkat(sfd, part, 0);
-		r = send_tar(c, tfd, r, err);
+		r = send_tar(c, tfd, r, len, err);
 	}
 	if (r < 0)
 		goto out;
@@ -1149,13 +1171,44 @@ static int drain_step(struct cache *c, uint64_t upto, struct nox_err *err)
 /* Drains the journal up to entry upto (UINT64_MAX: all). */
 int cache_drain(struct cache *c, uint64_t upto, struct nox_err *err)
 {
+	unsigned long stalls;
+	bool sent = false;
 	int r;
 
+	cache_lock(c, CACHE_MU);
+	stalls = c->drain_stalls;
+	cache_unlock(c, CACHE_MU);
 	cache_lock(c, CACHE_DRAIN_MU);
+	cache_lock(c, CACHE_MU);
+	if (c->drain_stalls != stalls) {
+		/* the drain we waited for got no answer: so would we */
+		if (err)
+			*err = c->drain_err;
+		r = -c->drain_err.code;
+		cache_unlock(c, CACHE_MU);
+		cache_unlock(c, CACHE_DRAIN_MU);
+		return r;
+	}
+	cache_unlock(c, CACHE_MU);
 	do {
 		r = drain_step(c, upto, err);
+		sent |= r > 0;
 	} while (r > 0);
+	cache_lock(c, CACHE_MU);
+	if (fs_health_no_answer(r)) {
+		c->drain_stalls++;
+		if (err)
+			c->drain_err = *err;
+		else
+			nox_err_set(&c->drain_err, -r, "%s", strerror(-r));
+		c->drain_err.code = -r;
+	}
+	cache_unlock(c, CACHE_MU);
 	cache_unlock(c, CACHE_DRAIN_MU);
+	if (r < 0)
+		fs_health_failed(c->sb->fs, r);
+	else if (sent)
+		fs_health_answered(c->sb->fs);
 	cache_lock(c, CACHE_MU);
 	if (r < 0 && r != -ENOENT && !c->failing) {
 		c->failing = true;
@@ -1201,6 +1254,13 @@ void *cache_drain_flusher(void *arg)
 	while (!c->stop) {
 		struct timespec now, due;
 
+		if (c->list_wanted) {
+			/* asked for while the server was silent */
+			cache_unlock(c, CACHE_MU);
+			cache_list_background(c);
+			cache_lock(c, CACHE_MU);
+			continue;
+		}
 		if (!journal_first(&c->jr) || c->gone) {
 			cache_wait(c);
 			continue;

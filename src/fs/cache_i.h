@@ -52,6 +52,7 @@ struct cache {
 	long delay_ms;		/* immutable */
 	bool ext;		/* immutable: nox.fs fs/op usable */
 	double list_ttl;	/* immutable, seconds */
+	int op_timeout;		/* immutable, s: a request's deadline */
 
 	pthread_mutex_t mu;
 	pthread_cond_t cond; /* fetches, listings, journal */
@@ -70,6 +71,8 @@ struct cache {
 	bool listing;		    /* a refresh is running */
 	struct timespec listed_at;  /* CLOCK_MONOTONIC */
 	struct timespec list_retry; /* no refresh before (failures) */
+	int list_errno;		    /* its error (negative), or 0 */
+	bool list_wanted;	    /* the flusher is to take a listing */
 	bool man_dirty;		    /* manifest needs saving */
 	bool saved_once;
 	struct timespec saved_at;      /* last manifest save */
@@ -81,6 +84,11 @@ struct cache {
 	struct timespec pending_since; /* journal became non-empty */
 	struct timespec retry_at;      /* backoff after a failure */
 	long backoff_ms;
+	/* drains that failed for want of an answer, and the last one's
+	 * error: a drain that waited for that one fails with it rather
+	 * than spend a second deadline on the same server */
+	unsigned long drain_stalls;
+	struct nox_err drain_err;
 	bool flush_now; /* wake the flusher at once */
 	bool stop;
 	uint64_t tmp_seq;
@@ -216,6 +224,9 @@ int cache_check_gone(struct cache *c, int r);
 
 /* A listing fresh enough for before_dir (see there); 0 or -errno. */
 int cache_list_ensure(struct cache *c);
+/* The flusher's listing, asked for while the server was silent
+ * (health.c): none if one is running. */
+void cache_list_background(struct cache *c);
 /* Downloads placeholder n's content, once; 0 or -errno. */
 int cache_list_fetch(struct cache *c, struct fs_node *n);
 

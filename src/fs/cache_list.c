@@ -164,12 +164,17 @@ static const char *const *find_df_argv(const char **v, size_t n)
 /*
  * The listing: on a server with nox.fs one GET fs/tree (no command runs);
  * else one exec of find (-ENOSYS: take a tar of the workspace instead).
+ * Both end within op_timeout, as other requests do, or a stalled server
+ * would hold every lookup for an exec's deadline; a find too slow for
+ * it is killed (124) and the listing is a tar.
  */
 static int take_listing(struct cache *c, struct listing *l, struct nox_err *err)
 {
 	const char *argv[24];
-	struct nox_exec_req req = {.argv = find_df_argv(argv, 24),
-				   .timeout_seconds = 60};
+	struct nox_exec_req req = {
+	    .argv = find_df_argv(argv, 24),
+	    .timeout_seconds = c->op_timeout > 1 ? c->op_timeout - 1 : 1,
+	    .deadline_ms = (long)c->op_timeout * 1000L};
 	struct nox_exec_result res;
 	int r;
 
@@ -292,6 +297,8 @@ out:
 	return r;
 }
 
+static int list_run(struct cache *c);
+
 /*
  * Makes sure the tree holds a listing fresh enough (before_dir): taken
  * after every command that ended before this call (the exec barrier's
@@ -301,7 +308,6 @@ out:
  */
 int cache_list_ensure(struct cache *c)
 {
-	struct nox_err err;
 	struct timespec now;
 	unsigned long want;
 	bool need, old;
@@ -318,9 +324,28 @@ int cache_list_ensure(struct cache *c)
 		old = c->listed_execs < want || c->stale;
 		need = !c->listed || old ||
 		       ts_diff(&now, &c->listed_at) > c->list_ttl;
-		if (!need || ts_diff(&c->list_retry, &now) > 0) {
+		if (!need) {
 			cache_unlock(c, CACHE_MU);
 			return 0;
+		}
+		if ((c->listed || c->have_manifest) && c->thr_started &&
+		    fs_health_silent(c->sb->fs)) {
+			/* the server does not answer: the cache serves at
+			 * once, and the flusher asks for a listing (which
+			 * tells when the server is back) */
+			if (!c->listing && ts_diff(&c->list_retry, &now) <= 0) {
+				c->list_wanted = true;
+				pthread_cond_broadcast(&c->cond);
+			}
+			cache_unlock(c, CACHE_MU);
+			return 0;
+		}
+		if (ts_diff(&c->list_retry, &now) > 0) {
+			/* a listing failed lately: what the cache has, or
+			 * that failure again (never an empty success) */
+			r = c->have_manifest || c->listed ? 0 : c->list_errno;
+			cache_unlock(c, CACHE_MU);
+			return r;
 		}
 		if (!c->listing)
 			break;
@@ -333,15 +358,43 @@ int cache_list_ensure(struct cache *c)
 	}
 	c->listing = true;
 	cache_unlock(c, CACHE_MU);
+	return list_run(c);
+}
+
+void cache_list_background(struct cache *c)
+{
+	cache_lock(c, CACHE_MU);
+	c->list_wanted = false;
+	if (c->listing || c->gone) {
+		cache_unlock(c, CACHE_MU);
+		return;
+	}
+	c->listing = true;
+	cache_unlock(c, CACHE_MU);
+	(void)list_run(c);
+}
+
+/* Takes a listing; c->listing set by the caller, cleared here. */
+static int list_run(struct cache *c)
+{
+	struct nox_err err;
+	int r;
 
 	nox_err_clear(&err);
 	r = refresh(c, &err);
+	if (r < 0)
+		fs_health_failed(c->sb->fs, r);
+	else
+		fs_health_answered(c->sb->fs);
 
 	cache_lock(c, CACHE_MU);
 	c->listing = false;
 	if (r < 0) {
 		mono_now(&c->list_retry);
 		ts_add_ms(&c->list_retry, 1000);
+		c->list_errno = r;
+	} else {
+		c->list_errno = 0;
 	}
 	pthread_cond_broadcast(&c->cond);
 	if (r < 0 && (c->have_manifest || c->listed)) {
@@ -507,6 +560,10 @@ int cache_list_fetch(struct cache *c, struct fs_node *n)
 	r = cache_node_path(c->sb, n, path, sizeof(path));
 	if (r == 0)
 		r = download(c, n, path, &st, &err);
+	if (r < 0)
+		fs_health_failed(c->sb->fs, r);
+	else
+		fs_health_answered(c->sb->fs);
 	if (r == -ENOENT && !c->gone) {
 		struct nox_sandbox_info info;
 

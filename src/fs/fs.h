@@ -15,6 +15,7 @@
 #define NOXFS_FS_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/types.h>
 #include <time.h>
@@ -50,6 +51,7 @@ struct fs_opts {
 	char *token;		/* -o token=T (http; default $NOXRUNNER_TOKEN) */
 	int v1_only;		/* -o v1_only (http: no extensions) */
 	int start_timeout;	/* -o start_timeout=S (http checks at start) */
+	int op_timeout;		/* -o op_timeout=S (http requests) */
 	int unmount_timeout;	/* -o unmount_timeout=S (exit path bound) */
 	int fd_cache;		/* -o fd_cache=N (node descriptors kept) */
 	char *pending;		/* first positional, until we know its role */
@@ -88,6 +90,9 @@ struct fs {
 	bool expire_only;      /* kernel can expire dentries (init) */
 	bool no_notify;	       /* -s: never notify (see main.c) */
 
+	/* health.c: the last request got no answer */
+	atomic_bool silent;
+
 	/* keepalive thread (keepalive.c) */
 	pthread_t ka_thread;
 	bool ka_running;
@@ -100,6 +105,19 @@ struct fs {
 int fs_keepalive_start(struct fs *fs);
 /* Stops and joins the thread; safe when it was never started. */
 void fs_keepalive_stop(struct fs *fs);
+
+/*
+ * health.c: requests the daemon can do without (a listing the cache can
+ * stand in for, an attached sandbox's re-confirmation) ask
+ * fs_health_silent() first and do not wait on the server while it is
+ * true; requests report fs_health_failed(r) (counted only when r says no
+ * answer came) and fs_health_answered().
+ */
+bool fs_health_silent(struct fs *fs);
+/* Does r say that no answer came (timeout, refused, reset, no route)? */
+bool fs_health_no_answer(int r);
+void fs_health_failed(struct fs *fs, int r);
+void fs_health_answered(struct fs *fs);
 
 /* ops.c: the operation table handed to fuse_session_new(). */
 extern const struct fuse_lowlevel_ops fs_ops;

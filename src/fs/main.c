@@ -38,6 +38,9 @@
 
 /* Default deadline of the HTTP checks at start (-o start_timeout=S). */
 #define FS_START_TIMEOUT 10
+/* Default deadline of one HTTP request after the start, and a bulk
+ * transfer's stall bound (-o op_timeout=S). */
+#define FS_OP_TIMEOUT 10
 /* Default bound of the exit path: pending uploads, detach
  * (-o unmount_timeout=S). */
 #define FS_UNMOUNT_TIMEOUT 30
@@ -75,6 +78,7 @@ static const struct fuse_opt fs_opt_spec[] = {
     FS_OPT("token=%s", token, 0),
     FS_OPT("v1_only", v1_only, 1),
     FS_OPT("start_timeout=%d", start_timeout, 0),
+    FS_OPT("op_timeout=%d", op_timeout, 0),
     FS_OPT("unmount_timeout=%d", unmount_timeout, 0),
     FS_OPT("fd_cache=%d", fd_cache, 0),
     FS_OPT("local=%s", local_dir, 0),
@@ -315,6 +319,9 @@ static void usage(const char *prog)
 	       "    -o v1_only             http: use no server extensions\n"
 	       "    -o start_timeout=S     http: deadline of the checks at "
 	       "start (10)\n"
+	       "    -o op_timeout=S        http: deadline of each request "
+	       "(10); big\n"
+	       "                           transfers: of a stall\n"
 	       "    -o unmount_timeout=S   wait at most S s for pending "
 	       "uploads at exit (30)\n"
 	       "    -o fd_cache=N          node descriptors kept open "
@@ -456,6 +463,10 @@ static int opts_check(struct fs_opts *o)
 	}
 	if (o->start_timeout < 1) {
 		nox_log(NOX_LOG_ERR, "start_timeout must be at least 1 s");
+		return -1;
+	}
+	if (o->op_timeout < 1) {
+		nox_log(NOX_LOG_ERR, "op_timeout must be at least 1 s");
 		return -1;
 	}
 	if (o->unmount_timeout < 1) {
@@ -724,6 +735,28 @@ static int http_start_check(const struct fs_opts *o, const char *url)
 	return -1;
 }
 
+/*
+ * Probes the extensions on the mount's handle.  A server that passed the
+ * start checks and then let the probe run out its op_timeout has
+ * stalled: the mount is refused with one line rather than spend another
+ * deadline on each request that follows (a session's create, a replay).
+ */
+static bool ext_probe_stalled(struct fs *fs, const char *url)
+{
+	struct timespec deadline;
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += fs->opts.op_timeout;
+	if (nox_backend_has(fs->be, NOX_OP_STAT) || ms_left(&deadline) > 1)
+		return false; /* offered, or a definite answer in time */
+	nox_log(NOX_LOG_ERR,
+		"no answer from %s within %d s: GET /v1/extensions after the "
+		"start checks (a stalled server; raise -o op_timeout= for a "
+		"slow one)",
+		url, fs->opts.op_timeout);
+	return true;
+}
+
 static int backend_open(struct fs *fs)
 {
 	struct fs_opts *o = &fs->opts;
@@ -769,6 +802,9 @@ static int backend_open(struct fs *fs)
 		ho.base_url = url;
 		ho.token = o->token;
 		ho.v1_only = o->v1_only != 0;
+		ho.timeout_ms = (long)o->op_timeout * 1000L;
+		ho.connect_timeout_ms =
+		    ho.timeout_ms < 5000 ? ho.timeout_ms : 5000;
 		if (o->exec_umask_s || o->exec_output_s)
 			nox_log(NOX_LOG_WARN,
 				"exec_umask and exec_output_max apply to the "
@@ -778,8 +814,8 @@ static int backend_open(struct fs *fs)
 		 * extensions are probed now, not inside the first request a
 		 * user makes (the probe is cached for the handle) */
 		fs->hooks = &fs_http_hooks;
-		if (r == 0)
-			(void)nox_backend_has(fs->be, NOX_OP_STAT);
+		if (r == 0 && ext_probe_stalled(fs, url))
+			return -1;
 	}
 	if (r < 0) {
 		nox_log(NOX_LOG_ERR, "backend: %s", nox_err_str(&err, r));
@@ -1002,6 +1038,7 @@ int main(int argc, char *argv[])
 	fs.opts.exec_timeout = NOX_DEFAULT_EXEC_TIMEOUT;
 	fs.opts.ttl = NOX_DEFAULT_TTL;
 	fs.opts.start_timeout = FS_START_TIMEOUT;
+	fs.opts.op_timeout = FS_OP_TIMEOUT;
 	fs.opts.unmount_timeout = FS_UNMOUNT_TIMEOUT;
 	fs.opts.fd_cache = (int)FS_FD_CACHE;
 	fs.opts.attr_timeout = 1.0;

@@ -481,7 +481,8 @@ static int root_lookup(struct fs *fs, struct fs_node *root, const char *name,
 		age = (double)(now.tv_sec - sb->checked.tv_sec) +
 		      (double)(now.tv_nsec - sb->checked.tv_nsec) / 1e9;
 		fs_table_unlock(&fs->table);
-		if (age < (ttl > 1.0 ? ttl : 1.0)) {
+		/* nor while the server does not answer (health.c) */
+		if (age < (ttl > 1.0 ? ttl : 1.0) || fs_health_silent(fs)) {
 			r = sandbox_entry(fs, root, sb, out, st);
 			fs_sandbox_put(sb);
 			return r;
@@ -490,6 +491,10 @@ static int root_lookup(struct fs *fs, struct fs_node *root, const char *name,
 	}
 	nox_err_clear(&err);
 	r = nox_backend_info(fs->be, name, &info, &err);
+	if (r < 0)
+		fs_health_failed(fs, r);
+	else
+		fs_health_answered(fs);
 	if (r < 0 && r != -ENOENT && (sb = fs_sandbox_find(fs, name))) {
 		/* server unreachable: an attached sandbox keeps being
 		 * served from what this daemon has (the http cache) */

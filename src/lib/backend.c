@@ -205,7 +205,18 @@ int nox_backend_upload(struct nox_backend *b, const char *id, const char *dest,
 {
 	int r = check_id(b, OP_V1, id, err);
 
-	return r < 0 ? r : b->ops->upload(b, id, dest, tar_fd, err);
+	return r < 0 ? r : b->ops->upload(b, id, dest, tar_fd, 0, err);
+}
+
+int nox_backend_upload_wait(struct nox_backend *b, const char *id,
+			    const char *dest, int tar_fd, long answer_ms,
+			    struct nox_err *err)
+{
+	int r = check_id(b, OP_V1, id, err);
+
+	return r < 0 ? r
+		     : b->ops->upload(b, id, dest, tar_fd,
+				      answer_ms > 0 ? answer_ms : 0, err);
 }
 
 int nox_backend_download(struct nox_backend *b, const char *id, const char *src,

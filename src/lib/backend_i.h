@@ -29,7 +29,7 @@ struct nox_backend_ops {
 		    const struct nox_exec_req *req, struct nox_exec_result *res,
 		    struct nox_err *err);
 	int (*upload)(struct nox_backend *b, const char *id, const char *dest,
-		      int tar_fd, struct nox_err *err);
+		      int tar_fd, long answer_ms, struct nox_err *err);
 	int (*download)(struct nox_backend *b, const char *id, const char *src,
 			int out_fd, struct nox_err *err);
 	int (*del)(struct nox_backend *b, const char *id, struct nox_err *err);

@@ -12,8 +12,12 @@
  * valgrind shows the use-after-free with 8 threads here.
  *
  * Every request is bounded: connect timeout, and a deadline for the whole
- * call (opts->timeout_ms, or the command's timeout plus EXEC_MARGIN_MS for
- * exec) that also bounds the retries.  Idempotent calls are retried with
+ * call (opts->timeout_ms, default 10 s, or the command's timeout plus
+ * EXEC_MARGIN_MS for exec) that also bounds the retries.  Bulk transfers
+ * (a body streamed from or to a descriptor, or over BULK_MIN in memory)
+ * are bounded by progress instead, so a big file on a slow link is not
+ * cut: one that moves no byte, or under LOW_SPEED_BPS, for timeout_ms is
+ * stalled (ETIMEDOUT, not retried).  Idempotent calls are retried with
  * exponential backoff on transport failures and 502/503/504 (and 500
  * without an "errno" in its body); exec, fs/file writes and fs/op are
  * never retried.
@@ -43,6 +47,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -58,7 +65,9 @@
 
 #define ERRBODY_MAX	 ((size_t)64 << 10) /* kept of an error body */
 #define DEF_CONNECT_MS	 5000L
-#define DEF_TIMEOUT_MS	 60000L
+#define DEF_TIMEOUT_MS	 10000L
+#define BULK_MIN	 ((size_t)1 << 20) /* bytes: bounded by progress */
+#define LOW_SPEED_BPS	 1024L /* bytes/s: slower is stalled */
 #define DEF_RETRIES	 3
 #define BACKOFF_FIRST_MS 100L
 #define BACKOFF_CAP_MS	 2000L
@@ -210,33 +219,77 @@ static void share_unlock(CURL *e, curl_lock_data data, void *ud)
 		pthread_mutex_unlock(&h->share_mx[data]);
 }
 
-static CURL *pool_get(struct http_backend *h)
+/*
+ * A handle's sockets: its newest one is remembered for the stall check
+ * (call_sent).  The close callback is kept by each connection from its
+ * creation, so it runs for connections of earlier calls too, and at the
+ * latest in curl_easy_cleanup: x is freed after it.
+ */
+static curl_socket_t easy_open(void *ud, curlsocktype purpose,
+			       struct curl_sockaddr *a)
 {
-	CURL *e = NULL;
+	struct http_easy *x = ud;
+	curl_socket_t s;
+
+	(void)purpose;
+	s = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+	if (s != CURL_SOCKET_BAD)
+		x->sock = s;
+	return s;
+}
+
+static int easy_close(void *ud, curl_socket_t s)
+{
+	struct http_easy *x = ud;
+
+	if (x->sock == s)
+		x->sock = CURL_SOCKET_BAD;
+	return close(s);
+}
+
+static void easy_free(struct http_easy *x)
+{
+	if (!x)
+		return;
+	curl_easy_cleanup(x->e);
+	free(x);
+}
+
+static struct http_easy *pool_get(struct http_backend *h)
+{
+	struct http_easy *x = NULL;
 
 	pthread_mutex_lock(&h->pool_mx);
 	if (h->npool > 0)
-		e = h->pool[--h->npool];
+		x = h->pool[--h->npool];
 	pthread_mutex_unlock(&h->pool_mx);
-	if (e)
-		curl_easy_reset(e);
-	else
-		e = curl_easy_init();
-	return e;
+	if (x) {
+		curl_easy_reset(x->e);
+		return x;
+	}
+	x = calloc(1, sizeof(*x));
+	if (!x)
+		return NULL;
+	x->sock = CURL_SOCKET_BAD;
+	x->e = curl_easy_init();
+	if (!x->e) {
+		free(x);
+		return NULL;
+	}
+	return x;
 }
 
-static void pool_put(struct http_backend *h, CURL *e)
+static void pool_put(struct http_backend *h, struct http_easy *x)
 {
-	if (!e)
+	if (!x)
 		return;
 	pthread_mutex_lock(&h->pool_mx);
 	if (h->npool < POOL_MAX) {
-		h->pool[h->npool++] = e;
-		e = NULL;
+		h->pool[h->npool++] = x;
+		x = NULL;
 	}
 	pthread_mutex_unlock(&h->pool_mx);
-	if (e)
-		curl_easy_cleanup(e);
+	easy_free(x);
 }
 
 static void call_fail_cb(struct http_call *c, int code, const char *msg)
@@ -608,6 +661,84 @@ static bool call_replayable(const struct http_call *c)
 	return true;
 }
 
+/* Is c a bulk transfer, bounded by progress rather than total time? */
+static bool call_bulk(const struct http_call *c)
+{
+	return c->in_fd >= 0 || c->out_fd >= 0 || c->body_len >= BULK_MIN ||
+	       (c->sink == SINK_BUF && c->buf_cap >= BULK_MIN);
+}
+
+/*
+ * Bytes of the upload the server has: curl's count less what still sits
+ * in the socket's send queue (SIOCOUTQ), which holds megabytes on a slow
+ * link: the end of an upload would otherwise look like a stall.
+ */
+static curl_off_t call_sent(struct http_call *c, curl_off_t ulnow)
+{
+	curl_socket_t s = c->x->sock;
+	int queued = 0;
+
+	if (ulnow <= 0 || s == CURL_SOCKET_BAD ||
+	    ioctl(s, SIOCOUTQ, &queued) < 0 || queued <= 0)
+		return ulnow;
+	return (curl_off_t)queued < ulnow ? ulnow - queued : 0;
+}
+
+/*
+ * A bulk transfer's watchdog (libcurl calls it about once a second, idle
+ * or not): stalled when no byte moved either way for timeout_ms, or
+ * fewer than LOW_SPEED_BPS on average over a window of timeout_ms.
+ * Counted in both directions: a server still taking the upload is
+ * progress, an upload waiting in our send queue is not.
+ */
+static int call_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow,
+			 curl_off_t ultotal, curl_off_t ulnow)
+{
+	struct http_call *c = ud;
+	curl_off_t sent = call_sent(c, ulnow), moved = dlnow + sent;
+	long now = now_ms(), bound = c->timeout_ms;
+	bool answering;
+	char msg[96];
+
+	(void)dltotal;
+	(void)ultotal;
+	if (moved > c->prog_last) {
+		c->prog_last = moved;
+		c->prog_moved_at = now;
+	}
+	/* the server has the whole upload and works on it (extracts) */
+	answering = c->in_fd >= 0 && c->in_size > 0 && sent >= c->in_size &&
+		    dlnow == 0;
+	if (answering && c->answer_ms > bound)
+		bound = c->answer_ms;
+	if (now - c->prog_moved_at >= bound) {
+		snprintf(msg, sizeof(msg),
+			 "stalled: no data for %ld ms (op_timeout)",
+			 now - c->prog_moved_at);
+		call_fail_cb(c, ETIMEDOUT, msg);
+		return 1;
+	}
+	moved = c->prog_last;
+	if (answering) {
+		c->prog_win_at = now; /* no rate while it works */
+		c->prog_win_bytes = moved;
+	} else if (now - c->prog_win_at >= c->timeout_ms) {
+		if (moved - c->prog_win_bytes <
+		    (curl_off_t)(LOW_SPEED_BPS * (now - c->prog_win_at) /
+				 1000)) {
+			snprintf(msg, sizeof(msg),
+				 "stalled: under %ld bytes/s for %ld ms",
+				 LOW_SPEED_BPS, now - c->prog_win_at);
+			call_fail_cb(c, ETIMEDOUT, msg);
+			return 1;
+		}
+		c->prog_win_at = now;
+		c->prog_win_bytes = moved;
+	}
+	return 0;
+}
+
+/* timeout_ms: the attempt's deadline; 0: none (a bulk transfer). */
 static CURLcode call_perform(struct http_backend *h, struct http_call *c,
 			     long timeout_ms, char *ebuf)
 {
@@ -660,9 +791,22 @@ static CURLcode call_perform(struct http_backend *h, struct http_call *c,
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, h->connect_timeout_ms);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+	if (timeout_ms == 0) {
+		c->prog_last = 0;
+		c->prog_moved_at = now_ms();
+		c->prog_win_at = c->prog_moved_at;
+		c->prog_win_bytes = 0;
+		curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, call_progress);
+		curl_easy_setopt(e, CURLOPT_XFERINFODATA, c);
+		curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+	}
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, easy_open);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, c->x);
+	curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, easy_close);
+	curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, c->x);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "libnox/" NOX_VERSION);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, ebuf);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
@@ -704,7 +848,8 @@ static CURLcode call_perform(struct http_backend *h, struct http_call *c,
 /*
  * Runs c to completion: 0 on a 2xx (the body in c->mem or the sink), or
  * a negative errno with the message in err.  Retries idempotent calls
- * within the call's deadline.
+ * within the call's deadline (a bulk transfer's: h->retries of them, a
+ * stall ending it).
  */
 int http_call_run(struct http_backend *h, struct http_call *c,
 		  struct nox_err *err)
@@ -712,7 +857,7 @@ int http_call_run(struct http_backend *h, struct http_call *c,
 	long deadline, left, backoff = BACKOFF_FIRST_MS;
 	char ebuf[CURL_ERROR_SIZE];
 	struct stat st;
-	bool retry;
+	bool retry, bulk;
 	CURLcode cc;
 	int attempt, r = -EIO;
 
@@ -737,13 +882,15 @@ int http_call_run(struct http_backend *h, struct http_call *c,
 				 fstat(c->out_fd, &st) == 0 &&
 				 S_ISREG(st.st_mode);
 	}
-	c->e = pool_get(h);
+	c->x = pool_get(h);
+	c->e = c->x ? c->x->e : NULL;
 	if (!c->e)
 		return nox_err_set(err, ENOMEM, "%s %s: no curl handle",
 				   c->method, c->path);
+	bulk = call_bulk(c);
 	deadline = now_ms() + c->timeout_ms;
 	for (attempt = 0;; attempt++) {
-		left = deadline - now_ms();
+		left = bulk ? LONG_MAX : deadline - now_ms();
 		if (left <= 0)
 			break; /* r and err hold the last failure */
 		if (attempt > 0) {
@@ -766,14 +913,14 @@ int http_call_run(struct http_backend *h, struct http_call *c,
 		c->cb_errno = 0;
 		c->in_read = 0;
 		c->out_written = 0;
-		cc = call_perform(h, c, left, ebuf);
+		cc = call_perform(h, c, bulk ? 0 : left, ebuf);
 		r = call_outcome(c, cc, ebuf, &retry, err);
 		if (r == -ENOENT && attempt > 0 && c->gone_ok)
 			r = 0; /* an earlier attempt did it */
 		if (r == 0 || !retry || attempt >= h->retries ||
 		    !call_replayable(c))
 			break;
-		left = deadline - now_ms();
+		left = bulk ? LONG_MAX : deadline - now_ms();
 		if (left <= 0)
 			break;
 		sleep_ms(backoff < left ? backoff : left);
@@ -782,7 +929,8 @@ int http_call_run(struct http_backend *h, struct http_call *c,
 	}
 	if (r == 0)
 		nox_err_clear(err);
-	pool_put(h, c->e);
+	pool_put(h, c->x);
+	c->x = NULL;
 	c->e = NULL;
 	return r;
 }
@@ -927,7 +1075,7 @@ static void http_free(struct nox_backend *b)
 	int i;
 
 	for (i = 0; i < h->npool; i++)
-		curl_easy_cleanup(h->pool[i]);
+		easy_free(h->pool[i]);
 	if (h->share)
 		curl_share_cleanup(h->share);
 	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)

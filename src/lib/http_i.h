@@ -25,6 +25,12 @@
 #define JSON_MAX       FSW_JSON_MAX /* any in-memory success body */
 #define EXEC_MARGIN_MS 30000L	    /* exec: its timeout plus this */
 
+/* A pooled curl handle and its newest socket (http.c easy_open). */
+struct http_easy {
+	CURL *e;
+	curl_socket_t sock; /* CURL_SOCKET_BAD: none open */
+};
+
 struct http_backend {
 	struct nox_backend base; /* first: backend.c sees only this */
 	char *base_url;		 /* no trailing '/' */
@@ -35,7 +41,7 @@ struct http_backend {
 	CURLSH *share;
 	pthread_mutex_t share_mx[CURL_LOCK_DATA_LAST];
 	pthread_mutex_t pool_mx;
-	CURL *pool[POOL_MAX]; /* protected by pool_mx */
+	struct http_easy *pool[POOL_MAX]; /* protected by pool_mx */
 	int npool;	      /* protected by pool_mx */
 	pthread_mutex_t ext_mx;
 	bool ext_known;	   /* protected by ext_mx */
@@ -74,9 +80,12 @@ struct http_call {
 	const char *range; /* Range header value, or NULL */
 	bool idempotent;
 	bool gone_ok; /* a retried DELETE's 404 is success */
-	long timeout_ms;
+	long timeout_ms; /* deadline; a bulk transfer's stall bound */
+	long answer_ms;	 /* upload: the stall bound once the server has
+			    the whole body, if longer */
 	/* state of the current attempt */
-	CURL *e;
+	struct http_easy *x;
+	CURL *e; /* x->e */
 	long status;
 	bool started; /* first body byte seen */
 	char *mem;    /* SINK_MEM, and every error body */
@@ -86,6 +95,8 @@ struct http_call {
 	bool enough;	    /* SINK_BUF: stopped on purpose */
 	long long cr_start; /* Content-Range start, -1 none */
 	uint64_t in_read, out_written;
+	curl_off_t prog_last, prog_win_bytes; /* bulk: bytes moved */
+	long prog_moved_at, prog_win_at;      /* bulk: monotonic ms */
 	int cb_errno; /* failure found in a callback */
 	char cb_msg[128];
 };
@@ -143,7 +154,7 @@ int http_v1_exec(struct nox_backend *b, const char *id,
 		 const struct nox_exec_req *req, struct nox_exec_result *res,
 		 struct nox_err *err);
 int http_v1_upload(struct nox_backend *b, const char *id, const char *dest,
-		   int tar_fd, struct nox_err *err);
+		   int tar_fd, long answer_ms, struct nox_err *err);
 int http_v1_download(struct nox_backend *b, const char *id, const char *src,
 		     int out_fd, struct nox_err *err);
 int http_v1_delete(struct nox_backend *b, const char *id, struct nox_err *err);

@@ -153,7 +153,9 @@ int http_v1_exec(struct nox_backend *b, const char *id,
 	c.body = body;
 	c.body_len = strlen(body);
 	c.ctype = "application/json";
-	c.timeout_ms = (long)secs * 1000L + EXEC_MARGIN_MS;
+	c.timeout_ms = req->deadline_ms > 0
+			   ? req->deadline_ms
+			   : (long)secs * 1000L + EXEC_MARGIN_MS;
 	r = http_call_run(http_of(b), &c, err);
 	if (r == 0) {
 		r = nox_v1_exec_result_parse(c.mem, c.mem_len, res, err);
@@ -171,7 +173,7 @@ int http_v1_exec(struct nox_backend *b, const char *id,
 }
 
 int http_v1_upload(struct nox_backend *b, const char *id, const char *dest,
-		   int tar_fd, struct nox_err *err)
+		   int tar_fd, long answer_ms, struct nox_err *err)
 {
 	struct http_call c;
 	int r;
@@ -185,6 +187,7 @@ int http_v1_upload(struct nox_backend *b, const char *id, const char *dest,
 		       http_path(id, "/files/upload", "dest",
 				 dest ? dest : NOX_WORKSPACE, NULL, NULL));
 	c.in_fd = tar_fd;
+	c.answer_ms = answer_ms;
 	c.ctype = "application/x-tar";
 	c.idempotent = true;
 	r = http_call_run(http_of(b), &c, err);

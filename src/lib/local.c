@@ -889,9 +889,11 @@ static int sandbox_rel(const char *spath, char *rel, size_t relsz,
 }
 
 static int local_upload(struct nox_backend *b, const char *id, const char *dest,
-			int tar_fd, struct nox_err *err)
+			int tar_fd, long answer_ms, struct nox_err *err)
 {
 	struct local *l = to_local(b);
+
+	(void)answer_ms; /* no wire: nothing waits for an answer */
 	char rel[PATH_MAX];
 	char *comp, *next;
 	int cur, fd, r;

@@ -3,6 +3,18 @@
 
 Usage: server.py [MODE]   (MODE is accepted for symmetry and ignored: one
 process serves every case, chosen per request.)
+       server.py --upstream PORT
+
+With --upstream it is instead a relay in front of a real server (noxd on
+127.0.0.1:PORT) that can be told to stall, for mounts that must start
+against a healthy server and then lose it.  GET /_stall/MODE (answered by
+the relay itself) switches every later request, on new and kept-alive
+connections alike:
+  off      relay faithfully (the start)
+  request  read the request, never answer
+  body     relay the status line, headers and half the body, then stall
+  slow     read the request body at 64 KiB/s, then relay: slow, not stalled
+  ext      stall GET /v1/extensions only (after the start checks)
 
 Listens on 127.0.0.1, port 0, and prints the port on stdout.  The
 behaviour of a request is chosen by:
@@ -293,6 +305,17 @@ class Handler(BaseHTTPRequestHandler):
         if case == "reset":
             self.partial(1000, b'{"exitCode": 0, "std')
             return self.reset()
+        if case == "trickle":
+            # 8 KiB at 4 KiB/s: slow, never stalled
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", "8192")
+            self.end_headers()
+            for _ in range(8):
+                self.wfile.write(b"t" * 1024)
+                self.wfile.flush()
+                time.sleep(0.25)
+            return None
         if case == "resetonce" and rest == "files/download":
             with LOCK:
                 first = not CACHE.get("resetonce")
@@ -437,12 +460,109 @@ class Handler(BaseHTTPRequestHandler):
                            (a, b, len(FILE_DATA)))])
 
 
+STALL = {"mode": "off"}
+SLOW_RATE = 64 << 10  # bytes/s of the "slow" mode
+
+
+class Relay(BaseHTTPRequestHandler):
+    """Relays to the upstream server; stalls as /_stall/MODE said."""
+    protocol_version = "HTTP/1.1"
+    upstream = 0
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def do_GET(self):
+        self.relay()
+
+    do_PUT = do_POST = do_DELETE = do_HEAD = do_GET
+
+    def stall(self):
+        # hold the connection open and silent; the client must give up
+        self.close_connection = True
+        time.sleep(3600)
+
+    def read_body(self, slow):
+        n = int(self.headers.get("Content-Length") or 0)
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            return Handler.read_body(self)
+        out = []
+        while n > 0:
+            k = min(n, SLOW_RATE // 10 if slow else 1 << 20)
+            b = self.rfile.read(k)
+            if not b:
+                break
+            out.append(b)
+            n -= len(b)
+            if slow:
+                time.sleep(0.1)
+        return b"".join(out)
+
+    def relay(self):
+        import http.client
+        if self.path.startswith("/_stall/"):
+            STALL["mode"] = self.path[8:]
+            body = STALL["mode"].encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        mode = STALL["mode"]
+        # one line per request on stderr: what a failed test met
+        sys.stderr.write("%.3f %s %s %s\n" % (time.monotonic(), mode,
+                                               self.command, self.path))
+        try:
+            body = self.read_body(mode == "slow")
+            if mode == "request" or (mode == "ext" and
+                                     self.path == "/v1/extensions"):
+                return self.stall()
+            up = http.client.HTTPConnection("127.0.0.1", self.upstream,
+                                            timeout=600)
+            hdrs = {k: v for k, v in self.headers.items()
+                    if k.lower() not in ("transfer-encoding", "connection",
+                                         "content-length")}
+            up.request(self.command, self.path, body=body, headers=hdrs)
+            resp = up.getresponse()
+            data = resp.read()
+            up.close()
+            self.send_response(resp.status)
+            for k, v in resp.getheaders():
+                if k.lower() not in ("transfer-encoding", "connection",
+                                     "content-length", "date", "server"):
+                    self.send_header(k, v)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if mode == "body":
+                self.wfile.write(data[:len(data) // 2])
+                self.wfile.flush()
+                return self.stall()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+            sys.stderr.write("%.3f done %d %s\n" % (time.monotonic(),
+                                                     resp.status, self.path))
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
 
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--upstream":
+        Relay.upstream = int(sys.argv[2])
+        srv = Server(("127.0.0.1", 0), Relay, bind_and_activate=False)
+        # a small receive window, inherited by every connection: a slow
+        # reader here is a slow link, not megabytes acked and unread
+        srv.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        srv.server_bind()
+        srv.server_activate()
+        sys.stdout.write("%d\n" % srv.server_address[1])
+        sys.stdout.flush()
+        srv.serve_forever()
+        return
     srv = Server(("127.0.0.1", 0), Handler)
     threading.Thread(target=hostile_tar, args=("tar_bomb",), daemon=True).start()
     sys.stdout.write("%d\n" % srv.server_address[1])

@@ -19,8 +19,9 @@ nt_init
 
 EXTRA_PIDS=()
 start_cleanup() {
-	local p
+	local rc=$? p
 	for p in "${EXTRA_PIDS[@]}"; do nt_stop_pid "$p"; done
+	(exit "$rc") # nt_cleanup exits with the status it finds
 	nt_cleanup
 }
 trap start_cleanup EXIT

@@ -83,8 +83,9 @@ static void walk(const char *dir, const char *rel, char **names, size_t *n)
 
 /* "tar:" and the regular files of the tar, "path=content", sorted. */
 static int fake_upload(struct nox_backend *b, const char *id, const char *dest,
-		       int tar_fd, struct nox_err *err)
+		       int tar_fd, long answer_ms, struct nox_err *err)
 {
+	(void)answer_ms;
 	char *x = tu_strf("%s/x", tmp_base), line[4096] = "tar:";
 	char *names[64];
 	size_t n = 0, i, at = 4;

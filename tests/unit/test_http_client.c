@@ -755,6 +755,37 @@ static void test_stall(void)
 	nox_backend_free(b);
 }
 
+/*
+ * A transfer is bounded by progress, a metadata call by its deadline:
+ * 8 KiB at 4 KiB/s (2 s) passes a 1 s bound as a download, not as a
+ * create.
+ */
+static void test_trickle(void)
+{
+	struct nox_backend *b = hs_new(NULL, -1, 1000, false);
+	struct nox_sandbox_info info;
+	struct nox_err err;
+	char *dir = tu_mkdtemp("http-trickle"), *p = tu_strf("%s/o", dir);
+	int fd = open(p, O_RDWR | O_CREAT, 0600);
+	struct stat st;
+	long t0;
+
+	t0 = now_ms();
+	CU_ASSERT_EQUAL(nox_backend_download(b, "trickle", NULL, fd, &err), 0);
+	CU_ASSERT(now_ms() - t0 >= 1500);
+	CU_ASSERT(fstat(fd, &st) == 0 && st.st_size == 8192);
+	t0 = now_ms();
+	CU_ASSERT_EQUAL(nox_backend_create(b, "trickle", NULL, &info, &err),
+			-ETIMEDOUT);
+	CU_ASSERT(now_ms() - t0 < 1800);
+	close(fd);
+	unlink(p);
+	rmdir(dir);
+	free(p);
+	free(dir);
+	nox_backend_free(b);
+}
+
 static void test_reset(void)
 {
 	struct nox_backend *b = hs_new(NULL, 3, 10000, false);
@@ -1700,6 +1731,7 @@ int main(void)
 	    {"malformed JSON answers", test_malformed_json},
 	    {"malformed nox.fs answers", test_fs_hostile},
 	    {"stalled body: deadline", test_stall},
+	    {"slow body: bounded by progress", test_trickle},
 	    {"reset mid-body", test_reset},
 	    {"5xx storms, 503 then 200", test_storms},
 	    {"retries replay upload and download", test_retry_replay},

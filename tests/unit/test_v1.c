@@ -239,7 +239,10 @@ static void test_exec_req_encode(void)
 {
 	const char *argv[] = {"printf", "%s\\n", "a \"q\" /b\n", NULL};
 	const char *env[] = {"K=v=w", "E=", NULL};
-	struct nox_exec_req req = {argv, "/workspace/d", env, 12};
+	struct nox_exec_req req = {.argv = argv,
+				   .workdir = "/workspace/d",
+				   .env = env,
+				   .timeout_seconds = 12};
 	struct nox_v1_exec_req back;
 	struct nox_err err;
 	char *js;
