@@ -24,31 +24,9 @@ nt_require du stat sha256sum head cmp
 hm_require_noxd
 [ "$(id -u)" = 0 ] || nt_skip "needs root to mount a tmpfs"
 nt_init
-TMPFS=""
-
-bound_cleanup() {
-	local rc=$?
-	trap - EXIT
-	if [ -n "$NT_MNT" ] && nt_mounted "$NT_MNT"; then
-		timeout -k 2 15 fusermount3 -u "$NT_MNT" 2>/dev/null ||
-			timeout -k 2 15 fusermount3 -uz "$NT_MNT" 2>/dev/null
-	fi
-	nt_stop_pid "$NT_DPID"
-	nt_stop_pid "$NT_NOXD_PID"
-	NT_DPID=""
-	NT_NOXD_PID=""
-	if [ -n "$TMPFS" ] && nt_mounted "$TMPFS"; then
-		umount "$TMPFS" 2>/dev/null || umount -l "$TMPFS" 2>/dev/null
-	fi
-	(exit "$rc")
-	nt_cleanup
-}
-trap bound_cleanup EXIT
 
 CACHE=$NT_TMP/cache
-mount -t tmpfs -o size=48m,mode=0700 tmpfs "$CACHE" ||
-	nt_skip "cannot mount a tmpfs on $CACHE"
-TMPFS=$CACHE
+nt_tmpfs "$CACHE" 48
 ID=bound1
 OPTS="cache_max=8M,writeback_delay=60000,attr_timeout=30,entry_timeout=30"
 

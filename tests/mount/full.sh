@@ -19,36 +19,13 @@
 nt_require cmp sha256sum head stat
 [ "$(id -u)" = 0 ] || nt_skip "needs root to mount a tmpfs"
 nt_init
-TMPFS=()
 TSIZE_MIB=8
-
-full_cleanup() {
-	local rc=$? m
-	trap - EXIT
-	if [ -n "$NT_MNT" ] && nt_mounted "$NT_MNT"; then
-		timeout -k 2 15 fusermount3 -u "$NT_MNT" 2>/dev/null ||
-			timeout -k 2 15 fusermount3 -uz "$NT_MNT" 2>/dev/null
-	fi
-	nt_stop_pid "$NT_DPID"
-	nt_stop_pid "$NT_NOXD_PID"
-	NT_DPID=""
-	NT_NOXD_PID=""
-	for m in "${TMPFS[@]}"; do
-		nt_mounted "$m" || continue
-		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
-	done
-	(exit "$rc")
-	nt_cleanup
-}
-trap full_cleanup EXIT
 
 case $NT_BACKEND in
 local) FULLDIR=$NT_BASE ;;
 *) FULLDIR=$NT_TMP/cache ;;
 esac
-mount -t tmpfs -o "size=${TSIZE_MIB}m,mode=0700" tmpfs "$FULLDIR" ||
-	nt_skip "cannot mount a tmpfs on $FULLDIR"
-TMPFS+=("$FULLDIR")
+nt_tmpfs "$FULLDIR" "$TSIZE_MIB"
 nt_log "tmpfs of $TSIZE_MIB MiB on $FULLDIR"
 
 # cp/dd-like writer: 256 KiB writes until one fails; prints

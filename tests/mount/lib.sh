@@ -264,7 +264,7 @@ nt_stop_pid() {
 }
 
 nt_cleanup() {
-	local rc=$?
+	local rc=$? m
 	trap - EXIT
 	if [ -n "$NT_MNT" ] && nt_mounted "$NT_MNT"; then
 		timeout -k 2 15 fusermount3 -u "$NT_MNT" 2>/dev/null ||
@@ -272,6 +272,11 @@ nt_cleanup() {
 	fi
 	nt_stop_pid "$NT_DPID"
 	nt_stop_pid "$NT_NOXD_PID"
+	# the daemons are gone: nothing holds the tmpfs mounts now
+	for m in "${NT_TMPFS[@]}"; do
+		nt_mounted "$m" || continue
+		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
+	done
 	if [ -n "$NT_TMP" ] && [ -d "$NT_TMP" ]; then
 		if [ -n "$NT_MNT" ] && nt_mounted "$NT_MNT"; then
 			echo "# still mounted, leaving $NT_TMP" >&2
@@ -282,6 +287,16 @@ nt_cleanup() {
 		fi
 	fi
 	exit $rc
+}
+
+# nt_tmpfs DIR MIB: a tmpfs of MIB MiB (mode 0700) on DIR, unmounted by
+# nt_cleanup once the daemons have stopped.  Skips (fails with
+# NOX_NO_SKIP=1) when it cannot mount.
+NT_TMPFS=()
+nt_tmpfs() {
+	mount -t tmpfs -o "size=${2}m,mode=0700" tmpfs "$1" ||
+		nt_skip "cannot mount a tmpfs on $1"
+	NT_TMPFS+=("$1")
 }
 
 # nt_init: temp dir, trap, programs.  Call once, after nt_require.
