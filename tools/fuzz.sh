@@ -42,7 +42,7 @@ fuzz_one() {
 	fi
 }
 # NOX_FUZZ_LANES targets at a time (default 1); each runs SECONDS of wall
-# time either way, so two lanes halve the wall time (.ci/run uses 2).
+# time either way, so two lanes halve the wall time.
 lanes=${NOX_FUZZ_LANES:-1}
 i=0
 for t in "${targets[@]}"; do
