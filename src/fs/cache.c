@@ -1299,7 +1299,7 @@ static int http_before_open(struct fs_sandbox *sb, struct fs_node *n, int flags)
 	}
 	me = manifest_get(&c->man, n->sino);
 	if (me && !me->fetched && !me->fetching) {
-		me->fetched = true;
+		manifest_mark(&c->man, me, true, me->rsize);
 		c->man_dirty = true;
 	}
 	newly = cache_dirty_add(c, n->sino);
@@ -1519,9 +1519,9 @@ static bool note_size(struct cache *c, const struct fs_op *op,
 	open_dirty = cache_dirty_has(c, st->st_ino);
 	placeholder = me && !me->fetched && !cache_busy_locked(c, st->st_ino);
 	if (placeholder && st->st_size == 0)
-		me->fetched = true;
+		manifest_mark(&c->man, me, true, me->rsize);
 	else if (placeholder)
-		me->rsize = st->st_size;
+		manifest_mark(&c->man, me, false, st->st_size);
 	cache_unlock(c, CACHE_MU);
 	if (placeholder && st->st_size > 0) {
 		e = journal_entry_new(&c->jr, J_TRUNCATE, op->path, NULL);

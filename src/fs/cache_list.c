@@ -576,8 +576,7 @@ int cache_list_fetch(struct cache *c, struct fs_node *n)
 	if (me) {
 		me->fetching = false;
 		if (r == 0) {
-			me->fetched = true;
-			me->rsize = st.st_size;
+			manifest_mark(&c->man, me, true, st.st_size);
 			me->rmtime = ts_ns(&st.st_mtim);
 			cache_space_used_locked(me, path);
 			c->man_dirty = true;

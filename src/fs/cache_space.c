@@ -129,21 +129,23 @@ static int victim_cmp(const void *a, const void *b)
 	return x->used < y->used ? -1 : x->used > y->used;
 }
 
-/* With c's mu: adds c's fetched bytes and its evictable files to s. */
+/*
+ * With c's mu: adds c's fetched bytes to s (the manifest's running
+ * total, so without victims this costs nothing per file), and with
+ * victims its evictable files (a walk of the manifest).
+ */
 static void scan_locked(struct cache *c, struct scan *s, bool victims)
 {
 	size_t i;
 
-	for (i = 0; i < c->man.nbuckets; i++) {
+	s->used += c->man.fetched_bytes;
+	for (i = 0; victims && i < c->man.nbuckets; i++) {
 		struct ment *me;
 
 		for (me = c->man.buckets[i]; me; me = me->next) {
-			if (!me->fetched)
-				continue;
-			s->used += me->rsize;
 			/* local changes are checked by evict(), for the few
 			 * it tries: cache_busy_locked walks the journal */
-			if (!victims || me->fetching || !me->path ||
+			if (!me->fetched || me->fetching || !me->path ||
 			    me->rsize == 0)
 				continue;
 			if (s->n == s->cap) {
@@ -222,7 +224,7 @@ static int evict(struct cache *c, const struct victim *v)
 		return -EBUSY;
 	}
 	path = strdup(me->path);
-	me->fetched = false;
+	manifest_mark(&c->man, me, false, me->rsize);
 	me->fetching = true;
 	cache_unlock(c, CACHE_MU);
 
@@ -268,7 +270,7 @@ out:
 			free(me->path);
 			me->path = NULL;
 		} else {
-			me->fetched = !truncated;
+			manifest_mark(&c->man, me, !truncated, me->rsize);
 			if (r == -ESTALE || r == -ENOENT) {
 				/* its next open records its name */
 				free(me->path);
@@ -311,14 +313,16 @@ void cache_space_room(struct cache *c, off_t need)
 	 * answer's tar, then the tree file) */
 	if (s.used + need <= max && (avail < 0 || avail >= 2 * (long long)need))
 		goto out;
-	/* over: again, with the candidates (the bytes as they are now) */
+	/* over: again, with the candidates (the bytes as they are now),
+	 * down to 90 % of the bound, so that the walk of every manifest
+	 * comes once per tenth of the bound downloaded, not per download */
 	s.used = 0;
 	scan_all(sbs, nsb, &s, true);
 	qsort(s.v, s.n, sizeof(*s.v), victim_cmp);
 	for (i = 0; i < s.n; i++) {
 		struct cache *vc = cache_of(s.v[i].sb);
 
-		if (s.used + need <= max &&
+		if (s.used + need <= max - max / 10 &&
 		    (avail < 0 || avail >= 2 * (long long)need))
 			break;
 		if (evict(vc, &s.v[i]) < 0)

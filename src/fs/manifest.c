@@ -30,6 +30,7 @@ int manifest_init(struct manifest *m)
 {
 	m->nbuckets = 1024;
 	m->count = 0;
+	m->fetched_bytes = 0;
 	m->buckets = calloc(m->nbuckets, sizeof(*m->buckets));
 	return m->buckets ? 0 : -ENOMEM;
 }
@@ -48,6 +49,7 @@ void manifest_cleanup(struct manifest *m)
 		}
 	}
 	free(m->buckets);
+	m->fetched_bytes = 0;
 	m->buckets = NULL;
 	m->count = 0;
 }
@@ -112,10 +114,20 @@ struct ment *manifest_set(struct manifest *m, ino_t ino, off_t size,
 		m->buckets[b] = e;
 		m->count++;
 	}
-	e->rsize = size;
+	manifest_mark(m, e, fetched, size);
 	e->rmtime = mtime;
-	e->fetched = fetched;
 	return e;
+}
+
+void manifest_mark(struct manifest *m, struct ment *e, bool fetched,
+		   off_t rsize)
+{
+	if (e->fetched)
+		m->fetched_bytes -= e->rsize;
+	e->fetched = fetched;
+	e->rsize = rsize;
+	if (e->fetched)
+		m->fetched_bytes += e->rsize;
 }
 
 void manifest_del(struct manifest *m, ino_t ino)
@@ -127,6 +139,8 @@ void manifest_del(struct manifest *m, ino_t ino)
 			struct ment *e = *pp;
 
 			*pp = e->next;
+			if (e->fetched)
+				m->fetched_bytes -= e->rsize;
 			free(e->path);
 			free(e);
 			m->count--;

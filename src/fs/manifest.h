@@ -42,6 +42,9 @@ struct manifest {
 	struct ment **buckets;
 	size_t nbuckets;
 	size_t count;
+	long long fetched_bytes; /* sum of rsize over the fetched entries;
+				    kept by manifest_set, manifest_mark and
+				    manifest_del (cache_space.c's bound) */
 };
 
 int manifest_init(struct manifest *m);
@@ -52,6 +55,10 @@ struct ment *manifest_get(struct manifest *m, ino_t ino);
 struct ment *manifest_set(struct manifest *m, ino_t ino, off_t size,
 			  int64_t mtime, bool fetched);
 void manifest_del(struct manifest *m, ino_t ino);
+/* Sets e's fetched mark and remote size, keeping m->fetched_bytes: every
+ * change of either field outside manifest_set goes through here. */
+void manifest_mark(struct manifest *m, struct ment *e, bool fetched,
+		   off_t rsize);
 /* Loads/saves file name in dirfd; a missing file loads as empty. */
 int manifest_load(struct manifest *m, int dirfd, const char *name);
 int manifest_save(struct manifest *m, int dirfd, const char *name);

@@ -42,6 +42,22 @@ static size_t rec(char *buf, size_t at, const char *type, const char *mode,
 	return at;
 }
 
+/* The fetched bytes by a walk: what m->fetched_bytes must equal. */
+static long long walk_fetched(const struct manifest *m)
+{
+	long long sum = 0;
+	size_t i;
+
+	for (i = 0; i < m->nbuckets; i++) {
+		const struct ment *e;
+
+		for (e = m->buckets[i]; e; e = e->next)
+			sum += e->fetched ? e->rsize : 0;
+	}
+	return sum;
+}
+
+
 static void parse_expect(const char *out, size_t len, int want)
 {
 	struct listing l;
@@ -195,6 +211,7 @@ static void test_merge_hostile(void)
 	CU_ASSERT(exists(tree, "new.txt"));
 	CU_ASSERT(exists(out, "") && !exists(out, "evil"));
 
+	CU_ASSERT_EQUAL(m.fetched_bytes, walk_fetched(&m));
 	manifest_cleanup(&m);
 	close(tfd);
 	tu_rm_rf(base);
@@ -296,6 +313,7 @@ static void test_merge_links(void)
 	CU_ASSERT(ino_of(tree, "b", &nb) == a && nb == 2);
 	CU_ASSERT(!exists(tree, "x"));
 
+	CU_ASSERT_EQUAL(m.fetched_bytes, walk_fetched(&m));
 	manifest_cleanup(&m);
 	close(tfd);
 	tu_rm_rf(base);
@@ -357,11 +375,53 @@ static void test_merge_types(void)
 	listing_cleanup(&l);
 	CU_ASSERT_EQUAL(type_of(tree, "fifo"), S_IFIFO | 0600);
 
+	CU_ASSERT_EQUAL(m.fetched_bytes, walk_fetched(&m));
 	manifest_cleanup(&m);
 	close(tfd);
 	tu_rm_rf(base);
 	free(tree);
 	free(base);
+}
+
+/*
+ * The running total of fetched bytes (the cache bound's check before a
+ * download reads it instead of walking the manifest) against a walk,
+ * after 20,000 random sets, marks and deletions, past the table's growth.
+ */
+static void test_fetched_total(void)
+{
+	struct manifest m;
+	unsigned seed = 12345;
+	int i, bad = 0;
+
+	CU_ASSERT_FATAL(manifest_init(&m) == 0);
+	for (i = 0; i < 20000; i++) {
+		ino_t ino = (ino_t)(rand_r(&seed) % 5000 + 1);
+		off_t size = rand_r(&seed) % 100000;
+		struct ment *e;
+
+		switch (rand_r(&seed) % 4) {
+		case 0:
+		case 1:
+			CU_ASSERT_FATAL(manifest_set(&m, ino, size, i,
+						     rand_r(&seed) % 2) !=
+					NULL);
+			break;
+		case 2:
+			e = manifest_get(&m, ino);
+			if (e)
+				manifest_mark(&m, e, !e->fetched, size);
+			break;
+		default:
+			manifest_del(&m, ino);
+		}
+		if (m.fetched_bytes != walk_fetched(&m))
+			bad++;
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	CU_ASSERT(m.count > 1024); /* the table grew on the way */
+	manifest_cleanup(&m);
+	CU_ASSERT_EQUAL(m.fetched_bytes, 0);
 }
 
 int main(void)
@@ -374,6 +434,8 @@ int main(void)
 	     test_merge_links},
 	    {"merge: FIFOs and sockets mirrored, devices as files",
 	     test_merge_types},
+	    {"fetched bytes: the running total matches a walk",
+	     test_fetched_total},
 	    {NULL, NULL}};
 
 	return tu_main("manifest", tests);
