@@ -699,7 +699,7 @@ static int upload_ino(struct cache *c, const char *path, ino_t ino,
 	struct stat st;
 	int pfd, fd;
 
-	if (tree_parent(c->tree_fd, path, &pfd, &base) < 0)
+	if (fdio_parent(c->tree_fd, path, &pfd, &base) < 0)
 		return 1;
 	fd = openat(pfd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	close(pfd);

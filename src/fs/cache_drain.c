@@ -162,7 +162,7 @@ static bool upload_linked(struct cache *c, const struct jent *e)
 
 	if (e->op != J_UPLOAD || e->ino == 0)
 		return false;
-	if (tree_parent(c->tree_fd, e->path, &pfd, &base) < 0)
+	if (fdio_parent(c->tree_fd, e->path, &pfd, &base) < 0)
 		return false;
 	r = fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW);
 	close(pfd);

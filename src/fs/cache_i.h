@@ -17,6 +17,7 @@
 
 #include "cache.h"
 #include "journal.h"
+#include "fdio_i.h"
 #include "manifest.h"
 
 #define BATCH_MAX_FILES	 5000

@@ -232,7 +232,7 @@ static int evict(struct cache *c, const struct victim *v)
 		r = -ENOMEM;
 		goto out;
 	}
-	r = tree_parent(c->tree_fd, path, &pfd, &base);
+	r = fdio_parent(c->tree_fd, path, &pfd, &base);
 	if (r < 0)
 		goto out;
 	fd = openat(pfd, base, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);

@@ -20,6 +20,7 @@
 
 #include <nox/nox.h>
 
+#include "fdio_i.h"
 #include "manifest.h"
 
 #define M_TAG "noxfs-manifest 1"
@@ -228,37 +229,6 @@ int manifest_save(struct manifest *m, int dirfd, const char *name)
 }
 
 /* ---- tree access ---------------------------------------------------- */
-
-int tree_parent(int dirfd, const char *path, int *pfd, const char **base)
-{
-	const char *p = path, *slash;
-	char part[NAME_MAX + 1];
-	int cur, fd;
-
-	cur = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
-	if (cur < 0)
-		return -errno;
-	while ((slash = strchr(p, '/')) != NULL) {
-		size_t n = (size_t)(slash - p);
-
-		if (n == 0 || n > NAME_MAX) {
-			close(cur);
-			return -EINVAL;
-		}
-		memcpy(part, p, n);
-		part[n] = '\0';
-		fd = openat(cur, part,
-			    O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		close(cur);
-		if (fd < 0)
-			return -errno;
-		cur = fd;
-		p = slash + 1;
-	}
-	*pfd = cur;
-	*base = p;
-	return 0;
-}
 
 static int remove_dir_contents(int dfd)
 {
@@ -705,7 +675,7 @@ static int fill_from_src(struct merge *g, const struct rent *e, int fd)
 	int pfd, sfd, r;
 	ssize_t n;
 
-	r = tree_parent(g->src_fd, e->path, &pfd, &base);
+	r = fdio_parent(g->src_fd, e->path, &pfd, &base);
 	if (r < 0)
 		return r;
 	sfd = openat(pfd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -850,7 +820,7 @@ static int merge_entry(struct merge *g, const struct rent *e)
 		g->skipped++;
 		return 0;
 	}
-	r = tree_parent(g->tree_fd, e->path, &pfd, &base);
+	r = fdio_parent(g->tree_fd, e->path, &pfd, &base);
 	if (r < 0)
 		return r == -ENOENT || r == -ENOTDIR ? 0 : r;
 	if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0) {
@@ -934,7 +904,7 @@ static int merge_link(struct merge *g, const struct rent *e,
 	struct stat st;
 	int pfd, gfd, r;
 
-	r = tree_parent(g->tree_fd, e->path, &pfd, &base);
+	r = fdio_parent(g->tree_fd, e->path, &pfd, &base);
 	if (r < 0)
 		return r == -ENOENT || r == -ENOTDIR ? 0 : r;
 	if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
@@ -954,7 +924,7 @@ static int merge_link(struct merge *g, const struct rent *e,
 		close(pfd);
 		return r;
 	}
-	r = tree_parent(g->tree_fd, group->path, &gfd, &gbase);
+	r = fdio_parent(g->tree_fd, group->path, &gfd, &gbase);
 	if (r == 0) {
 		if (linkat(gfd, gbase, pfd, base, 0) < 0)
 			r = -errno;
@@ -990,7 +960,7 @@ static int merge_one(struct merge *g, const struct rent *e)
 	if (r < 0)
 		return r;
 	/* the first name of a linked file: the others link to it */
-	if (tree_parent(g->tree_fd, e->path, &pfd, &base) < 0)
+	if (fdio_parent(g->tree_fd, e->path, &pfd, &base) < 0)
 		return 0;
 	if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 	    S_ISREG(st.st_mode))

@@ -129,13 +129,6 @@ int manifest_merge(struct manifest *m, int tree_fd, const struct listing *l,
 		   bool (*skip)(const char *path, void *ud), void *ud,
 		   struct nox_err *err);
 
-/*
- * Opens path below dirfd without following any symlink: the parent
- * directory (O_PATH) in *pfd (caller closes) and its last part in *base
- * (points into path).  -ENOENT/-ENOTDIR/-ELOOP as openat gives.
- */
-int tree_parent(int dirfd, const char *path, int *pfd, const char **base);
-
 /* Removes path (recursively for a directory) below parent dir pfd. */
 int tree_remove(int pfd, const char *name);
 

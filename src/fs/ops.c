@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "cred.h"
+#include "fdio_i.h"
 #include "ctl.h"
 #include "fs.h"
 #include "lock.h"
@@ -106,41 +107,6 @@ static int op_path(struct fs *fs, struct fs_node *dir, const char *name,
 		buf[dl++] = '/';
 	memcpy(buf + dl, name, strlen(name) + 1);
 	return 0;
-}
-
-/*
- * Opens the directory holding path (relative to root_fd, one component at
- * a time, no symlink followed): its O_RDONLY descriptor, the last
- * component in *base; or -errno.
- */
-static int tree_parent_open(int root_fd, const char *path, const char **base)
-{
-	char part[NAME_MAX + 1];
-	const char *p = path, *slash;
-	int fd, nfd;
-
-	fd = openat(root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	while ((slash = strchr(p, '/')) != NULL) {
-		size_t l = (size_t)(slash - p);
-
-		if (l == 0 || l > NAME_MAX) {
-			close(fd);
-			return -ENOENT;
-		}
-		memcpy(part, p, l);
-		part[l] = '\0';
-		nfd = openat(fd, part,
-			     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		close(fd);
-		if (nfd < 0)
-			return -errno;
-		fd = nfd;
-		p = slash + 1;
-	}
-	*base = p;
-	return fd;
 }
 
 /* What tree_find_ino looks for. */
@@ -224,15 +190,16 @@ static int op_node_path(struct fs_sandbox *sb, struct fs_node *n,
 	struct stat st;
 	char *slash;
 	size_t dl;
-	int r, dfd;
+	int r, dfd = -1;
 
 	r = op_path(sb->fs, n, NULL, buf, size);
 	if (n->kind != FS_WS || S_ISDIR(n->type) || (r < 0 && r != -ENOENT) ||
 	    (r == 0 && !*buf))
 		return r;
 	/* -ENOENT: its chain of names is broken; only the walk can tell */
-	dfd = r < 0 ? r : tree_parent_open(sb->root_fd, buf, &base);
-	if (dfd >= 0) {
+	if (r == 0)
+		r = fdio_parent(sb->root_fd, buf, &dfd, &base);
+	if (r == 0) {
 		r = fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW);
 		if (r == 0 && st.st_ino == n->sino && st.st_dev == n->dev &&
 		    !(avoid && strcmp(buf, avoid) == 0)) {
