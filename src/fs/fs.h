@@ -54,6 +54,7 @@ struct fs_opts {
 	int op_timeout;		/* -o op_timeout=S (http requests) */
 	int unmount_timeout;	/* -o unmount_timeout=S (exit path bound) */
 	int fd_cache;		/* -o fd_cache=N (node descriptors kept) */
+	int node_max;		/* -o node_max: the node budget (trim.c) */
 	char *pending;		/* first positional, until we know its role */
 	char *source;		/* SOURCE positional, applied after parsing */
 	int show_help;
@@ -99,12 +100,22 @@ struct fs {
 	pthread_mutex_t ka_mutex;
 	pthread_cond_t ka_cond;
 	bool ka_stop; /* protected by ka_mutex */
+
+	/* the node budget's thread (trim.c) */
+	pthread_t trim_thread;
+	bool trim_running;
 };
 
 /* keepalive.c: touches every attached sandbox every min(ttl/3, 300) s. */
 int fs_keepalive_start(struct fs *fs);
 /* Stops and joins the thread; safe when it was never started. */
 void fs_keepalive_stop(struct fs *fs);
+
+/* trim.c: asks the kernel to forget cold files while the table holds
+ * more than node_max nodes (no thread when node_max is 0 or with -s). */
+int fs_trim_start(struct fs *fs);
+/* Stops and joins the thread; safe when it was never started. */
+void fs_trim_stop(struct fs *fs);
 
 /*
  * health.c: requests the daemon can do without (a listing the cache can

@@ -26,6 +26,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <nox/log.h>
@@ -45,7 +46,9 @@ int fs_table_init(struct fs_table *t)
 	pthread_mutex_init(&t->mutex, NULL);
 	pthread_mutex_init(&t->hmutex, NULL);
 	pthread_mutex_init(&t->fdmu, NULL);
+	pthread_cond_init(&t->trim_cond, NULL);
 	t->fd_cache = FS_FD_CACHE;
+	t->node_max = FS_NODE_MAX;
 	return 0;
 }
 
@@ -474,6 +477,7 @@ void fs_table_cleanup(struct fs_table *t)
 		close(t->mntfd[i].fd);
 	t->nmntfd = 0;
 	pthread_mutex_destroy(&t->fdmu);
+	pthread_cond_destroy(&t->trim_cond);
 	pthread_mutex_destroy(&t->mutex);
 	pthread_mutex_destroy(&t->hmutex);
 }
@@ -563,6 +567,8 @@ struct fs_node *fs_node_lookup_add(struct fs_table *t, struct fs_sandbox *sb,
 	n = find_locked(t, sb, kind, dev, sino);
 	if (n) {
 		n->nlookup++;
+		n->trim_seen = true;
+		n->trim_sent = false;
 		if (fd >= 0) {
 			/* a node whose descriptor the cache closed takes the
 			 * one this lookup opened */
@@ -618,6 +624,9 @@ struct fs_node *fs_node_lookup_add(struct fs_table *t, struct fs_sandbox *sb,
 	}
 	if (++t->count > t->nbuckets)
 		table_grow_locked(t);
+	n->trim_seen = true;
+	if (t->node_max && t->count == t->node_max + 1)
+		pthread_cond_signal(&t->trim_cond);
 	fs_table_unlock(t);
 	dead_flush(&dead);
 	if (kind == FS_WS)
@@ -836,6 +845,110 @@ out:
 	if (ret < 0) {
 		fs_inval_free(v, n);
 		return ret;
+	}
+	*out = v;
+	*nout = n;
+	return 0;
+}
+
+size_t fs_table_trim_wait(struct fs_table *t, int ms)
+{
+	struct timespec until;
+	size_t low, over = 0;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	fs_table_lock(t);
+	if (!t->trim_stop && (!t->node_max || t->count <= t->node_max))
+		(void)pthread_cond_timedwait(&t->trim_cond, &t->mutex, &until);
+	low = t->node_max - t->node_max / 10;
+	if (!t->trim_stop && t->node_max && t->count > t->node_max)
+		over = t->count - low;
+	fs_table_unlock(t);
+	return over;
+}
+
+void fs_table_trim_stop(struct fs_table *t)
+{
+	fs_table_lock(t);
+	t->trim_stop = true;
+	pthread_cond_broadcast(&t->trim_cond);
+	fs_table_unlock(t);
+}
+
+/* With t's mutex: may the kernel be asked to forget n? */
+static bool trim_candidate_locked(struct fs_table *t, struct fs_node *n)
+{
+	bool pinned;
+
+	if (n->kind != FS_WS || S_ISDIR(n->type) || n->trim_sent || n->refs ||
+	    n->wopen || n->wdirty || !n->parent || !n->name || n->nlookup == 0)
+		return false;
+	pthread_mutex_lock(&t->fdmu);
+	pinned = n->fd_pins > 0;
+	pthread_mutex_unlock(&t->fdmu);
+	return !pinned;
+}
+
+int fs_table_collect_trim(struct fs_table *t, size_t want,
+			  struct fs_inval **out, size_t *nout)
+{
+	struct fs_inval *v = NULL;
+	size_t n = 0, cap = 0, visited = 0, limit;
+	int r = 0;
+
+	fs_table_lock(t);
+	/* twice round at most: the first pass may only clear marks */
+	limit = 2 * t->nbuckets;
+	while (n < want && visited++ < limit) {
+		struct fs_node *x;
+
+		if (t->trim_at >= t->nbuckets)
+			t->trim_at = 0;
+		for (x = t->buckets[t->trim_at]; x && n < want; x = x->hnext) {
+			if (!trim_candidate_locked(t, x))
+				continue;
+			if (x->trim_seen) {
+				x->trim_seen = false;
+				continue;
+			}
+			if (n == cap) {
+				size_t nc = cap ? cap * 2 : 256;
+				struct fs_inval *nv =
+				    realloc(v, nc * sizeof(*nv));
+
+				if (!nv) {
+					r = -ENOMEM;
+					break;
+				}
+				v = nv;
+				cap = nc;
+			}
+			memset(&v[n], 0, sizeof(v[n]));
+			v[n].name = strdup(x->name);
+			if (!v[n].name) {
+				r = -ENOMEM;
+				break;
+			}
+			v[n].ino = x->ino;
+			v[n].parent = x->parent->ino;
+			v[n].reg = S_ISREG(x->type);
+			x->trim_sent = true;
+			n++;
+		}
+		if (r < 0)
+			break;
+		t->trim_at++;
+	}
+	fs_table_unlock(t);
+	if (r < 0) {
+		fs_inval_free(v, n);
+		return r;
 	}
 	*out = v;
 	*nout = n;

@@ -92,6 +92,10 @@ struct fs_node {
 	off_t att_size;
 	nlink_t att_nlink;
 	ino_t att_ino;
+	/* the node budget (trim.c): looked up since the last sweep; its
+	 * entry was invalidated and no lookup came since */
+	bool trim_seen;
+	bool trim_sent;
 };
 
 /*
@@ -107,6 +111,9 @@ struct fs_handle {
 
 /* Unpinned node descriptors kept open by default (-o fd_cache=N). */
 #define FS_FD_CACHE 1024u
+/* Nodes the kernel may hold before the budget asks it to forget some
+ * (-o node_max=N; 0: no budget).  About 350 bytes of the daemon each. */
+#define FS_NODE_MAX 65536u
 
 struct fs_table {
 	pthread_mutex_t fdmu; /* a leaf: nothing is taken while held */
@@ -127,6 +134,11 @@ struct fs_table {
 	size_t count;		  /* protected by mutex */
 	size_t nwdirty;		  /* nodes with wdirty; protected by mutex */
 	struct fs_node *root;	  /* FUSE_ROOT_ID; immutable once set */
+	/* the node budget (trim.c) */
+	size_t node_max; /* immutable after init: FS_NODE_MAX or -o node_max */
+	pthread_cond_t trim_cond; /* with mutex: count went over node_max */
+	bool trim_stop;		  /* protected by mutex */
+	size_t trim_at;		  /* protected by mutex: the sweep's bucket */
 };
 
 /*
@@ -236,6 +248,23 @@ struct fs_inval {
 	bool reg;
 	bool inode; /* false: the entry only (fs_table_collect_changed) */
 };
+
+/*
+ * The node budget: waits (at most ms) until the table holds more than
+ * node_max nodes or fs_table_trim_stop is called; the number of nodes
+ * over 90 % of node_max, 0 when under or stopping.
+ */
+size_t fs_table_trim_wait(struct fs_table *t, int ms);
+void fs_table_trim_stop(struct fs_table *t);
+/*
+ * Up to want WS nodes the kernel could forget: not directories, with no
+ * child node, no FUSE handle or pinned descriptor, nothing to write
+ * back, and not looked up since the previous sweep passed them (a clock:
+ * recently used nodes get a second chance).  Each is marked sent until
+ * its next lookup.  As fs_table_collect (entries only: parent and name).
+ */
+int fs_table_collect_trim(struct fs_table *t, size_t want,
+			  struct fs_inval **out, size_t *n);
 
 /* Frees an array of n invalidations and their names; NULL is a no-op. */
 void fs_inval_free(struct fs_inval *v, size_t n);

@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -81,6 +82,7 @@ static const struct fuse_opt fs_opt_spec[] = {
     FS_OPT("op_timeout=%d", op_timeout, 0),
     FS_OPT("unmount_timeout=%d", unmount_timeout, 0),
     FS_OPT("fd_cache=%d", fd_cache, 0),
+    FS_OPT("node_max=%d", node_max, 0),
     FS_OPT("local=%s", local_dir, 0),
     FS_OPT("url=%s", url, 0),
     FS_OPT("--help", show_help, 1),
@@ -326,6 +328,10 @@ static void usage(const char *prog)
 	       "uploads at exit (30)\n"
 	       "    -o fd_cache=N          node descriptors kept open "
 	       "(1024)\n"
+	       "    -o node_max=N          nodes the kernel may hold before "
+	       "cold files\n"
+	       "                           are dropped from its caches "
+	       "(65536; 0: no bound)\n"
 	       "    -o local=BASE_DIR, url=URL  as --local=BASE_DIR, --url "
 	       "URL (fstab)\n"
 	       "    -o allow_other         let other users use the mount\n"
@@ -459,6 +465,11 @@ static int opts_check(struct fs_opts *o)
 	}
 	if (o->fd_cache < 1) {
 		nox_log(NOX_LOG_ERR, "fd_cache must be at least 1");
+		return -1;
+	}
+	if (o->node_max < 0 || (o->node_max > 0 && o->node_max < 100)) {
+		nox_log(NOX_LOG_ERR, "node_max must be 0 (no bound) or at "
+				     "least 100");
 		return -1;
 	}
 	if (o->start_timeout < 1) {
@@ -1041,6 +1052,7 @@ int main(int argc, char *argv[])
 	fs.opts.op_timeout = FS_OP_TIMEOUT;
 	fs.opts.unmount_timeout = FS_UNMOUNT_TIMEOUT;
 	fs.opts.fd_cache = (int)FS_FD_CACHE;
+	fs.opts.node_max = (int)FS_NODE_MAX;
 	fs.opts.attr_timeout = 1.0;
 	fs.opts.entry_timeout = 1.0;
 	if (fuse_opt_parse(&args, &fs.opts, fs_opt_spec, opt_proc) == -1)
@@ -1104,6 +1116,12 @@ int main(int argc, char *argv[])
 
 	umask(0); /* the kernel applied the caller's umask already */
 	raise_nofile();
+#ifdef M_ARENA_MAX
+	/* one malloc arena per worker thread (up to 8 per core) kept the
+	 * freed nodes of one thread from serving another: a walk of 200,000
+	 * files peaked 13 MiB higher than with two arenas */
+	(void)mallopt(M_ARENA_MAX, 2);
+#endif
 	fs_cred_init();
 	fs.uid = getuid();
 	fs.gid = getgid();
@@ -1112,6 +1130,7 @@ int main(int argc, char *argv[])
 	if (fs_table_init(&fs.table) < 0)
 		goto out_args;
 	fs.table.fd_cache = (size_t)fs.opts.fd_cache;
+	fs.table.node_max = (size_t)fs.opts.node_max;
 	if (backend_open(&fs) < 0)
 		goto out;
 	if (fs.opts.session) {
@@ -1144,6 +1163,9 @@ int main(int argc, char *argv[])
 	r = fs_keepalive_start(&fs);
 	if (r < 0)
 		nox_log(NOX_LOG_WARN, "keepalive thread: %s", strerror(-r));
+	r = fs_trim_start(&fs);
+	if (r < 0)
+		nox_log(NOX_LOG_WARN, "node budget thread: %s", strerror(-r));
 	nox_log(NOX_LOG_INFO, "mounted %s (%s backend%s%s)", co.mountpoint,
 		fs.backend_name, fs.opts.session ? ", session " : "",
 		fs.opts.session ? fs.opts.session : "");
@@ -1153,6 +1175,7 @@ int main(int argc, char *argv[])
 	if (r < 0)
 		nox_log(NOX_LOG_ERR, "session loop: %s", strerror(-r));
 	fs_keepalive_stop(&fs);
+	fs_trim_stop(&fs);
 	exit_guard_start(&guard, &fs, se);
 	fs_http_persist(&fs);
 	if (flush_all(&fs) < 0)

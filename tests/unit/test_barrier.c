@@ -14,7 +14,8 @@
  * invalidates, either leaves its reason as the last result (ENOTDIR for
  * a missing workdir, ENOENT for a sandbox gone), .nox/sync's barrier
  * stops after the flush, and a result owns the backend's buffers and
- * encodes its JSON once, when first read.
+ * encodes its JSON once, when first read.  Also the node budget's choice
+ * of files the kernel may forget (fs_table_collect_trim).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -505,6 +506,83 @@ static void test_result_owned_lazy_json(void)
 	fs_result_unref(res);
 }
 
+static bool inval_has(const struct fs_inval *v, size_t n, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (v[i].name && strcmp(v[i].name, name) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The node budget's choice (inode.c, for trim.c): cold files only; not
+ * a directory, an open file, a file open for writing or one whose entry
+ * was just dropped; a new lookup makes a file a candidate again; the
+ * wait reports the nodes over 90 % of node_max, and none once stopped.
+ */
+static void test_trim_choice(void)
+{
+	struct fx f;
+	struct fs_node *a, *b, *c, *d, *e;
+	struct fs_inval *v = NULL;
+	struct stat st;
+	size_t n = 0, count;
+	int fd;
+
+	fx_init(&f, &fs_local_hooks);
+	a = fx_file(&f, "a");
+	b = fx_file(&f, "b");
+	c = fx_file(&f, "c");
+	d = fx_make(&f, f.root, "d", true);
+	e = fx_make(&f, d, "e", false);
+	CU_ASSERT_FATAL(a && b && c && d && e);
+	fs_node_open_note(&f.fs.table, b, O_RDONLY);
+	fs_node_open_note(&f.fs.table, c, O_WRONLY);
+
+	/* all just looked up: the sweep's second round takes them */
+	CU_ASSERT_EQUAL(fs_table_collect_trim(&f.fs.table, 100, &v, &n), 0);
+	CU_ASSERT_EQUAL(n, 2);
+	CU_ASSERT(inval_has(v, n, "a"));
+	CU_ASSERT(inval_has(v, n, "e"));
+	CU_ASSERT(!inval_has(v, n, "b") && !inval_has(v, n, "c") &&
+		  !inval_has(v, n, "d") && !inval_has(v, n, SB_ID));
+	CU_ASSERT(n == 2 && v[0].parent != 0);
+	fs_inval_free(v, n);
+
+	/* sent: not again until looked up again */
+	CU_ASSERT_EQUAL(fs_table_collect_trim(&f.fs.table, 100, &v, &n), 0);
+	CU_ASSERT_EQUAL(n, 0);
+	fs_inval_free(v, n);
+	fd = openat(f.root->fd, "a", O_PATH | O_NOFOLLOW);
+	CU_ASSERT_FATAL(fd >= 0 && fstat(fd, &st) == 0);
+	CU_ASSERT(fs_node_lookup_add(&f.fs.table, f.sb, FS_WS, 0, fd, &st,
+				     f.root, "a") == a);
+	CU_ASSERT_EQUAL(fs_table_collect_trim(&f.fs.table, 100, &v, &n), 0);
+	CU_ASSERT(n == 1 && inval_has(v, n, "a"));
+	fs_inval_free(v, n);
+
+	/* released: b is a candidate; c has writes to send (wdirty) until
+	 * the next barrier */
+	fs_node_release_note(&f.fs.table, b, O_RDONLY);
+	fs_node_release_note(&f.fs.table, c, O_WRONLY);
+	CU_ASSERT_EQUAL(fs_table_collect_trim(&f.fs.table, 100, &v, &n), 0);
+	CU_ASSERT(n == 1 && inval_has(v, n, "b"));
+	fs_inval_free(v, n);
+
+	/* the wait: over 90 % of node_max, at once; nothing once stopped */
+	fs_table_lock(&f.fs.table);
+	count = f.fs.table.count;
+	f.fs.table.node_max = 3;
+	fs_table_unlock(&f.fs.table);
+	CU_ASSERT_EQUAL(fs_table_trim_wait(&f.fs.table, 10000), count - 3);
+	fs_table_trim_stop(&f.fs.table);
+	CU_ASSERT_EQUAL(fs_table_trim_wait(&f.fs.table, 10000), 0);
+	fx_done(&f);
+}
+
 int main(void)
 {
 	static const struct tu_test tests[] = {
@@ -519,6 +597,7 @@ int main(void)
 	    {"sync: writeback and flush only", test_sync_only},
 	    {"results own their buffers, JSON on first read",
 	     test_result_owned_lazy_json},
+	    {"the node budget drops cold files only", test_trim_choice},
 	    {NULL, NULL},
 	};
 
