@@ -570,8 +570,11 @@ static int append(struct cache *c, struct jent *e, int data_fd,
 		  struct nox_err *err)
 {
 	/* default mode: sent before the call returns, so written to disk
-	 * only if that fails (persist_all_locked) */
-	int r = c->writeback ? journal_write(&c->jr, e, data_fd, true, err)
+	 * only if that fails (persist_all_locked).  Write-back: on disk at
+	 * once (a SIGKILL loses nothing), fsynced only when the drain fails
+	 * or at unmount: an fsync per entry made a burst slower than the
+	 * default mode, and the entry leaves within the delay anyway */
+	int r = c->writeback ? journal_write(&c->jr, e, data_fd, false, err)
 			     : journal_write_lazy(&c->jr, e, data_fd, err);
 
 	if (r < 0) {

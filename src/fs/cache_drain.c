@@ -870,9 +870,9 @@ out:
 /* ---- the drain ------------------------------------------------------ */
 
 /*
- * With mu: writes every lazy entry to disk, fsynced (the drain failed,
- * or the journal outlives the daemon): from now on they survive a crash
- * and a reboot like write-back entries.
+ * With mu: writes every lazy entry to disk and fsyncs every entry not
+ * fsynced yet (the drain failed, or the journal outlives the daemon):
+ * from now on they survive a crash and a reboot.
  */
 void cache_drain_persist_all_locked(struct cache *c)
 {
@@ -880,6 +880,9 @@ void cache_drain_persist_all_locked(struct cache *c)
 
 	for (e = journal_first(&c->jr); e; e = journal_next(e)) {
 		int r = journal_persist(&c->jr, e, true);
+
+		if (r == 0)
+			journal_sync(&c->jr, e);
 
 		if (r < 0) {
 			nox_log(NOX_LOG_WARN,
