@@ -3,9 +3,10 @@
  * (fs_http_hooks) against a recording backend, without a mount or a
  * server: a run of uploads is one tar; a rename or unlink ends a run, so
  * nothing journaled before it is uploaded after it, and nothing after it
- * before it.  Also: the exec barrier's snapshot of a file still open
- * goes under the name it has now, after renames of it and of its
- * directory; an open file unlinked is not sent.
+ * before it, except a rename of a file the run itself creates (an
+ * editor's save), which folds into the tar.  Also: the exec barrier's snapshot
+ * of a file still open goes under the name it has now, after renames of it and
+ * of its directory; an open file unlinked is not sent.
  *
  * The backend speaks v1 only (no nox.fs), so metadata operations go as
  * one script exec; each request is recorded as one line.
@@ -161,7 +162,16 @@ static struct fs_sandbox sb;
 static struct fs_node root;
 static int tree_fd;
 
+static void attach_mode(long writeback_delay);
+
 static void attach(void)
+{
+	/* write-back with a long delay: nothing is sent before the flush,
+	 * so the journal holds the whole sequence */
+	attach_mode(600000);
+}
+
+static void attach_mode(long writeback_delay)
 {
 	struct nox_err err;
 
@@ -172,9 +182,7 @@ static void attach(void)
 	fs.hooks = &fs_http_hooks;
 	fs.opts.cache_dir = tu_strf("%s/cache", tmp_base);
 	fs.opts.url = "http://127.0.0.1:1";
-	/* write-back with a long delay: nothing is sent before the flush,
-	 * so the journal holds the whole sequence */
-	fs.opts.writeback_delay = 600000;
+	fs.opts.writeback_delay = writeback_delay;
 	pthread_mutex_init(&fs.table.mutex, NULL);
 	sb.fs = &fs;
 	snprintf(sb.id, sizeof(sb.id), "%s", ID);
@@ -301,7 +309,10 @@ static void expect_log(const char *want)
 		fprintf(stderr, "\nrequests:\n%s\nwanted:\n%s", log_buf, want);
 }
 
-/* A rename or unlink ends a run of uploads; order is kept. */
+/*
+ * A rename of a name the server has, or an unlink, ends a run of
+ * uploads; order is kept.
+ */
 static void test_runs_end_at_rename(void)
 {
 	struct fs_node *a, *a2, *c, *d, *e;
@@ -309,6 +320,10 @@ static void test_runs_end_at_rename(void)
 
 	attach();
 	a = write_file(&root, "a", "v1", false);
+	flush();
+	expect_log("tar:a=v1\n");
+	free(log_buf);
+	log_buf = NULL;
 	rename_node(a, &root, "a", &root, "b");
 	a2 = write_file(&root, "a", "v2", false);
 	memset(&op, 0, sizeof(op));
@@ -326,11 +341,9 @@ static void test_runs_end_at_rename(void)
 	e = write_file(&root, "e", "z", false);
 	CU_ASSERT_PTR_NULL(log_buf); /* nothing sent before the flush */
 	flush();
-	/* uploads before the rename in one tar, the rename, the uploads
-	 * after it up to the unlink, the unlink, then one tar of the rest
-	 * (a mkdir is packed with them) */
-	expect_log("tar:a=v1\n"
-		   "ops: rename a b\n"
+	/* the rename, the uploads after it up to the unlink, the unlink,
+	 * then one tar of the rest (a mkdir is packed with them) */
+	expect_log("ops: rename a b\n"
 		   "tar:a=v2\n"
 		   "ops: unlink b\n"
 		   "tar:c=x,d=y,e=z\n");
@@ -339,6 +352,50 @@ static void test_runs_end_at_rename(void)
 	node_free(c);
 	node_free(d);
 	node_free(e);
+	detach();
+}
+
+/*
+ * Editor saves (write a temp file, rename it over the target) of files
+ * the batch creates fold into it: one tar with the targets' last
+ * content and no temp file, and no script.  A temp name made again
+ * after its rename is a new file of the batch; a rename of a name the
+ * server had still ends the run.
+ */
+static void test_editor_saves_fold(void)
+{
+	struct fs_node *t[3], *doc, *o, *n;
+	char data[16];
+	int i;
+
+	attach();
+	doc = write_file(&root, "doc", "v0", false);
+	o = write_file(&root, "other", "o", false);
+	flush();
+	expect_log("tar:doc=v0,other=o\n");
+	free(log_buf);
+	log_buf = NULL;
+	for (i = 0; i < 3; i++) {
+		snprintf(data, sizeof(data), "s%d", i + 1);
+		t[i] = write_file(&root, "doc.tmp", data, false);
+		rename_node(t[i], &root, "doc.tmp", &root, "doc");
+	}
+	/* a save into a name the server may have: the second rename must
+	 * remove that name there, so it is a step of the script */
+	n = write_file(&root, "n.tmp", "new", false);
+	rename_node(n, &root, "n.tmp", &root, "n2");
+	rename_node(n, &root, "n2", &root, "n3");
+	/* other is on the server: its rename ends the run */
+	rename_node(o, &root, "other", &root, "other2");
+	CU_ASSERT_PTR_NULL(log_buf);
+	flush();
+	expect_log("tar:doc=s3,n2=new\n"
+		   "ops: rename n2 n3 rename other other2\n");
+	for (i = 0; i < 3; i++)
+		node_free(t[i]);
+	node_free(n);
+	node_free(doc);
+	node_free(o);
 	detach();
 }
 
@@ -391,10 +448,52 @@ static void test_barrier_open_files(void)
 	detach();
 }
 
+/*
+ * Default mode: an editor's save (write temp, close, rename over) sends
+ * the rename as an upload of the target, and the temp name's removal
+ * waits: the next save's create of the same temp name folds it into its
+ * tar; the last one goes with the next full drain.  A rename to a new
+ * name is still a rename.
+ */
+static void test_default_save_as_upload(void)
+{
+	struct fs_node *doc, *t1, *t2, *m;
+
+	attach_mode(0);
+	doc = write_file(&root, "doc", "v0", false);
+	t1 = write_file(&root, "doc.tmp", "s1", false);
+	rename_node(t1, &root, "doc.tmp", &root, "doc");
+	t2 = write_file(&root, "doc.tmp", "s2", false);
+	rename_node(t2, &root, "doc.tmp", &root, "doc");
+	expect_log("tar:doc=v0\n"
+		   "tar:doc.tmp=s1\n"
+		   "tar:doc=s1\n"
+		   "tar:doc.tmp=s2\n"
+		   "tar:doc=s2\n");
+	free(log_buf);
+	log_buf = NULL;
+	flush();
+	expect_log("ops: unlink doc.tmp\n");
+	free(log_buf);
+	log_buf = NULL;
+	m = write_file(&root, "m", "x", false);
+	rename_node(m, &root, "m", &root, "m2");
+	expect_log("tar:m=x\n"
+		   "ops: rename m m2\n");
+	node_free(doc);
+	node_free(t1);
+	node_free(t2);
+	node_free(m);
+	detach();
+}
+
 int main(void)
 {
 	static const struct tu_test tests[] = {
 	    {"a rename or unlink ends a run", test_runs_end_at_rename},
+	    {"editor saves fold into one tar", test_editor_saves_fold},
+	    {"default mode: a save's rename is an upload",
+	     test_default_save_as_upload},
 	    {"barrier: open files under their names now",
 	     test_barrier_open_files},
 	    {NULL, NULL}};
