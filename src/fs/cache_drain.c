@@ -5,7 +5,9 @@
  * upload; a run of other operations becomes one exec of a fixed shell
  * script with the names as argv (or, on a server with the nox.fs
  * extension, one fs/op call each).  A rename or unlink ends a run, so
- * nothing older is ever uploaded after it.  A snapshot with more than two
+ * nothing older is ever uploaded after it, except where the tar gives
+ * the same result: a rename of a file the run creates (an editor's
+ * save) and an unlink of a name the run creates again fold into it.  A snapshot with more than two
  * parts of data (64 MiB each, holes not counted) goes as one tar per part
  * plus one exec that joins them, so the server's upload limit does not
  * bound file size.  The flusher thread drains in the background.
