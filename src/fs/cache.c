@@ -1619,21 +1619,20 @@ static bool http_can_mknod(struct fs_sandbox *sb, mode_t fmt)
 }
 
 /*
- * Default mode on a v1 server: a rename over a regular file, of a
- * regular file whose content the server has (fetched, clean, nothing
- * pending, one link, small), is journaled as an upload of the new name
- * from the tree, then an unlink of the old name that may wait (written
- * to disk, so a crash keeps it).  An editor's save (write temp, fsync,
- * rename over) then costs no exec: the next save's create of the temp
- * name replaces it on the server (the drain folds the unlink), and the
- * last one goes with the next command, sync or full drain, or from the
- * flusher after DEFERRED_DELAY_MS.  A tar extraction replaces the
- * target by a new inode with the file's mode and mtime, as the rename
- * does.  true: journaled (*upto: the upload, what op_end drains);
- * false: journal a rename.
+ * Write-back on a v1 server: a rename over a regular file, of a regular
+ * file whose content the server has (fetched, clean, nothing pending,
+ * one link, small), is journaled as an upload of the new name from the
+ * tree and an unlink of the old name.  An editor's save that fsyncs
+ * its temp file (write temp, fsync, rename over) then costs no exec:
+ * the next save's create of the temp name folds the unlink into its
+ * tar, the last one goes with the next drain.  A tar extraction
+ * replaces the target by a new inode with the file's mode and mtime,
+ * as the rename does.  The default mode keeps the rename (its
+ * operations reach the server before the call returns).  true:
+ * journaled; false: journal a rename.
  */
 static bool note_rename_upload(struct cache *c, const struct fs_op *op,
-			       uint64_t *upto, struct nox_err *err)
+			       struct nox_err *err)
 {
 	struct jent *u;
 	struct ment *me;
@@ -1641,7 +1640,7 @@ static bool note_rename_upload(struct cache *c, const struct fs_op *op,
 	bool clean;
 	int fd;
 
-	if (c->writeback || c->ext || !c->op_over || op->flags != 0 ||
+	if (!c->writeback || c->ext || !c->op_over || op->flags != 0 ||
 	    !op->path2[0] || !op->dir2 || !op->name2)
 		return false;
 	fd = openat(op->dir2->fd, op->name2,
@@ -1665,18 +1664,15 @@ static bool note_rename_upload(struct cache *c, const struct fs_op *op,
 		return false;
 	}
 	/* marked: a crash before the server has it uploads the tree's */
-	if (upload_entry(c, op->path2, fd, &st, upto, err) < 0) {
+	if (upload_entry(c, op->path2, fd, &st, NULL, err) < 0) {
 		journal_clear_dirty(&c->jr, st.st_ino);
 		return false;
 	}
 	u = journal_entry_new(&c->jr, J_UNLINK, op->path, NULL);
-	if (u)
-		u->deferred = true;
 	if (!u || journal_write(&c->jr, u, -1, false, err) < 0) {
 		/* the upload alone leaves the old name on the server: the
 		 * rename is journaled after it (the script tolerates it) */
 		journal_entry_free(u);
-		*upto = 0;
 		return false;
 	}
 	cache_lock(c, CACHE_MU);
@@ -1731,8 +1727,7 @@ static void http_note_op(struct fs_sandbox *sb, struct fs_op *op)
 		e = journal_entry_new(&c->jr, J_RMDIR, op->path, NULL);
 		break;
 	case FS_OP_RENAME:
-		if (op->layer == c &&
-		    note_rename_upload(c, op, &c->op_upto, &err))
+		if (op->layer == c && note_rename_upload(c, op, &err))
 			goto sent;
 		e = journal_entry_new(&c->jr, J_RENAME, op->path, op->path2);
 		if (e)
@@ -1792,16 +1787,12 @@ static void http_op_end(struct fs_sandbox *sb, struct fs_op *op)
 	struct cache *c = cache_of(sb);
 	struct nox_err err;
 
-	uint64_t upto;
-
 	if (!c || op->layer != c)
 		return;
 	op->layer = NULL;
-	upto = c->op_upto ? c->op_upto : UINT64_MAX;
-	c->op_upto = 0;
 	cache_unlock(c, CACHE_OP_MU);
 	nox_err_clear(&err);
-	if (op->drain && cache_drain(c, upto, &err) < 0)
+	if (op->drain && cache_drain(c, UINT64_MAX, &err) < 0)
 		nox_log(NOX_LOG_DEBUG,
 			"%s: an operation stays in the journal: %s", sb->id,
 			nox_err_str(&err, -EIO));

@@ -1425,18 +1425,6 @@ int cache_drain(struct cache *c, uint64_t upto, struct nox_err *err)
 	return r;
 }
 
-/* With mu: every pending entry may wait the longer delay. */
-static bool all_deferred_locked(struct cache *c)
-{
-	struct jent *e;
-
-	for (e = journal_first(&c->jr); e; e = journal_next(e)) {
-		if (!e->deferred)
-			return false;
-	}
-	return true;
-}
-
 /* The flusher: drains after the delay, retries with backoff. */
 void *cache_drain_flusher(void *arg)
 {
@@ -1460,9 +1448,7 @@ void *cache_drain_flusher(void *arg)
 			continue;
 		}
 		due = c->pending_since;
-		ts_add_ms(&due, c->writeback		 ? c->delay_ms
-				: all_deferred_locked(c) ? DEFERRED_DELAY_MS
-							 : DEFAULT_DELAY_MS);
+		ts_add_ms(&due, c->writeback ? c->delay_ms : DEFAULT_DELAY_MS);
 		if (c->backoff_ms && ts_diff(&c->retry_at, &due) > 0)
 			due = c->retry_at;
 		mono_now(&now);

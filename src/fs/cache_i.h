@@ -24,12 +24,9 @@
 #define SCRIPT_MAX_OPS	 500
 #define SCRIPT_MAX_ARGS	 (96 * 1024)
 #define DEFAULT_DELAY_MS 100
-/* v1, default mode: a rename of a clean file up to this size is sent as
- * an upload of the new name (no exec); the old name's removal waits */
+/* v1, write-back: a rename over a file, of a clean file up to this size,
+ * is sent as an upload of the new name (see note_rename_upload) */
 #define RENAME_UPLOAD_MAX (256 * 1024)
-/* ... and the flusher sends that removal this long after it, unless a
- * command, a sync, a close or the next save's temp file comes first */
-#define DEFERRED_DELAY_MS 1000
 #define RETRY_MAX_MS	 5000
 #define STATE_NAME	 "state"
 #define MANIFEST_SAVE_MS 2000
@@ -116,8 +113,6 @@ struct cache {
 	pthread_mutex_t op_mu;
 	unsigned long walks; /* op_mu: tree walks by inode (replay, a file
 				whose kept name went) */
-	uint64_t op_upto;    /* op_mu: the op's drain at op_end stops at
-				this entry (0: drains all) */
 	bool op_over;	     /* op_mu: the rename in progress replaces a
 				regular file (seen at op_begin) */
 

@@ -72,8 +72,6 @@ struct jent {
 	off_t size;  /* upload: snapshot size */
 	bool lazy;   /* not on disk (yet) */
 	bool unsynced; /* on disk, not fsynced yet (journal_sync) */
-	bool deferred; /* may wait for the flusher's longer delay (not
-			  stored) */
 	bool marked; /* upload: clear the inode's dirty marker once the
 			server confirmed it (not stored) */
 	char *mem;   /* lazy upload: the snapshot (size bytes), malloc'd */

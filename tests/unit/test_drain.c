@@ -162,16 +162,7 @@ static struct fs_sandbox sb;
 static struct fs_node root;
 static int tree_fd;
 
-static void attach_mode(long writeback_delay);
-
 static void attach(void)
-{
-	/* write-back with a long delay: nothing is sent before the flush,
-	 * so the journal holds the whole sequence */
-	attach_mode(600000);
-}
-
-static void attach_mode(long writeback_delay)
 {
 	struct nox_err err;
 
@@ -182,7 +173,9 @@ static void attach_mode(long writeback_delay)
 	fs.hooks = &fs_http_hooks;
 	fs.opts.cache_dir = tu_strf("%s/cache", tmp_base);
 	fs.opts.url = "http://127.0.0.1:1";
-	fs.opts.writeback_delay = writeback_delay;
+	/* write-back with a long delay: nothing is sent before the flush,
+	 * so the journal holds the whole sequence */
+	fs.opts.writeback_delay = 600000;
 	pthread_mutex_init(&fs.table.mutex, NULL);
 	sb.fs = &fs;
 	snprintf(sb.id, sizeof(sb.id), "%s", ID);
@@ -449,35 +442,37 @@ static void test_barrier_open_files(void)
 }
 
 /*
- * Default mode: an editor's save (write temp, close, rename over) sends
- * the rename as an upload of the target, and the temp name's removal
- * waits: the next save's create of the same temp name folds it into its
- * tar; the last one goes with the next full drain.  A rename to a new
- * name is still a rename.
+ * Write-back: an editor's save whose temp file was already sent (an
+ * fsync, here a flush) sends the rename as an upload of the target; the
+ * temp name's removal folds into the next save's tar, which creates it
+ * again; the last one is a step of the script.  A rename to a new name
+ * is still a rename.
  */
-static void test_default_save_as_upload(void)
+static void test_sent_save_as_upload(void)
 {
 	struct fs_node *doc, *t1, *t2, *m;
 
-	attach_mode(0);
+	attach();
 	doc = write_file(&root, "doc", "v0", false);
+	flush();
 	t1 = write_file(&root, "doc.tmp", "s1", false);
+	flush();
 	rename_node(t1, &root, "doc.tmp", &root, "doc");
 	t2 = write_file(&root, "doc.tmp", "s2", false);
+	flush();
 	rename_node(t2, &root, "doc.tmp", &root, "doc");
+	flush();
 	expect_log("tar:doc=v0\n"
 		   "tar:doc.tmp=s1\n"
-		   "tar:doc=s1\n"
-		   "tar:doc.tmp=s2\n"
-		   "tar:doc=s2\n");
-	free(log_buf);
-	log_buf = NULL;
-	flush();
-	expect_log("ops: unlink doc.tmp\n");
+		   "tar:doc.tmp=s2,doc=s1\n"
+		   "tar:doc=s2\n"
+		   "ops: unlink doc.tmp\n");
 	free(log_buf);
 	log_buf = NULL;
 	m = write_file(&root, "m", "x", false);
+	flush();
 	rename_node(m, &root, "m", &root, "m2");
+	flush();
 	expect_log("tar:m=x\n"
 		   "ops: rename m m2\n");
 	node_free(doc);
@@ -492,8 +487,7 @@ int main(void)
 	static const struct tu_test tests[] = {
 	    {"a rename or unlink ends a run", test_runs_end_at_rename},
 	    {"editor saves fold into one tar", test_editor_saves_fold},
-	    {"default mode: a save's rename is an upload",
-	     test_default_save_as_upload},
+	    {"a sent save's rename is an upload", test_sent_save_as_upload},
 	    {"barrier: open files under their names now",
 	     test_barrier_open_files},
 	    {NULL, NULL}};
