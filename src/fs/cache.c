@@ -570,8 +570,11 @@ static int append(struct cache *c, struct jent *e, int data_fd,
 		  struct nox_err *err)
 {
 	/* default mode: sent before the call returns, so written to disk
-	 * only if that fails (persist_all_locked) */
-	int r = c->writeback ? journal_write(&c->jr, e, data_fd, true, err)
+	 * only if that fails (persist_all_locked).  Write-back: on disk at
+	 * once (a SIGKILL loses nothing), fsynced only when the drain fails
+	 * or at unmount: an fsync per entry made a burst slower than the
+	 * default mode, and the entry leaves within the delay anyway */
+	int r = c->writeback ? journal_write(&c->jr, e, data_fd, false, err)
 			     : journal_write_lazy(&c->jr, e, data_fd, err);
 
 	if (r < 0) {
@@ -1615,6 +1618,70 @@ static bool http_can_mknod(struct fs_sandbox *sb, mode_t fmt)
 	       nox_backend_has(c->be, NOX_OP_MKNOD);
 }
 
+/*
+ * Write-back on a v1 server: a rename over a regular file, of a regular
+ * file whose content the server has (fetched, clean, nothing pending,
+ * one link, small), is journaled as an upload of the new name from the
+ * tree and an unlink of the old name.  An editor's save that fsyncs
+ * its temp file (write temp, fsync, rename over) then costs no exec:
+ * the next save's create of the temp name folds the unlink into its
+ * tar, the last one goes with the next drain.  A tar extraction
+ * replaces the target by a new inode with the file's mode and mtime,
+ * as the rename does.  The default mode keeps the rename (its
+ * operations reach the server before the call returns).  true:
+ * journaled; false: journal a rename.
+ */
+static bool note_rename_upload(struct cache *c, const struct fs_op *op,
+			       struct nox_err *err)
+{
+	struct jent *u;
+	struct ment *me;
+	struct stat st;
+	bool clean;
+	int fd;
+
+	if (!c->writeback || c->ext || !c->op_over || op->flags != 0 ||
+	    !op->path2[0] || !op->dir2 || !op->name2)
+		return false;
+	fd = openat(op->dir2->fd, op->name2,
+		    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 ||
+	    st.st_size > RENAME_UPLOAD_MAX) {
+		close(fd);
+		return false;
+	}
+	cache_lock(c, CACHE_MU);
+	me = manifest_get(&c->man, st.st_ino);
+	clean = me && me->fetched && !me->fetching && me->rsize == st.st_size &&
+		me->rmtime == ts_ns(&st.st_mtim) &&
+		!cache_dirty_has(c, st.st_ino) &&
+		journal_last_seq_of(&c->jr, st.st_ino) == 0;
+	cache_unlock(c, CACHE_MU);
+	if (!clean || journal_mark_dirty(&c->jr, st.st_ino) < 0) {
+		close(fd);
+		return false;
+	}
+	/* marked: a crash before the server has it uploads the tree's */
+	if (upload_entry(c, op->path2, fd, &st, NULL, err) < 0) {
+		journal_clear_dirty(&c->jr, st.st_ino);
+		return false;
+	}
+	u = journal_entry_new(&c->jr, J_UNLINK, op->path, NULL);
+	if (!u || journal_write(&c->jr, u, -1, false, err) < 0) {
+		/* the upload alone leaves the old name on the server: the
+		 * rename is journaled after it (the script tolerates it) */
+		journal_entry_free(u);
+		return false;
+	}
+	cache_lock(c, CACHE_MU);
+	append_locked(c, u);
+	dirty_moved_locked(c, op->path, op->path2, false);
+	cache_unlock(c, CACHE_MU);
+	return true;
+}
+
 static void http_note_op(struct fs_sandbox *sb, struct fs_op *op)
 {
 	struct cache *c = cache_of(sb);
@@ -1660,6 +1727,8 @@ static void http_note_op(struct fs_sandbox *sb, struct fs_op *op)
 		e = journal_entry_new(&c->jr, J_RMDIR, op->path, NULL);
 		break;
 	case FS_OP_RENAME:
+		if (op->layer == c && note_rename_upload(c, op, &err))
+			goto sent;
 		e = journal_entry_new(&c->jr, J_RENAME, op->path, op->path2);
 		if (e)
 			e->num = op->flags;
@@ -1699,12 +1768,18 @@ sent:
 static void http_op_begin(struct fs_sandbox *sb, struct fs_op *op)
 {
 	struct cache *c = cache_of(sb);
+	struct stat st;
 
 	if (!c)
 		return;
 	cache_lock(c, CACHE_OP_MU);
 	op->layer = c;
 	op->drain = false;
+	/* an editor's save renames over the file it replaces */
+	c->op_over =
+	    op->kind == FS_OP_RENAME && op->dir2 && op->name2 &&
+	    fstatat(op->dir2->fd, op->name2, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISREG(st.st_mode);
 }
 
 static void http_op_end(struct fs_sandbox *sb, struct fs_op *op)

@@ -5,7 +5,9 @@
  * upload; a run of other operations becomes one exec of a fixed shell
  * script with the names as argv (or, on a server with the nox.fs
  * extension, one fs/op call each).  A rename or unlink ends a run, so
- * nothing older is ever uploaded after it.  A snapshot with more than two
+ * nothing older is ever uploaded after it, except where the tar gives
+ * the same result: a rename of a file the run creates (an editor's
+ * save) and an unlink of a name the run creates again fold into it.  A snapshot with more than two
  * parts of data (64 MiB each, holes not counted) goes as one tar per part
  * plus one exec that joins them, so the server's upload limit does not
  * bound file size.  The flusher thread drains in the background.
@@ -52,6 +54,9 @@ struct bent {
 	const char *mem;	/* or its lazy entry's snapshot in memory */
 	int64_t size;
 	char *target; /* symlink */
+	bool fresh;   /* first staged by a create: the server has no such
+			 name before the batch */
+	bool gone;    /* renamed away within the batch: not packed */
 };
 
 #define BATCH_SLOTS 16384 /* > 2 * BATCH_MAX_FILES, a power of 2 */
@@ -66,6 +71,10 @@ struct batch {
 	size_t nents, capents;
 	uint32_t *slot; /* BATCH_SLOTS indexes + 1 into ents (0: free) */
 	long long bytes;
+	uint32_t *vb;  /* per entry of v: index + 1 into ents of what it
+			  staged (0: nothing), followed across renames */
+	size_t staged; /* entries of v staged so far */
+	uint32_t last; /* index + 1 into ents: the last tar op's path */
 };
 
 static void batch_cleanup(struct batch *b)
@@ -78,6 +87,7 @@ static void batch_cleanup(struct batch *b)
 	}
 	free(b->ents);
 	free(b->slot);
+	free(b->vb);
 	free(b->v);
 	memset(b, 0, sizeof(*b));
 }
@@ -171,6 +181,109 @@ static bool upload_linked(struct cache *c, const struct jent *e)
 }
 
 /*
+ * Folds rename e into batch b when its source is a regular file the
+ * batch itself creates (an editor's save: write a temp file, rename it
+ * over the target): the tar then holds the target with the temp file's
+ * content, mode and mtime, and no temp file, which the server never
+ * had.  Extracting a file replaces what stood at the target by a new
+ * inode, as the rename does (other names of the old target keep the old
+ * content); the source has no other name, as a link ends the batch.
+ * 1: folded; 0: the rename ends the batch; <0: error.
+ */
+static int stage_rename(struct cache *c, struct batch *b, const struct jent *e)
+{
+	struct bent *x, *y;
+	uint32_t xi, yi;
+	size_t k;
+
+	if ((e->num & RENAME_EXCHANGE) || !e->path2)
+		return 0;
+	x = batch_find(b, e->path);
+	if (!x || x->gone || !x->fresh || !S_ISREG(x->mode))
+		return 0;
+	y = batch_find(b, e->path2);
+	if (y && !y->gone && !S_ISREG(y->mode) && !S_ISLNK(y->mode))
+		return 0;
+	if (!y) {
+		if (b->nents >= BATCH_MAX_FILES)
+			return 0;
+		y = batch_add(b, e->path2);
+		if (!y)
+			return -ENOMEM;
+		/* the server may have had this name */
+		y->fresh = false;
+		x = batch_find(b, e->path); /* ents may have moved */
+	}
+	xi = (uint32_t)(x - b->ents) + 1;
+	yi = (uint32_t)(y - b->ents) + 1;
+	free(y->target);
+	y->target = NULL;
+	y->mode = x->mode;
+	y->mtime_ns = x->mtime_ns;
+	y->src = x->src;
+	y->mem = x->mem;
+	y->size = x->size;
+	y->gone = false;
+	x->gone = true;
+	x->src = NULL;
+	x->mem = NULL;
+	x->size = 0;
+	for (k = 0; k < b->staged; k++) {
+		if (b->vb[k] == xi)
+			b->vb[k] = yi;
+	}
+	return 1;
+}
+
+/*
+ * b->v[i] is an unlink that a create of the same name soon after it in
+ * b->v makes redundant: extracting the new file replaces the server's
+ * (a non-directory, as it was unlinked) by a new inode, as unlink and
+ * create do.  Only tar operations (and chmod/utimens) of other names
+ * may come between, so nothing can see the name in between.
+ */
+static bool unlink_replaced(const struct batch *b, size_t i)
+{
+	const struct jent *u = b->v[i];
+	size_t j;
+
+	if (u->op != J_UNLINK)
+		return false;
+	for (j = i + 1; j < b->n && j < i + 64; j++) {
+		const struct jent *e = b->v[j];
+
+		if (e->op == J_CREATE && strcmp(e->path, u->path) == 0)
+			return true;
+		if ((!tar_op(e->op) && e->op != J_CHMOD &&
+		     e->op != J_UTIMENS) ||
+		    strcmp(e->path, u->path) == 0)
+			return false;
+	}
+	return false;
+}
+
+/*
+ * An unlink that a create in the batch makes redundant (see
+ * unlink_replaced) folds in as a name the tar replaces: not fresh, so
+ * a rename of the new file is not folded (it must remove the name on
+ * the server).  1: folded; 0: ends the batch.
+ */
+static int stage_unlink(struct cache *c, struct batch *b, const struct jent *e)
+{
+	struct bent *x;
+
+	if (c->one_per_tar || !unlink_replaced(b, b->staged) ||
+	    batch_find(b, e->path) || b->nents >= BATCH_MAX_FILES)
+		return 0;
+	x = batch_add(b, e->path);
+	if (!x)
+		return -ENOMEM;
+	x->mode = S_IFREG;
+	x->gone = true;
+	return 1;
+}
+
+/*
  * Adds entry e to batch b (in memory: names, modes, times and which
  * journal data; nothing is copied).  1: added; 0: e does not belong in
  * this batch (ends it); <0: error (-ENOENT: its data is missing).
@@ -180,12 +293,17 @@ static int stage(struct cache *c, struct batch *b, const struct jent *e)
 	struct bent *x;
 	struct stat st;
 
+	b->last = 0;
+	if (e->op == J_RENAME)
+		return stage_rename(c, b, e);
+	if (e->op == J_UNLINK)
+		return stage_unlink(c, b, e);
 	if (!tar_op(e->op)) {
 		if (e->op != J_CHMOD && e->op != J_UTIMENS)
 			return 0;
 		/* fold only into a path this batch sends */
 		x = batch_find(b, e->path);
-		if (!x)
+		if (!x || x->gone)
 			return 0;
 		if (e->op == J_CHMOD) {
 			if (!S_ISLNK(x->mode))
@@ -218,7 +336,10 @@ static int stage(struct cache *c, struct batch *b, const struct jent *e)
 		x = batch_add(b, e->path);
 		if (!x)
 			return -ENOMEM;
+		x->fresh = e->op == J_CREATE;
 	}
+	x->gone = false;
+	b->last = (uint32_t)(x - b->ents) + 1;
 	free(x->target);
 	x->target = NULL;
 	x->src = NULL;
@@ -308,8 +429,9 @@ static int upload_batch(struct cache *c, struct batch *b, struct nox_err *err)
 {
 	struct nox_tar_entry *v;
 	char(*names)[40];
+	struct nox_tar_entry *w;
 	int64_t packed = now_ns();
-	size_t i;
+	size_t i, n = 0;
 	int tfd, r;
 
 	v = calloc(b->nents ? b->nents : 1, sizeof(*v));
@@ -324,24 +446,28 @@ static int upload_batch(struct cache *c, struct batch *b, struct nox_err *err)
 
 		if (x->mtime_ns == -2)
 			x->mtime_ns = packed;
-		v[i].name = x->path;
-		v[i].mode = x->mode;
-		v[i].mtime_ns = x->mtime_ns;
-		v[i].fd = -1;
-		v[i].dirfd = -1;
-		v[i].size = x->size;
-		v[i].target = x->target;
+		if (x->gone)
+			continue; /* renamed within the batch */
+		w = &v[n];
+		w->name = x->path;
+		w->mode = x->mode;
+		w->mtime_ns = x->mtime_ns;
+		w->fd = -1;
+		w->dirfd = -1;
+		w->size = x->size;
+		w->target = x->target;
 		if (x->mem) {
-			v[i].data = x->mem;
+			w->data = x->mem;
 		} else if (x->src) {
-			v[i].dirfd = journal_data_at(&c->jr, x->src, names[i],
-						     sizeof(names[i]));
-			v[i].file = names[i];
+			w->dirfd = journal_data_at(&c->jr, x->src, names[n],
+						   sizeof(names[n]));
+			w->file = names[n];
 		} else {
 			/* an empty file: any empty content will do */
-			v[i].file = "/dev/null";
-			v[i].dirfd = AT_FDCWD;
+			w->file = "/dev/null";
+			w->dirfd = AT_FDCWD;
 		}
+		n++;
 	}
 	tfd = batch_file(c);
 	if (tfd < 0) {
@@ -351,7 +477,7 @@ static int upload_batch(struct cache *c, struct batch *b, struct nox_err *err)
 
 		for (i = 0; i < b->nents; i++)
 			bytes += b->ents[i].size > 0 ? b->ents[i].size : 0;
-		r = nox_tar_pack_entries(tfd, v, b->nents, err);
+		r = nox_tar_pack_entries(tfd, v, n, err);
 		r = send_tar(c, tfd, r, bytes, err);
 	}
 	free(v);
@@ -391,6 +517,8 @@ static const char ops_script[] =
     "  truncate) truncate -s \"$1\" -- \"$2\" || r=1; shift 2 ;;\n"
     "  mkfifo) if [ ! -p \"$2\" ]; then mkfifo -m \"$1\" -- \"$2\" ||"
     " r=1; fi; shift 2 ;;\n"
+    "  mkdir) if [ ! -d \"$2\" ] || [ -L \"$2\" ]; then mkdir -m \"$1\" --"
+    " \"$2\" || r=1; fi; shift 2 ;;\n"
     "  mksock) r=1; shift 2 ;;\n"
     "  *) echo \"noxfs: unknown step $op\" >&2; exit 2 ;;\n"
     "  esac\n"
@@ -521,6 +649,13 @@ static int script_add(struct argvb *a, const struct jent *e, unsigned *steps)
 	case J_TRUNCATE:
 		snprintf(num, sizeof(num), "%lld", e->num);
 		P("truncate");
+		P(num);
+		W(e->path);
+		(*steps)++;
+		break;
+	case J_MKDIR:
+		snprintf(num, sizeof(num), "%04o", (unsigned)e->mode);
+		P("mkdir");
 		P(num);
 		W(e->path);
 		(*steps)++;
@@ -870,9 +1005,9 @@ out:
 /* ---- the drain ------------------------------------------------------ */
 
 /*
- * With mu: writes every lazy entry to disk, fsynced (the drain failed,
- * or the journal outlives the daemon): from now on they survive a crash
- * and a reboot like write-back entries.
+ * With mu: writes every lazy entry to disk and fsyncs every entry not
+ * fsynced yet (the drain failed, or the journal outlives the daemon):
+ * from now on they survive a crash and a reboot.
  */
 void cache_drain_persist_all_locked(struct cache *c)
 {
@@ -880,6 +1015,9 @@ void cache_drain_persist_all_locked(struct cache *c)
 
 	for (e = journal_first(&c->jr); e; e = journal_next(e)) {
 		int r = journal_persist(&c->jr, e, true);
+
+		if (r == 0)
+			journal_sync(&c->jr, e);
 
 		if (r < 0) {
 			nox_log(NOX_LOG_WARN,
@@ -968,12 +1106,19 @@ static int drain_send_tar(struct cache *c, struct batch *b, struct nox_err *err)
 	size_t i, taken = 0;
 	int r = 0;
 
+	b->vb = calloc(b->n ? b->n : 1, sizeof(*b->vb));
+	if (!b->vb) {
+		b->n = 0;
+		return nox_err_set(err, ENOMEM, "out of memory");
+	}
 	for (i = 0; i < b->n; i++) {
 		if (taken > 0 && c->one_per_tar && tar_op(b->v[i]->op))
 			break;
+		b->staged = i;
 		r = stage(c, b, b->v[i]);
 		if (r <= 0)
 			break;
+		b->vb[i] = b->last;
 		taken++;
 	}
 	if (r < 0) {
@@ -1005,7 +1150,8 @@ static int drain_send_tar(struct cache *c, struct batch *b, struct nox_err *err)
 
 		if (x->op != J_UPLOAD && x->op != J_CREATE)
 			continue;
-		f = batch_find(b, x->path);
+		/* what it staged, under the name it was renamed to */
+		f = b->vb[i] ? &b->ents[b->vb[i] - 1] : NULL;
 		if (f && S_ISREG(f->mode)) {
 			x->size = f->size;
 			x->mtime_ns = f->mtime_ns;
@@ -1016,17 +1162,52 @@ static int drain_send_tar(struct cache *c, struct batch *b, struct nox_err *err)
 	return r;
 }
 
+/* e can be a step of the metadata script (v1: mkdir is one too). */
+static bool script_op(const struct cache *c, const struct jent *e)
+{
+	return !tar_op(e->op) || (e->op == J_MKDIR && !c->ext);
+}
+
 /*
- * Sends the run of metadata operations at the head of b->v: one script,
- * or with nox.fs the first one alone; b->n becomes the number sent.
+ * On v1, a run of mkdirs (with chmod/utimens) that the journal follows
+ * with other metadata operations goes in their script: a burst of
+ * mkdir, chmod, rename, unlink is then one exec, not a tar and an exec
+ * by turns.
+ */
+static bool mkdirs_join_script(const struct cache *c, const struct batch *b)
+{
+	size_t i;
+
+	if (c->ext)
+		return false;
+	for (i = 0; i < b->n; i++) {
+		enum jop op = b->v[i]->op;
+
+		if (op != J_MKDIR && op != J_CHMOD && op != J_UTIMENS)
+			return !tar_op(op);
+	}
+	return false;
+}
+
+/*
+ * Sends the run of metadata operations at the head of b->v: one script
+ * (at most SCRIPT_MAX_ARGS bytes of names, so the server's argv limit
+ * is never reached), or with nox.fs the first one alone; b->n becomes
+ * the number sent.
  */
 static int drain_send_ops(struct cache *c, struct batch *b, struct nox_err *err)
 {
-	size_t i, n = 0;
+	size_t i, n = 0, bytes = 0;
 	int r;
 
-	for (i = 0; i < b->n && !tar_op(b->v[i]->op); i++)
+	for (i = 0; i < b->n && n < SCRIPT_MAX_OPS && script_op(c, b->v[i]);
+	     i++) {
+		bytes += strlen(b->v[i]->path) + 1 +
+			 (b->v[i]->path2 ? strlen(b->v[i]->path2) + 1 : 0);
+		if (n > 0 && bytes > SCRIPT_MAX_ARGS)
+			break;
 		n++;
+	}
 	b->n = n;
 	if (!c->ext)
 		return run_script(c, b->v, b->n, err);
@@ -1138,7 +1319,8 @@ static int drain_step(struct cache *c, uint64_t upto, struct nox_err *err)
 		batch_cleanup(&b);
 		return r;
 	}
-	tar = tar_op(b.v[0]->op);
+	tar = (tar_op(b.v[0]->op) && !mkdirs_join_script(c, &b)) ||
+	      (!c->one_per_tar && unlink_replaced(&b, 0));
 	linked = tar && upload_linked(c, b.v[0]);
 	if (tar && (linked || needs_parts(c, b.v[0]))) {
 		b.n = 1;

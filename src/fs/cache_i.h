@@ -25,6 +25,9 @@
 #define SCRIPT_MAX_OPS	 500
 #define SCRIPT_MAX_ARGS	 (96 * 1024)
 #define DEFAULT_DELAY_MS 100
+/* v1, write-back: a rename over a file, of a clean file up to this size,
+ * is sent as an upload of the new name (see note_rename_upload) */
+#define RENAME_UPLOAD_MAX (256 * 1024)
 #define RETRY_MAX_MS	 5000
 #define STATE_NAME	 "state"
 #define MANIFEST_SAVE_MS 2000
@@ -111,6 +114,8 @@ struct cache {
 	pthread_mutex_t op_mu;
 	unsigned long walks; /* op_mu: tree walks by inode (replay, a file
 				whose kept name went) */
+	bool op_over;	     /* op_mu: the rename in progress replaces a
+				regular file (seen at op_begin) */
 
 	/* the server's statfs answer, reused for a few seconds
 	 * (cache_space.c); protected by mu */

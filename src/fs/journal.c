@@ -547,6 +547,7 @@ int journal_write(struct journal *j, struct jent *e, int data_fd, bool sync,
 		return nox_err_set(err, r, "journal entry for %s: %s", e->path,
 				   strerror(-r));
 	}
+	e->unsynced = !sync;
 	return 0;
 }
 
@@ -621,6 +622,7 @@ int journal_persist(struct journal *j, struct jent *e, bool sync)
 		return r;
 	}
 	e->lazy = false;
+	e->unsynced = !sync;
 	return 0;
 }
 
@@ -643,6 +645,8 @@ void journal_sync(struct journal *j, struct jent *e)
 		(void)journal_persist(j, e, true);
 		return;
 	}
+	if (!e->unsynced)
+		return;
 	seq_name(name, sizeof(name), e->seq, "data");
 	fd = openat(j->dirfd, name, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
@@ -656,6 +660,7 @@ void journal_sync(struct journal *j, struct jent *e)
 		close(fd);
 	}
 	(void)fsync(j->dirfd);
+	e->unsynced = false;
 }
 
 void journal_link(struct journal *j, struct jent *e)

@@ -71,6 +71,7 @@ struct jent {
 	ino_t ino;   /* upload: the cache tree inode, or 0 */
 	off_t size;  /* upload: snapshot size */
 	bool lazy;   /* not on disk (yet) */
+	bool unsynced; /* on disk, not fsynced yet (journal_sync) */
 	bool marked; /* upload: clear the inode's dirty marker once the
 			server confirmed it (not stored) */
 	char *mem;   /* lazy upload: the snapshot (size bytes), malloc'd */
@@ -163,7 +164,7 @@ int journal_write_lazy(struct journal *j, struct jent *e, int data_fd,
 /* Writes a lazy entry's files (with sync: fsynced); no-op otherwise. */
 int journal_persist(struct journal *j, struct jent *e, bool sync);
 /* fsyncs an entry written without sync (kept after a failure); a lazy
- * one is written first. */
+ * one is written first.  A no-op for an entry already fsynced. */
 void journal_sync(struct journal *j, struct jent *e);
 /* Appends a written entry to the in-memory list (caller's lock). */
 void journal_link(struct journal *j, struct jent *e);

@@ -3,9 +3,10 @@
  * (fs_http_hooks) against a recording backend, without a mount or a
  * server: a run of uploads is one tar; a rename or unlink ends a run, so
  * nothing journaled before it is uploaded after it, and nothing after it
- * before it.  Also: the exec barrier's snapshot of a file still open
- * goes under the name it has now, after renames of it and of its
- * directory; an open file unlinked is not sent.
+ * before it, except a rename of a file the run itself creates (an
+ * editor's save), which folds into the tar.  Also: the exec barrier's snapshot
+ * of a file still open goes under the name it has now, after renames of it and
+ * of its directory; an open file unlinked is not sent.
  *
  * The backend speaks v1 only (no nox.fs), so metadata operations go as
  * one script exec; each request is recorded as one line.
@@ -301,7 +302,10 @@ static void expect_log(const char *want)
 		fprintf(stderr, "\nrequests:\n%s\nwanted:\n%s", log_buf, want);
 }
 
-/* A rename or unlink ends a run of uploads; order is kept. */
+/*
+ * A rename of a name the server has, or an unlink, ends a run of
+ * uploads; order is kept.
+ */
 static void test_runs_end_at_rename(void)
 {
 	struct fs_node *a, *a2, *c, *d, *e;
@@ -309,6 +313,10 @@ static void test_runs_end_at_rename(void)
 
 	attach();
 	a = write_file(&root, "a", "v1", false);
+	flush();
+	expect_log("tar:a=v1\n");
+	free(log_buf);
+	log_buf = NULL;
 	rename_node(a, &root, "a", &root, "b");
 	a2 = write_file(&root, "a", "v2", false);
 	memset(&op, 0, sizeof(op));
@@ -326,11 +334,9 @@ static void test_runs_end_at_rename(void)
 	e = write_file(&root, "e", "z", false);
 	CU_ASSERT_PTR_NULL(log_buf); /* nothing sent before the flush */
 	flush();
-	/* uploads before the rename in one tar, the rename, the uploads
-	 * after it up to the unlink, the unlink, then one tar of the rest
-	 * (a mkdir is packed with them) */
-	expect_log("tar:a=v1\n"
-		   "ops: rename a b\n"
+	/* the rename, the uploads after it up to the unlink, the unlink,
+	 * then one tar of the rest (a mkdir is packed with them) */
+	expect_log("ops: rename a b\n"
 		   "tar:a=v2\n"
 		   "ops: unlink b\n"
 		   "tar:c=x,d=y,e=z\n");
@@ -339,6 +345,50 @@ static void test_runs_end_at_rename(void)
 	node_free(c);
 	node_free(d);
 	node_free(e);
+	detach();
+}
+
+/*
+ * Editor saves (write a temp file, rename it over the target) of files
+ * the batch creates fold into it: one tar with the targets' last
+ * content and no temp file, and no script.  A temp name made again
+ * after its rename is a new file of the batch; a rename of a name the
+ * server had still ends the run.
+ */
+static void test_editor_saves_fold(void)
+{
+	struct fs_node *t[3], *doc, *o, *n;
+	char data[16];
+	int i;
+
+	attach();
+	doc = write_file(&root, "doc", "v0", false);
+	o = write_file(&root, "other", "o", false);
+	flush();
+	expect_log("tar:doc=v0,other=o\n");
+	free(log_buf);
+	log_buf = NULL;
+	for (i = 0; i < 3; i++) {
+		snprintf(data, sizeof(data), "s%d", i + 1);
+		t[i] = write_file(&root, "doc.tmp", data, false);
+		rename_node(t[i], &root, "doc.tmp", &root, "doc");
+	}
+	/* a save into a name the server may have: the second rename must
+	 * remove that name there, so it is a step of the script */
+	n = write_file(&root, "n.tmp", "new", false);
+	rename_node(n, &root, "n.tmp", &root, "n2");
+	rename_node(n, &root, "n2", &root, "n3");
+	/* other is on the server: its rename ends the run */
+	rename_node(o, &root, "other", &root, "other2");
+	CU_ASSERT_PTR_NULL(log_buf);
+	flush();
+	expect_log("tar:doc=s3,n2=new\n"
+		   "ops: rename n2 n3 rename other other2\n");
+	for (i = 0; i < 3; i++)
+		node_free(t[i]);
+	node_free(n);
+	node_free(doc);
+	node_free(o);
 	detach();
 }
 
@@ -391,10 +441,53 @@ static void test_barrier_open_files(void)
 	detach();
 }
 
+/*
+ * Write-back: an editor's save whose temp file was already sent (an
+ * fsync, here a flush) sends the rename as an upload of the target; the
+ * temp name's removal folds into the next save's tar, which creates it
+ * again; the last one is a step of the script.  A rename to a new name
+ * is still a rename.
+ */
+static void test_sent_save_as_upload(void)
+{
+	struct fs_node *doc, *t1, *t2, *m;
+
+	attach();
+	doc = write_file(&root, "doc", "v0", false);
+	flush();
+	t1 = write_file(&root, "doc.tmp", "s1", false);
+	flush();
+	rename_node(t1, &root, "doc.tmp", &root, "doc");
+	t2 = write_file(&root, "doc.tmp", "s2", false);
+	flush();
+	rename_node(t2, &root, "doc.tmp", &root, "doc");
+	flush();
+	expect_log("tar:doc=v0\n"
+		   "tar:doc.tmp=s1\n"
+		   "tar:doc.tmp=s2,doc=s1\n"
+		   "tar:doc=s2\n"
+		   "ops: unlink doc.tmp\n");
+	free(log_buf);
+	log_buf = NULL;
+	m = write_file(&root, "m", "x", false);
+	flush();
+	rename_node(m, &root, "m", &root, "m2");
+	flush();
+	expect_log("tar:m=x\n"
+		   "ops: rename m m2\n");
+	node_free(doc);
+	node_free(t1);
+	node_free(t2);
+	node_free(m);
+	detach();
+}
+
 int main(void)
 {
 	static const struct tu_test tests[] = {
 	    {"a rename or unlink ends a run", test_runs_end_at_rename},
+	    {"editor saves fold into one tar", test_editor_saves_fold},
+	    {"a sent save's rename is an upload", test_sent_save_as_upload},
 	    {"barrier: open files under their names now",
 	     test_barrier_open_files},
 	    {NULL, NULL}};

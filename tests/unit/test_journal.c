@@ -255,6 +255,47 @@ static void test_lazy(void)
 }
 
 /* What a crash leaves is cleaned or set aside; good entries replay. */
+/*
+ * Write-back entries are written without an fsync (unsynced) and are
+ * read back all the same; journal_sync fsyncs them once, lazy or not.
+ */
+static void test_unsynced(void)
+{
+	struct journal j;
+	struct nox_err err;
+	struct jent *e, *l;
+	int fd;
+
+	setup();
+	jopen(&j);
+	e = journal_entry_new(&j, J_UPLOAD, "wb", NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+	fd = data_fd("data");
+	CU_ASSERT_EQUAL(journal_write(&j, e, fd, false, &err), 0);
+	close(fd);
+	journal_link(&j, e);
+	CU_ASSERT_TRUE(e->unsynced);
+	CU_ASSERT_FALSE(e->lazy);
+	l = journal_entry_new(&j, J_CHMOD, "lz", NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+	CU_ASSERT_EQUAL(journal_write_lazy(&j, l, -1, &err), 0);
+	journal_link(&j, l);
+	journal_sync(&j, e);
+	journal_sync(&j, l);
+	CU_ASSERT_FALSE(e->unsynced);
+	CU_ASSERT_FALSE(l->unsynced);
+	CU_ASSERT_FALSE(l->lazy); /* written, fsynced */
+	journal_close(&j);
+	jopen(&j);
+	CU_ASSERT_EQUAL(journal_count(&j), 2);
+	e = journal_first(&j);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+	CU_ASSERT_STRING_EQUAL(e->path, "wb");
+	CU_ASSERT_EQUAL(e->size, 4);
+	journal_close(&j);
+	teardown();
+}
+
 static void test_crash_leftovers(void)
 {
 	struct journal j;
@@ -403,6 +444,7 @@ int main(void)
 	    {"replay in order, every field", test_replay_order},
 	    {"pop removes the files", test_pop},
 	    {"lazy entries reach the disk when persisted", test_lazy},
+	    {"write-back entries fsynced once, later", test_unsynced},
 	    {"crash leftovers set aside", test_crash_leftovers},
 	    {"refused data kept as failed-", test_set_aside},
 	    {"dirty markers survive", test_marks},
