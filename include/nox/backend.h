@@ -251,6 +251,14 @@ ssize_t nox_backend_read(struct nox_backend *b, const char *id,
 ssize_t nox_backend_write(struct nox_backend *b, const char *id,
 			  const char *path, off_t off, const void *buf,
 			  size_t len, struct nox_err *err);
+/*
+ * Writes len bytes of in_fd, read from its offset in_off, at off of path
+ * (the file must exist), as one streamed request (nox.fs: PUT fs/file;
+ * the server's body limit answers -EFBIG).  Returns the bytes written.
+ */
+ssize_t nox_backend_write_fd(struct nox_backend *b, const char *id,
+			     const char *path, off_t off, int in_fd,
+			     off_t in_off, off_t len, struct nox_err *err);
 /* Create a regular file; excl: fail with -EEXIST if it exists. */
 int nox_backend_createfile(struct nox_backend *b, const char *id,
 			   const char *path, mode_t mode, bool excl,

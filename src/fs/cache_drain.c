@@ -198,8 +198,8 @@ static int stage(struct cache *c, struct batch *b, const struct jent *e)
 		}
 		return 1;
 	}
-	if (upload_linked(c, e))
-		return 0; /* alone, in place (drain_step) */
+	if (upload_linked(c, e) || cache_put_wanted(c, e))
+		return 0; /* alone: in place, or by PUT (drain_step) */
 	x = batch_find(b, e->path);
 	if (!x && (b->nents >= BATCH_MAX_FILES ||
 		   (b->nents > 0 && b->bytes + e->size > BATCH_MAX_BYTES)))
@@ -1140,7 +1140,10 @@ static int drain_step(struct cache *c, uint64_t upto, struct nox_err *err)
 	}
 	tar = tar_op(b.v[0]->op);
 	linked = tar && upload_linked(c, b.v[0]);
-	if (tar && (linked || needs_parts(c, b.v[0]))) {
+	if (tar && cache_put_wanted(c, b.v[0])) {
+		b.n = 1;
+		r = cache_put_upload(c, b.v[0], linked, err);
+	} else if (tar && (linked || needs_parts(c, b.v[0]))) {
 		b.n = 1;
 		r = upload_parts(c, b.v[0], linked, err);
 		if (r == -EFBIG && c->part_size > PART_MIN) {

@@ -230,6 +230,15 @@ void cache_list_background(struct cache *c);
 /* Downloads placeholder n's content, once; 0 or -errno. */
 int cache_list_fetch(struct cache *c, struct fs_node *n);
 
+/* ---- cache_put.c: big uploads by PUT fs/file (nox.fs) ---- */
+
+/* Upload e goes by PUT fs/file (nox.fs, a snapshot of 1 MiB or more). */
+bool cache_put_wanted(struct cache *c, const struct jent *e);
+/* With drain_mu: sends upload e by PUT fs/file (in_place: into the
+ * target's inode, a hard link); 0 once the server has it, or -errno. */
+int cache_put_upload(struct cache *c, struct jent *e, bool in_place,
+		     struct nox_err *err);
+
 /* ---- cache_space.c: the bound, eviction, statfs ---- */
 
 /* With mu: me was just opened or downloaded (or uploaded) by tree path

@@ -286,6 +286,22 @@ ssize_t nox_backend_write(struct nox_backend *b, const char *id,
 	return r < 0 ? r : b->ops->write(b, id, path, off, buf, len, err);
 }
 
+ssize_t nox_backend_write_fd(struct nox_backend *b, const char *id,
+			     const char *path, off_t off, int in_fd,
+			     off_t in_off, off_t len, struct nox_err *err)
+{
+	int r = check_path(b, NOX_OP_WRITE, id, path, err);
+
+	if (r < 0)
+		return r;
+	if (!b->ops->write_fd)
+		return nox_err_set(err, ENOSYS,
+				   "streamed write: not supported");
+	if (off < 0 || in_off < 0 || len < 0)
+		return nox_err_set(err, EINVAL, "write: negative offset");
+	return b->ops->write_fd(b, id, path, off, in_fd, in_off, len, err);
+}
+
 int nox_backend_createfile(struct nox_backend *b, const char *id,
 			   const char *path, mode_t mode, bool excl,
 			   struct nox_err *err)

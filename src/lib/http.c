@@ -473,8 +473,20 @@ static size_t call_read(char *p, size_t size, size_t nmemb, void *ud)
 	struct http_call *c = ud;
 	ssize_t r;
 
+	size_t want = size * nmemb;
+
+	if (c->in_len >= 0 && c->in_size >= 0) {
+		/* a slice of in_fd: stop at its end, not the file's */
+		off_t pos = lseek(c->in_fd, 0, SEEK_CUR);
+		off_t left = c->in_start + c->in_size - pos;
+
+		if (pos < 0 || left <= 0)
+			return 0;
+		if ((off_t)want > left)
+			want = (size_t)left;
+	}
 	for (;;) {
-		r = read(c->in_fd, p, size * nmemb);
+		r = read(c->in_fd, p, want);
 		if (r >= 0)
 			break;
 		if (errno != EINTR) {
@@ -621,6 +633,7 @@ void http_call_init(struct http_call *c, const char *method, char *path)
 	c->in_fd = -1;
 	c->out_fd = -1;
 	c->in_size = -1;
+	c->in_len = -1;
 	c->sink = SINK_MEM;
 	c->cr_start = -1;
 }
@@ -875,6 +888,8 @@ int http_call_run(struct http_backend *h, struct http_call *c,
 			c->in_size = st.st_size > c->in_start
 					 ? st.st_size - c->in_start
 					 : 0;
+		if (c->in_len >= 0 && c->in_size > c->in_len)
+			c->in_size = c->in_len;
 	}
 	if (c->out_fd >= 0) {
 		c->out_start = lseek(c->out_fd, 0, SEEK_CUR);
@@ -1105,6 +1120,7 @@ static const struct nox_backend_ops http_ops = {
     .list = http_fs_list,
     .read = http_fs_read,
     .write = http_fs_write,
+    .write_fd = http_fs_write_fd,
     .createfile = http_fs_createfile,
     .truncate = http_fs_truncate,
     .mkdir = http_fs_mkdir,

@@ -69,6 +69,7 @@ struct http_call {
 	int in_fd;	/* streamed body, or -1 */
 	off_t in_start; /* offset of the body in in_fd */
 	off_t in_size;	/* -1: unknown (chunked) */
+	off_t in_len;	/* -1: to EOF; else at most this much of in_fd */
 	bool in_seekable;
 	enum sink sink;
 	int out_fd; /* SINK_FD */
@@ -176,6 +177,9 @@ ssize_t http_fs_read(struct nox_backend *b, const char *id, const char *path,
 ssize_t http_fs_write(struct nox_backend *b, const char *id, const char *path,
 		      off_t off, const void *buf, size_t len,
 		      struct nox_err *err);
+ssize_t http_fs_write_fd(struct nox_backend *b, const char *id,
+			 const char *path, off_t off, int in_fd, off_t in_off,
+			 off_t len, struct nox_err *err);
 int http_fs_createfile(struct nox_backend *b, const char *id, const char *path,
 		       mode_t mode, bool excl, struct nox_err *err);
 int http_fs_truncate(struct nox_backend *b, const char *id, const char *path,
