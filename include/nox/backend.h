@@ -252,6 +252,19 @@ ssize_t nox_backend_write(struct nox_backend *b, const char *id,
 			  const char *path, off_t off, const void *buf,
 			  size_t len, struct nox_err *err);
 /*
+ * Called with the body of a streamed read in order; a non-zero return (an
+ * errno) stops the transfer, which then fails with it.
+ */
+typedef int (*nox_data_cb)(const void *p, size_t n, void *ud);
+/*
+ * Reads the whole of file path, handing its bytes to cb as they arrive
+ * (nox.fs: GET fs/file, one request).  0 once all came, or -errno (cb
+ * may have had part of it).
+ */
+int nox_backend_read_stream(struct nox_backend *b, const char *id,
+			    const char *path, nox_data_cb cb, void *ud,
+			    struct nox_err *err);
+/*
  * Writes len bytes of in_fd, read from its offset in_off, at off of path
  * (the file must exist), as one streamed request (nox.fs: PUT fs/file;
  * the server's body limit answers -EFBIG).  Returns the bytes written.

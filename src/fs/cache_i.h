@@ -42,6 +42,8 @@ struct cache_dirty {
 	char *path; /* malloc'd or NULL */
 };
 
+struct cache_fetch;
+
 struct cache {
 	struct fs_sandbox *sb;	/* immutable; outlives the cache */
 	struct nox_backend *be; /* immutable */
@@ -116,6 +118,11 @@ struct cache {
 	struct statvfs sv;
 	struct timespec sv_at;
 	bool sv_known;
+
+	/* downloads in flight (cache_list.c), and the threads that run
+	 * them (detach waits for those); protected by mu */
+	struct cache_fetch *fetches;
+	unsigned fetch_threads;
 
 	pthread_mutex_t drain_mu; /* one drain at a time */
 	int batch_fd;		  /* drain_mu: the batch tar, reused, or -1 */
@@ -227,8 +234,18 @@ int cache_list_ensure(struct cache *c);
 /* The flusher's listing, asked for while the server was silent
  * (health.c): none if one is running. */
 void cache_list_background(struct cache *c);
-/* Downloads placeholder n's content, once; 0 or -errno. */
+/* Downloads placeholder n's content, once, and waits for all of it (a
+ * download in flight too); 0 or -errno. */
 int cache_list_fetch(struct cache *c, struct fs_node *n);
+/* A read-only open of placeholder n: starts its download in a thread of
+ * its own (or joins the one in flight) and waits for its first bytes or
+ * its end; 0 or -errno. */
+int cache_list_fetch_open(struct cache *c, struct fs_node *n);
+/* A read of [off, off + len) of n: waits until the download in flight
+ * has it (started if none is: n is a placeholder), or ended; 0, or the
+ * download's error (-EIO, -ETIMEDOUT...) when the range did not come. */
+int cache_list_fetch_range(struct cache *c, struct fs_node *n, off_t off,
+			   size_t len);
 
 /* ---- cache_put.c: big uploads by PUT fs/file (nox.fs) ---- */
 

@@ -286,6 +286,20 @@ ssize_t nox_backend_write(struct nox_backend *b, const char *id,
 	return r < 0 ? r : b->ops->write(b, id, path, off, buf, len, err);
 }
 
+int nox_backend_read_stream(struct nox_backend *b, const char *id,
+			    const char *path, nox_data_cb cb, void *ud,
+			    struct nox_err *err)
+{
+	int r = check_path(b, NOX_OP_READ, id, path, err);
+
+	if (r < 0)
+		return r;
+	if (!b->ops->read_stream)
+		return nox_err_set(err, ENOSYS,
+				   "streamed read: not supported");
+	return b->ops->read_stream(b, id, path, cb, ud, err);
+}
+
 ssize_t nox_backend_write_fd(struct nox_backend *b, const char *id,
 			     const char *path, off_t off, int in_fd,
 			     off_t in_off, off_t len, struct nox_err *err)

@@ -47,7 +47,10 @@ struct nox_backend_ops {
 	ssize_t (*write)(struct nox_backend *b, const char *id, const char *path,
 			 off_t off, const void *buf, size_t len,
 			 struct nox_err *err);
-	/* optional: a streamed write (NULL: -ENOSYS) */
+	/* optional: streamed reads and writes (NULL: -ENOSYS) */
+	int (*read_stream)(struct nox_backend *b, const char *id,
+			   const char *path, nox_data_cb cb, void *ud,
+			   struct nox_err *err);
 	ssize_t (*write_fd)(struct nox_backend *b, const char *id,
 			    const char *path, off_t off, int in_fd,
 			    off_t in_off, off_t len, struct nox_err *err);

@@ -391,6 +391,18 @@ static bool fd_add(struct http_call *c, const char *p, size_t n)
 	return true;
 }
 
+static bool cb_add(struct http_call *c, const char *p, size_t n)
+{
+	int e = c->data_cb(p, n, c->data_ud);
+
+	if (e != 0) {
+		call_fail_cb(c, e < 0 ? -e : e, "the download's reader gave up");
+		return false;
+	}
+	c->out_written += (uint64_t)n;
+	return true;
+}
+
 static bool buf_add(struct http_call *c, const char *p, size_t n)
 {
 	size_t k;
@@ -433,6 +445,8 @@ static size_t call_write(char *p, size_t size, size_t nmemb, void *ud)
 		ok = fd_add(c, p, n);
 	else if (c->sink == SINK_BUF)
 		ok = buf_add(c, p, n);
+	else if (c->sink == SINK_CB)
+		ok = cb_add(c, p, n);
 	else
 		ok = mem_add(c, p, n, JSON_MAX);
 	return ok ? n : 0;
@@ -671,13 +685,16 @@ static bool call_replayable(const struct http_call *c)
 		return false;
 	if (c->out_fd >= 0 && !c->out_regular && c->out_written > 0)
 		return false;
+	if (c->sink == SINK_CB && c->out_written > 0)
+		return false; /* what the callback took cannot come back */
 	return true;
 }
 
 /* Is c a bulk transfer, bounded by progress rather than total time? */
 static bool call_bulk(const struct http_call *c)
 {
-	return c->in_fd >= 0 || c->out_fd >= 0 || c->body_len >= BULK_MIN ||
+	return c->in_fd >= 0 || c->out_fd >= 0 || c->sink == SINK_CB ||
+	       c->body_len >= BULK_MIN ||
 	       (c->sink == SINK_BUF && c->buf_cap >= BULK_MIN);
 }
 
@@ -1121,6 +1138,7 @@ static const struct nox_backend_ops http_ops = {
     .read = http_fs_read,
     .write = http_fs_write,
     .write_fd = http_fs_write_fd,
+    .read_stream = http_fs_read_stream,
     .createfile = http_fs_createfile,
     .truncate = http_fs_truncate,
     .mkdir = http_fs_mkdir,

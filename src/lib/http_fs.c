@@ -183,6 +183,32 @@ ssize_t http_fs_read(struct nox_backend *b, const char *id, const char *path,
 	return r;
 }
 
+/*
+ * GET fs/file, the body handed to cb as it arrives (a bulk transfer:
+ * bounded by progress).  Retried only before cb got a byte.
+ */
+int http_fs_read_stream(struct nox_backend *b, const char *id,
+			const char *path, nox_data_cb cb, void *ud,
+			struct nox_err *err)
+{
+	struct http_backend *h = http_of(b);
+	struct http_call c;
+	int r;
+
+	r = http_ext_need(h, false, err);
+	if (r < 0)
+		return r;
+	http_call_init(&c, "GET",
+		       http_path(id, "/fs/file", "path", path, NULL, NULL));
+	c.sink = SINK_CB;
+	c.data_cb = cb;
+	c.data_ud = ud;
+	c.idempotent = true;
+	r = http_call_run(h, &c, err);
+	http_call_cleanup(&c);
+	return r;
+}
+
 /* Runs PUT fs/file call c of len bytes: the bytes written, or -errno. */
 static ssize_t fs_write_run(struct http_backend *h, struct http_call *c,
 			    int64_t len, struct nox_err *err)

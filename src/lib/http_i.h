@@ -56,7 +56,7 @@ struct http_backend {
 	long sf_at;		    /* protected by sf_mx; monotonic ms */
 };
 
-enum sink { SINK_MEM, SINK_FD, SINK_BUF };
+enum sink { SINK_MEM, SINK_FD, SINK_BUF, SINK_CB };
 
 /* One logical request (all its attempts). */
 struct http_call {
@@ -78,6 +78,8 @@ struct http_call {
 	char *buf; /* SINK_BUF: caller's buffer */
 	size_t buf_cap;
 	off_t buf_off;	   /* file offset asked for */
+	nox_data_cb data_cb; /* SINK_CB: gets the body in order */
+	void *data_ud;
 	const char *range; /* Range header value, or NULL */
 	bool idempotent;
 	bool gone_ok; /* a retried DELETE's 404 is success */
@@ -177,6 +179,9 @@ ssize_t http_fs_read(struct nox_backend *b, const char *id, const char *path,
 ssize_t http_fs_write(struct nox_backend *b, const char *id, const char *path,
 		      off_t off, const void *buf, size_t len,
 		      struct nox_err *err);
+int http_fs_read_stream(struct nox_backend *b, const char *id,
+			const char *path, nox_data_cb cb, void *ud,
+			struct nox_err *err);
 ssize_t http_fs_write_fd(struct nox_backend *b, const char *id,
 			 const char *path, off_t off, int in_fd, off_t in_off,
 			 off_t len, struct nox_err *err);

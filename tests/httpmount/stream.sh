@@ -9,7 +9,13 @@
 #   nox.fs: while its PUT is held, the sandbox still has the old content
 #   whole (the new one goes to a temporary name renamed over it), and the
 #   new one after; a file with two links is written in place (both names
-#   see it, one inode).
+#   see it, one inode);
+#   nox.fs: the first 4 KiB of a cold 64 MiB file read while the relay
+#   holds back all but the first MiB of the body (a read that waited
+#   for the whole file would time out), then the whole file reads right;
+#   one GET fs/file, no tar;
+#   a download cut midway fails the read, and the next open downloads
+#   again (no half file taken for the content).
 : "${NOX_TEST_BACKEND:=noxd}"
 export NOX_TEST_BACKEND
 . "$(dirname "$0")/../mount/lib.sh"
@@ -117,6 +123,47 @@ if [ $EXT = 1 ]; then
 		"$(stat -c %i "$B/big")" stat -c %i "$B/big2"
 	nt_check_out "big has 2 links (sandbox)" 2 stat -c %h "$B/big"
 fi
+
+# ---- reads that do not wait for the whole file --------------------------
+cp "$NT_TMP/a" "$B/cold"
+cp "$NT_TMP/b" "$B/cold2"
+nt_check_exec "a command (the next lookup lists again)" 'echo ok' $'ok\n'
+nt_check_out "the mount sees cold's size" $((MB << 20)) stat -c %s "$W/cold"
+
+# sm_head N FILE: the first N bytes of FILE through the mount, as hex
+# sha256 (within 60 s, or "timeout").
+sm_head() {
+	timeout -k 5 60 python3 - "$@" <<'PY' || echo timeout
+import hashlib, sys
+with open(sys.argv[2], "rb") as f:
+    print(hashlib.sha256(f.read(int(sys.argv[1]))).hexdigest())
+PY
+}
+want4k=$(head -c 4096 "$NT_TMP/a" | sha256sum | cut -d' ' -f1)
+hm_snap
+if [ $EXT = 1 ]; then
+	hm_relay_mode hold
+	nt_check_out "the first 4 KiB while the relay holds the rest" \
+		"$want4k" sm_head 4096 "$W/cold"
+	hm_relay_mode release
+	nt_check "then the whole file reads right" cmp "$NT_TMP/a" "$W/cold"
+	hm_relay_mode off
+	nt_check_eq "one GET fs/file" 1 "$(hm_delta fs_read)" "fs_read requests"
+	nt_check_eq "no tar download" 0 "$(hm_delta download)" \
+		"download requests"
+else
+	nt_check_out "the first 4 KiB" "$want4k" sm_head 4096 "$W/cold"
+	nt_check "the whole file reads right" cmp "$NT_TMP/a" "$W/cold"
+fi
+
+# a body cut off midway: the reader gets an error, the next open
+# downloads again
+hm_relay_mode cut
+nt_check_not "a read of a download cut midway fails" \
+	cmp "$NT_TMP/b" "$W/cold2"
+hm_relay_mode off
+nt_check "the next open downloads again, byte-exact" cmp "$NT_TMP/b" \
+	"$W/cold2"
 
 nt_unmount
 nt_finish
