@@ -216,6 +216,16 @@ int nox_backend_upload_wait(struct nox_backend *b, const char *id,
  */
 int nox_backend_download(struct nox_backend *b, const char *id,
 			 const char *src, int out_fd, struct nox_err *err);
+/*
+ * Called with the body of a streamed read in order; a non-zero return (an
+ * errno) stops the transfer, which then fails with it.
+ */
+typedef int (*nox_data_cb)(const void *p, size_t n, void *ud);
+/* As nox_backend_download, the gzip tar handed to cb as it arrives
+ * (retried only before cb got a byte). */
+int nox_backend_download_stream(struct nox_backend *b, const char *id,
+				const char *src, nox_data_cb cb, void *ud,
+				struct nox_err *err);
 /* Delete sandbox id (-ENOENT if unknown). */
 int nox_backend_delete(struct nox_backend *b, const char *id,
 		       struct nox_err *err);
@@ -251,11 +261,6 @@ ssize_t nox_backend_read(struct nox_backend *b, const char *id,
 ssize_t nox_backend_write(struct nox_backend *b, const char *id,
 			  const char *path, off_t off, const void *buf,
 			  size_t len, struct nox_err *err);
-/*
- * Called with the body of a streamed read in order; a non-zero return (an
- * errno) stops the transfer, which then fails with it.
- */
-typedef int (*nox_data_cb)(const void *p, size_t n, void *ud);
 /*
  * Reads the whole of file path, handing its bytes to cb as they arrive
  * (nox.fs: GET fs/file, one request).  0 once all came, or -errno (cb

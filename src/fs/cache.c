@@ -827,6 +827,9 @@ static void cache_free(struct cache *c)
 {
 	if (!c)
 		return;
+	cache_lock(c, CACHE_MU);
+	cache_list_fetch_cleanup_locked(c);
+	cache_unlock(c, CACHE_MU);
 	manifest_cleanup(&c->man);
 	journal_close(&c->jr);
 	if (c->tree_fd >= 0)

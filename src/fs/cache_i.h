@@ -246,6 +246,8 @@ int cache_list_fetch_open(struct cache *c, struct fs_node *n);
  * download's error (-EIO, -ETIMEDOUT...) when the range did not come. */
 int cache_list_fetch_range(struct cache *c, struct fs_node *n, off_t off,
 			   size_t len);
+/* With mu: frees the records of failed downloads (the cache's end). */
+void cache_list_fetch_cleanup_locked(struct cache *c);
 
 /* ---- cache_put.c: big uploads by PUT fs/file (nox.fs) ---- */
 

@@ -5,13 +5,16 @@
  * (fs/tree with nox.fs; else an exec of GNU find with NUL separators; a
  * tar of the workspace when find is missing, its output was cut, or a
  * name is not UTF-8); files appear as placeholders and a file's content
- * is downloaded once, at its first open, with one v1 download.  A listing
- * is taken again after a command ran or when older than the attribute
- * timeout (at least 1 s); it never undoes a local change (manifest.h).
+ * is downloaded once, at its first open, with one request (GET fs/file
+ * with nox.fs, else a v1 download), in place into the tree file and in a
+ * thread of its own: a read waits only until its range is there.  A
+ * listing is taken again after a command ran or when older than the
+ * attribute timeout (at least 1 s); it never undoes a local change
+ * (manifest.h).
  *
- * Limits: no byte-range downloads (a placeholder is fetched whole); a
- * listing merge racing a rename in flight can show the old name until
- * the next listing.
+ * Limits: no byte-range downloads (a placeholder is fetched whole, from
+ * its start); a listing merge racing a rename in flight can show the old
+ * name until the next listing.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -25,7 +28,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "cache_i.h"
@@ -494,7 +499,10 @@ out:
 /*
  * One download in flight (c->fetches): the content lands in place in the
  * tree file, and mark says how many bytes from its start are there, so a
- * read waits only for its range (cache_list_fetch_range).
+ * read waits only for its range (cache_list_fetch_range).  A failed one
+ * stays in the list, done, until the next open of the file: the reads of
+ * the descriptors open meanwhile get its error rather than start one
+ * download each (the kernel retries a failed readahead as a read).
  */
 struct cache_fetch {
 	struct cache *c;
@@ -509,7 +517,7 @@ struct cache_fetch {
 	off_t mark; /* bytes from 0 that are in the tree file */
 	bool done;
 	int result; /* once done: 0 or -errno */
-	unsigned refs;	  /* the downloader and each waiter */
+	unsigned refs;	  /* the list, the downloader and each waiter */
 	unsigned waiters; /* reads waiting for the mark to move */
 	struct cache_fetch *next;
 };
@@ -533,6 +541,54 @@ static void fetch_put_locked(struct cache_fetch *f)
 	if (f->fd >= 0)
 		close(f->fd);
 	free(f);
+}
+
+/* With mu: takes f out of c->fetches (if there), with the list's
+ * reference. */
+static void fetch_unlink_locked(struct cache *c, struct cache_fetch *f)
+{
+	struct cache_fetch **pp = &c->fetches;
+
+	while (*pp && *pp != f)
+		pp = &(*pp)->next;
+	if (!*pp)
+		return;
+	*pp = f->next;
+	f->next = NULL;
+	fetch_put_locked(f);
+}
+
+/* With mu: forgets a failed download of ino (an open tries again). */
+static void fetch_forget_failed_locked(struct cache *c, ino_t ino)
+{
+	struct cache_fetch *f = fetch_find_locked(c, ino);
+
+	if (f && f->done)
+		fetch_unlink_locked(c, f);
+}
+
+/* With mu: the downloads' records, at the cache's end (no thread runs). */
+void cache_list_fetch_cleanup_locked(struct cache *c)
+{
+	while (c->fetches)
+		fetch_unlink_locked(c, c->fetches);
+}
+
+/*
+ * -ENOSPC when the cache disk cannot hold need more bytes (after the
+ * eviction made what room it could): the open fails at once rather than
+ * a read later, with nothing downloaded.
+ */
+static int fetch_space(struct cache *c, off_t need)
+{
+	struct statvfs sv;
+
+	if (need <= 0 || fstatvfs(c->dir_fd, &sv) < 0)
+		return 0;
+	return (unsigned long long)sv.f_bavail * sv.f_frsize <
+		       (unsigned long long)need
+		   ? -ENOSPC
+		   : 0;
 }
 
 /*
@@ -602,7 +658,22 @@ static int fetch_begin(struct cache *c, struct fs_node *n, off_t *need)
 	*need = me->rsize;
 	cache_unlock(c, CACHE_MU);
 	cache_space_room(c, *need); /* within -o cache_max, if it can */
-	return 1;
+	r = fetch_space(c, *need);
+	if (r < 0) {
+		cache_lock(c, CACHE_MU);
+		me = manifest_get(&c->man, n->sino);
+		if (me)
+			me->fetching = false;
+		pthread_cond_broadcast(&c->cond);
+		cache_unlock(c, CACHE_MU);
+		if (cache_node_path(c->sb, n, path, sizeof(path)) < 0)
+			snprintf(path, sizeof(path), "?");
+		nox_log(NOX_LOG_WARN,
+			"%s: download of %s (%lld bytes): the cache directory "
+			"%s is full",
+			c->sb->id, path, (long long)*need, c->dir);
+	}
+	return r < 0 ? r : 1;
 }
 
 /*
@@ -643,13 +714,8 @@ static void fetch_finish(struct cache_fetch *f, int r, const struct stat *st)
 	f->result = r;
 	if (r == 0 && f->mark < st->st_size)
 		f->mark = st->st_size;
-	if (fetch_find_locked(c, f->ino) == f) {
-		struct cache_fetch **pp = &c->fetches;
-
-		while (*pp != f)
-			pp = &(*pp)->next;
-		*pp = f->next;
-	}
+	if (r == 0)
+		fetch_unlink_locked(c, f);
 	pthread_cond_broadcast(&c->cond);
 	cache_unlock(c, CACHE_MU);
 	if (r == -ENOSPC)
@@ -686,7 +752,7 @@ static struct cache_fetch *fetch_new(struct cache *c, struct fs_node *n,
 	f->c = c;
 	f->ino = n->sino;
 	f->need = need;
-	f->refs = 1;
+	f->refs = 2; /* the list's and the caller's */
 	nox_err_clear(&f->err);
 	*r = cache_node_path(c->sb, n, f->path, sizeof(f->path));
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", n->fd);
@@ -705,6 +771,7 @@ static struct cache_fetch *fetch_new(struct cache *c, struct fs_node *n,
 	if (*r < 0) {
 		fetch_finish(f, *r, NULL);
 		cache_lock(c, CACHE_MU);
+		f->refs = 1; /* never in the list */
 		fetch_put_locked(f);
 		cache_unlock(c, CACHE_MU);
 		return NULL;
@@ -712,14 +779,15 @@ static struct cache_fetch *fetch_new(struct cache *c, struct fs_node *n,
 	return f;
 }
 
-/* nox.fs: the body of GET fs/file, written in place as it comes. */
-static int fetch_data(const void *p, size_t n, void *ud)
+/* n bytes at off of the content, written in place; the mark moves. */
+static int fetch_write(struct cache_fetch *f, const void *p, size_t n,
+		       off_t off)
 {
-	struct cache_fetch *f = ud;
 	struct cache *c = f->c;
 	const char *b = p;
 	bool stop;
 
+	f->off = off;
 	while (n > 0) {
 		ssize_t w = pwrite(f->fd, b, n, f->off);
 
@@ -740,6 +808,103 @@ static int fetch_data(const void *p, size_t n, void *ud)
 	return stop ? ECANCELED : 0;
 }
 
+/* nox.fs: the body of GET fs/file, as it comes. */
+static int fetch_data(const void *p, size_t n, void *ud)
+{
+	struct cache_fetch *f = ud;
+
+	return fetch_write(f, p, n, f->off);
+}
+
+/* v1: the file's data, unpacked from the tar as it comes (a sparse
+ * entry's holes are the placeholder's own). */
+static int fetch_tar_data(const void *p, size_t n, int64_t off, void *ud)
+{
+	return fetch_write(ud, p, n, (off_t)off);
+}
+
+/* v1: the download's thread, sending the tar into a socket that the
+ * fetch's thread unpacks from. */
+struct fetch_pipe {
+	struct cache *c;
+	char src[PATH_MAX + 16];
+	int fd;
+	int r;
+	struct nox_err err;
+};
+
+static int fetch_pipe_send(const void *p, size_t n, void *ud)
+{
+	struct fetch_pipe *d = ud;
+	const char *b = p;
+
+	while (n > 0) {
+		ssize_t w = send(d->fd, b, n, MSG_NOSIGNAL);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return errno; /* EPIPE: the unpacking ended */
+		b += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static void *fetch_pipe_thread(void *arg)
+{
+	struct fetch_pipe *d = arg;
+
+	d->r = nox_backend_download_stream(d->c->be, d->c->sb->id, d->src,
+					   fetch_pipe_send, d, &d->err);
+	(void)shutdown(d->fd, SHUT_WR);
+	return NULL;
+}
+
+/*
+ * v1: downloads f's tar and unpacks its one file in place as it arrives
+ * (the download in a thread of its own, through a socket pair); st gets
+ * its size and mtime.  -ENOSYS: cannot here (no thread or socket).
+ */
+static int fetch_v1_stream(struct cache_fetch *f, struct stat *st)
+{
+	struct fetch_pipe d = {.c = f->c, .fd = -1};
+	const char *base = strrchr(f->path, '/');
+	int64_t size = 0, mtime = 0;
+	pthread_t t;
+	int sv[2], r;
+
+	snprintf(d.src, sizeof(d.src), "/workspace/%s", f->path);
+	nox_err_clear(&d.err);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return -ENOSYS;
+	d.fd = sv[1];
+	if (pthread_create(&t, NULL, fetch_pipe_thread, &d) != 0) {
+		close(sv[0]);
+		close(sv[1]);
+		return -ENOSYS;
+	}
+	r = nox_tar_read_file(sv[0], base ? base + 1 : f->path, fetch_tar_data,
+			      f, &size, &mtime, &f->err);
+	close(sv[0]); /* a download still sending gets EPIPE and ends */
+	pthread_join(t, NULL);
+	close(sv[1]);
+	if (d.r < 0 && (r == 0 || d.r != -EPIPE)) {
+		/* the transport's error says more than a cut tar */
+		r = d.r;
+		f->err = d.err;
+	}
+	if (r == 0 && ftruncate(f->fd, (off_t)size) < 0)
+		r = nox_err_set(&f->err, errno, "cache tree %s: %s", f->path,
+				strerror(errno));
+	if (r == 0) {
+		st->st_size = (off_t)size;
+		st->st_mtim.tv_sec = (time_t)(mtime / 1000000000ll);
+		st->st_mtim.tv_nsec = (long)(mtime % 1000000000ll);
+	}
+	return r;
+}
+
 /* Downloads f (the downloading thread, or the caller of a full fetch). */
 static void fetch_run(struct cache_fetch *f)
 {
@@ -748,27 +913,33 @@ static void fetch_run(struct cache_fetch *f)
 	int r;
 
 	if (!c->ext) {
-		r = download(c, f->fd, f->path, &st, &f->err);
-		fetch_finish(f, r, &st);
-		return;
-	}
-	r = nox_backend_read_stream(c->be, c->sb->id, f->path, fetch_data, f,
-				    &f->err);
-	if (r == 0 && f->off != f->need && ftruncate(f->fd, f->off) < 0)
-		r = nox_err_set(&f->err, errno, "cache tree %s: %s", f->path,
-				strerror(errno));
-	if (r == 0) {
-		struct timespec ts[2];
-
+		r = fetch_v1_stream(f, &st);
+		if (r == -ENOSYS) /* whole, through a temporary file */
+			r = download(c, f->fd, f->path, &st, &f->err);
+	} else {
+		r = nox_backend_read_stream(c->be, c->sb->id, f->path,
+					    fetch_data, f, &f->err);
+		if (r == 0 && f->off != f->need && ftruncate(f->fd, f->off) < 0)
+			r = nox_err_set(&f->err, errno, "cache tree %s: %s",
+					f->path, strerror(errno));
 		/* the listing's mtime (GET fs/file carries none) */
 		st.st_size = f->off;
 		st.st_mtim.tv_sec = (time_t)(f->rmtime / 1000000000ll);
 		st.st_mtim.tv_nsec = (long)(f->rmtime % 1000000000ll);
+	}
+	if (r == 0) {
+		struct timespec ts[2];
+
 		ts[0].tv_sec = 0;
 		ts[0].tv_nsec = UTIME_OMIT;
 		ts[1] = st.st_mtim;
 		(void)futimens(f->fd, ts);
 	}
+	if (r < 0 && f->off > 0)
+		/* no half file left: the placeholder holds no data again */
+		(void)fallocate(f->fd,
+				FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+				f->off);
 	fetch_finish(f, r, &st);
 }
 
@@ -792,6 +963,9 @@ int cache_list_fetch(struct cache *c, struct fs_node *n)
 	off_t need = 0;
 	int r;
 
+	cache_lock(c, CACHE_MU);
+	fetch_forget_failed_locked(c, n->sino);
+	cache_unlock(c, CACHE_MU);
 	r = fetch_begin(c, n, &need);
 	if (r <= 0)
 		return r;
@@ -810,7 +984,7 @@ int cache_list_fetch(struct cache *c, struct fs_node *n)
  * The download of n in flight, with a reference (*out), started now in
  * a thread of its own if none is; *out NULL: nothing to wait for.
  */
-static int fetch_join(struct cache *c, struct fs_node *n,
+static int fetch_join(struct cache *c, struct fs_node *n, bool open,
 		      struct cache_fetch **out)
 {
 	struct cache_fetch *f;
@@ -821,6 +995,8 @@ static int fetch_join(struct cache *c, struct fs_node *n,
 
 	*out = NULL;
 	cache_lock(c, CACHE_MU);
+	if (open)
+		fetch_forget_failed_locked(c, n->sino);
 	f = fetch_find_locked(c, n->sino);
 	if (f)
 		f->refs++;
@@ -868,7 +1044,7 @@ int cache_list_fetch_open(struct cache *c, struct fs_node *n)
 	struct cache_fetch *f;
 	int r;
 
-	r = fetch_join(c, n, &f);
+	r = fetch_join(c, n, true, &f);
 	if (r < 0 || !f)
 		return r;
 	/* the first bytes (or the end): an error the server answers at
@@ -886,7 +1062,7 @@ int cache_list_fetch_range(struct cache *c, struct fs_node *n, off_t off,
 	struct cache_fetch *f;
 	int r;
 
-	r = fetch_join(c, n, &f);
+	r = fetch_join(c, n, false, &f);
 	if (r < 0 || !f)
 		return r;
 	cache_lock(c, CACHE_MU);

@@ -227,6 +227,20 @@ int nox_backend_download(struct nox_backend *b, const char *id, const char *src,
 	return r < 0 ? r : b->ops->download(b, id, src, out_fd, err);
 }
 
+int nox_backend_download_stream(struct nox_backend *b, const char *id,
+				const char *src, nox_data_cb cb, void *ud,
+				struct nox_err *err)
+{
+	int r = check_id(b, OP_V1, id, err);
+
+	if (r < 0)
+		return r;
+	if (!b->ops->download_stream)
+		return nox_err_set(err, ENOSYS,
+				   "streamed download: not supported");
+	return b->ops->download_stream(b, id, src, cb, ud, err);
+}
+
 int nox_backend_delete(struct nox_backend *b, const char *id,
 		       struct nox_err *err)
 {

@@ -32,6 +32,10 @@ struct nox_backend_ops {
 		      int tar_fd, long answer_ms, struct nox_err *err);
 	int (*download)(struct nox_backend *b, const char *id, const char *src,
 			int out_fd, struct nox_err *err);
+	/* optional (NULL: -ENOSYS) */
+	int (*download_stream)(struct nox_backend *b, const char *id,
+			       const char *src, nox_data_cb cb, void *ud,
+			       struct nox_err *err);
 	int (*del)(struct nox_backend *b, const char *id, struct nox_err *err);
 	int (*info)(struct nox_backend *b, const char *id,
 		    struct nox_sandbox_info *info, struct nox_err *err);

@@ -1130,6 +1130,7 @@ static const struct nox_backend_ops http_ops = {
     .exec = http_v1_exec,
     .upload = http_v1_upload,
     .download = http_v1_download,
+    .download_stream = http_v1_download_stream,
     .del = http_v1_delete,
     .info = http_v1_info,
     .list_sandboxes = http_v1_list_sandboxes,

@@ -160,6 +160,9 @@ int http_v1_upload(struct nox_backend *b, const char *id, const char *dest,
 		   int tar_fd, long answer_ms, struct nox_err *err);
 int http_v1_download(struct nox_backend *b, const char *id, const char *src,
 		     int out_fd, struct nox_err *err);
+int http_v1_download_stream(struct nox_backend *b, const char *id,
+			    const char *src, nox_data_cb cb, void *ud,
+			    struct nox_err *err);
 int http_v1_delete(struct nox_backend *b, const char *id, struct nox_err *err);
 int http_v1_info(struct nox_backend *b, const char *id,
 		 struct nox_sandbox_info *info, struct nox_err *err);

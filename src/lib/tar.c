@@ -1333,3 +1333,71 @@ out:
 	free(x.buf);
 	return r;
 }
+
+/* The first entry's data, as it arrives (nox_tar_read_file). */
+int nox_tar_read_file(int in_fd, const char *name, nox_tar_data_cb cb, void *ud,
+		      int64_t *size, int64_t *mtime_ns, struct nox_err *err)
+{
+	struct archive *a = archive_read_new();
+	struct archive_entry *e;
+	const char *got, *base;
+	const void *buf;
+	size_t n, len;
+	la_int64_t off;
+	int r = 0, ar;
+
+	if (!a)
+		return nox_err_set(err, ENOMEM, "tar: out of memory");
+	if (archive_read_support_filter_gzip(a) < ARCHIVE_WARN ||
+	    archive_read_support_format_tar(a) != ARCHIVE_OK ||
+	    archive_read_open_fd(a, in_fd, TAR_CHUNK) != ARCHIVE_OK) {
+		r = nox_err_set(err, EPROTO, "tar: %s",
+				archive_error_string(a));
+		goto out;
+	}
+	if (archive_read_next_header(a, &e) != ARCHIVE_OK) {
+		r = nox_err_set(err, EPROTO, "tar: no entry: %s",
+				archive_error_string(a));
+		goto out;
+	}
+	got = archive_entry_pathname(e);
+	len = got ? strlen(got) : 0;
+	while (len > 0 && got[len - 1] == '/')
+		len--;
+	base = got ? (const char *)memrchr(got, '/', len) : NULL;
+	base = base ? base + 1 : got;
+	n = strlen(name);
+	if (archive_entry_filetype(e) != AE_IFREG || !got ||
+	    (size_t)(got + len - base) != n || memcmp(base, name, n) != 0) {
+		r = nox_err_set(err, EPROTO,
+				"tar: the entry is not the regular file %s",
+				name);
+		goto out;
+	}
+	*size = archive_entry_size(e);
+	*mtime_ns = (int64_t)archive_entry_mtime(e) * 1000000000ll +
+		    archive_entry_mtime_nsec(e);
+	for (;;) {
+		ar = archive_read_data_block(a, &buf, &len, &off);
+		if (ar == ARCHIVE_EOF)
+			break;
+		if (ar < ARCHIVE_WARN) {
+			r = nox_err_set(err, EIO, "tar: %s",
+					archive_error_string(a));
+			break;
+		}
+		if (len > 0) {
+			int e2 = cb(buf, len, (int64_t)off, ud);
+
+			if (e2 != 0) {
+				r = nox_err_set(err, e2 < 0 ? -e2 : e2,
+						"tar: %s",
+						strerror(e2 < 0 ? -e2 : e2));
+				break;
+			}
+		}
+	}
+out:
+	archive_read_free(a);
+	return r;
+}

@@ -16,9 +16,9 @@ connections alike:
   slow     read the request body at 64 KiB/s, then relay: slow, not stalled
   ext      stall GET /v1/extensions only (after the start checks)
   gate     hold each PUT fs/file (its body read) until GET /_stall/release
-  hold     relay the first MiB of a download (fs/file, files/download),
+  hold     relay the first 2 MiB of a download (fs/file, files/download),
            the rest once GET /_stall/release came
-  cut      relay the first MiB of a download, then close the connection
+  cut      relay the first 2 MiB of a download, then close the connection
 
 Listens on 127.0.0.1, port 0, and prints the port on stdout.  The
 behaviour of a request is chosen by:
@@ -467,7 +467,7 @@ class Handler(BaseHTTPRequestHandler):
 STALL = {"mode": "off"}
 SLOW_RATE = 64 << 10  # bytes/s of the "slow" mode
 GATE = threading.Event()  # set by GET /_stall/release
-HOLD_BYTES = 1 << 20  # what "hold" and "cut" let through of a download
+HOLD_BYTES = 2 << 20  # what "hold" and "cut" let through of a download
 
 
 class Relay(BaseHTTPRequestHandler):
