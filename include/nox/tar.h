@@ -66,6 +66,13 @@ struct nox_tar_entry {
  */
 int nox_tar_pack_entries(int out_fd, const struct nox_tar_entry *v, size_t n,
 			 struct nox_err *err);
+/* As nox_tar_pack_entries and nox_tar_pack_list, with gzip level 0
+ * (stored: for data that would not shrink) or 1 (any other level). */
+int nox_tar_pack_entries_level(int out_fd, const struct nox_tar_entry *v,
+			       size_t n, int level, struct nox_err *err);
+int nox_tar_pack_list_level(int out_fd, int root_dirfd,
+			    const char *const *paths, size_t n, int level,
+			    struct nox_err *err);
 
 /*
  * Extracts the gzip (or plain) tar read from in_fd into dest_dirfd under

@@ -303,6 +303,31 @@ static int batch_file(struct cache *c)
 	return c->batch_fd;
 }
 
+/*
+ * The gzip level of batch b (entries v, bytes in all): by its biggest
+ * file on disk when that is half of the bytes (cache_put_gzip_level).
+ */
+static int batch_level(const struct batch *b, const struct nox_tar_entry *v,
+		       long long bytes)
+{
+	size_t i, big = 0;
+	int fd, level;
+
+	for (i = 1; i < b->nents; i++)
+		if (b->ents[i].size > b->ents[big].size)
+			big = i;
+	if (b->nents == 0 || !v[big].file || v[big].dirfd == AT_FDCWD ||
+	    b->ents[big].size * 2 < bytes)
+		return 1;
+	fd = openat(v[big].dirfd, v[big].file,
+		    O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return 1;
+	level = cache_put_gzip_level(fd, b->ents[big].size);
+	close(fd);
+	return level;
+}
+
 /* Uploads batch b as one tar (contents straight from the journal). */
 static int upload_batch(struct cache *c, struct batch *b, struct nox_err *err)
 {
@@ -351,7 +376,8 @@ static int upload_batch(struct cache *c, struct batch *b, struct nox_err *err)
 
 		for (i = 0; i < b->nents; i++)
 			bytes += b->ents[i].size > 0 ? b->ents[i].size : 0;
-		r = nox_tar_pack_entries(tfd, v, b->nents, err);
+		r = nox_tar_pack_entries_level(tfd, v, b->nents,
+					       batch_level(b, v, bytes), err);
 		r = send_tar(c, tfd, r, bytes, err);
 	}
 	free(v);
@@ -781,7 +807,7 @@ static int upload_parts(struct cache *c, struct jent *e, bool in_place,
 	const char *argv[11];
 	struct stat st;
 	long long k = 0, off;
-	int dfd, sfd = -1, r = 0;
+	int dfd, sfd = -1, r = 0, level;
 
 	dfd = journal_data_open(&c->jr, e);
 	if (dfd < 0 || fstat(dfd, &st) < 0) {
@@ -799,6 +825,7 @@ static int upload_parts(struct cache *c, struct jent *e, bool in_place,
 		r = nox_err_set(err, EIO, "cache tmp dir: %s", strerror(errno));
 		goto out;
 	}
+	level = cache_put_gzip_level(dfd, st.st_size);
 	for (off = 0; r == 0 && (off < st.st_size || k == 0);
 	     off += c->part_size, k++) {
 		off_t len = st.st_size - off < c->part_size ? st.st_size - off
@@ -825,7 +852,7 @@ static int upload_parts(struct cache *c, struct jent *e, bool in_place,
 					strerror(-tfd));
 			break;
 		}
-		r = nox_tar_pack_list(tfd, sfd, paths, 1, err);
+		r = nox_tar_pack_list_level(tfd, sfd, paths, 1, level, err);
 		(void)unlinkat(sfd, part, 0);
 		r = send_tar(c, tfd, r, len, err);
 	}

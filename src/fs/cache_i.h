@@ -257,6 +257,8 @@ bool cache_put_wanted(struct cache *c, const struct jent *e);
  * target's inode, a hard link); 0 once the server has it, or -errno. */
 int cache_put_upload(struct cache *c, struct jent *e, bool in_place,
 		     struct nox_err *err);
+/* The gzip level (0 or 1) for a tar whose bulk is snapshot fd. */
+int cache_put_gzip_level(int fd, off_t size);
 
 /* ---- cache_space.c: the bound, eviction, statfs ---- */
 

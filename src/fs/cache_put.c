@@ -13,6 +13,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -181,4 +182,41 @@ int cache_put_upload(struct cache *c, struct jent *e, bool in_place,
 			e->path, in_place ? "in place" : "renamed");
 	}
 	return r;
+}
+
+/*
+ * A gzip level for an upload tar whose bulk is snapshot fd (size bytes):
+ * 0 when 64 KiB from its middle have a flat byte histogram (random or
+ * already compressed data, which level 1 compresses at a few MB/s for
+ * nothing), else 1.  A flat histogram can also come from data that would
+ * compress (a repeated random block): that costs bytes, not correctness.
+ */
+int cache_put_gzip_level(int fd, off_t size)
+{
+	static const size_t want = 65536;
+	unsigned char *buf;
+	unsigned long long sq = 0;
+	unsigned cnt[256] = {0};
+	ssize_t n;
+	size_t i;
+
+	if (size < PUT_MIN)
+		return 1;
+	buf = malloc(want);
+	if (!buf)
+		return 1;
+	n = pread(fd, buf, want, (size / 2) & ~(off_t)4095);
+	for (i = 0; n > 0 && i < (size_t)n; i++)
+		cnt[buf[i]]++;
+	free(buf);
+	if (n < 4096)
+		return 1;
+	for (i = 0; i < 256; i++)
+		sq += (unsigned long long)cnt[i] * cnt[i];
+	/* sum of squares over n^2/256: 1.004 for uniform bytes, text
+	 * well above 5 */
+	return sq * 256 * 100 <
+		       (unsigned long long)n * (unsigned long long)n * 105
+		   ? 0
+		   : 1;
 }
