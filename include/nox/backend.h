@@ -216,6 +216,16 @@ int nox_backend_upload_wait(struct nox_backend *b, const char *id,
  */
 int nox_backend_download(struct nox_backend *b, const char *id,
 			 const char *src, int out_fd, struct nox_err *err);
+/*
+ * Called with the body of a streamed read in order; a non-zero return (an
+ * errno) stops the transfer, which then fails with it.
+ */
+typedef int (*nox_data_cb)(const void *p, size_t n, void *ud);
+/* As nox_backend_download, the gzip tar handed to cb as it arrives
+ * (retried only before cb got a byte). */
+int nox_backend_download_stream(struct nox_backend *b, const char *id,
+				const char *src, nox_data_cb cb, void *ud,
+				struct nox_err *err);
 /* Delete sandbox id (-ENOENT if unknown). */
 int nox_backend_delete(struct nox_backend *b, const char *id,
 		       struct nox_err *err);
@@ -251,6 +261,22 @@ ssize_t nox_backend_read(struct nox_backend *b, const char *id,
 ssize_t nox_backend_write(struct nox_backend *b, const char *id,
 			  const char *path, off_t off, const void *buf,
 			  size_t len, struct nox_err *err);
+/*
+ * Reads the whole of file path, handing its bytes to cb as they arrive
+ * (nox.fs: GET fs/file, one request).  0 once all came, or -errno (cb
+ * may have had part of it).
+ */
+int nox_backend_read_stream(struct nox_backend *b, const char *id,
+			    const char *path, nox_data_cb cb, void *ud,
+			    struct nox_err *err);
+/*
+ * Writes len bytes of in_fd, read from its offset in_off, at off of path
+ * (the file must exist), as one streamed request (nox.fs: PUT fs/file;
+ * the server's body limit answers -EFBIG).  Returns the bytes written.
+ */
+ssize_t nox_backend_write_fd(struct nox_backend *b, const char *id,
+			     const char *path, off_t off, int in_fd,
+			     off_t in_off, off_t len, struct nox_err *err);
 /* Create a regular file; excl: fail with -EEXIST if it exists. */
 int nox_backend_createfile(struct nox_backend *b, const char *id,
 			   const char *path, mode_t mode, bool excl,

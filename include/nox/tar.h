@@ -66,6 +66,13 @@ struct nox_tar_entry {
  */
 int nox_tar_pack_entries(int out_fd, const struct nox_tar_entry *v, size_t n,
 			 struct nox_err *err);
+/* As nox_tar_pack_entries and nox_tar_pack_list, with gzip level 0
+ * (stored: for data that would not shrink) or 1 (any other level). */
+int nox_tar_pack_entries_level(int out_fd, const struct nox_tar_entry *v,
+			       size_t n, int level, struct nox_err *err);
+int nox_tar_pack_list_level(int out_fd, int root_dirfd,
+			    const char *const *paths, size_t n, int level,
+			    struct nox_err *err);
 
 /*
  * Extracts the gzip (or plain) tar read from in_fd into dest_dirfd under
@@ -75,6 +82,21 @@ int nox_tar_pack_entries(int out_fd, const struct nox_tar_entry *v, size_t n,
  */
 int nox_tar_extract(int in_fd, int dest_dirfd,
 		    const struct nox_tar_limits *limits, struct nox_err *err);
+
+/* Gets a file's data in order: n bytes at offset off; non-zero (an
+ * errno) stops the reading, which then fails with it. */
+typedef int (*nox_tar_data_cb)(const void *p, size_t n, int64_t off, void *ud);
+/*
+ * Reads the gzip (or plain) tar from in_fd as it arrives (a pipe or
+ * socket will do), whose first entry must be a regular file named name
+ * (its base name; anything else is -EPROTO), and hands that entry's data
+ * to cb (a sparse entry's holes are skipped: the caller's file must read
+ * zeros there).  *size and *mtime_ns: the entry's.  Nothing is written to
+ * the file system and nothing after the first entry is read.  0, or
+ * -errno.
+ */
+int nox_tar_read_file(int in_fd, const char *name, nox_tar_data_cb cb, void *ud,
+		      int64_t *size, int64_t *mtime_ns, struct nox_err *err);
 
 #ifdef __cplusplus
 }

@@ -830,6 +830,9 @@ static void cache_free(struct cache *c)
 {
 	if (!c)
 		return;
+	cache_lock(c, CACHE_MU);
+	cache_list_fetch_cleanup_locked(c);
+	cache_unlock(c, CACHE_MU);
 	manifest_cleanup(&c->man);
 	journal_close(&c->jr);
 	if (c->tree_fd >= 0)
@@ -1232,6 +1235,8 @@ static void http_detach(struct fs_sandbox *sb)
 	cache_lock(c, CACHE_MU);
 	c->stop = true;
 	pthread_cond_broadcast(&c->cond);
+	while (c->fetch_threads > 0) /* they see stop: their reads end */
+		cache_wait(c);
 	cache_unlock(c, CACHE_MU);
 	if (c->thr_started)
 		pthread_join(c->thr, NULL);
@@ -1292,6 +1297,8 @@ static int http_before_open(struct fs_sandbox *sb, struct fs_node *n, int flags)
 		return -ESTALE;
 	if (n->type != S_IFREG)
 		return 0;
+	if (!(flags & O_TRUNC) && (flags & O_ACCMODE) == O_RDONLY)
+		return cache_list_fetch_open(c, n); /* reads wait their range */
 	if (!(flags & O_TRUNC))
 		return cache_list_fetch(c, n);
 	/* the content is about to be empty: nothing to download */
@@ -1319,7 +1326,8 @@ static int http_before_open(struct fs_sandbox *sb, struct fs_node *n, int flags)
  * version is fetched into the same tree inode, so the open descriptor
  * reads it (as on the local backend).  Costs one lock when nothing ran.
  */
-static int http_before_read(struct fs_sandbox *sb, struct fs_node *n)
+static int http_before_read(struct fs_sandbox *sb, struct fs_node *n,
+			    off_t off, size_t size)
 {
 	struct cache *c = cache_of(sb);
 	struct ment *me;
@@ -1340,7 +1348,7 @@ static int http_before_read(struct fs_sandbox *sb, struct fs_node *n)
 		if (r < 0)
 			return r;
 	}
-	return cache_list_fetch(c, n);
+	return cache_list_fetch_range(c, n, off, size);
 }
 
 static void http_note_write(struct fs_sandbox *sb, struct fs_node *n)

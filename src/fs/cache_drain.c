@@ -316,8 +316,8 @@ static int stage(struct cache *c, struct batch *b, const struct jent *e)
 		}
 		return 1;
 	}
-	if (upload_linked(c, e))
-		return 0; /* alone, in place (drain_step) */
+	if (upload_linked(c, e) || cache_put_wanted(c, e))
+		return 0; /* alone: in place, or by PUT (drain_step) */
 	x = batch_find(b, e->path);
 	if (!x && (b->nents >= BATCH_MAX_FILES ||
 		   (b->nents > 0 && b->bytes + e->size > BATCH_MAX_BYTES)))
@@ -424,6 +424,32 @@ static int batch_file(struct cache *c)
 	return c->batch_fd;
 }
 
+/*
+ * The gzip level of a batch's tar entries v[0..n) (bytes in all): by its
+ * biggest file on disk when that is half of the bytes
+ * (cache_put_gzip_level).
+ */
+static int batch_level(const struct nox_tar_entry *v, size_t n,
+		       long long bytes)
+{
+	size_t i, big = 0;
+	int fd, level;
+
+	for (i = 1; i < n; i++)
+		if (v[i].size > v[big].size)
+			big = i;
+	if (n == 0 || !v[big].file || v[big].dirfd == AT_FDCWD ||
+	    v[big].size * 2 < bytes)
+		return 1;
+	fd = openat(v[big].dirfd, v[big].file,
+		    O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return 1;
+	level = cache_put_gzip_level(fd, v[big].size);
+	close(fd);
+	return level;
+}
+
 /* Uploads batch b as one tar (contents straight from the journal). */
 static int upload_batch(struct cache *c, struct batch *b, struct nox_err *err)
 {
@@ -475,9 +501,10 @@ static int upload_batch(struct cache *c, struct batch *b, struct nox_err *err)
 	} else {
 		long long bytes = 0;
 
-		for (i = 0; i < b->nents; i++)
-			bytes += b->ents[i].size > 0 ? b->ents[i].size : 0;
-		r = nox_tar_pack_entries(tfd, v, n, err);
+		for (i = 0; i < n; i++)
+			bytes += v[i].size > 0 ? v[i].size : 0;
+		r = nox_tar_pack_entries_level(tfd, v, n,
+					       batch_level(v, n, bytes), err);
 		r = send_tar(c, tfd, r, bytes, err);
 	}
 	free(v);
@@ -916,7 +943,7 @@ static int upload_parts(struct cache *c, struct jent *e, bool in_place,
 	const char *argv[11];
 	struct stat st;
 	long long k = 0, off;
-	int dfd, sfd = -1, r = 0;
+	int dfd, sfd = -1, r = 0, level;
 
 	dfd = journal_data_open(&c->jr, e);
 	if (dfd < 0 || fstat(dfd, &st) < 0) {
@@ -934,6 +961,7 @@ static int upload_parts(struct cache *c, struct jent *e, bool in_place,
 		r = nox_err_set(err, EIO, "cache tmp dir: %s", strerror(errno));
 		goto out;
 	}
+	level = cache_put_gzip_level(dfd, st.st_size);
 	for (off = 0; r == 0 && (off < st.st_size || k == 0);
 	     off += c->part_size, k++) {
 		off_t len = st.st_size - off < c->part_size ? st.st_size - off
@@ -960,7 +988,7 @@ static int upload_parts(struct cache *c, struct jent *e, bool in_place,
 					strerror(-tfd));
 			break;
 		}
-		r = nox_tar_pack_list(tfd, sfd, paths, 1, err);
+		r = nox_tar_pack_list_level(tfd, sfd, paths, 1, level, err);
 		(void)unlinkat(sfd, part, 0);
 		r = send_tar(c, tfd, r, len, err);
 	}
@@ -1322,7 +1350,10 @@ static int drain_step(struct cache *c, uint64_t upto, struct nox_err *err)
 	tar = (tar_op(b.v[0]->op) && !mkdirs_join_script(c, &b)) ||
 	      (!c->one_per_tar && unlink_replaced(&b, 0));
 	linked = tar && upload_linked(c, b.v[0]);
-	if (tar && (linked || needs_parts(c, b.v[0]))) {
+	if (tar && cache_put_wanted(c, b.v[0])) {
+		b.n = 1;
+		r = cache_put_upload(c, b.v[0], linked, err);
+	} else if (tar && (linked || needs_parts(c, b.v[0]))) {
 		b.n = 1;
 		r = upload_parts(c, b.v[0], linked, err);
 		if (r == -EFBIG && c->part_size > PART_MIN) {

@@ -46,6 +46,8 @@ struct cache_dirty {
 	char *path; /* malloc'd or NULL */
 };
 
+struct cache_fetch;
+
 struct cache {
 	struct fs_sandbox *sb;	/* immutable; outlives the cache */
 	struct nox_backend *be; /* immutable */
@@ -122,6 +124,11 @@ struct cache {
 	struct statvfs sv;
 	struct timespec sv_at;
 	bool sv_known;
+
+	/* downloads in flight (cache_list.c), and the threads that run
+	 * them (detach waits for those); protected by mu */
+	struct cache_fetch *fetches;
+	unsigned fetch_threads;
 
 	pthread_mutex_t drain_mu; /* one drain at a time */
 	int batch_fd;		  /* drain_mu: the batch tar, reused, or -1 */
@@ -233,8 +240,31 @@ int cache_list_ensure(struct cache *c);
 /* The flusher's listing, asked for while the server was silent
  * (health.c): none if one is running. */
 void cache_list_background(struct cache *c);
-/* Downloads placeholder n's content, once; 0 or -errno. */
+/* Downloads placeholder n's content, once, and waits for all of it (a
+ * download in flight too); 0 or -errno. */
 int cache_list_fetch(struct cache *c, struct fs_node *n);
+/* A read-only open of placeholder n: starts its download in a thread of
+ * its own (or joins the one in flight) and waits for its first bytes or
+ * its end; 0 or -errno. */
+int cache_list_fetch_open(struct cache *c, struct fs_node *n);
+/* A read of [off, off + len) of n: waits until the download in flight
+ * has it (started if none is: n is a placeholder), or ended; 0, or the
+ * download's error (-EIO, -ETIMEDOUT...) when the range did not come. */
+int cache_list_fetch_range(struct cache *c, struct fs_node *n, off_t off,
+			   size_t len);
+/* With mu: frees the records of failed downloads (the cache's end). */
+void cache_list_fetch_cleanup_locked(struct cache *c);
+
+/* ---- cache_put.c: big uploads by PUT fs/file (nox.fs) ---- */
+
+/* Upload e goes by PUT fs/file (nox.fs, a snapshot of 1 MiB or more). */
+bool cache_put_wanted(struct cache *c, const struct jent *e);
+/* With drain_mu: sends upload e by PUT fs/file (in_place: into the
+ * target's inode, a hard link); 0 once the server has it, or -errno. */
+int cache_put_upload(struct cache *c, struct jent *e, bool in_place,
+		     struct nox_err *err);
+/* The gzip level (0 or 1) for a tar whose bulk is snapshot fd. */
+int cache_put_gzip_level(int fd, off_t size);
 
 /* ---- cache_space.c: the bound, eviction, statfs ---- */
 

@@ -5,13 +5,16 @@
  * (fs/tree with nox.fs; else an exec of GNU find with NUL separators; a
  * tar of the workspace when find is missing, its output was cut, or a
  * name is not UTF-8); files appear as placeholders and a file's content
- * is downloaded once, at its first open, with one v1 download.  A listing
- * is taken again after a command ran or when older than the attribute
- * timeout (at least 1 s); it never undoes a local change (manifest.h).
+ * is downloaded once, at its first open, with one request (GET fs/file
+ * with nox.fs, else a v1 download), in place into the tree file and in a
+ * thread of its own: a read waits only until its range is there.  A
+ * listing is taken again after a command ran or when older than the
+ * attribute timeout (at least 1 s); it never undoes a local change
+ * (manifest.h).
  *
- * Limits: no byte-range downloads (a placeholder is fetched whole); a
- * listing merge racing a rename in flight can show the old name until
- * the next listing.
+ * Limits: no byte-range downloads (a placeholder is fetched whole, from
+ * its start); a listing merge racing a rename in flight can show the old
+ * name until the next listing.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -25,7 +28,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "cache_i.h"
@@ -443,15 +448,19 @@ static int copy_into(int from, int to)
 	}
 }
 
-/* Downloads path into the tree inode of node n (opened through fd). */
-static int download(struct cache *c, struct fs_node *n, const char *path,
+/*
+ * v1: downloads path (a tar of one file) into tree file tfd, opened for
+ * writing and not truncated: the placeholder keeps its size until the
+ * content is all there, so a stat meanwhile shows the remote size.
+ */
+static int download(struct cache *c, int tfd, const char *path,
 		    struct stat *out, struct nox_err *err)
 {
-	char src[PATH_MAX + 16], dname[64], proc[64];
+	char src[PATH_MAX + 16], dname[64];
 	const char *base = strrchr(path, '/');
 	struct timespec ts[2];
 	struct stat st;
-	int dfd = -1, sfd = -1, tfd = -1, r;
+	int dfd = -1, sfd = -1, r;
 
 	snprintf(src, sizeof(src), "/workspace/%s", path);
 	r = fetch_tar(c, src, dname, sizeof(dname), &dfd, err);
@@ -465,16 +474,14 @@ static int download(struct cache *c, struct fs_node *n, const char *path,
 				path);
 		goto out;
 	}
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", n->fd);
-	tfd = open(proc, O_WRONLY | O_TRUNC | O_CLOEXEC);
-	if (tfd < 0) {
-		r = nox_err_set(err, errno, "cache tree %s: %s", path,
-				strerror(errno));
-		goto out;
-	}
-	r = copy_into(sfd, tfd);
+	if (lseek(tfd, 0, SEEK_SET) < 0)
+		r = -errno;
+	else
+		r = copy_into(sfd, tfd);
+	if (r == 0 && ftruncate(tfd, st.st_size) < 0)
+		r = -errno;
 	if (r < 0) {
-		nox_err_set(err, r, "cache tree %s: %s", path, strerror(-r));
+		nox_err_set(err, -r, "cache tree %s: %s", path, strerror(-r));
 		goto out;
 	}
 	ts[0].tv_sec = 0;
@@ -483,22 +490,118 @@ static int download(struct cache *c, struct fs_node *n, const char *path,
 	(void)futimens(tfd, ts);
 	*out = st;
 out:
-	if (tfd >= 0)
-		close(tfd);
 	if (sfd >= 0)
 		close(sfd);
 	cache_tmp_dir_remove(c, dname, dfd);
 	return r;
 }
 
-int cache_list_fetch(struct cache *c, struct fs_node *n)
+/*
+ * One download in flight (c->fetches): the content lands in place in the
+ * tree file, and mark says how many bytes from its start are there, so a
+ * read waits only for its range (cache_list_fetch_range).  A failed one
+ * stays in the list, done, until the next open of the file: the reads of
+ * the descriptors open meanwhile get its error rather than start one
+ * download each (the kernel retries a failed readahead as a read).
+ */
+struct cache_fetch {
+	struct cache *c;
+	ino_t ino;
+	int fd;		     /* the tree file, O_WRONLY */
+	char path[PATH_MAX]; /* workspace path */
+	off_t need;	     /* the size the listing gave */
+	int64_t rmtime;	     /* the mtime it gave (nox.fs: kept) */
+	off_t off;	     /* the downloading thread's: bytes written */
+	struct nox_err err;  /* the downloading thread's */
+	/* protected by c->mu */
+	off_t mark; /* bytes from 0 that are in the tree file */
+	bool done;
+	int result; /* once done: 0 or -errno */
+	unsigned refs;	  /* the list, the downloader and each waiter */
+	unsigned waiters; /* reads waiting for the mark to move */
+	struct cache_fetch *next;
+};
+
+/* With mu: the download of ino in flight, or NULL. */
+static struct cache_fetch *fetch_find_locked(struct cache *c, ino_t ino)
+{
+	struct cache_fetch *f;
+
+	for (f = c->fetches; f; f = f->next)
+		if (f->ino == ino)
+			return f;
+	return NULL;
+}
+
+/* With mu: drops a reference. */
+static void fetch_put_locked(struct cache_fetch *f)
+{
+	if (--f->refs > 0)
+		return;
+	if (f->fd >= 0)
+		close(f->fd);
+	free(f);
+}
+
+/* With mu: takes f out of c->fetches (if there), with the list's
+ * reference. */
+static void fetch_unlink_locked(struct cache *c, struct cache_fetch *f)
+{
+	struct cache_fetch **pp = &c->fetches;
+
+	while (*pp && *pp != f)
+		pp = &(*pp)->next;
+	if (!*pp)
+		return;
+	*pp = f->next;
+	f->next = NULL;
+	fetch_put_locked(f);
+}
+
+/* With mu: forgets a failed download of ino (an open tries again). */
+static void fetch_forget_failed_locked(struct cache *c, ino_t ino)
+{
+	struct cache_fetch *f = fetch_find_locked(c, ino);
+
+	if (f && f->done)
+		fetch_unlink_locked(c, f);
+}
+
+/* With mu: the downloads' records, at the cache's end (no thread runs). */
+void cache_list_fetch_cleanup_locked(struct cache *c)
+{
+	while (c->fetches)
+		fetch_unlink_locked(c, c->fetches);
+}
+
+/*
+ * -ENOSPC when the cache disk cannot hold need more bytes (after the
+ * eviction made what room it could): the open fails at once rather than
+ * a read later, with nothing downloaded.
+ */
+static int fetch_space(struct cache *c, off_t need)
+{
+	struct statvfs sv;
+
+	if (need <= 0 || fstatvfs(c->dir_fd, &sv) < 0)
+		return 0;
+	return (unsigned long long)sv.f_bavail * sv.f_frsize <
+		       (unsigned long long)need
+		   ? -ENOSPC
+		   : 0;
+}
+
+/*
+ * Waits until n may be downloaded: 1 when the caller is to download it
+ * (its entry marked fetching; *need: its size), 0 when there is nothing
+ * to do (fetched, or not a placeholder), or -errno.
+ */
+static int fetch_begin(struct cache *c, struct fs_node *n, off_t *need)
 {
 	char path[PATH_MAX];
 	struct nox_err err;
 	struct ment *me;
-	struct stat st = {0};
 	bool drained = false;
-	off_t need;
 	int r;
 
 	cache_lock(c, CACHE_MU);
@@ -552,14 +655,37 @@ int cache_list_fetch(struct cache *c, struct fs_node *n)
 		cache_wait(c);
 	}
 	me->fetching = true;
-	need = me->rsize;
+	*need = me->rsize;
 	cache_unlock(c, CACHE_MU);
+	cache_space_room(c, *need); /* within -o cache_max, if it can */
+	r = fetch_space(c, *need);
+	if (r < 0) {
+		cache_lock(c, CACHE_MU);
+		me = manifest_get(&c->man, n->sino);
+		if (me)
+			me->fetching = false;
+		pthread_cond_broadcast(&c->cond);
+		cache_unlock(c, CACHE_MU);
+		if (cache_node_path(c->sb, n, path, sizeof(path)) < 0)
+			snprintf(path, sizeof(path), "?");
+		nox_log(NOX_LOG_WARN,
+			"%s: download of %s (%lld bytes): the cache directory "
+			"%s is full",
+			c->sb->id, path, (long long)*need, c->dir);
+	}
+	return r < 0 ? r : 1;
+}
 
-	cache_space_room(c, need); /* within -o cache_max, if it can */
-	nox_err_clear(&err);
-	r = cache_node_path(c->sb, n, path, sizeof(path));
-	if (r == 0)
-		r = download(c, n, path, &st, &err);
+/*
+ * Ends download f with result r (st: what arrived, v1): the manifest
+ * and the waiting reads learn it; f leaves c->fetches.  A failed one
+ * leaves the placeholder, so the next open downloads again.
+ */
+static void fetch_finish(struct cache_fetch *f, int r, const struct stat *st)
+{
+	struct cache *c = f->c;
+	struct ment *me;
+
 	if (r < 0)
 		fs_health_failed(c->sb->fs, r);
 	else
@@ -572,18 +698,24 @@ int cache_list_fetch(struct cache *c, struct fs_node *n)
 	}
 
 	cache_lock(c, CACHE_MU);
-	me = manifest_get(&c->man, n->sino);
+	me = manifest_get(&c->man, f->ino);
 	if (me) {
 		me->fetching = false;
 		if (r == 0) {
-			manifest_mark(&c->man, me, true, st.st_size);
-			me->rmtime = ts_ns(&st.st_mtim);
-			cache_space_used_locked(me, path);
+			manifest_mark(&c->man, me, true, st->st_size);
+			me->rmtime = ts_ns(&st->st_mtim);
+			cache_space_used_locked(me, f->path);
 			c->man_dirty = true;
 		}
 	}
 	if (r == -ENOENT)
 		c->stale = true;
+	f->done = true;
+	f->result = r;
+	if (r == 0 && f->mark < st->st_size)
+		f->mark = st->st_size;
+	if (r == 0)
+		fetch_unlink_locked(c, f);
 	pthread_cond_broadcast(&c->cond);
 	cache_unlock(c, CACHE_MU);
 	if (r == -ENOSPC)
@@ -591,10 +723,351 @@ int cache_list_fetch(struct cache *c, struct fs_node *n)
 		nox_log(NOX_LOG_WARN,
 			"%s: download of %s (%lld bytes): the cache directory "
 			"%s is full (%s)",
-			c->sb->id, path, (long long)need, c->dir,
-			nox_err_str(&err, r));
+			c->sb->id, f->path, (long long)f->need, c->dir,
+			nox_err_str(&f->err, r));
 	else if (r < 0)
-		nox_log(NOX_LOG_WARN, "%s: download of %s: %s", c->sb->id, path,
-			nox_err_str(&err, r));
+		nox_log(NOX_LOG_WARN, "%s: download of %s: %s", c->sb->id,
+			f->path, nox_err_str(&f->err, r));
+}
+
+/*
+ * After fetch_begin said 1: a download of n (one reference, the
+ * caller's), in c->fetches; or NULL with *r set (the download is then
+ * ended).
+ */
+static struct cache_fetch *fetch_new(struct cache *c, struct fs_node *n,
+				     off_t need, int *r)
+{
+	struct cache_fetch *f = calloc(1, sizeof(*f));
+	char proc[64];
+	struct ment *me;
+
+	if (!f) {
+		struct cache_fetch tmp = {.c = c, .ino = n->sino, .fd = -1};
+
+		*r = -ENOMEM;
+		fetch_finish(&tmp, *r, NULL);
+		return NULL;
+	}
+	f->c = c;
+	f->ino = n->sino;
+	f->need = need;
+	f->refs = 2; /* the list's and the caller's */
+	nox_err_clear(&f->err);
+	*r = cache_node_path(c->sb, n, f->path, sizeof(f->path));
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", n->fd);
+	f->fd = *r < 0 ? -1 : open(proc, O_WRONLY | O_CLOEXEC);
+	if (*r == 0 && f->fd < 0)
+		*r = nox_err_set(&f->err, errno, "cache tree %s: %s", f->path,
+				 strerror(errno));
+	cache_lock(c, CACHE_MU);
+	me = manifest_get(&c->man, f->ino);
+	f->rmtime = me ? me->rmtime : 0;
+	if (*r == 0) {
+		f->next = c->fetches;
+		c->fetches = f;
+	}
+	cache_unlock(c, CACHE_MU);
+	if (*r < 0) {
+		fetch_finish(f, *r, NULL);
+		cache_lock(c, CACHE_MU);
+		f->refs = 1; /* never in the list */
+		fetch_put_locked(f);
+		cache_unlock(c, CACHE_MU);
+		return NULL;
+	}
+	return f;
+}
+
+/* n bytes at off of the content, written in place; the mark moves. */
+static int fetch_write(struct cache_fetch *f, const void *p, size_t n,
+		       off_t off)
+{
+	struct cache *c = f->c;
+	const char *b = p;
+	bool stop;
+
+	f->off = off;
+	while (n > 0) {
+		ssize_t w = pwrite(f->fd, b, n, f->off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? errno : EIO;
+		b += w;
+		n -= (size_t)w;
+		f->off += w;
+	}
+	cache_lock(c, CACHE_MU);
+	f->mark = f->off;
+	stop = c->stop;
+	if (f->waiters)
+		pthread_cond_broadcast(&c->cond);
+	cache_unlock(c, CACHE_MU);
+	return stop ? ECANCELED : 0;
+}
+
+/* nox.fs: the body of GET fs/file, as it comes. */
+static int fetch_data(const void *p, size_t n, void *ud)
+{
+	struct cache_fetch *f = ud;
+
+	return fetch_write(f, p, n, f->off);
+}
+
+/* v1: the file's data, unpacked from the tar as it comes (a sparse
+ * entry's holes are the placeholder's own). */
+static int fetch_tar_data(const void *p, size_t n, int64_t off, void *ud)
+{
+	return fetch_write(ud, p, n, (off_t)off);
+}
+
+/* v1: the download's thread, sending the tar into a socket that the
+ * fetch's thread unpacks from. */
+struct fetch_pipe {
+	struct cache *c;
+	char src[PATH_MAX + 16];
+	int fd;
+	int r;
+	struct nox_err err;
+};
+
+static int fetch_pipe_send(const void *p, size_t n, void *ud)
+{
+	struct fetch_pipe *d = ud;
+	const char *b = p;
+
+	while (n > 0) {
+		ssize_t w = send(d->fd, b, n, MSG_NOSIGNAL);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return errno; /* EPIPE: the unpacking ended */
+		b += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static void *fetch_pipe_thread(void *arg)
+{
+	struct fetch_pipe *d = arg;
+
+	d->r = nox_backend_download_stream(d->c->be, d->c->sb->id, d->src,
+					   fetch_pipe_send, d, &d->err);
+	(void)shutdown(d->fd, SHUT_WR);
+	return NULL;
+}
+
+/*
+ * v1: downloads f's tar and unpacks its one file in place as it arrives
+ * (the download in a thread of its own, through a socket pair); st gets
+ * its size and mtime.  -ENOSYS: cannot here (no thread or socket).
+ */
+static int fetch_v1_stream(struct cache_fetch *f, struct stat *st)
+{
+	struct fetch_pipe d = {.c = f->c, .fd = -1};
+	const char *base = strrchr(f->path, '/');
+	int64_t size = 0, mtime = 0;
+	pthread_t t;
+	int sv[2], r;
+
+	snprintf(d.src, sizeof(d.src), "/workspace/%s", f->path);
+	nox_err_clear(&d.err);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return -ENOSYS;
+	d.fd = sv[1];
+	if (pthread_create(&t, NULL, fetch_pipe_thread, &d) != 0) {
+		close(sv[0]);
+		close(sv[1]);
+		return -ENOSYS;
+	}
+	r = nox_tar_read_file(sv[0], base ? base + 1 : f->path, fetch_tar_data,
+			      f, &size, &mtime, &f->err);
+	close(sv[0]); /* a download still sending gets EPIPE and ends */
+	pthread_join(t, NULL);
+	close(sv[1]);
+	if (d.r < 0 && (r == 0 || d.r != -EPIPE)) {
+		/* the transport's error says more than a cut tar */
+		r = d.r;
+		f->err = d.err;
+	}
+	if (r == 0 && ftruncate(f->fd, (off_t)size) < 0)
+		r = nox_err_set(&f->err, errno, "cache tree %s: %s", f->path,
+				strerror(errno));
+	if (r == 0) {
+		st->st_size = (off_t)size;
+		st->st_mtim.tv_sec = (time_t)(mtime / 1000000000ll);
+		st->st_mtim.tv_nsec = (long)(mtime % 1000000000ll);
+	}
+	return r;
+}
+
+/* Downloads f (the downloading thread, or the caller of a full fetch). */
+static void fetch_run(struct cache_fetch *f)
+{
+	struct cache *c = f->c;
+	struct stat st = {0};
+	int r;
+
+	if (!c->ext) {
+		r = fetch_v1_stream(f, &st);
+		if (r == -ENOSYS) /* whole, through a temporary file */
+			r = download(c, f->fd, f->path, &st, &f->err);
+	} else {
+		r = nox_backend_read_stream(c->be, c->sb->id, f->path,
+					    fetch_data, f, &f->err);
+		if (r == 0 && f->off != f->need && ftruncate(f->fd, f->off) < 0)
+			r = nox_err_set(&f->err, errno, "cache tree %s: %s",
+					f->path, strerror(errno));
+		/* the listing's mtime (GET fs/file carries none) */
+		st.st_size = f->off;
+		st.st_mtim.tv_sec = (time_t)(f->rmtime / 1000000000ll);
+		st.st_mtim.tv_nsec = (long)(f->rmtime % 1000000000ll);
+	}
+	if (r == 0) {
+		struct timespec ts[2];
+
+		ts[0].tv_sec = 0;
+		ts[0].tv_nsec = UTIME_OMIT;
+		ts[1] = st.st_mtim;
+		(void)futimens(f->fd, ts);
+	}
+	if (r < 0 && f->off > 0)
+		/* no half file left: the placeholder holds no data again */
+		(void)fallocate(f->fd,
+				FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+				f->off);
+	fetch_finish(f, r, &st);
+}
+
+static void *fetch_thread(void *arg)
+{
+	struct cache_fetch *f = arg;
+	struct cache *c = f->c;
+
+	fetch_run(f);
+	cache_lock(c, CACHE_MU);
+	fetch_put_locked(f);
+	c->fetch_threads--;
+	pthread_cond_broadcast(&c->cond);
+	cache_unlock(c, CACHE_MU);
+	return NULL;
+}
+
+int cache_list_fetch(struct cache *c, struct fs_node *n)
+{
+	struct cache_fetch *f;
+	off_t need = 0;
+	int r;
+
+	cache_lock(c, CACHE_MU);
+	fetch_forget_failed_locked(c, n->sino);
+	cache_unlock(c, CACHE_MU);
+	r = fetch_begin(c, n, &need);
+	if (r <= 0)
+		return r;
+	f = fetch_new(c, n, need, &r);
+	if (!f)
+		return r;
+	fetch_run(f);
+	cache_lock(c, CACHE_MU);
+	r = f->result;
+	fetch_put_locked(f);
+	cache_unlock(c, CACHE_MU);
+	return r;
+}
+
+/*
+ * The download of n in flight, with a reference (*out), started now in
+ * a thread of its own if none is; *out NULL: nothing to wait for.
+ */
+static int fetch_join(struct cache *c, struct fs_node *n, bool open,
+		      struct cache_fetch **out)
+{
+	struct cache_fetch *f;
+	pthread_attr_t at;
+	pthread_t t;
+	off_t need = 0;
+	int r;
+
+	*out = NULL;
+	cache_lock(c, CACHE_MU);
+	if (open)
+		fetch_forget_failed_locked(c, n->sino);
+	f = fetch_find_locked(c, n->sino);
+	if (f)
+		f->refs++;
+	cache_unlock(c, CACHE_MU);
+	if (f) {
+		*out = f;
+		return 0;
+	}
+	r = fetch_begin(c, n, &need);
+	if (r <= 0)
+		return r;
+	f = fetch_new(c, n, need, &r);
+	if (!f)
+		return r;
+	cache_lock(c, CACHE_MU);
+	f->refs++; /* the thread's */
+	c->fetch_threads++;
+	cache_unlock(c, CACHE_MU);
+	r = pthread_attr_init(&at);
+	if (r == 0) {
+		(void)pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+		r = pthread_create(&t, &at, fetch_thread, f);
+		pthread_attr_destroy(&at);
+	}
+	if (r != 0)
+		(void)fetch_thread(f); /* no thread: here, whole */
+	*out = f;
+	return 0;
+}
+
+/* With mu: waits until f has bytes [0, end) or ended; 0 or its error. */
+static int fetch_wait_locked(struct cache *c, struct cache_fetch *f, off_t end)
+{
+	if (end > f->need)
+		end = f->need;
+	f->waiters++;
+	while (!f->done && f->mark < end)
+		cache_wait(c);
+	f->waiters--;
+	return f->mark >= end ? 0 : f->result;
+}
+
+int cache_list_fetch_open(struct cache *c, struct fs_node *n)
+{
+	struct cache_fetch *f;
+	int r;
+
+	r = fetch_join(c, n, true, &f);
+	if (r < 0 || !f)
+		return r;
+	/* the first bytes (or the end): an error the server answers at
+	 * once (a file gone) is the open's */
+	cache_lock(c, CACHE_MU);
+	r = fetch_wait_locked(c, f, 1);
+	fetch_put_locked(f);
+	cache_unlock(c, CACHE_MU);
+	return r;
+}
+
+int cache_list_fetch_range(struct cache *c, struct fs_node *n, off_t off,
+			   size_t len)
+{
+	struct cache_fetch *f;
+	int r;
+
+	r = fetch_join(c, n, false, &f);
+	if (r < 0 || !f)
+		return r;
+	cache_lock(c, CACHE_MU);
+	r = fetch_wait_locked(c, f, off + (off_t)len);
+	fetch_put_locked(f);
+	cache_unlock(c, CACHE_MU);
 	return r;
 }

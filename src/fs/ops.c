@@ -1399,7 +1399,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	if (n->kind == FS_WS) {
-		int r = fs_sandbox_before_read(n->sb, n);
+		int r = fs_sandbox_before_read(n->sb, n, off, size);
 
 		if (r < 0) {
 			fuse_reply_err(req, -r);

@@ -312,11 +312,12 @@ int fs_sandbox_before_open(struct fs_sandbox *sb, struct fs_node *n, int flags)
 	return sb->hooks->before_open(sb, n, flags);
 }
 
-int fs_sandbox_before_read(struct fs_sandbox *sb, struct fs_node *n)
+int fs_sandbox_before_read(struct fs_sandbox *sb, struct fs_node *n, off_t off,
+			   size_t size)
 {
 	if (!sb->hooks->before_read)
 		return 0;
-	return sb->hooks->before_read(sb, n);
+	return sb->hooks->before_read(sb, n, off, size);
 }
 
 int fs_sandbox_statfs(struct fs_sandbox *sb, struct statvfs *sv)

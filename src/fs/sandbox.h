@@ -27,8 +27,9 @@
  *   flush        exec barrier (barrier.h), .nox/sync and unmount:
  *                everything written through the mount must reach the
  *                sandbox
- *   before_read  before a read of an open workspace file (a command may
- *                have changed it since the open: refetch)
+ *   before_read  before a read of [off, off + size) of an open workspace
+ *                file (a command may have changed it since the open:
+ *                refetch; a download in flight: wait for the range)
  *   after_exec   after a command ran, or failed to (mark listings
  *                stale); the barrier then invalidates the kernel's
  *                caches of the sandbox
@@ -145,7 +146,8 @@ struct fs_sandbox_hooks {
 	void (*note_op)(struct fs_sandbox *sb, struct fs_op *op);
 	int (*flush)(struct fs_sandbox *sb, struct nox_err *err);
 	void (*after_exec)(struct fs_sandbox *sb);
-	int (*before_read)(struct fs_sandbox *sb, struct fs_node *n);
+	int (*before_read)(struct fs_sandbox *sb, struct fs_node *n, off_t off,
+			   size_t size);
 	int (*statfs)(struct fs *fs, struct fs_sandbox *sb, struct statvfs *sv);
 	void (*attr)(struct fs_sandbox *sb, struct stat *st);
 	void (*op_begin)(struct fs_sandbox *sb, struct fs_op *op);
@@ -228,7 +230,8 @@ void fs_sandbox_set_last(struct fs_sandbox *sb, struct fs_result *r);
 int fs_sandbox_flush(struct fs_sandbox *sb, struct nox_err *err);
 int fs_sandbox_before_dir(struct fs_sandbox *sb, struct fs_node *dir);
 int fs_sandbox_before_open(struct fs_sandbox *sb, struct fs_node *n, int flags);
-int fs_sandbox_before_read(struct fs_sandbox *sb, struct fs_node *n);
+int fs_sandbox_before_read(struct fs_sandbox *sb, struct fs_node *n, off_t off,
+			   size_t size);
 /* The space figures of sb: the hook's, else the root tree's (0/-errno). */
 int fs_sandbox_statfs(struct fs_sandbox *sb, struct statvfs *sv);
 /* st of a regular file of sb as the kernel should see it (the hook runs

@@ -227,6 +227,20 @@ int nox_backend_download(struct nox_backend *b, const char *id, const char *src,
 	return r < 0 ? r : b->ops->download(b, id, src, out_fd, err);
 }
 
+int nox_backend_download_stream(struct nox_backend *b, const char *id,
+				const char *src, nox_data_cb cb, void *ud,
+				struct nox_err *err)
+{
+	int r = check_id(b, OP_V1, id, err);
+
+	if (r < 0)
+		return r;
+	if (!b->ops->download_stream)
+		return nox_err_set(err, ENOSYS,
+				   "streamed download: not supported");
+	return b->ops->download_stream(b, id, src, cb, ud, err);
+}
+
 int nox_backend_delete(struct nox_backend *b, const char *id,
 		       struct nox_err *err)
 {
@@ -284,6 +298,36 @@ ssize_t nox_backend_write(struct nox_backend *b, const char *id,
 	int r = check_path(b, NOX_OP_WRITE, id, path, err);
 
 	return r < 0 ? r : b->ops->write(b, id, path, off, buf, len, err);
+}
+
+int nox_backend_read_stream(struct nox_backend *b, const char *id,
+			    const char *path, nox_data_cb cb, void *ud,
+			    struct nox_err *err)
+{
+	int r = check_path(b, NOX_OP_READ, id, path, err);
+
+	if (r < 0)
+		return r;
+	if (!b->ops->read_stream)
+		return nox_err_set(err, ENOSYS,
+				   "streamed read: not supported");
+	return b->ops->read_stream(b, id, path, cb, ud, err);
+}
+
+ssize_t nox_backend_write_fd(struct nox_backend *b, const char *id,
+			     const char *path, off_t off, int in_fd,
+			     off_t in_off, off_t len, struct nox_err *err)
+{
+	int r = check_path(b, NOX_OP_WRITE, id, path, err);
+
+	if (r < 0)
+		return r;
+	if (!b->ops->write_fd)
+		return nox_err_set(err, ENOSYS,
+				   "streamed write: not supported");
+	if (off < 0 || in_off < 0 || len < 0)
+		return nox_err_set(err, EINVAL, "write: negative offset");
+	return b->ops->write_fd(b, id, path, off, in_fd, in_off, len, err);
 }
 
 int nox_backend_createfile(struct nox_backend *b, const char *id,

@@ -32,6 +32,10 @@ struct nox_backend_ops {
 		      int tar_fd, long answer_ms, struct nox_err *err);
 	int (*download)(struct nox_backend *b, const char *id, const char *src,
 			int out_fd, struct nox_err *err);
+	/* optional (NULL: -ENOSYS) */
+	int (*download_stream)(struct nox_backend *b, const char *id,
+			       const char *src, nox_data_cb cb, void *ud,
+			       struct nox_err *err);
 	int (*del)(struct nox_backend *b, const char *id, struct nox_err *err);
 	int (*info)(struct nox_backend *b, const char *id,
 		    struct nox_sandbox_info *info, struct nox_err *err);
@@ -47,6 +51,13 @@ struct nox_backend_ops {
 	ssize_t (*write)(struct nox_backend *b, const char *id, const char *path,
 			 off_t off, const void *buf, size_t len,
 			 struct nox_err *err);
+	/* optional: streamed reads and writes (NULL: -ENOSYS) */
+	int (*read_stream)(struct nox_backend *b, const char *id,
+			   const char *path, nox_data_cb cb, void *ud,
+			   struct nox_err *err);
+	ssize_t (*write_fd)(struct nox_backend *b, const char *id,
+			    const char *path, off_t off, int in_fd,
+			    off_t in_off, off_t len, struct nox_err *err);
 	int (*createfile)(struct nox_backend *b, const char *id,
 			  const char *path, mode_t mode, bool excl,
 			  struct nox_err *err);

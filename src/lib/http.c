@@ -391,6 +391,18 @@ static bool fd_add(struct http_call *c, const char *p, size_t n)
 	return true;
 }
 
+static bool cb_add(struct http_call *c, const char *p, size_t n)
+{
+	int e = c->data_cb(p, n, c->data_ud);
+
+	if (e != 0) {
+		call_fail_cb(c, e < 0 ? -e : e, "the download's reader gave up");
+		return false;
+	}
+	c->out_written += (uint64_t)n;
+	return true;
+}
+
 static bool buf_add(struct http_call *c, const char *p, size_t n)
 {
 	size_t k;
@@ -433,6 +445,8 @@ static size_t call_write(char *p, size_t size, size_t nmemb, void *ud)
 		ok = fd_add(c, p, n);
 	else if (c->sink == SINK_BUF)
 		ok = buf_add(c, p, n);
+	else if (c->sink == SINK_CB)
+		ok = cb_add(c, p, n);
 	else
 		ok = mem_add(c, p, n, JSON_MAX);
 	return ok ? n : 0;
@@ -473,8 +487,20 @@ static size_t call_read(char *p, size_t size, size_t nmemb, void *ud)
 	struct http_call *c = ud;
 	ssize_t r;
 
+	size_t want = size * nmemb;
+
+	if (c->in_len >= 0 && c->in_size >= 0) {
+		/* a slice of in_fd: stop at its end, not the file's */
+		off_t pos = lseek(c->in_fd, 0, SEEK_CUR);
+		off_t left = c->in_start + c->in_size - pos;
+
+		if (pos < 0 || left <= 0)
+			return 0;
+		if ((off_t)want > left)
+			want = (size_t)left;
+	}
 	for (;;) {
-		r = read(c->in_fd, p, size * nmemb);
+		r = read(c->in_fd, p, want);
 		if (r >= 0)
 			break;
 		if (errno != EINTR) {
@@ -621,6 +647,7 @@ void http_call_init(struct http_call *c, const char *method, char *path)
 	c->in_fd = -1;
 	c->out_fd = -1;
 	c->in_size = -1;
+	c->in_len = -1;
 	c->sink = SINK_MEM;
 	c->cr_start = -1;
 }
@@ -658,13 +685,16 @@ static bool call_replayable(const struct http_call *c)
 		return false;
 	if (c->out_fd >= 0 && !c->out_regular && c->out_written > 0)
 		return false;
+	if (c->sink == SINK_CB && c->out_written > 0)
+		return false; /* what the callback took cannot come back */
 	return true;
 }
 
 /* Is c a bulk transfer, bounded by progress rather than total time? */
 static bool call_bulk(const struct http_call *c)
 {
-	return c->in_fd >= 0 || c->out_fd >= 0 || c->body_len >= BULK_MIN ||
+	return c->in_fd >= 0 || c->out_fd >= 0 || c->sink == SINK_CB ||
+	       c->body_len >= BULK_MIN ||
 	       (c->sink == SINK_BUF && c->buf_cap >= BULK_MIN);
 }
 
@@ -875,6 +905,8 @@ int http_call_run(struct http_backend *h, struct http_call *c,
 			c->in_size = st.st_size > c->in_start
 					 ? st.st_size - c->in_start
 					 : 0;
+		if (c->in_len >= 0 && c->in_size > c->in_len)
+			c->in_size = c->in_len;
 	}
 	if (c->out_fd >= 0) {
 		c->out_start = lseek(c->out_fd, 0, SEEK_CUR);
@@ -1098,6 +1130,7 @@ static const struct nox_backend_ops http_ops = {
     .exec = http_v1_exec,
     .upload = http_v1_upload,
     .download = http_v1_download,
+    .download_stream = http_v1_download_stream,
     .del = http_v1_delete,
     .info = http_v1_info,
     .list_sandboxes = http_v1_list_sandboxes,
@@ -1105,6 +1138,8 @@ static const struct nox_backend_ops http_ops = {
     .list = http_fs_list,
     .read = http_fs_read,
     .write = http_fs_write,
+    .write_fd = http_fs_write_fd,
+    .read_stream = http_fs_read_stream,
     .createfile = http_fs_createfile,
     .truncate = http_fs_truncate,
     .mkdir = http_fs_mkdir,

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "http_i.h"
 
@@ -182,15 +183,61 @@ ssize_t http_fs_read(struct nox_backend *b, const char *id, const char *path,
 	return r;
 }
 
+/*
+ * GET fs/file, the body handed to cb as it arrives (a bulk transfer:
+ * bounded by progress).  Retried only before cb got a byte.
+ */
+int http_fs_read_stream(struct nox_backend *b, const char *id,
+			const char *path, nox_data_cb cb, void *ud,
+			struct nox_err *err)
+{
+	struct http_backend *h = http_of(b);
+	struct http_call c;
+	int r;
+
+	r = http_ext_need(h, false, err);
+	if (r < 0)
+		return r;
+	http_call_init(&c, "GET",
+		       http_path(id, "/fs/file", "path", path, NULL, NULL));
+	c.sink = SINK_CB;
+	c.data_cb = cb;
+	c.data_ud = ud;
+	c.idempotent = true;
+	r = http_call_run(h, &c, err);
+	http_call_cleanup(&c);
+	return r;
+}
+
+/* Runs PUT fs/file call c of len bytes: the bytes written, or -errno. */
+static ssize_t fs_write_run(struct http_backend *h, struct http_call *c,
+			    int64_t len, struct nox_err *err)
+{
+	json_object *o = NULL;
+	char why[96];
+	int64_t w = 0;
+	ssize_t r;
+
+	r = http_call_run(h, c, err);
+	if (r == 0) {
+		r = http_call_json(c, &o, err);
+		if (r == 0 && fsw_get_int(o, "written", true, 0, len, &w, why,
+					  sizeof(why)) < 0)
+			r = http_call_bad(c, why, err);
+		if (r == 0)
+			r = (ssize_t)w;
+	}
+	json_object_put(o);
+	return r;
+}
+
 ssize_t http_fs_write(struct nox_backend *b, const char *id, const char *path,
 		      off_t off, const void *buf, size_t len,
 		      struct nox_err *err)
 {
 	struct http_backend *h = http_of(b);
 	struct http_call c;
-	json_object *o = NULL;
-	char offs[32], why[96];
-	int64_t w = 0;
+	char offs[32];
 	ssize_t r;
 
 	if (off < 0)
@@ -206,16 +253,40 @@ ssize_t http_fs_write(struct nox_backend *b, const char *id, const char *path,
 	c.body = len ? buf : "";
 	c.body_len = len;
 	c.ctype = "application/octet-stream";
-	r = http_call_run(h, &c, err);
-	if (r == 0) {
-		r = http_call_json(&c, &o, err);
-		if (r == 0 && fsw_get_int(o, "written", true, 0, (int64_t)len,
-					  &w, why, sizeof(why)) < 0)
-			r = http_call_bad(&c, why, err);
-		if (r == 0)
-			r = (ssize_t)w;
-	}
-	json_object_put(o);
+	r = fs_write_run(h, &c, (int64_t)len, err);
+	http_call_cleanup(&c);
+	return r;
+}
+
+/*
+ * PUT fs/file with len bytes of in_fd from in_off as the body, streamed
+ * (a bulk transfer: bounded by progress, not total time).  Not retried,
+ * as every PUT fs/file.
+ */
+ssize_t http_fs_write_fd(struct nox_backend *b, const char *id,
+			 const char *path, off_t off, int in_fd, off_t in_off,
+			 off_t len, struct nox_err *err)
+{
+	struct http_backend *h = http_of(b);
+	struct http_call c;
+	char offs[32];
+	ssize_t r;
+
+	if (in_fd < 0)
+		return nox_err_set(err, EBADF, "write: bad descriptor");
+	r = http_ext_need(h, false, err);
+	if (r < 0)
+		return r;
+	if (lseek(in_fd, in_off, SEEK_SET) < 0)
+		return nox_err_set(err, errno, "write: seek: %s",
+				   strerror(errno));
+	snprintf(offs, sizeof(offs), "%lld", (long long)off);
+	http_call_init(&c, "PUT",
+		       http_path(id, "/fs/file", "path", path, "offset", offs));
+	c.in_fd = in_fd;
+	c.in_len = len;
+	c.ctype = "application/octet-stream";
+	r = fs_write_run(h, &c, (int64_t)len, err);
 	http_call_cleanup(&c);
 	return r;
 }

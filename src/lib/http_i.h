@@ -56,7 +56,7 @@ struct http_backend {
 	long sf_at;		    /* protected by sf_mx; monotonic ms */
 };
 
-enum sink { SINK_MEM, SINK_FD, SINK_BUF };
+enum sink { SINK_MEM, SINK_FD, SINK_BUF, SINK_CB };
 
 /* One logical request (all its attempts). */
 struct http_call {
@@ -69,6 +69,7 @@ struct http_call {
 	int in_fd;	/* streamed body, or -1 */
 	off_t in_start; /* offset of the body in in_fd */
 	off_t in_size;	/* -1: unknown (chunked) */
+	off_t in_len;	/* -1: to EOF; else at most this much of in_fd */
 	bool in_seekable;
 	enum sink sink;
 	int out_fd; /* SINK_FD */
@@ -77,6 +78,8 @@ struct http_call {
 	char *buf; /* SINK_BUF: caller's buffer */
 	size_t buf_cap;
 	off_t buf_off;	   /* file offset asked for */
+	nox_data_cb data_cb; /* SINK_CB: gets the body in order */
+	void *data_ud;
 	const char *range; /* Range header value, or NULL */
 	bool idempotent;
 	bool gone_ok; /* a retried DELETE's 404 is success */
@@ -157,6 +160,9 @@ int http_v1_upload(struct nox_backend *b, const char *id, const char *dest,
 		   int tar_fd, long answer_ms, struct nox_err *err);
 int http_v1_download(struct nox_backend *b, const char *id, const char *src,
 		     int out_fd, struct nox_err *err);
+int http_v1_download_stream(struct nox_backend *b, const char *id,
+			    const char *src, nox_data_cb cb, void *ud,
+			    struct nox_err *err);
 int http_v1_delete(struct nox_backend *b, const char *id, struct nox_err *err);
 int http_v1_info(struct nox_backend *b, const char *id,
 		 struct nox_sandbox_info *info, struct nox_err *err);
@@ -176,6 +182,12 @@ ssize_t http_fs_read(struct nox_backend *b, const char *id, const char *path,
 ssize_t http_fs_write(struct nox_backend *b, const char *id, const char *path,
 		      off_t off, const void *buf, size_t len,
 		      struct nox_err *err);
+int http_fs_read_stream(struct nox_backend *b, const char *id,
+			const char *path, nox_data_cb cb, void *ud,
+			struct nox_err *err);
+ssize_t http_fs_write_fd(struct nox_backend *b, const char *id,
+			 const char *path, off_t off, int in_fd, off_t in_off,
+			 off_t len, struct nox_err *err);
 int http_fs_createfile(struct nox_backend *b, const char *id, const char *path,
 		       mode_t mode, bool excl, struct nox_err *err);
 int http_fs_truncate(struct nox_backend *b, const char *id, const char *path,

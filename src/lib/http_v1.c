@@ -217,6 +217,28 @@ int http_v1_download(struct nox_backend *b, const char *id, const char *src,
 	return r;
 }
 
+int http_v1_download_stream(struct nox_backend *b, const char *id,
+			    const char *src, nox_data_cb cb, void *ud,
+			    struct nox_err *err)
+{
+	struct http_call c;
+	int r;
+
+	r = sandbox_path_ok("download src", src, err);
+	if (r < 0)
+		return r;
+	http_call_init(&c, "GET",
+		       http_path(id, "/files/download", "src",
+				 src ? src : NOX_WORKSPACE, NULL, NULL));
+	c.sink = SINK_CB;
+	c.data_cb = cb;
+	c.data_ud = ud;
+	c.idempotent = true;
+	r = http_call_run(http_of(b), &c, err);
+	http_call_cleanup(&c);
+	return r;
+}
+
 int http_v1_delete(struct nox_backend *b, const char *id, struct nox_err *err)
 {
 	struct http_call c;

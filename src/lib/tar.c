@@ -437,8 +437,10 @@ static int pk_dir(struct pk *p, int dfd, unsigned depth)
 }
 
 static int pk_begin(struct pk *p, int out_fd, const char *const *skip,
-		    struct nox_err *err)
+		    int level, struct nox_err *err)
 {
+	char lv[4];
+
 	memset(p, 0, sizeof(*p));
 	p->err = err;
 	p->skip = skip;
@@ -464,11 +466,15 @@ static int pk_begin(struct pk *p, int out_fd, const char *const *skip,
 	 * 1: these archives cross loopback or a LAN, where compressing harder
 	 * costs more time than the bytes it saves (level 6 capped downloads
 	 * at ~50 MB/s, level 1 is several times faster for ~10% more bytes).
+	 * Level 0 (stored blocks, a CRC and no compression) for data that
+	 * would not shrink: random or already compressed bytes cost level 1
+	 * about 8 times what they cost level 0.
 	 */
+	snprintf(lv, sizeof(lv), "%d", level == 0 ? 0 : 1);
 	if (archive_write_set_format_pax(p->a) != ARCHIVE_OK ||
 	    archive_write_add_filter_gzip(p->a) < ARCHIVE_WARN ||
 	    archive_write_set_filter_option(p->a, "gzip", "compression-level",
-					    "1") < ARCHIVE_WARN ||
+					    lv) < ARCHIVE_WARN ||
 	    archive_write_set_bytes_in_last_block(p->a, 1) != ARCHIVE_OK ||
 	    archive_write_open_fd(p->a, out_fd) != ARCHIVE_OK)
 		return pk_arch_err(p, "starting archive");
@@ -542,7 +548,7 @@ int nox_tar_pack(int out_fd, int root_dirfd, const char *path,
 	if (r < 0)
 		return nox_err_set(err, EINVAL, "tar: path '%s': %s",
 				   tar_show(path, show, sizeof(show)), why);
-	r = pk_begin(&p, out_fd, skip, err);
+	r = pk_begin(&p, out_fd, skip, 1, err);
 	if (r < 0)
 		return pk_end(&p, r);
 	if (rel[0] == '\0') {
@@ -591,6 +597,13 @@ int nox_tar_pack(int out_fd, int root_dirfd, const char *path,
 int nox_tar_pack_list(int out_fd, int root_dirfd, const char *const *paths,
 		      size_t n, struct nox_err *err)
 {
+	return nox_tar_pack_list_level(out_fd, root_dirfd, paths, n, 1, err);
+}
+
+int nox_tar_pack_list_level(int out_fd, int root_dirfd,
+			    const char *const *paths, size_t n, int level,
+			    struct nox_err *err)
+{
 	char rel[PATH_MAX], show[TAR_MSG_NAME * 4 + 8];
 	const char *why = NULL, *base;
 	struct pk p;
@@ -599,7 +612,7 @@ int nox_tar_pack_list(int out_fd, int root_dirfd, const char *const *paths,
 	int r, pfd;
 
 	nox_err_clear(err);
-	r = pk_begin(&p, out_fd, NULL, err);
+	r = pk_begin(&p, out_fd, NULL, level, err);
 	for (i = 0; r == 0 && i < n; i++) {
 		r = tar_norm(paths[i], rel, &why);
 		if (r == 0)
@@ -644,6 +657,12 @@ static int pk_mem_data(struct pk *p, const void *data, size_t len)
 int nox_tar_pack_entries(int out_fd, const struct nox_tar_entry *v, size_t n,
 			 struct nox_err *err)
 {
+	return nox_tar_pack_entries_level(out_fd, v, n, 1, err);
+}
+
+int nox_tar_pack_entries_level(int out_fd, const struct nox_tar_entry *v,
+			       size_t n, int level, struct nox_err *err)
+{
 	char rel[PATH_MAX], show[TAR_MSG_NAME * 4 + 8];
 	const char *why = NULL;
 	struct pk p;
@@ -651,7 +670,7 @@ int nox_tar_pack_entries(int out_fd, const struct nox_tar_entry *v, size_t n,
 	int r;
 
 	nox_err_clear(err);
-	r = pk_begin(&p, out_fd, NULL, err);
+	r = pk_begin(&p, out_fd, NULL, level, err);
 	for (i = 0; r == 0 && i < n; i++) {
 		const struct nox_tar_entry *x = &v[i];
 		struct stat st;
@@ -1331,5 +1350,73 @@ out:
 	if (x.a)
 		archive_read_free(x.a);
 	free(x.buf);
+	return r;
+}
+
+/* The first entry's data, as it arrives (nox_tar_read_file). */
+int nox_tar_read_file(int in_fd, const char *name, nox_tar_data_cb cb, void *ud,
+		      int64_t *size, int64_t *mtime_ns, struct nox_err *err)
+{
+	struct archive *a = archive_read_new();
+	struct archive_entry *e;
+	const char *got, *base;
+	const void *buf;
+	size_t n, len;
+	la_int64_t off;
+	int r = 0, ar;
+
+	if (!a)
+		return nox_err_set(err, ENOMEM, "tar: out of memory");
+	if (archive_read_support_filter_gzip(a) < ARCHIVE_WARN ||
+	    archive_read_support_format_tar(a) != ARCHIVE_OK ||
+	    archive_read_open_fd(a, in_fd, TAR_CHUNK) != ARCHIVE_OK) {
+		r = nox_err_set(err, EPROTO, "tar: %s",
+				archive_error_string(a));
+		goto out;
+	}
+	if (archive_read_next_header(a, &e) != ARCHIVE_OK) {
+		r = nox_err_set(err, EPROTO, "tar: no entry: %s",
+				archive_error_string(a));
+		goto out;
+	}
+	got = archive_entry_pathname(e);
+	len = got ? strlen(got) : 0;
+	while (len > 0 && got[len - 1] == '/')
+		len--;
+	base = got ? (const char *)memrchr(got, '/', len) : NULL;
+	base = base ? base + 1 : got;
+	n = strlen(name);
+	if (archive_entry_filetype(e) != AE_IFREG || !got ||
+	    (size_t)(got + len - base) != n || memcmp(base, name, n) != 0) {
+		r = nox_err_set(err, EPROTO,
+				"tar: the entry is not the regular file %s",
+				name);
+		goto out;
+	}
+	*size = archive_entry_size(e);
+	*mtime_ns = (int64_t)archive_entry_mtime(e) * 1000000000ll +
+		    archive_entry_mtime_nsec(e);
+	for (;;) {
+		ar = archive_read_data_block(a, &buf, &len, &off);
+		if (ar == ARCHIVE_EOF)
+			break;
+		if (ar < ARCHIVE_WARN) {
+			r = nox_err_set(err, EIO, "tar: %s",
+					archive_error_string(a));
+			break;
+		}
+		if (len > 0) {
+			int e2 = cb(buf, len, (int64_t)off, ud);
+
+			if (e2 != 0) {
+				r = nox_err_set(err, e2 < 0 ? -e2 : e2,
+						"tar: %s",
+						strerror(e2 < 0 ? -e2 : e2));
+				break;
+			}
+		}
+	}
+out:
+	archive_read_free(a);
 	return r;
 }

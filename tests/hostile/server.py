@@ -15,6 +15,10 @@ connections alike:
   body     relay the status line, headers and half the body, then stall
   slow     read the request body at 64 KiB/s, then relay: slow, not stalled
   ext      stall GET /v1/extensions only (after the start checks)
+  gate     hold each PUT fs/file (its body read) until GET /_stall/release
+  hold     relay the first 2 MiB of a download (fs/file, files/download),
+           the rest once GET /_stall/release came
+  cut      relay the first 2 MiB of a download, then close the connection
 
 Listens on 127.0.0.1, port 0, and prints the port on stdout.  The
 behaviour of a request is chosen by:
@@ -462,6 +466,8 @@ class Handler(BaseHTTPRequestHandler):
 
 STALL = {"mode": "off"}
 SLOW_RATE = 64 << 10  # bytes/s of the "slow" mode
+GATE = threading.Event()  # set by GET /_stall/release
+HOLD_BYTES = 2 << 20  # what "hold" and "cut" let through of a download
 
 
 class Relay(BaseHTTPRequestHandler):
@@ -501,7 +507,11 @@ class Relay(BaseHTTPRequestHandler):
     def relay(self):
         import http.client
         if self.path.startswith("/_stall/"):
-            STALL["mode"] = self.path[8:]
+            if self.path[8:] == "release":
+                GATE.set()  # the mode stays; what waits goes on
+            else:
+                STALL["mode"] = self.path[8:]
+                GATE.clear()
             body = STALL["mode"].encode()
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
@@ -517,6 +527,10 @@ class Relay(BaseHTTPRequestHandler):
             if mode == "request" or (mode == "ext" and
                                      self.path == "/v1/extensions"):
                 return self.stall()
+            if mode == "gate" and self.command == "PUT" and \
+                    "/fs/file" in self.path:
+                # a file's PUT waits (its body read) until released
+                GATE.wait(600)
             up = http.client.HTTPConnection("127.0.0.1", self.upstream,
                                             timeout=600)
             hdrs = {k: v for k, v in self.headers.items()
@@ -533,6 +547,20 @@ class Relay(BaseHTTPRequestHandler):
                     self.send_header(k, v)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
+            if mode in ("hold", "cut") and self.command == "GET" and \
+                    resp.status in (200, 206) and \
+                    ("/fs/file" in self.path or
+                     "/files/download" in self.path):
+                # a download's first HOLD_BYTES, then (cut) the
+                # connection closes, or (hold) the rest once released
+                self.wfile.write(data[:HOLD_BYTES])
+                self.wfile.flush()
+                if mode == "cut":
+                    self.close_connection = True
+                    return
+                GATE.wait(600)
+                self.wfile.write(data[HOLD_BYTES:])
+                return
             if mode == "body":
                 self.wfile.write(data[:len(data) // 2])
                 self.wfile.flush()

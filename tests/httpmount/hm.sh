@@ -127,3 +127,31 @@ hm_require_noxd() {
 	*) nt_skip "needs NOX_TEST_BACKEND=noxd or noxd-v1" ;;
 	esac
 }
+
+# hm_relay_start: starts tests/hostile/server.py --upstream in front of
+# noxd (RELAY: its port, RELAY_PID; the caller's EXIT trap stops it).
+hm_relay_start() {
+	local i
+	python3 -u "$NT_DIR/../hostile/server.py" --upstream "$NT_PORT" \
+		>"$NT_TMP/relay.port" 2>"$NT_TMP/relay.log" &
+	RELAY_PID=$!
+	for i in $(seq 100); do
+		[ -s "$NT_TMP/relay.port" ] && break
+		sleep 0.1
+	done
+	RELAY=$(tr -dc 0-9 <"$NT_TMP/relay.port")
+	[ -n "$RELAY" ] ||
+		nt_die "the relay gave no port: $(cat "$NT_TMP/relay.log")"
+	nt_log "relay pid $RELAY_PID port $RELAY -> noxd $NT_PORT"
+}
+
+# hm_relay_mode MODE: tells the relay how to behave from now on (MODE:
+# see server.py; "release" lets what a gate or hold keeps go on).
+hm_relay_mode() {
+	python3 - "$RELAY" "$1" <<'PY' || nt_die "relay: cannot set $1"
+import sys, urllib.request
+u = "http://127.0.0.1:%s/_stall/%s" % (sys.argv[1], sys.argv[2])
+urllib.request.urlopen(u, timeout=10).read()
+PY
+	nt_log "relay: $1"
+}

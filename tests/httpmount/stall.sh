@@ -39,26 +39,10 @@ st_cleanup() {
 }
 trap st_cleanup EXIT
 
-python3 -u "$NT_DIR/../hostile/server.py" --upstream "$NT_PORT" \
-	>"$NT_TMP/relay.port" 2>"$NT_TMP/relay.log" &
-RELAY_PID=$!
-for i in $(seq 100); do
-	[ -s "$NT_TMP/relay.port" ] && break
-	sleep 0.1
-done
-RELAY=$(tr -dc 0-9 <"$NT_TMP/relay.port")
-[ -n "$RELAY" ] || nt_die "the relay gave no port: $(cat "$NT_TMP/relay.log")"
-nt_log "relay pid $RELAY_PID port $RELAY -> noxd $NT_PORT"
+hm_relay_start
 
 # st_mode MODE: tells the relay how to behave from now on.
-st_mode() {
-	python3 - "$RELAY" "$1" <<'PY' || nt_die "relay: cannot set $1"
-import sys, urllib.request
-u = "http://127.0.0.1:%s/_stall/%s" % (sys.argv[1], sys.argv[2])
-urllib.request.urlopen(u, timeout=10).read()
-PY
-	nt_log "relay: $1"
-}
+st_mode() { hm_relay_mode "$1"; }
 
 # st_op OP PATH [ARG]: one operation through the mount; prints
 # "RESULT MS" where RESULT is OK:<what it saw> or the errno name.

@@ -482,12 +482,40 @@ static void test_sent_save_as_upload(void)
 	detach();
 }
 
+/* cache_put_gzip_level: random bytes go stored, text and holes
+ * compressed, small files at level 1 whatever they hold. */
+static void test_gzip_level(void)
+{
+	static char buf[2 << 20];
+	FILE *r = fopen("/dev/urandom", "rb");
+	char path[] = "/tmp/noxfs-level.XXXXXX";
+	int fd = mkstemp(path);
+	size_t i;
+
+	CU_ASSERT_FATAL(r != NULL && fd >= 0);
+	unlink(path);
+	CU_ASSERT_EQUAL_FATAL(fread(buf, 1, sizeof(buf), r), sizeof(buf));
+	fclose(r);
+	CU_ASSERT_EQUAL(pwrite(fd, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
+	CU_ASSERT_EQUAL(cache_put_gzip_level(fd, sizeof(buf)), 0);
+	CU_ASSERT_EQUAL(cache_put_gzip_level(fd, 4096), 1); /* small */
+	for (i = 0; i < sizeof(buf); i++)
+		buf[i] = "the quick brown fox jumps\n"[i % 26];
+	CU_ASSERT_EQUAL(pwrite(fd, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
+	CU_ASSERT_EQUAL(cache_put_gzip_level(fd, sizeof(buf)), 1);
+	CU_ASSERT_EQUAL(ftruncate(fd, 0), 0);
+	CU_ASSERT_EQUAL(ftruncate(fd, sizeof(buf)), 0); /* a hole */
+	CU_ASSERT_EQUAL(cache_put_gzip_level(fd, sizeof(buf)), 1);
+	close(fd);
+}
+
 int main(void)
 {
 	static const struct tu_test tests[] = {
 	    {"a rename or unlink ends a run", test_runs_end_at_rename},
 	    {"editor saves fold into one tar", test_editor_saves_fold},
 	    {"a sent save's rename is an upload", test_sent_save_as_upload},
+	    {"gzip level 0 for random bytes only", test_gzip_level},
 	    {"barrier: open files under their names now",
 	     test_barrier_open_files},
 	    {NULL, NULL}};
