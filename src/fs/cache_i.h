@@ -1,7 +1,7 @@
 /*
  * cache_i.h - private to the cache layer (cache.c, cache_list.c,
- * cache_drain.c, cache_space.c): the per-sandbox state and the calls
- * between its parts.
+ * cache_bulk.c, cache_drain.c, cache_space.c): the per-sandbox state and
+ * the calls between its parts.
  */
 #ifndef NOXFS_CACHE_I_H
 #define NOXFS_CACHE_I_H
@@ -117,6 +117,11 @@ struct cache {
 	struct timespec sv_at;
 	bool sv_known;
 
+	/* cache_bulk.c: the last tree directory found too big for a bulk
+	 * fetch, by inode and mtime (ns); protected by mu */
+	ino_t bulk_skip_ino;
+	int64_t bulk_skip_ns;
+
 	pthread_mutex_t drain_mu; /* one drain at a time */
 	int batch_fd;		  /* drain_mu: the batch tar, reused, or -1 */
 	pthread_t thr;
@@ -229,6 +234,20 @@ int cache_list_ensure(struct cache *c);
 void cache_list_background(struct cache *c);
 /* Downloads placeholder n's content, once; 0 or -errno. */
 int cache_list_fetch(struct cache *c, struct fs_node *n);
+
+/* ---- cache_bulk.c: many small files in one request ---- */
+
+/*
+ * Called by cache_list_fetch for placeholder n (tree path path), already
+ * marked fetching, with no lock held: fetches n together with the other
+ * small clean placeholders of its directory in one request, when that is
+ * worth it and within the bounds (docs/cache.md).  0: n's content is in
+ * place (*st: as the server sent it; the caller marks n fetched, the
+ * others are marked here); -EAGAIN: n was not fetched (the caller
+ * downloads it alone); else the request's transport error.
+ */
+int cache_bulk_fetch(struct cache *c, struct fs_node *n, const char *path,
+		     struct stat *st, struct nox_err *err);
 
 /* ---- cache_space.c: the bound, eviction, statfs ---- */
 

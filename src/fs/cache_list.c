@@ -559,6 +559,8 @@ int cache_list_fetch(struct cache *c, struct fs_node *n)
 	nox_err_clear(&err);
 	r = cache_node_path(c->sb, n, path, sizeof(path));
 	if (r == 0)
+		r = cache_bulk_fetch(c, n, path, &st, &err);
+	if (r == -EAGAIN)
 		r = download(c, n, path, &st, &err);
 	if (r < 0)
 		fs_health_failed(c->sb->fs, r);
