@@ -114,6 +114,7 @@ enum nox_op {
 	NOX_OP_LIST_SANDBOXES,
 	NOX_OP_TREE,		/* whole-subtree listing in one call */
 	NOX_OP_MKNOD,		/* FIFOs and sockets (never devices) */
+	NOX_OP_FILES,		/* many regular files in one call */
 	NOX_OP__COUNT
 };
 
@@ -328,6 +329,16 @@ int nox_backend_tree(struct nox_backend *b, const char *id, const char *path,
 		     nox_tree_cb cb, void *ud, struct nox_err *err);
 int nox_backend_statfs(struct nox_backend *b, const char *id,
 		       struct statvfs *st, struct nox_err *err);
+/*
+ * Writes a gzip (or plain) tar to out_fd holding those of the n
+ * workspace-relative paths that are regular files, each under its own
+ * path; a path that is missing, or is not a regular file, is left out.
+ * One round trip on the http backend (the nox.files extension's
+ * fs/files).  n is at most 4096 (-EINVAL beyond).
+ */
+int nox_backend_download_files(struct nox_backend *b, const char *id,
+			       const char *const *paths, size_t n, int out_fd,
+			       struct nox_err *err);
 /*
  * Local only: an O_PATH|O_DIRECTORY descriptor of the workspace directory,
  * owned by the caller.  Operations relative to it with single name

@@ -1,7 +1,7 @@
 /*
  * cache_i.h - private to the cache layer (cache.c, cache_list.c,
- * cache_drain.c, cache_space.c): the per-sandbox state and the calls
- * between its parts.
+ * cache_bulk.c, cache_drain.c, cache_space.c): the per-sandbox state and
+ * the calls between its parts.
  */
 #ifndef NOXFS_CACHE_I_H
 #define NOXFS_CACHE_I_H
@@ -129,6 +129,10 @@ struct cache {
 	 * them (detach waits for those); protected by mu */
 	struct cache_fetch *fetches;
 	unsigned fetch_threads;
+	/* cache_bulk.c: the last tree directory found too big for a bulk
+	 * fetch, by inode and mtime (ns); protected by mu */
+	ino_t bulk_skip_ino;
+	int64_t bulk_skip_ns;
 
 	pthread_mutex_t drain_mu; /* one drain at a time */
 	int batch_fd;		  /* drain_mu: the batch tar, reused, or -1 */
@@ -265,6 +269,21 @@ int cache_put_upload(struct cache *c, struct jent *e, bool in_place,
 		     struct nox_err *err);
 /* The gzip level (0 or 1) for a tar whose bulk is snapshot fd. */
 int cache_put_gzip_level(int fd, off_t size);
+
+/* ---- cache_bulk.c: many small files in one request ---- */
+
+/*
+ * Called by a download (cache_list.c's fetch_run) of the placeholder of
+ * tree inode ino (tree path path), already marked fetching, with no lock
+ * held: fetches it together with the other small clean placeholders of
+ * its directory in one request, when that is worth it and within the
+ * bounds (docs/cache.md).  0: its content is in place (*st: as the
+ * server sent it; the caller marks it fetched, the others are marked
+ * here); -EAGAIN: it was not fetched (the caller downloads it alone);
+ * else the request's transport error.
+ */
+int cache_bulk_fetch(struct cache *c, ino_t ino, const char *path,
+		     struct stat *st, struct nox_err *err);
 
 /* ---- cache_space.c: the bound, eviction, statfs ---- */
 

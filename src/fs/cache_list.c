@@ -912,7 +912,11 @@ static void fetch_run(struct cache_fetch *f)
 	struct stat st = {0};
 	int r;
 
-	if (!c->ext) {
+	/* a small file: with its directory's small files, if worth it */
+	r = cache_bulk_fetch(c, f->ino, f->path, &st, &f->err);
+	if (r != -EAGAIN) {
+		/* done (or a transport error): st is what the server sent */
+	} else if (!c->ext) {
 		r = fetch_v1_stream(f, &st);
 		if (r == -ENOSYS) /* whole, through a temporary file */
 			r = download(c, f->fd, f->path, &st, &f->err);

@@ -68,6 +68,8 @@ static bool op_present(const struct nox_backend_ops *o, enum nox_op op)
 		return o->tree != NULL;
 	case NOX_OP_MKNOD:
 		return o->mknod != NULL;
+	case NOX_OP_FILES:
+		return o->files != NULL;
 	case NOX_OP__COUNT:
 		break;
 	}
@@ -112,6 +114,7 @@ static const char *const op_names[NOX_OP__COUNT] = {
     [NOX_OP_LIST_SANDBOXES] = "list-sandboxes",
     [NOX_OP_TREE] = "tree",
     [NOX_OP_MKNOD] = "mknod",
+    [NOX_OP_FILES] = "files",
 };
 
 /* Passed as op for the v1 operations, which every backend has. */
@@ -458,4 +461,32 @@ int nox_backend_tree(struct nox_backend *b, const char *id, const char *path,
 	int r = check_path(b, NOX_OP_TREE, id, path, err);
 
 	return r < 0 ? r : b->ops->tree(b, id, path, cb, ud, err);
+}
+
+int nox_backend_download_files(struct nox_backend *b, const char *id,
+			       const char *const *paths, size_t n, int out_fd,
+			       struct nox_err *err)
+{
+	int r = check_id(b, NOX_OP_FILES, id, err);
+	size_t i;
+
+	if (r < 0)
+		return r;
+	if (n > 4096)
+		return nox_err_set(err, EINVAL,
+				   "download of %zu files: at "
+				   "most 4096 in one call",
+				   n);
+	if (out_fd < 0)
+		return nox_err_set(err, EBADF, "download: bad descriptor");
+	for (i = 0; i < n; i++) {
+		r = nox_path_validate(paths[i], err);
+		if (r < 0)
+			return r;
+		if (!paths[i][0] || strcmp(paths[i], ".") == 0)
+			return nox_err_set(err, EINVAL,
+					   "download of the workspace root "
+					   "as a file");
+	}
+	return b->ops->files(b, id, paths, n, out_fd, err);
 }

@@ -91,6 +91,9 @@ struct nox_backend_ops {
 			    struct nox_err *err);
 	int (*tree)(struct nox_backend *b, const char *id, const char *path,
 		    nox_tree_cb cb, void *ud, struct nox_err *err);
+	int (*files)(struct nox_backend *b, const char *id,
+		     const char *const *paths, size_t n, int out_fd,
+		     struct nox_err *err);
 };
 
 struct nox_backend {

@@ -942,3 +942,101 @@ json_object *fsw_readlink_build(const char *target)
 	}
 	return o;
 }
+
+/* ---- fs/files --------------------------------------------------------- */
+
+char *fsw_files_encode(const char *const *paths, size_t n)
+{
+	json_object *o = json_object_new_object();
+	json_object *arr = json_object_new_array();
+	char *s = NULL;
+	size_t i;
+	int bad;
+
+	if (!o || !arr) {
+		json_object_put(o);
+		json_object_put(arr);
+		return NULL;
+	}
+	bad = add(o, "files", arr);
+	for (i = 0; !bad && i < n; i++) {
+		json_object *el = json_object_new_object();
+
+		bad = !el || json_object_array_add(arr, el) != 0;
+		if (bad) {
+			json_object_put(el);
+			break;
+		}
+		bad = fsw_add_name(el, "path", paths[i]) < 0;
+	}
+	if (!bad)
+		s = strdup(
+		    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	return s;
+}
+
+void fsw_files_free(char **paths, size_t n)
+{
+	size_t i;
+
+	for (i = 0; paths && i < n; i++)
+		free(paths[i]);
+	free(paths);
+}
+
+int fsw_files_parse(const char *s, size_t len, char ***paths, size_t *nout,
+		    struct nox_err *err)
+{
+	json_object *o = NULL, *arr;
+	char why[96], **v = NULL;
+	size_t i, n = 0;
+	int r;
+
+	*paths = NULL;
+	*nout = 0;
+	if (fsw_json_parse(s, len, &o, why, sizeof(why)) < 0)
+		return nox_err_set(err, EINVAL, "malformed JSON object: %s",
+				   why);
+	arr = field(o, "files");
+	if (!arr || !json_object_is_type(arr, json_type_array)) {
+		r = nox_err_set(err, EINVAL, "'files' is not an array");
+		goto out;
+	}
+	n = json_object_array_length(arr);
+	if (n > FSW_FILES_MAX) {
+		r = nox_err_set(err, EINVAL, "more than %d files",
+				FSW_FILES_MAX);
+		n = 0;
+		goto out;
+	}
+	v = calloc(n ? n : 1, sizeof(*v));
+	if (!v) {
+		r = nox_err_set(err, ENOMEM, "out of memory");
+		n = 0;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		json_object *el = json_object_array_get_idx(arr, i);
+
+		if (!el || !json_object_is_type(el, json_type_object) ||
+		    fsw_get_name(el, "path", true, &v[i], why, sizeof(why)) <
+			0) {
+			r = nox_err_set(err, EINVAL, "file %zu: %s", i,
+					el ? why : "not an object");
+			goto out;
+		}
+		if (!rel_ok(v[i])) {
+			r = nox_err_set(err, EINVAL, "file %zu: bad path", i);
+			goto out;
+		}
+	}
+	*paths = v;
+	*nout = n;
+	v = NULL;
+	r = 0;
+out:
+	fsw_files_free(v, n);
+	json_object_put(o);
+	return r;
+}

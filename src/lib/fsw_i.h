@@ -197,4 +197,25 @@ int fsw_ns_to_ts(int64_t ns, struct timespec *ts);
 /* {"target": ...} of a readlink reply; new reference. */
 json_object *fsw_readlink_build(const char *target);
 
+/* ---- fs/files: many small files in one answer -------------------------- */
+
+/* The most paths one fs/files request may name. */
+#define FSW_FILES_MAX 4096
+
+/*
+ * The fs/files body {"files": [{"path": P} or {"path64": B64}, ...]} for
+ * the n paths, malloc'd; NULL on ENOMEM.
+ */
+char *fsw_files_encode(const char *const *paths, size_t n);
+
+/*
+ * Parses a fs/files body: *paths (malloc'd, each path malloc'd; free with
+ * fsw_files_free) and *n.  Every path is workspace-relative and checked
+ * (nox_path_validate, not the root); at most FSW_FILES_MAX.  0 or -EINVAL
+ * / -ENOMEM with the reason in err.
+ */
+int fsw_files_parse(const char *s, size_t len, char ***paths, size_t *n,
+		    struct nox_err *err);
+void fsw_files_free(char **paths, size_t n);
+
 #endif

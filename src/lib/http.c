@@ -1030,6 +1030,9 @@ int http_ext_probe(struct http_backend *h, struct nox_err *err)
 			if (fsw_get_int(x, "nox.bytes", true, 0, INT32_MAX,
 					&v, why, sizeof(why)) == 0)
 				h->ext_bytes = (long)v;
+			if (fsw_get_int(x, "nox.files", true, 0, INT32_MAX, &v,
+					why, sizeof(why)) == 0)
+				h->ext_files = (long)v;
 		}
 		json_object_put(o);
 	} else if (c.status == 404 || c.status == 400 || c.status == 405 ||
@@ -1053,6 +1056,17 @@ bool http_ext_usable(struct http_backend *h, bool sbx)
 
 	pthread_mutex_lock(&h->ext_mx);
 	ok = h->ext_known && (sbx ? h->ext_sbx : h->ext_fs) == 1;
+	pthread_mutex_unlock(&h->ext_mx);
+	return ok;
+}
+
+/* true when the server is known to offer nox.files 1 (probed already). */
+bool http_ext_files(struct http_backend *h)
+{
+	bool ok;
+
+	pthread_mutex_lock(&h->ext_mx);
+	ok = h->ext_known && h->ext_files == 1;
 	pthread_mutex_unlock(&h->ext_mx);
 	return ok;
 }
@@ -1096,6 +1110,8 @@ static bool http_has(const struct nox_backend *b, enum nox_op op)
 		return false;
 	if (http_ext_probe(h, NULL) < 0)
 		return false;
+	if (op == NOX_OP_FILES)
+		return http_ext_files(h);
 	return http_ext_usable(h, op == NOX_OP_LIST_SANDBOXES);
 }
 
@@ -1155,6 +1171,7 @@ static const struct nox_backend_ops http_ops = {
     .workspace_fd = NULL,
     .tree = http_fs_tree,
     .mknod = http_fs_mknod,
+    .files = http_fs_files,
 };
 
 /* The token must fit in one header line. */

@@ -517,3 +517,35 @@ int http_fs_statfs(struct nox_backend *b, const char *id, struct statvfs *st,
 	json_object_put(o);
 	return r;
 }
+
+/* ---- nox.files: many small files in one answer ------------------------ */
+
+int http_fs_files(struct nox_backend *b, const char *id,
+		  const char *const *paths, size_t n, int out_fd,
+		  struct nox_err *err)
+{
+	struct http_backend *h = http_of(b);
+	struct http_call c;
+	char *s;
+	int r;
+
+	if (http_ext_probe(h, err) < 0 || !http_ext_files(h))
+		return nox_err_set(err, ENOSYS,
+				   "the server does not offer nox.files 1");
+	s = fsw_files_encode(paths, n);
+	if (!s)
+		return nox_err_set(err, ENOMEM, "out of memory");
+	http_call_init(&c, "POST",
+		       http_path(id, "/fs/files", NULL, NULL, NULL, NULL));
+	c.body = s;
+	c.body_len = strlen(s);
+	c.ctype = "application/json";
+	c.sink = SINK_FD;
+	c.out_fd = out_fd;
+	/* reads only: a retry asks for the same files again */
+	c.idempotent = true;
+	r = http_call_run(h, &c, err);
+	free(s);
+	http_call_cleanup(&c);
+	return r;
+}

@@ -1483,6 +1483,38 @@ static int local_workspace_fd(struct nox_backend *b, const char *id,
 	return ws_open(to_local(b), id, err);
 }
 
+/*
+ * A tar of the listed paths that are regular files now; the others (gone
+ * since the caller's listing, or replaced by a directory or a symlink)
+ * are left out, so one changed name does not fail the whole batch.
+ */
+static int local_files(struct nox_backend *b, const char *id,
+		       const char *const *paths, size_t n, int out_fd,
+		       struct nox_err *err)
+{
+	const char **keep;
+	struct stat st;
+	size_t i, k = 0;
+	int wsfd, r;
+
+	keep = calloc(n ? n : 1, sizeof(*keep));
+	if (!keep)
+		return nox_err_set(err, ENOMEM, "out of memory");
+	for (i = 0; i < n; i++)
+		if (local_stat(b, id, paths[i], &st, NULL) == 0 &&
+		    S_ISREG(st.st_mode))
+			keep[k++] = paths[i];
+	wsfd = ws_open(to_local(b), id, err);
+	if (wsfd < 0) {
+		free(keep);
+		return wsfd;
+	}
+	r = nox_tar_pack_list(out_fd, wsfd, keep, k, err);
+	close(wsfd);
+	free(keep);
+	return r;
+}
+
 /* ---- reaping ---------------------------------------------------------- */
 
 static const struct nox_backend_ops local_ops;
@@ -1733,6 +1765,7 @@ static const struct nox_backend_ops local_ops = {
     .link = local_link,
     .statfs = local_statfs,
     .workspace_fd = local_workspace_fd,
+    .files = local_files,
 };
 
 /* mkdir -p dir (0755 for what it makes). */

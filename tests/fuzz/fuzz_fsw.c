@@ -2,7 +2,8 @@
  * fuzz_fsw.c - the nox.fs wire parsers (src/lib/fsw.c) on arbitrary bytes.
  *
  * Invariants: no crash, no leak; an accepted fs/op request encodes and
- * parses again to the same request (encode/parse round trip); accepted
+ * parses again to the same request (encode/parse round trip), as does an
+ * accepted fs/files request, whose paths stay below the root; accepted
  * list names are single components and tree paths stay below the root;
  * base64 and UTF-8 agree with their inverses.
  */
@@ -41,6 +42,33 @@ static void check_op(const char *js, size_t size)
 		abort();
 	fsw_op_cleanup(&again);
 	fsw_op_cleanup(&op);
+	free(enc);
+}
+
+static void check_files(const char *js, size_t size)
+{
+	char **paths, **again, *enc;
+	size_t i, n, m;
+
+	if (fsw_files_parse(js, size, &paths, &n, NULL) != 0)
+		return;
+	for (i = 0; i < n; i++) {
+		const char *s = paths[i];
+
+		if (!s[0] || s[0] == '/' || strcmp(s, "..") == 0 ||
+		    strncmp(s, "../", 3) == 0 || strstr(s, "/../"))
+			abort();
+	}
+	enc = fsw_files_encode((const char *const *)paths, n);
+	if (!enc)
+		abort();
+	if (fsw_files_parse(enc, strlen(enc), &again, &m, NULL) != 0 || m != n)
+		abort();
+	for (i = 0; i < n; i++)
+		if (strcmp(again[i], paths[i]) != 0)
+			abort();
+	fsw_files_free(again, m);
+	fsw_files_free(paths, n);
 	free(enc);
 }
 
@@ -96,6 +124,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	bool has;
 
 	check_op(js, size);
+	check_files(js, size);
 	fsw_error_parse(js, size, &has);
 	if (fsw_json_parse(js, size, &o, why, sizeof(why)) == 0) {
 		check_entries(o, FSW_LIST);

@@ -608,6 +608,71 @@ static void test_times(void)
 	CU_ASSERT_EQUAL(fsw_ns_to_ts(-3, &back), -EINVAL);
 }
 
+static void test_files(void)
+{
+	static const char *const paths[] = {"a", "d/f", "d/\xff\xfe", "sp ace",
+					    "new\nline"};
+	static const char *const bad[] = {
+	    "{}",
+	    "{\"files\": 3}",
+	    "{\"files\": [3]}",
+	    "{\"files\": [{}]}",
+	    "{\"files\": [{\"path\": \"../x\"}]}",
+	    "{\"files\": [{\"path\": \"/etc/passwd\"}]}",
+	    "{\"files\": [{\"path\": \"\"}]}",
+	    "{\"files\": [{\"path\": \".\"}]}",
+	    "{\"files\": [{\"path\": \"a/../../b\"}]}",
+	    "{\"files\": [{\"path64\": \"YQBi\"}]}", /* a NUL b */
+	    "{\"files\": [{\"path64\": \"!!\"}]}",
+	    "[\"a\"]",
+	    "{\"files\": [{\"path\": \"a\"}]",
+	};
+	struct nox_err err;
+	char **got, *s, *big;
+	size_t n, i, len;
+
+	s = fsw_files_encode(paths, 5);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	/* the name that is not UTF-8 travels as base64 */
+	CU_ASSERT_PTR_NOT_NULL(strstr(s, "\"path64\""));
+	CU_ASSERT_EQUAL(fsw_files_parse(s, strlen(s), &got, &n, &err), 0);
+	CU_ASSERT_EQUAL_FATAL(n, 5);
+	for (i = 0; i < n; i++)
+		CU_ASSERT_STRING_EQUAL(got[i], paths[i]);
+	fsw_files_free(got, n);
+	free(s);
+
+	s = fsw_files_encode(NULL, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL(fsw_files_parse(s, strlen(s), &got, &n, &err), 0);
+	CU_ASSERT_EQUAL(n, 0);
+	fsw_files_free(got, n);
+	free(s);
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		got = (char **)&s; /* must be reset */
+		n = 7;
+		CU_ASSERT_EQUAL(
+		    fsw_files_parse(bad[i], strlen(bad[i]), &got, &n, &err),
+		    -EINVAL);
+		CU_ASSERT_PTR_NULL(got);
+		CU_ASSERT_EQUAL(n, 0);
+	}
+
+	/* more than FSW_FILES_MAX paths */
+	len = (size_t)(FSW_FILES_MAX + 1) * 15 + 16;
+	big = malloc(len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+	i = (size_t)snprintf(big, len, "{\"files\": [");
+	for (n = 0; n <= FSW_FILES_MAX; n++)
+		i += (size_t)snprintf(big + i, len - i, "%s{\"path\":\"a\"}",
+				      n ? "," : "");
+	snprintf(big + i, len - i, "]}");
+	CU_ASSERT_EQUAL(fsw_files_parse(big, strlen(big), &got, &n, &err),
+			-EINVAL);
+	free(big);
+}
+
 int main(void)
 {
 	static const struct tu_test tests[] = {
@@ -622,6 +687,7 @@ int main(void)
 	    {"fs/op encode -> parse, wire bytes", test_op_round_trip},
 	    {"fs/op hostile requests", test_op_hostile},
 	    {"utimens times", test_times},
+	    {"fs/files encode -> parse, hostile requests", test_files},
 	    {NULL, NULL},
 	};
 

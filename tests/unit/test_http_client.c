@@ -1542,6 +1542,91 @@ static void test_noxd_v1_only(void)
 	noxd_stop(&d);
 }
 
+/*
+ * nox.files: many files in one POST fs/files; missing paths, directories
+ * and symlinks are left out; a name that is not UTF-8 travels; a bad path
+ * is refused before any request; a v1-only server has no such operation.
+ */
+static void test_noxd_files(void)
+{
+	static const char *const want[] = {"a", "d/b", "d/n\xff", "sp ace"};
+	static const char *const ask[] = {"a",	"d/b", "d/n\xff", "sp ace",
+					  "gone", "d",	 "l"};
+	static const char *const hostile[] = {"a", "../x"};
+	struct nox_backend *b;
+	struct nox_err err;
+	struct stat st;
+	struct noxd d;
+	char *dir, *t, *x, *p, *data;
+	size_t i, len;
+	int fd, dfd;
+
+	if (!noxd_start(&d, NULL))
+		return;
+	b = noxd_client(&d, NULL, false);
+	CU_ASSERT_EQUAL(nox_backend_create(b, "fl1", NULL, NULL, &err), 0);
+	CU_ASSERT_TRUE(nox_backend_has(b, NOX_OP_FILES));
+	CU_ASSERT_EQUAL(nox_backend_mkdir(b, "fl1", "d", 0755, &err), 0);
+	for (i = 0; i < 4; i++) {
+		CU_ASSERT_EQUAL(nox_backend_createfile(b, "fl1", want[i], 0644,
+						       true, &err),
+				0);
+		CU_ASSERT_EQUAL(nox_backend_write(b, "fl1", want[i], 0,
+						  want[i], strlen(want[i]),
+						  &err),
+				(ssize_t)strlen(want[i]));
+	}
+	CU_ASSERT_EQUAL(nox_backend_symlink(b, "fl1", "a", "l", &err), 0);
+
+	dir = tu_mkdtemp("http-files");
+	t = tu_strf("%s/files.tar", dir);
+	x = tu_strf("%s/x", dir);
+	mkdir(x, 0700);
+	fd = open(t, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	CU_ASSERT_EQUAL(nox_backend_download_files(b, "fl1", ask, 7, fd, &err),
+			0);
+	lseek(fd, 0, SEEK_SET);
+	dfd = open(x, O_RDONLY | O_DIRECTORY);
+	CU_ASSERT_EQUAL(nox_tar_extract(fd, dfd, NULL, &err), 0);
+	for (i = 0; i < 4; i++) {
+		p = tu_strf("%s/%s", x, want[i]);
+		data = tu_read_file(p, &len);
+		CU_ASSERT_PTR_NOT_NULL(data);
+		if (data)
+			CU_ASSERT(len == strlen(want[i]) &&
+				  memcmp(data, want[i], len) == 0);
+		free(data);
+		free(p);
+	}
+	/* the symlink, the missing file: not there */
+	p = tu_strf("%s/l", x);
+	CU_ASSERT_EQUAL(lstat(p, &st), -1);
+	free(p);
+	p = tu_strf("%s/gone", x);
+	CU_ASSERT_EQUAL(lstat(p, &st), -1);
+	free(p);
+	close(dfd);
+	CU_ASSERT_EQUAL(
+	    nox_backend_download_files(b, "fl1", hostile, 2, fd, &err),
+	    -EINVAL);
+	close(fd);
+	nox_backend_free(b);
+
+	/* --v1-only on the client: no such operation */
+	b = noxd_client(&d, NULL, true);
+	CU_ASSERT_FALSE(nox_backend_has(b, NOX_OP_FILES));
+	fd = open(t, O_RDWR | O_TRUNC);
+	CU_ASSERT_EQUAL(nox_backend_download_files(b, "fl1", ask, 1, fd, &err),
+			-ENOSYS);
+	close(fd);
+	nox_backend_free(b);
+	noxd_stop(&d);
+	tu_rm_rf(dir);
+	free(dir);
+	free(t);
+	free(x);
+}
+
 static void test_noxd_errors(void)
 {
 	static const char *const tok[] = {"--token", "sesame", "--max-body",
@@ -1743,6 +1828,7 @@ int main(void)
 	    {"noxd: v1", test_noxd_v1},
 	    {"noxd: nox.fs", test_noxd_fs},
 	    {"noxd: nox.fs tree in one request", test_noxd_tree},
+	    {"noxd: nox.files, many files in one request", test_noxd_files},
 	    {"noxd: v1-only", test_noxd_v1_only},
 	    {"noxd: token, 404, 413", test_noxd_errors},
 	    {"noxd: 400 empty command", test_noxd_exec_400},

@@ -10,6 +10,8 @@
  * client parses with too.  File reads stream from the backend in 64 KiB
  * blocks; writes go straight to the file as the body arrives (server.c).
  *
+ * nox.files 1 (fs/files) answers many small files as one tar.
+ *
  * Limits: fs/tree stops with EFBIG beyond FS_TREE_MAX entries; a range
  * request takes a single "bytes=" range (anything else gets the whole
  * file, as RFC 9110 allows).
@@ -21,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 #include <microhttpd.h>
@@ -91,6 +94,8 @@ int api_extensions(struct noxd_req *r)
 	if (nox_backend_has(r->d->backend, NOX_OP_LIST_SANDBOXES))
 		json_object_object_add(e, "nox.sandboxes",
 				       json_object_new_int(1));
+	if (nox_backend_has(r->d->backend, NOX_OP_FILES))
+		json_object_object_add(e, "nox.files", json_object_new_int(1));
 	/* exec results are encoded here, whatever the backend */
 	json_object_object_add(e, "nox.bytes", json_object_new_int(1));
 	json_object_object_add(o, "extensions", e);
@@ -664,4 +669,45 @@ int api_fs_op(struct noxd_req *r)
 					 : json_object_new_object()));
 	fsw_op_cleanup(&a);
 	return 0;
+}
+
+/* ---- nox.files: fs/files ---------------------------------------------- */
+
+/*
+ * POST fs/files {"files": [{"path": P}, ...]}: a gzip tar of those paths
+ * that are regular files, under their workspace-relative names (the
+ * others are left out); the archive is built in a temp file first, as a
+ * v1 download is.
+ */
+int api_fs_files(struct noxd_req *r)
+{
+	struct nox_err err;
+	struct stat st;
+	char **paths;
+	size_t n;
+	int fd, rc;
+
+	nox_err_clear(&err);
+	rc = fsw_files_parse(r->body, r->body_len, &paths, &n, &err);
+	if (rc < 0)
+		return fs_fail(r, rc, &err);
+	fd = server_tmpfile(r->d);
+	if (fd < 0) {
+		fsw_files_free(paths, n);
+		return server_reply_errno(r, fd, "cannot create a temp file");
+	}
+	rc = nox_backend_download_files(
+	    r->d->backend, r->id, (const char *const *)paths, n, fd, &err);
+	fsw_files_free(paths, n);
+	if (rc < 0) {
+		close(fd);
+		return fs_fail(r, rc, &err);
+	}
+	if (fstat(fd, &st) < 0) {
+		rc = errno;
+		close(fd);
+		return server_reply_errno(r, rc, "cannot stat the archive");
+	}
+	return server_reply_fd(r, MHD_HTTP_OK, "application/x-tar", fd,
+			       (uint64_t)st.st_size);
 }

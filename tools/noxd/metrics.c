@@ -25,8 +25,8 @@ static const char *const metrics_labels[EP__COUNT] = {
     [EP_FS_STAT] = "fs_stat",	  [EP_FS_LIST] = "fs_list",
     [EP_FS_TREE] = "fs_tree",	  [EP_FS_READ] = "fs_read",
     [EP_FS_WRITE] = "fs_write",	  [EP_FS_OP] = "fs_op",
-    [EP_FS_STATFS] = "fs_statfs", [EP_METRICS] = "metrics",
-    [EP_OTHER] = "other",
+    [EP_FS_STATFS] = "fs_statfs", [EP_FS_FILES] = "fs_files",
+    [EP_METRICS] = "metrics",	  [EP_OTHER] = "other",
 };
 
 const char *metrics_label(enum noxd_ep ep)

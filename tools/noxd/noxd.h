@@ -52,6 +52,7 @@ enum noxd_ep {
 	EP_FS_WRITE,
 	EP_FS_OP,
 	EP_FS_STATFS,
+	EP_FS_FILES,
 	EP_METRICS,
 	EP_OTHER,
 	EP__COUNT
@@ -232,6 +233,7 @@ int api_fs_write_begin(struct noxd_req *r); /* before the body */
 int api_fs_write(struct noxd_req *r);
 int api_fs_op(struct noxd_req *r);
 int api_fs_statfs(struct noxd_req *r);
+int api_fs_files(struct noxd_req *r);
 
 /* ---- metrics.c ---------------------------------------------------------- */
 

@@ -73,6 +73,8 @@ static const struct noxd_route srv_routes[] = {
     {"/fs/op", NULL, "POST", EP_FS_OP, true, false, BODY_JSON, NULL, api_fs_op},
     {"/fs/statfs", NULL, "GET", EP_FS_STATFS, true, false, BODY_NONE, NULL,
      api_fs_statfs},
+    {"/fs/files", NULL, "POST", EP_FS_FILES, true, false, BODY_JSON, NULL,
+     api_fs_files},
 };
 
 #define SRV_NROUTES    (sizeof(srv_routes) / sizeof(srv_routes[0]))
