@@ -5,6 +5,10 @@
  * inside a sandbox directory that also holds an "outside" directory.  The
  * invariant: whatever the input, nothing appears in "outside" and nothing
  * is created beside dest; the extraction returns 0 or a negative errno.
+ * The same input then goes through the streaming reader of one file
+ * (nox_tar_read_file, a v1 download unpacked as it arrives): it returns
+ * 0 or a negative errno, and on success every piece it handed over lies
+ * within [0, size) of the size it reports.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -50,8 +54,23 @@ static int count_entries(const char *dir)
 	return n;
 }
 
+/* The furthest end of a piece nox_tar_read_file handed over. */
+static int64_t read_end;
+
+static int read_cb(const void *p, size_t n, int64_t off, void *ud)
+{
+	(void)p;
+	(void)ud;
+	if (off < 0)
+		abort();
+	if (off + (int64_t)n > read_end)
+		read_end = off + (int64_t)n;
+	return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	int64_t fsize = 0, fmtime = 0;
 	struct nox_tar_limits lim = { .max_bytes = 4u << 20,
 				      .max_entries = 1000 };
 	char dest[128], outside[128], in[128];
@@ -82,6 +101,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	r = nox_tar_extract(fd, dfd, &lim, NULL);
 	if (r > 0)
+		abort();
+	lseek(fd, 0, SEEK_SET);
+	read_end = 0;
+	r = nox_tar_read_file(fd, "f", read_cb, NULL, &fsize, &fmtime, NULL);
+	if (r > 0 || (r == 0 && (fsize < 0 || read_end > fsize)))
 		abort();
 	close(dfd);
 	close(fd);
