@@ -1374,12 +1374,16 @@ int nox_tar_read_file(int in_fd, const char *name, nox_tar_data_cb cb, void *ud,
 				archive_error_string(a));
 		goto out;
 	}
-	if (archive_read_next_header(a, &e) != ARCHIVE_OK) {
+	/* ARCHIVE_WARN: a name not convertible to the locale (a UTF-8 name
+	 * in the C locale), as in nox_tar_extract: the raw bytes serve */
+	if (archive_read_next_header(a, &e) < ARCHIVE_WARN) {
 		r = nox_err_set(err, EPROTO, "tar: no entry: %s",
 				archive_error_string(a));
 		goto out;
 	}
 	got = archive_entry_pathname(e);
+	if (!got)
+		got = archive_entry_pathname_utf8(e);
 	len = got ? strlen(got) : 0;
 	while (len > 0 && got[len - 1] == '/')
 		len--;

@@ -989,6 +989,67 @@ static void bad_name(struct fx *f, const char *name, const char *why)
 	CU_ASSERT_EQUAL(count_dir(f->dest), 0);
 }
 
+/* What nox_tar_read_file handed over, in order. */
+struct rf {
+	char buf[64];
+	size_t n;
+};
+
+static int rf_cb(const void *p, size_t n, int64_t off, void *ud)
+{
+	struct rf *r = ud;
+
+	if (off != (int64_t)r->n || r->n + n > sizeof(r->buf))
+		return EIO;
+	memcpy(r->buf + r->n, p, n);
+	r->n += n;
+	return 0;
+}
+
+/*
+ * The streaming reader of one file (a v1 download unpacked as it
+ * arrives) by names in UTF-8 and in bytes that are not, in the C locale
+ * the daemon runs in: the data and size arrive; a tar whose entry is
+ * another name is EPROTO.
+ */
+static void test_read_file(void)
+{
+	static const char *const names[] = {"caf\xc3\xa9", "raw\xff",
+					    "\xe6\x96\x87\xe4\xbb\xb6.ex"};
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		struct nox_tar_entry v = {.name = names[i],
+					  .mode = S_IFREG | 0644,
+					  .mtime_ns = 1700000000123456789ll,
+					  .data = "hello",
+					  .fd = -1,
+					  .dirfd = -1,
+					  .size = 5};
+		char path[] = "/tmp/noxfs-rf.XXXXXX";
+		int fd = mkstemp(path);
+		struct nox_err err;
+		int64_t size = 0, mtime = 0;
+		struct rf r = {.n = 0};
+
+		CU_ASSERT_FATAL(fd >= 0);
+		unlink(path);
+		CU_ASSERT_EQUAL_FATAL(nox_tar_pack_entries(fd, &v, 1, &err), 0);
+		CU_ASSERT_FATAL(lseek(fd, 0, SEEK_SET) == 0);
+		CU_ASSERT_EQUAL(nox_tar_read_file(fd, names[i], rf_cb, &r,
+						  &size, &mtime, &err),
+				0);
+		CU_ASSERT_EQUAL(size, 5);
+		CU_ASSERT(r.n == 5 && memcmp(r.buf, "hello", 5) == 0);
+		CU_ASSERT_EQUAL(mtime / 1000000000ll, 1700000000ll);
+		CU_ASSERT_FATAL(lseek(fd, 0, SEEK_SET) == 0);
+		CU_ASSERT_EQUAL(nox_tar_read_file(fd, "other", rf_cb, &r, &size,
+						  &mtime, &err),
+				-EPROTO);
+		close(fd);
+	}
+}
+
 static void test_bad_names(void)
 {
 	struct fx f;
@@ -1942,6 +2003,7 @@ int main(void)
 	    {"parallel extractions", test_threads},
 	    {"SIGKILL mid-extraction leaves no partial file", test_killed},
 	    {"extraction without /proc (named temp files)", test_no_proc},
+	    {"one file read as it arrives, any name bytes", test_read_file},
 	    {NULL, NULL},
 	};
 
