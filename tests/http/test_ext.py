@@ -55,7 +55,7 @@ def test_discovery():
     r = d.req("GET", "/v1/extensions")
     eq(r.status, 200, "extensions")
     eq(r.json(), {"extensions": {"nox.fs": 1, "nox.sandboxes": 1,
-                                 "nox.bytes": 1}}, "body")
+                                 "nox.files": 1, "nox.bytes": 1}}, "body")
 
 
 def test_sandboxes():
