@@ -130,10 +130,71 @@ static int fetch_tar(struct cache *c, const char *src, char *dname,
 	return 0;
 }
 
+/*
+ * A listing on its way into the tree: entries gather in l and are merged
+ * every LIST_PART of them (a paged fs/tree), so neither the listing nor
+ * its JSON is ever held whole; run remembers what the prune needs.
+ */
+#define LIST_PART 4096
+
+struct list_ctx {
+	struct cache *c;
+	struct listing l;
+	struct merge *run;
+	struct nox_err *err;
+	int merr; /* a part's merge failed (-errno) */
+};
+
+/* (Re)starts the merge, forgetting the parts of one given up. */
+static int list_run_begin(struct list_ctx *x, int src)
+{
+	manifest_merge_end(x->run, false);
+	x->run = NULL;
+	if (manifest_merge_begin(&x->run, &x->c->man, x->c->tree_fd, src,
+				 merge_busy, merge_skip, x->c) < 0)
+		return nox_err_set(x->err, ENOMEM, "out of memory");
+	return 0;
+}
+
+/* Merges the entries gathered so far.  Takes op_mu and mu. */
+static int list_merge_part(struct list_ctx *x)
+{
+	struct cache *c = x->c;
+	int r;
+
+	/* no change of the tree is between its syscall and its journal
+	 * entry while op_mu is held: the tree and the journal agree */
+	cache_lock(c, CACHE_OP_MU);
+	cache_lock(c, CACHE_MU);
+	if (!c->collect) {
+		/* out of memory remembering paths: keep the tree */
+		r = nox_err_set(x->err, ENOMEM, "out of memory");
+	} else {
+		if (c->ntouched)
+			qsort(c->touched, c->ntouched, sizeof(*c->touched),
+			      cmp_strp);
+		r = manifest_merge_part(x->run, &x->l, x->err);
+		if (r == 0)
+			c->man_dirty = true;
+	}
+	cache_unlock(c, CACHE_MU);
+	cache_unlock(c, CACHE_OP_MU);
+	listing_cleanup(&x->l);
+	return r;
+}
+
 static int tree_cb(const char *rel, const struct stat *st, const char *target,
 		   void *ud)
 {
-	return listing_add_stat(ud, rel, st, target);
+	struct list_ctx *x = ud;
+	int r = listing_add_stat(&x->l, rel, st, target);
+
+	if (r == 0 && x->l.n >= LIST_PART) {
+		r = list_merge_part(x);
+		if (r < 0)
+			x->merr = r;
+	}
+	return r;
 }
 
 /*
@@ -168,8 +229,10 @@ static const char *const *find_df_argv(const char **v, size_t n)
  * would hold every lookup for an exec's deadline; a find too slow for
  * it is killed (124) and the listing is a tar.
  */
-static int take_listing(struct cache *c, struct listing *l, struct nox_err *err)
+static int take_listing(struct cache *c, struct list_ctx *x,
+			struct nox_err *err)
 {
+	struct listing *l = &x->l;
 	const char *argv[24];
 	struct nox_exec_req req = {
 	    .argv = find_df_argv(argv, 24),
@@ -179,16 +242,22 @@ static int take_listing(struct cache *c, struct listing *l, struct nox_err *err)
 	int r;
 
 	if (c->ext && nox_backend_has(c->be, NOX_OP_TREE)) {
-		r = nox_backend_tree(c->be, c->sb->id, "", tree_cb, l, err);
+		r = nox_backend_tree(c->be, c->sb->id, "", tree_cb, x, err);
+		if (x->merr)
+			return x->merr;
 		if (r != -ENOSYS && r != -EFBIG && r != -EPROTO &&
 		    r != -EOPNOTSUPP)
 			return r;
 		/* too big for one answer, not there after all, or an
-		 * answer we cannot use: the v1 way */
+		 * answer we cannot use: the v1 way (the pages merged so
+		 * far stay; the prune waits for a whole listing) */
 		nox_log(NOX_LOG_DEBUG, "%s: fs/tree: %s; listing by find",
 			c->sb->id, nox_err_str(err, r));
 		listing_cleanup(l);
 		memset(l, 0, sizeof(*l));
+		r = list_run_begin(x, -1);
+		if (r < 0)
+			return r;
 	}
 	if (!req.argv)
 		req.argv = listing_find_argv();
@@ -218,10 +287,11 @@ static int take_listing(struct cache *c, struct listing *l, struct nox_err *err)
  */
 static int refresh(struct cache *c, struct nox_err *err)
 {
-	struct listing l = {0};
+	struct list_ctx x = {.c = c, .err = err};
 	const struct jent *e;
 	unsigned long execs;
 	char dname[64];
+	size_t total = 0;
 	int r, src = -1;
 	bool big;
 
@@ -235,7 +305,9 @@ static int refresh(struct cache *c, struct nox_err *err)
 			cache_touch_locked(c, e->path2);
 	}
 	cache_unlock(c, CACHE_MU);
-	r = take_listing(c, &l, err);
+	r = list_run_begin(&x, -1);
+	if (r == 0)
+		r = take_listing(c, &x, err);
 	if (r == -ENOENT) {
 		r = cache_check_gone(c, r);
 		goto out;
@@ -246,16 +318,19 @@ static int refresh(struct cache *c, struct nox_err *err)
 			r = cache_check_gone(c, r);
 			goto out;
 		}
-		r = listing_from_dir(src, &l, err);
+		r = list_run_begin(&x, src);
+		if (r == 0)
+			r = listing_from_dir(src, &x.l, err);
 	}
 	if (r < 0)
 		goto out;
-	/* no change of the tree is between its syscall and its journal
-	 * entry while op_mu is held: the tree and the journal agree */
+	total = x.run ? manifest_merge_count(x.run) + x.l.n : x.l.n;
+	r = list_merge_part(&x);
+	if (r < 0)
+		goto out;
 	cache_lock(c, CACHE_OP_MU);
 	cache_lock(c, CACHE_MU);
 	if (!c->collect) {
-		/* out of memory remembering paths: keep the tree */
 		cache_unlock(c, CACHE_MU);
 		cache_unlock(c, CACHE_OP_MU);
 		r = nox_err_set(err, ENOMEM, "out of memory");
@@ -263,8 +338,8 @@ static int refresh(struct cache *c, struct nox_err *err)
 	}
 	if (c->ntouched)
 		qsort(c->touched, c->ntouched, sizeof(*c->touched), cmp_strp);
-	r = manifest_merge(&c->man, c->tree_fd, &l, src, merge_busy, merge_skip,
-			   c, err);
+	manifest_merge_end(x.run, true);
+	x.run = NULL;
 	if (r == 0) {
 		c->man_dirty = true;
 		c->listed = true;
@@ -278,14 +353,16 @@ static int refresh(struct cache *c, struct nox_err *err)
 	cache_unlock(c, CACHE_MU);
 	cache_unlock(c, CACHE_OP_MU);
 out:
+	manifest_merge_end(x.run, false);
+	x.run = NULL;
 	cache_lock(c, CACHE_MU);
 	c->collect = false;
 	cache_touched_clear_locked(c);
 	cache_unlock(c, CACHE_MU);
 	if (src >= 0)
 		cache_tmp_dir_remove(c, dname, src);
-	big = l.n > 10000;
-	listing_cleanup(&l);
+	big = x.l.n > 10000 || (r == 0 && total > 10000);
+	listing_cleanup(&x.l);
 	/* a big listing's JSON and entries were many small blocks: give
 	 * the memory back rather than keep it as the daemon's RSS */
 #ifdef __GLIBC__

@@ -130,6 +130,25 @@ int manifest_merge(struct manifest *m, int tree_fd, const struct listing *l,
 		   struct nox_err *err);
 
 /*
+ * The same merge taken in parts, for a listing that comes in pages: begin
+ * (-ENOMEM), then each part in walk order (parents before children, a
+ * part's entries are merged at once and need not outlive the call), then
+ * end, which removes what the server no longer has only when whole (every
+ * part arrived), and frees the merge.  Memory: 16 bytes per path at most,
+ * not the entries (a hash of each path, for the prune).  The caller holds
+ * what manifest_merge's caller holds during each part and the end.
+ */
+struct merge;
+int manifest_merge_begin(struct merge **g, struct manifest *m, int tree_fd,
+			 int src_fd, bool (*busy)(ino_t ino, void *ud),
+			 bool (*skip)(const char *path, void *ud), void *ud);
+int manifest_merge_part(struct merge *g, const struct listing *l,
+			struct nox_err *err);
+void manifest_merge_end(struct merge *g, bool whole);
+/* Entries merged so far. */
+size_t manifest_merge_count(const struct merge *g);
+
+/*
  * Opens path below dirfd without following any symlink: the parent
  * directory (O_PATH) in *pfd (caller closes) and its last part in *base
  * (points into path).  -ENOENT/-ENOTDIR/-ELOOP as openat gives.
