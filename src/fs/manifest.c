@@ -316,6 +316,9 @@ const char *const *listing_find_argv(void)
 
 void listing_cleanup(struct listing *l)
 {
+	int (*part)(struct listing *, void *) = l->part;
+	void *part_ud = l->part_ud;
+	size_t part_max = l->part_max;
 	size_t i;
 
 	for (i = 0; i < l->n; i++) {
@@ -324,6 +327,9 @@ void listing_cleanup(struct listing *l)
 	}
 	free(l->v);
 	memset(l, 0, sizeof(*l));
+	l->part = part;
+	l->part_ud = part_ud;
+	l->part_max = part_max;
 }
 
 static int listing_add(struct listing *l, const char *path, char type,
@@ -575,6 +581,8 @@ static int walk_dir(int dfd, char *path, size_t plen, struct listing *l,
 					NULL, (uint64_t)st.st_ino,
 					(unsigned long)st.st_nlink);
 		}
+		if (r == 0 && l->part && l->n >= l->part_max)
+			r = l->part(l, l->part_ud);
 		path[plen] = '\0';
 	}
 	closedir(dp);
@@ -586,7 +594,7 @@ int listing_from_dir(int dirfd, struct listing *l, struct nox_err *err)
 	char path[PATH_MAX];
 	int r;
 
-	memset(l, 0, sizeof(*l));
+	listing_cleanup(l); /* empty, keeping the part hook */
 	path[0] = '\0';
 	r = walk_dir(dirfd, path, 0, l, 0);
 	if (r < 0) {

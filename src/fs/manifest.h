@@ -80,8 +80,15 @@ struct rent {
 struct listing {
 	struct rent *v;
 	size_t n, cap;
+	/* optional, for listing_from_dir: called whenever n reaches
+	 * part_max, to take the entries so far (a merge in parts) and
+	 * empty l; non-zero stops the walk.  Kept by listing_cleanup. */
+	int (*part)(struct listing *l, void *ud);
+	void *part_ud;
+	size_t part_max;
 };
 
+/* Frees the entries (not the part hook). */
 void listing_cleanup(struct listing *l);
 
 /*
@@ -108,7 +115,9 @@ struct stat;
 int listing_add_stat(struct listing *l, const char *path, const struct stat *st,
 		     const char *target);
 
-/* Builds a listing by walking directory dirfd (an extracted tar). */
+/* Builds a listing by walking directory dirfd (an extracted tar), parents
+ * before children, into l (zeroed, or a part hook set on a zeroed one);
+ * with l->part set, in parts of l->part_max entries. */
 int listing_from_dir(int dirfd, struct listing *l, struct nox_err *err);
 
 /*
