@@ -221,9 +221,8 @@ static int tree_cb(const char *rel, const struct stat *st, const char *target,
  */
 #define FIND_SLICE 8192 /* records a slice at first; halved when cut */
 
-static const char *const *find_slice_argv(const char **v, size_t n,
-					  char *from, char *count, size_t skip,
-					  size_t k)
+static const char *const *find_slice_argv(const char **v, size_t n, char *from,
+					  char *count, size_t skip, size_t k)
 {
 	static const char script[] =
 	    "n=$1; k=$2; shift 2; f=$(mktemp) || exit 125; "
@@ -257,8 +256,7 @@ static const char *const *find_slice_argv(const char **v, size_t n,
  * tar of the workspace instead (find missing or failed, a record longer
  * than a slice may be).
  */
-static int take_find(struct cache *c, struct list_ctx *x,
-		     struct nox_err *err)
+static int take_find(struct cache *c, struct list_ctx *x, struct nox_err *err)
 {
 	char from[24], count[24], first[64] = "";
 	const char *argv[32];
@@ -272,8 +270,7 @@ static int take_find(struct cache *c, struct list_ctx *x,
 	int r;
 
 	for (;;) {
-		req.argv =
-		    find_slice_argv(argv, 32, from, count, skip, k);
+		req.argv = find_slice_argv(argv, 32, from, count, skip, k);
 		if (!req.argv)
 			return nox_err_set(err, E2BIG, "listing argv");
 		memset(&res, 0, sizeof(res));
@@ -294,8 +291,9 @@ static int take_find(struct cache *c, struct list_ctx *x,
 		}
 		if (res.exit_code != 0 || cut ||
 		    (size_t)(z - res.out) >= sizeof(first)) {
-			nox_log(NOX_LOG_DEBUG, "%s: find gave %d%s; listing by tar",
-				c->sb->id, res.exit_code,
+			nox_log(NOX_LOG_DEBUG,
+				"%s: find gave %d%s; listing by tar", c->sb->id,
+				res.exit_code,
 				res.out_truncated ? " (cut)" : "");
 			nox_exec_result_cleanup(&res);
 			return -ENOSYS;
@@ -314,8 +312,8 @@ static int take_find(struct cache *c, struct list_ctx *x,
 			return 0;
 		}
 		z++;
-		r = listing_parse_find(z, res.out_len - (size_t)(z - res.out) - 2,
-				       &x->l, err);
+		r = listing_parse_find(
+		    z, res.out_len - (size_t)(z - res.out) - 2, &x->l, err);
 		nox_exec_result_cleanup(&res);
 		if (r < 0)
 			return r;

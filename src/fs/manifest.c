@@ -1175,10 +1175,10 @@ int manifest_merge_begin(struct merge **out, struct manifest *m, int tree_fd,
 	g->skip = skip;
 	g->ud = ud;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	g->seen.seed = ((uint64_t)ts.tv_sec * 1000000000ull +
-			(uint64_t)ts.tv_nsec) *
-		       0x9e3779b97f4a7c15ull ^
-		       (uint64_t)(uintptr_t)g;
+	g->seen.seed =
+	    (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	g->seen.seed =
+	    (g->seen.seed * 0x9e3779b97f4a7c15ull) ^ (uint64_t)(uintptr_t)g;
 	*out = g;
 	return 0;
 }

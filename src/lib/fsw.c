@@ -694,9 +694,8 @@ int fsw_path_cmp(const char *a, const char *b)
 	return *x < *y ? -1 : 1;
 }
 
-int fsw_tree_page_check(const struct fsw_ent *ents, size_t n,
-			const char *after, const char *next, char *why,
-			size_t whysz)
+int fsw_tree_page_check(const struct fsw_ent *ents, size_t n, const char *after,
+			const char *next, char *why, size_t whysz)
 {
 	const char *prev = after;
 	size_t i;

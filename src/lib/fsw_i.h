@@ -149,9 +149,8 @@ int fsw_path_cmp(const char *a, const char *b);
  * the first page), and a "next" cursor (NULL: the last page) is the
  * page's last path.  0, or -EPROTO with why.
  */
-int fsw_tree_page_check(const struct fsw_ent *ents, size_t n,
-			const char *after, const char *next, char *why,
-			size_t whysz);
+int fsw_tree_page_check(const struct fsw_ent *ents, size_t n, const char *after,
+			const char *next, char *why, size_t whysz);
 
 /*
  * {"entries": arr}, taking arr (each element fsw_stat_build's with

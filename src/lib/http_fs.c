@@ -5,8 +5,9 @@
  *
  * Listings are parsed and checked whole (fsw_entries_parse) before the
  * first callback, so a hostile server cannot make the caller act on part
- * of a bad answer; a paged fs/tree is checked page by page.  fs/op is never retried: a replayed rename or unlink
- * would report a failure for an operation that happened.
+ * of a bad answer; a paged fs/tree is checked page by page.  fs/op is never
+ * retried: a replayed rename or unlink would report a failure for an operation
+ * that happened.
  */
 #include <errno.h>
 #include <limits.h>

@@ -632,17 +632,17 @@ static int check_page(const char *const *paths, size_t n, const char *after,
 
 static void test_tree_pages(void)
 {
-	static const char *const walk[] = {"a", "a/x", "a/x/y", "a-b",
-					   "a.b", "a0", "b", "b/\x01"};
+	static const char *const walk[] = {"a",	  "a/x", "a/x/y", "a-b",
+					   "a.b", "a0",	 "b",	  "b/\x01"};
 	static const char *const p1[] = {"a", "a/x", "a/x/y"};
 	static const char *const p2[] = {"a-b", "a.b"};
 	static const char *const rep[] = {"a-b", "a-b"};
 	static const char *const back[] = {"a.b", "a-b"};
 	static const char *const child_first[] = {"a/x", "a"};
 	static const char *const one[] = {"a"};
-	static const char *cut[] = {
-	    "{\"entries\": [{\"type\": \"file\"", "{\"entries\": []",
-	    "{\"entries\": [], \"next\": \"a\"} x"};
+	static const char *cut[] = {"{\"entries\": [{\"type\": \"file\"",
+				    "{\"entries\": []",
+				    "{\"entries\": [], \"next\": \"a\"} x"};
 	json_object *o;
 	char why[160];
 	size_t i, j;

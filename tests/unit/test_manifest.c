@@ -456,8 +456,8 @@ static void test_merge_parts(void)
 	CU_ASSERT(exists(tree, "d/old") && exists(tree, "gone"));
 
 	/* pages: "d" then "d/new"; "d/old" and "gone" are not listed */
-	CU_ASSERT_FATAL(manifest_merge_begin(&run, &m, tfd, -1, g_busy,
-					     g_skip, &g) == 0);
+	CU_ASSERT_FATAL(
+	    manifest_merge_begin(&run, &m, tfd, -1, g_busy, g_skip, &g) == 0);
 	n = rec(buf, 0, "d", "755", "0", "", "d");
 	CU_ASSERT_FATAL(listing_parse_find(buf, n, &l, &err) == 0);
 	CU_ASSERT_EQUAL(manifest_merge_part(run, &l, &err), 0);
@@ -473,8 +473,8 @@ static void test_merge_parts(void)
 	CU_ASSERT(exists(tree, "d/old") && exists(tree, "gone"));
 
 	/* the same pages, whole: what no page had is removed */
-	CU_ASSERT_FATAL(manifest_merge_begin(&run, &m, tfd, -1, g_busy,
-					     g_skip, &g) == 0);
+	CU_ASSERT_FATAL(
+	    manifest_merge_begin(&run, &m, tfd, -1, g_busy, g_skip, &g) == 0);
 	n = rec(buf, 0, "d", "755", "0", "", "d");
 	CU_ASSERT_FATAL(listing_parse_find(buf, n, &l, &err) == 0);
 	CU_ASSERT_EQUAL(manifest_merge_part(run, &l, &err), 0);

@@ -36,15 +36,14 @@ struct tp_sel {
 	struct tp_ent *v; /* a max-heap by name while listing */
 	size_t n, k;
 	const char *after; /* cursor component (NULL: none) */
-	size_t after_len;
-	bool resume;	     /* the cursor component is here */
+	bool resume;	       /* the cursor component is here */
 	struct stat resume_st; /* and its stat */
 };
 
 struct tp_walk {
 	struct noxd_req *r;
 	json_object *arr;
-	size_t left;	    /* entries the page may still take */
+	size_t left;	     /* entries the page may still take */
 	char last[PATH_MAX]; /* the last path emitted */
 	struct nox_err err;
 };
@@ -245,9 +244,9 @@ int api_fs_tree_page(struct noxd_req *r, const char *path)
 		if (errno || end == lim || *end || v == 0 || *lim == '-')
 			return server_reply_errno(r, EINVAL, "bad 'limit'");
 	}
-	if (after && (!*after || strcmp(after, ".") == 0 ||
-		      nox_path_validate(after, NULL) < 0 ||
-		      strlen(after) >= PATH_MAX))
+	if (after &&
+	    (!*after || strcmp(after, ".") == 0 ||
+	     nox_path_validate(after, NULL) < 0 || strlen(after) >= PATH_MAX))
 		return server_reply_errno(r, EINVAL, "bad 'after'");
 	w.left = v < cap ? (size_t)v : cap;
 	w.arr = json_object_new_array();
