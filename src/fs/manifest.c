@@ -764,6 +764,7 @@ struct merge {
 	int src_fd;
 	struct pset seen; /* every path of the parts so far */
 	size_t n;	  /* entries merged */
+	bool was_empty;	  /* the manifest was: nothing to prune */
 	bool (*busy)(ino_t ino, void *ud);
 	bool (*skip)(const char *path, void *ud);
 	void *ud;
@@ -1174,6 +1175,7 @@ int manifest_merge_begin(struct merge **out, struct manifest *m, int tree_fd,
 	g->busy = busy;
 	g->skip = skip;
 	g->ud = ud;
+	g->was_empty = m->count == 0;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	g->seen.seed =
 	    (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
@@ -1218,8 +1220,11 @@ void manifest_merge_end(struct merge *g, bool whole)
 	if (!g)
 		return;
 	if (whole) {
+		/* only what the manifest knew before can be removed: a
+		 * first listing into an empty cache skips the tree walk */
 		path[0] = '\0';
-		prune(g, g->tree_fd, path, 0, 0);
+		if (!g->was_empty)
+			prune(g, g->tree_fd, path, 0, 0);
 		nox_log(NOX_LOG_DEBUG,
 			"listing: %zu entries, %u new, %u changed, %u linked, "
 			"%u removed, %u left to pending operations",
