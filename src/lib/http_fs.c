@@ -19,26 +19,35 @@
 
 #include "http_i.h"
 
-/* A GET below fs/ returning JSON in *o (caller puts). */
-static int fs_get(struct http_backend *h, const char *id, const char *what,
-		  const char *path, json_object **o, struct nox_err *err)
+/* A GET of url (taken) returning JSON in *o (caller puts). */
+static int fs_get_url(struct http_backend *h, char *url, json_object **o,
+		      struct nox_err *err)
 {
 	struct http_call c;
 	int r;
 
 	*o = NULL;
 	r = http_ext_need(h, false, err);
-	if (r < 0)
+	if (r < 0) {
+		free(url);
 		return r;
-	http_call_init(
-	    &c, "GET",
-	    http_path(id, what, path ? "path" : NULL, path, NULL, NULL));
+	}
+	http_call_init(&c, "GET", url);
 	c.idempotent = true;
 	r = http_call_run(h, &c, err);
 	if (r == 0)
 		r = http_call_json(&c, o, err);
 	http_call_cleanup(&c);
 	return r;
+}
+
+/* A GET below fs/ returning JSON in *o (caller puts). */
+static int fs_get(struct http_backend *h, const char *id, const char *what,
+		  const char *path, json_object **o, struct nox_err *err)
+{
+	return fs_get_url(
+	    h, http_path(id, what, path ? "path" : NULL, path, NULL, NULL), o,
+	    err);
 }
 
 int http_fs_stat(struct nox_backend *b, const char *id, const char *path,
@@ -145,14 +154,9 @@ static int tree_page_get(struct http_backend *h, const char *id,
 			 struct nox_err *err)
 {
 	char *url, *full;
-	struct http_call c;
 	size_t n;
-	int r;
 
 	*o = NULL;
-	r = http_ext_need(h, false, err);
-	if (r < 0)
-		return r;
 	url = http_path(id, "/fs/tree", "path", path, after ? "after" : NULL,
 			after);
 	if (!url)
@@ -165,13 +169,7 @@ static int tree_page_get(struct http_backend *h, const char *id,
 	}
 	snprintf(full, n, "%s&limit=%d", url, TREE_PAGE);
 	free(url);
-	http_call_init(&c, "GET", full);
-	c.idempotent = true;
-	r = http_call_run(h, &c, err);
-	if (r == 0)
-		r = http_call_json(&c, o, err);
-	http_call_cleanup(&c);
-	return r;
+	return fs_get_url(h, full, o, err);
 }
 
 int http_fs_tree(struct nox_backend *b, const char *id, const char *path,

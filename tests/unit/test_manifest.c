@@ -424,6 +424,28 @@ static void test_fetched_total(void)
 	CU_ASSERT_EQUAL(m.fetched_bytes, 0);
 }
 
+/* A merge begun and given two pages: "d", then "d/new". */
+static struct merge *two_pages(struct manifest *m, int tfd, struct guard *g)
+{
+	static const char *const paths[] = {"d", "d/new"};
+	static const char *const types[] = {"d", "f"};
+	struct nox_err err;
+	struct merge *run;
+	struct listing l;
+	char buf[256];
+	size_t i, n;
+
+	CU_ASSERT_FATAL(
+	    manifest_merge_begin(&run, m, tfd, -1, g_busy, g_skip, g) == 0);
+	for (i = 0; i < 2; i++) {
+		n = rec(buf, 0, types[i], "755", "5", "", paths[i]);
+		CU_ASSERT_FATAL(listing_parse_find(buf, n, &l, &err) == 0);
+		CU_ASSERT_EQUAL(manifest_merge_part(run, &l, &err), 0);
+		listing_cleanup(&l);
+	}
+	return run;
+}
+
 /*
  * A merge in parts (a paged listing): entries of every part appear at
  * once; only a whole listing removes what the server no longer has, and
@@ -456,16 +478,7 @@ static void test_merge_parts(void)
 	CU_ASSERT(exists(tree, "d/old") && exists(tree, "gone"));
 
 	/* pages: "d" then "d/new"; "d/old" and "gone" are not listed */
-	CU_ASSERT_FATAL(
-	    manifest_merge_begin(&run, &m, tfd, -1, g_busy, g_skip, &g) == 0);
-	n = rec(buf, 0, "d", "755", "0", "", "d");
-	CU_ASSERT_FATAL(listing_parse_find(buf, n, &l, &err) == 0);
-	CU_ASSERT_EQUAL(manifest_merge_part(run, &l, &err), 0);
-	listing_cleanup(&l);
-	n = rec(buf, 0, "f", "644", "5", "", "d/new");
-	CU_ASSERT_FATAL(listing_parse_find(buf, n, &l, &err) == 0);
-	CU_ASSERT_EQUAL(manifest_merge_part(run, &l, &err), 0);
-	listing_cleanup(&l);
+	run = two_pages(&m, tfd, &g);
 	CU_ASSERT(exists(tree, "d/new")); /* at once, before the end */
 	CU_ASSERT_EQUAL(manifest_merge_count(run), 2);
 	/* a listing cut short (a later page failed) removes nothing */
@@ -473,16 +486,7 @@ static void test_merge_parts(void)
 	CU_ASSERT(exists(tree, "d/old") && exists(tree, "gone"));
 
 	/* the same pages, whole: what no page had is removed */
-	CU_ASSERT_FATAL(
-	    manifest_merge_begin(&run, &m, tfd, -1, g_busy, g_skip, &g) == 0);
-	n = rec(buf, 0, "d", "755", "0", "", "d");
-	CU_ASSERT_FATAL(listing_parse_find(buf, n, &l, &err) == 0);
-	CU_ASSERT_EQUAL(manifest_merge_part(run, &l, &err), 0);
-	listing_cleanup(&l);
-	n = rec(buf, 0, "f", "644", "5", "", "d/new");
-	CU_ASSERT_FATAL(listing_parse_find(buf, n, &l, &err) == 0);
-	CU_ASSERT_EQUAL(manifest_merge_part(run, &l, &err), 0);
-	listing_cleanup(&l);
+	run = two_pages(&m, tfd, &g);
 	manifest_merge_end(run, true);
 	CU_ASSERT(exists(tree, "d/new"));
 	CU_ASSERT(!exists(tree, "d/old") && !exists(tree, "gone"));
