@@ -7,7 +7,8 @@ Starts noxd on 127.0.0.1 (with --v1-only: no extensions) over a temp base
 dir, mounts noxfs -o session=many on it, lets a command in the sandbox
 make N files (per-dir files in each directory, awk), then walks them
 through the mount: find, and stat of every file.  Prints the time of each
-step and the peak RSS (VmHWM of /proc/PID/status) of both processes.  Not
+step and the peak RSS (VmHWM of /proc/PID/status) of both processes, after
+the find and at the end.  Not
 part of the test suite (issue 15 item 5, issue 13: under 64 MiB each).
 Every process started is stopped by PID and the temp dir removed.
 """
@@ -96,6 +97,7 @@ def main():
         out = subprocess.run(f"find '{mnt}/t' | wc -l", shell=True, check=True,
                              capture_output=True, text=True).stdout.strip()
         tfind = time.time() - t0
+        find_fs, find_noxd = status(fs.pid, "VmHWM"), status(noxd.pid, "VmHWM")
         t0 = time.time()
         sout = subprocess.run(f"find '{mnt}/t' -type f -print0 | xargs -0 stat -c %s -- "
                               "| wc -l", shell=True, check=True, capture_output=True,
@@ -104,7 +106,8 @@ def main():
         hw_fs, hw_noxd = status(fs.pid, "VmHWM"), status(noxd.pid, "VmHWM")
         print(f"backend: noxd{' --v1-only' if a.v1_only else ''}; files: {n} in {dirs} dirs")
         print(f"make (command): {make:.1f} s")
-        print(f"find: {tfind:.1f} s ({out} entries, want {n + dirs + 1})")
+        print(f"find: {tfind:.1f} s ({out} entries, want {n + dirs + 1}); peak RSS by then: "
+              f"noxfs {find_fs / 1024:.1f} MiB, noxd {find_noxd / 1024:.1f} MiB")
         print(f"stat of all: {tstat:.1f} s ({sout} files)")
         print(f"peak RSS noxfs: {hw_fs / 1024:.1f} MiB")
         print(f"peak RSS noxd: {hw_noxd / 1024:.1f} MiB")
