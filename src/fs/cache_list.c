@@ -326,6 +326,26 @@ static int take_find(struct cache *c, struct list_ctx *x, struct nox_err *err)
 }
 
 /*
+ * The space figures the last fs/tree page carried (noxd adds them; the
+ * backend keeps them 2 s) noted for the cache's statfs now, so that a
+ * statfs waiting for this listing (find's first) is answered from them
+ * however long the merge after the last page takes.
+ */
+static void tree_statfs_note(struct cache *c)
+{
+	struct statvfs sv;
+
+	if (!nox_backend_has(c->be, NOX_OP_STATFS) ||
+	    nox_backend_statfs(c->be, c->sb->id, &sv, NULL) < 0)
+		return;
+	cache_lock(c, CACHE_MU);
+	c->sv = sv;
+	mono_now(&c->sv_at);
+	c->sv_known = true;
+	cache_unlock(c, CACHE_MU);
+}
+
+/*
  * The listing: on a server with nox.fs GET fs/tree in pages (no command
  * runs); else exec of find in slices (-ENOSYS: take a tar of the
  * workspace instead).  Each request ends within op_timeout, as other
@@ -343,6 +363,8 @@ static int take_listing(struct cache *c, struct list_ctx *x,
 		r = nox_backend_tree(c->be, c->sb->id, "", tree_cb, x, err);
 		if (x->merr)
 			return x->merr;
+		if (r == 0)
+			tree_statfs_note(c);
 		if (r != -ENOSYS && r != -EFBIG && r != -EPROTO &&
 		    r != -EOPNOTSUPP)
 			return r;
