@@ -335,14 +335,9 @@ static void tree_statfs_note(struct cache *c)
 {
 	struct statvfs sv;
 
-	if (!nox_backend_has(c->be, NOX_OP_STATFS) ||
-	    nox_backend_statfs(c->be, c->sb->id, &sv, NULL) < 0)
-		return;
-	cache_lock(c, CACHE_MU);
-	c->sv = sv;
-	mono_now(&c->sv_at);
-	c->sv_known = true;
-	cache_unlock(c, CACHE_MU);
+	if (nox_backend_has(c->be, NOX_OP_STATFS) &&
+	    nox_backend_statfs(c->be, c->sb->id, &sv, NULL) == 0)
+		cache_space_statfs_keep(c, &sv);
 }
 
 /*
