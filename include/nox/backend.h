@@ -320,8 +320,11 @@ int nox_backend_mknod(struct nox_backend *b, const char *id, const char *path,
 /*
  * Calls cb for every entry below directory path (not path itself), parents
  * before children; rel is relative to path, st its lstat, target the link
- * text for symlinks (else NULL).  One round trip on the http backend (the
- * nox.fs fs/tree endpoint).  A non-zero return from cb stops the walk.
+ * text for symlinks (else NULL).  On the http backend one round trip per
+ * page of the nox.fs fs/tree endpoint (4,096 entries), each page checked
+ * whole before its entries are passed on, in walk order (docs/protocol.md);
+ * so a failure can come after some callbacks.  A non-zero return from cb
+ * stops the walk.
  */
 typedef int (*nox_tree_cb)(const char *rel, const struct stat *st,
 			   const char *target, void *ud);

@@ -303,6 +303,8 @@ int cache_space_statfs(struct cache *c, struct statvfs *sv);
 /* Keeps the space figures in df -P output text (the v1 listing's
  * stderr), if it holds them, as the sandbox's statfs answer. */
 void cache_space_statfs_note(struct cache *c, const char *text);
+/* Keeps sv as the sandbox's statfs answer, from now. */
+void cache_space_statfs_keep(struct cache *c, const struct statvfs *sv);
 /* The mount root's figures: the cache (size cache_max, used what the
  * attached sandboxes' downloaded contents take).  Always 0. */
 int cache_space_statfs_root(struct fs *fs, struct statvfs *sv);

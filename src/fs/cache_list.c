@@ -135,28 +135,118 @@ static int fetch_tar(struct cache *c, const char *src, char *dname,
 	return 0;
 }
 
+/*
+ * A listing on its way into the tree: entries gather in l and are merged
+ * every LIST_PART of them (a paged fs/tree), so neither the listing nor
+ * its JSON is ever held whole; run remembers what the prune needs.
+ */
+#define LIST_PART 4096
+
+struct list_ctx {
+	struct cache *c;
+	struct listing l;
+	struct merge *run;
+	struct nox_err *err;
+	int merr; /* a part's merge failed (-errno) */
+	bool cut; /* not whole: merged, but nothing is pruned */
+};
+
+/* (Re)starts the merge, forgetting the parts of one given up. */
+static int list_run_begin(struct list_ctx *x, int src)
+{
+	manifest_merge_end(x->run, false);
+	x->run = NULL;
+	if (manifest_merge_begin(&x->run, &x->c->man, x->c->tree_fd, src,
+				 merge_busy, merge_skip, x->c) < 0)
+		return nox_err_set(x->err, ENOMEM, "out of memory");
+	return 0;
+}
+
+/* Merges the entries gathered so far.  Takes op_mu and mu. */
+static int list_merge_part(struct list_ctx *x)
+{
+	struct cache *c = x->c;
+	int r;
+
+	/* no change of the tree is between its syscall and its journal
+	 * entry while op_mu is held: the tree and the journal agree */
+	cache_lock(c, CACHE_OP_MU);
+	cache_lock(c, CACHE_MU);
+	if (!c->collect) {
+		/* out of memory remembering paths: keep the tree */
+		r = nox_err_set(x->err, ENOMEM, "out of memory");
+	} else {
+		if (c->ntouched)
+			qsort(c->touched, c->ntouched, sizeof(*c->touched),
+			      cmp_strp);
+		r = manifest_merge_part(x->run, &x->l, x->err);
+		if (r == 0)
+			c->man_dirty = true;
+	}
+	cache_unlock(c, CACHE_MU);
+	cache_unlock(c, CACHE_OP_MU);
+	listing_cleanup(&x->l);
+	return r;
+}
+
+/* listing_from_dir's part hook: the tar's walk is merged in parts too. */
+static int dir_part(struct listing *l, void *ud)
+{
+	struct list_ctx *x = ud;
+
+	(void)l; /* x->l */
+	return list_merge_part(x);
+}
+
 static int tree_cb(const char *rel, const struct stat *st, const char *target,
 		   void *ud)
 {
-	return listing_add_stat(ud, rel, st, target);
+	struct list_ctx *x = ud;
+	int r = listing_add_stat(&x->l, rel, st, target);
+
+	if (r == 0 && x->l.n >= LIST_PART) {
+		r = list_merge_part(x);
+		if (r < 0)
+			x->merr = r;
+	}
+	return r;
 }
 
 /*
- * The v1 listing command with the workspace's space figures on stderr:
- * find's argv run as it is, then df (so a statfs after the listing costs
- * no exec); the exit status stays find's.  NULL if argv is too long.
+ * The v1 listing in slices: find's output goes to a file in the
+ * command's own /tmp, and the command prints a header (cksum of the whole
+ * output, NUL-ended), records skip+1 .. skip+count of it (8 NUL-ended
+ * fields a record) and a trailer ".\0" (its absence: the output was cut
+ * at the server's cap); then the workspace's space figures on stderr (a
+ * statfs after the listing costs no exec).  The exit status stays find's
+ * (125: no temp file).  A workspace that fits one slice is one exec, as
+ * before; a bigger one takes one exec per slice, each under the server's
+ * output cap, and the same header in every slice says the tree did not
+ * change in between (docs/cache.md).  NULL if argv is too long.
  */
-static const char *const *find_df_argv(const char **v, size_t n)
+#define FIND_SLICE 8192 /* records a slice at first; halved when cut */
+
+static const char *const *find_slice_argv(const char **v, size_t n, char *from,
+					  char *count, size_t skip, size_t k)
 {
-	static const char script[] = "\"$@\"; r=$?; df -P -k /workspace >&2; "
-				     "df -P -i /workspace >&2; exit $r";
+	static const char script[] =
+	    "n=$1; k=$2; shift 2; f=$(mktemp) || exit 125; "
+	    "\"$@\" >\"$f\"; r=$?; if [ $r -eq 0 ]; then "
+	    "printf '%s\\0' \"$(cksum <\"$f\")\"; "
+	    "tail -z -n +\"$n\" \"$f\" | head -z -n \"$k\"; printf '.\\0'; fi; "
+	    "rm -f \"$f\"; "
+	    "df -P -k /workspace >&2; df -P -i /workspace >&2; exit $r";
 	const char *const *find = listing_find_argv();
 	size_t i = 0, j;
 
+	snprintf(from, 24, "%zu", skip * 8 + 1);
+	snprintf(count, 24, "%zu", k * 8);
 	v[i++] = "sh";
 	v[i++] = "-c";
 	v[i++] = script;
 	v[i++] = "sh";
+	v[i++] = from;
+	v[i++] = count;
 	for (j = 0; find[j]; j++) {
 		if (i + 1 >= n)
 			return NULL;
@@ -167,52 +257,129 @@ static const char *const *find_df_argv(const char **v, size_t n)
 }
 
 /*
- * The listing: on a server with nox.fs one GET fs/tree (no command runs);
- * else one exec of find (-ENOSYS: take a tar of the workspace instead).
- * Both end within op_timeout, as other requests do, or a stalled server
- * would hold every lookup for an exec's deadline; a find too slow for
- * it is killed (124) and the listing is a tar.
+ * The v1 listing, slice by slice, each merged as a part.  -ENOSYS: take a
+ * tar of the workspace instead (find missing or failed, a record longer
+ * than a slice may be).
  */
-static int take_listing(struct cache *c, struct listing *l, struct nox_err *err)
+static int take_find(struct cache *c, struct list_ctx *x, struct nox_err *err)
 {
-	const char *argv[24];
+	char from[24], count[24], first[64] = "";
+	const char *argv[32];
 	struct nox_exec_req req = {
-	    .argv = find_df_argv(argv, 24),
 	    .timeout_seconds = c->op_timeout > 1 ? c->op_timeout - 1 : 1,
 	    .deadline_ms = (long)c->op_timeout * 1000L};
 	struct nox_exec_result res;
+	size_t k = FIND_SLICE, skip = 0, got;
+	const char *z;
+	bool cut;
+	int r;
+
+	for (;;) {
+		req.argv = find_slice_argv(argv, 32, from, count, skip, k);
+		if (!req.argv)
+			return nox_err_set(err, E2BIG, "listing argv");
+		memset(&res, 0, sizeof(res));
+		r = nox_backend_exec(c->be, c->sb->id, &req, &res, err);
+		if (r < 0)
+			return r;
+		if (skip == 0)
+			cache_space_statfs_note(c, res.err ? res.err : "");
+		z = res.out ? memchr(res.out, '\0', res.out_len) : NULL;
+		cut = res.out_truncated || !z ||
+		      res.out_len < (size_t)(z - res.out) + 3 ||
+		      memcmp(res.out + res.out_len - 2, ".\0", 2) != 0;
+		if (cut && res.exit_code == 0 && k > 64) {
+			/* cut at the output cap (long names): smaller */
+			nox_exec_result_cleanup(&res);
+			k /= 2;
+			continue;
+		}
+		if (res.exit_code != 0 || cut ||
+		    (size_t)(z - res.out) >= sizeof(first)) {
+			nox_log(NOX_LOG_DEBUG,
+				"%s: find gave %d%s; listing by tar", c->sb->id,
+				res.exit_code,
+				res.out_truncated ? " (cut)" : "");
+			nox_exec_result_cleanup(&res);
+			return -ENOSYS;
+		}
+		if (skip == 0) {
+			memcpy(first, res.out, (size_t)(z - res.out) + 1);
+		} else if (strcmp(first, res.out) != 0) {
+			/* the tree changed between two slices: what came is
+			 * merged, the prune waits for a listing whole */
+			nox_log(NOX_LOG_DEBUG,
+				"%s: the workspace changed during the "
+				"listing (slice %zu)",
+				c->sb->id, skip / k);
+			nox_exec_result_cleanup(&res);
+			x->cut = true;
+			return 0;
+		}
+		z++;
+		r = listing_parse_find(
+		    z, res.out_len - (size_t)(z - res.out) - 2, &x->l, err);
+		nox_exec_result_cleanup(&res);
+		if (r < 0)
+			return r;
+		got = x->l.n;
+		r = list_merge_part(x);
+		if (r < 0 || got < k)
+			return r;
+		skip += got;
+	}
+}
+
+/*
+ * The space figures the last fs/tree page carried (noxd adds them; the
+ * backend keeps them 2 s) noted for the cache's statfs now, so that a
+ * statfs waiting for this listing (find's first) is answered from them
+ * however long the merge after the last page takes.
+ */
+static void tree_statfs_note(struct cache *c)
+{
+	struct statvfs sv;
+
+	if (nox_backend_has(c->be, NOX_OP_STATFS) &&
+	    nox_backend_statfs(c->be, c->sb->id, &sv, NULL) == 0)
+		cache_space_statfs_keep(c, &sv);
+}
+
+/*
+ * The listing: on a server with nox.fs GET fs/tree in pages (no command
+ * runs); else exec of find in slices (-ENOSYS: take a tar of the
+ * workspace instead).  Each request ends within op_timeout, as other
+ * requests do, or a stalled server would hold every lookup for an exec's
+ * deadline; a find too slow for it is killed (124) and the listing is a
+ * tar.
+ */
+static int take_listing(struct cache *c, struct list_ctx *x,
+			struct nox_err *err)
+{
+	struct listing *l = &x->l;
 	int r;
 
 	if (c->ext && nox_backend_has(c->be, NOX_OP_TREE)) {
-		r = nox_backend_tree(c->be, c->sb->id, "", tree_cb, l, err);
+		r = nox_backend_tree(c->be, c->sb->id, "", tree_cb, x, err);
+		if (x->merr)
+			return x->merr;
+		if (r == 0)
+			tree_statfs_note(c);
 		if (r != -ENOSYS && r != -EFBIG && r != -EPROTO &&
 		    r != -EOPNOTSUPP)
 			return r;
 		/* too big for one answer, not there after all, or an
-		 * answer we cannot use: the v1 way */
+		 * answer we cannot use: the v1 way (the pages merged so
+		 * far stay; the prune waits for a whole listing) */
 		nox_log(NOX_LOG_DEBUG, "%s: fs/tree: %s; listing by find",
 			c->sb->id, nox_err_str(err, r));
 		listing_cleanup(l);
 		memset(l, 0, sizeof(*l));
+		r = list_run_begin(x, -1);
+		if (r < 0)
+			return r;
 	}
-	if (!req.argv)
-		req.argv = listing_find_argv();
-	memset(&res, 0, sizeof(res));
-	r = nox_backend_exec(c->be, c->sb->id, &req, &res, err);
-	if (r < 0)
-		return r;
-	cache_space_statfs_note(c, res.err ? res.err : "");
-	if (res.exit_code == 0 && !res.out_truncated) {
-		r = listing_parse_find(res.out ? res.out : "", res.out_len, l,
-				       err);
-	} else {
-		nox_log(NOX_LOG_DEBUG, "%s: find gave %d%s; listing by tar",
-			c->sb->id, res.exit_code,
-			res.out_truncated ? " (cut)" : "");
-		r = -ENOSYS;
-	}
-	nox_exec_result_cleanup(&res);
-	return r;
+	return take_find(c, x, err);
 }
 
 /*
@@ -223,10 +390,11 @@ static int take_listing(struct cache *c, struct listing *l, struct nox_err *err)
  */
 static int refresh(struct cache *c, struct nox_err *err)
 {
-	struct listing l = {0};
+	struct list_ctx x = {.c = c, .err = err};
 	const struct jent *e;
 	unsigned long execs;
 	char dname[64];
+	size_t total = 0;
 	int r, src = -1;
 	bool big;
 
@@ -240,7 +408,9 @@ static int refresh(struct cache *c, struct nox_err *err)
 			cache_touch_locked(c, e->path2);
 	}
 	cache_unlock(c, CACHE_MU);
-	r = take_listing(c, &l, err);
+	r = list_run_begin(&x, -1);
+	if (r == 0)
+		r = take_listing(c, &x, err);
 	if (r == -ENOENT) {
 		r = cache_check_gone(c, r);
 		goto out;
@@ -251,16 +421,22 @@ static int refresh(struct cache *c, struct nox_err *err)
 			r = cache_check_gone(c, r);
 			goto out;
 		}
-		r = listing_from_dir(src, &l, err);
+		r = list_run_begin(&x, src);
+		x.l.part = dir_part;
+		x.l.part_ud = &x;
+		x.l.part_max = LIST_PART;
+		if (r == 0)
+			r = listing_from_dir(src, &x.l, err);
 	}
 	if (r < 0)
 		goto out;
-	/* no change of the tree is between its syscall and its journal
-	 * entry while op_mu is held: the tree and the journal agree */
+	total = x.run ? manifest_merge_count(x.run) + x.l.n : x.l.n;
+	r = list_merge_part(&x);
+	if (r < 0)
+		goto out;
 	cache_lock(c, CACHE_OP_MU);
 	cache_lock(c, CACHE_MU);
 	if (!c->collect) {
-		/* out of memory remembering paths: keep the tree */
 		cache_unlock(c, CACHE_MU);
 		cache_unlock(c, CACHE_OP_MU);
 		r = nox_err_set(err, ENOMEM, "out of memory");
@@ -268,8 +444,8 @@ static int refresh(struct cache *c, struct nox_err *err)
 	}
 	if (c->ntouched)
 		qsort(c->touched, c->ntouched, sizeof(*c->touched), cmp_strp);
-	r = manifest_merge(&c->man, c->tree_fd, &l, src, merge_busy, merge_skip,
-			   c, err);
+	manifest_merge_end(x.run, !x.cut);
+	x.run = NULL;
 	if (r == 0) {
 		c->man_dirty = true;
 		c->listed = true;
@@ -283,14 +459,16 @@ static int refresh(struct cache *c, struct nox_err *err)
 	cache_unlock(c, CACHE_MU);
 	cache_unlock(c, CACHE_OP_MU);
 out:
+	manifest_merge_end(x.run, false);
+	x.run = NULL;
 	cache_lock(c, CACHE_MU);
 	c->collect = false;
 	cache_touched_clear_locked(c);
 	cache_unlock(c, CACHE_MU);
 	if (src >= 0)
 		cache_tmp_dir_remove(c, dname, src);
-	big = l.n > 10000;
-	listing_cleanup(&l);
+	big = x.l.n > 10000 || (r == 0 && total > 10000);
+	listing_cleanup(&x.l);
 	/* a big listing's JSON and entries were many small blocks: give
 	 * the memory back rather than keep it as the daemon's RSS */
 #ifdef __GLIBC__

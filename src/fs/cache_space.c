@@ -409,17 +409,21 @@ static int server_statfs(struct cache *c, struct statvfs *sv,
 	return r;
 }
 
+void cache_space_statfs_keep(struct cache *c, const struct statvfs *sv)
+{
+	cache_lock(c, CACHE_MU);
+	c->sv = *sv;
+	mono_now(&c->sv_at);
+	c->sv_known = true;
+	cache_unlock(c, CACHE_MU);
+}
+
 void cache_space_statfs_note(struct cache *c, const char *text)
 {
 	struct statvfs sv;
 
-	if (parse_df(text, &sv) < 0)
-		return;
-	cache_lock(c, CACHE_MU);
-	c->sv = sv;
-	mono_now(&c->sv_at);
-	c->sv_known = true;
-	cache_unlock(c, CACHE_MU);
+	if (parse_df(text, &sv) == 0)
+		cache_space_statfs_keep(c, &sv);
 }
 
 /* The figures kept for c, if fresh enough; true then. */

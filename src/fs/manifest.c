@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <nox/nox.h>
@@ -285,6 +286,9 @@ const char *const *listing_find_argv(void)
 
 void listing_cleanup(struct listing *l)
 {
+	int (*part)(struct listing *, void *) = l->part;
+	void *part_ud = l->part_ud;
+	size_t part_max = l->part_max;
 	size_t i;
 
 	for (i = 0; i < l->n; i++) {
@@ -293,6 +297,9 @@ void listing_cleanup(struct listing *l)
 	}
 	free(l->v);
 	memset(l, 0, sizeof(*l));
+	l->part = part;
+	l->part_ud = part_ud;
+	l->part_max = part_max;
 }
 
 static int listing_add(struct listing *l, const char *path, char type,
@@ -544,6 +551,8 @@ static int walk_dir(int dfd, char *path, size_t plen, struct listing *l,
 					NULL, (uint64_t)st.st_ino,
 					(unsigned long)st.st_nlink);
 		}
+		if (r == 0 && l->part && l->n >= l->part_max)
+			r = l->part(l, l->part_ud);
 		path[plen] = '\0';
 	}
 	closedir(dp);
@@ -555,7 +564,7 @@ int listing_from_dir(int dirfd, struct listing *l, struct nox_err *err)
 	char path[PATH_MAX];
 	int r;
 
-	memset(l, 0, sizeof(*l));
+	listing_cleanup(l); /* empty, keeping the part hook */
 	path[0] = '\0';
 	r = walk_dir(dirfd, path, 0, l, 0);
 	if (r < 0) {
@@ -570,13 +579,13 @@ int listing_from_dir(int dirfd, struct listing *l, struct nox_err *err)
 
 /*
  * A small open-addressing map from an inode number (never 0) to another
- * number and a path (not owned: a listing entry's), for the hard links
- * of one merge; grown at half full.
+ * number and a path (owned: a merge outlives the listing parts it is
+ * given), for the hard links of one merge; grown at half full.
  */
 struct lslot {
 	uint64_t key;
 	uint64_t val;
-	const char *path;
+	char *path;
 };
 
 struct lmap {
@@ -597,9 +606,8 @@ static struct lslot *lmap_find(const struct lmap *m, uint64_t key)
 	return NULL;
 }
 
-/* Adds key (not there yet); -ENOMEM. */
-static int lmap_add(struct lmap *m, uint64_t key, uint64_t val,
-		    const char *path)
+/* Adds key (not there yet), taking path (freed on failure); -ENOMEM. */
+static int lmap_put(struct lmap *m, uint64_t key, uint64_t val, char *path)
 {
 	size_t i;
 
@@ -607,11 +615,13 @@ static int lmap_add(struct lmap *m, uint64_t key, uint64_t val,
 		struct lmap nm = {.cap = m->cap ? m->cap * 2 : 64};
 
 		nm.v = calloc(nm.cap, sizeof(*nm.v));
-		if (!nm.v)
+		if (!nm.v) {
+			free(path);
 			return -ENOMEM;
+		}
 		for (i = 0; i < m->cap; i++)
 			if (m->v[i].key)
-				(void)lmap_add(&nm, m->v[i].key, m->v[i].val,
+				(void)lmap_put(&nm, m->v[i].key, m->v[i].val,
 					       m->v[i].path);
 		free(m->v);
 		*m = nm;
@@ -626,12 +636,105 @@ static int lmap_add(struct lmap *m, uint64_t key, uint64_t val,
 	return 0;
 }
 
+static int lmap_add(struct lmap *m, uint64_t key, uint64_t val,
+		    const char *path)
+{
+	char *p = strdup(path);
+
+	return p ? lmap_put(m, key, val, p) : -ENOMEM;
+}
+
+static void lmap_free(struct lmap *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->cap; i++)
+		free(m->v[i].path);
+	free(m->v);
+	memset(m, 0, sizeof(*m));
+}
+
+/*
+ * The paths a merge was given, as 64-bit hashes with a seed drawn per
+ * merge (8 bytes a path, at most half full): the prune after the last
+ * part asks it whether the server has a path.  Two paths of one hash
+ * (about 1 in 10^7 for a million paths, and a new draw at every listing)
+ * only keep a stale name until the next listing.
+ */
+struct pset {
+	uint64_t *v;
+	size_t cap, n;
+	uint64_t seed;
+};
+
+static uint64_t pset_hash(const struct pset *s, const char *path)
+{
+	uint64_t h = s->seed ^ 0xcbf29ce484222325ull;
+	const unsigned char *p = (const unsigned char *)path;
+
+	for (; *p; p++)
+		h = (h ^ *p) * 0x100000001b3ull;
+	/* splitmix64's finaliser: the low bits index the table */
+	h ^= h >> 30;
+	h *= 0xbf58476d1ce4e5b9ull;
+	h ^= h >> 27;
+	h *= 0x94d049bb133111ebull;
+	h ^= h >> 31;
+	return h ? h : 1;
+}
+
+static bool pset_has(const struct pset *s, const char *path)
+{
+	uint64_t h = pset_hash(s, path);
+	size_t i;
+
+	if (!s->cap)
+		return false;
+	for (i = (size_t)h & (s->cap - 1); s->v[i]; i = (i + 1) & (s->cap - 1))
+		if (s->v[i] == h)
+			return true;
+	return false;
+}
+
+static void pset_put_hash(struct pset *s, uint64_t h)
+{
+	size_t i;
+
+	for (i = (size_t)h & (s->cap - 1); s->v[i]; i = (i + 1) & (s->cap - 1))
+		if (s->v[i] == h)
+			return;
+	s->v[i] = h;
+	s->n++;
+}
+
+static int pset_add(struct pset *s, const char *path)
+{
+	size_t i;
+
+	if (2 * (s->n + 1) > s->cap) {
+		struct pset ns = {.cap = s->cap ? s->cap * 2 : 1024,
+				  .seed = s->seed};
+
+		ns.v = calloc(ns.cap, sizeof(*ns.v));
+		if (!ns.v)
+			return -ENOMEM;
+		for (i = 0; i < s->cap; i++)
+			if (s->v[i])
+				pset_put_hash(&ns, s->v[i]);
+		free(s->v);
+		*s = ns;
+	}
+	pset_put_hash(s, pset_hash(s, path));
+	return 0;
+}
+
 struct merge {
 	struct manifest *m;
 	int tree_fd;
 	int src_fd;
-	const struct listing *l;
-	const char **sorted; /* remote paths, sorted, for lookups */
+	struct pset seen; /* every path of the parts so far */
+	size_t n;	  /* entries merged */
+	bool was_empty;	  /* the manifest was: nothing to prune */
 	bool (*busy)(ino_t ino, void *ud);
 	bool (*skip)(const char *path, void *ud);
 	void *ud;
@@ -641,15 +744,9 @@ struct merge {
 	struct lmap rinos, tinos;
 };
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 static bool remote_has(const struct merge *g, const char *path)
 {
-	return bsearch(&path, g->sorted, g->l->n, sizeof(*g->sorted),
-		       cmp_str) != NULL;
+	return pset_has(&g->seen, path);
 }
 
 static void set_times(int fd, int64_t mtime)
@@ -1032,47 +1129,96 @@ static void prune(struct merge *g, int dfd, char *path, size_t plen,
 	closedir(dp);
 }
 
-int manifest_merge(struct manifest *m, int tree_fd, const struct listing *l,
-		   int src_fd, bool (*busy)(ino_t ino, void *ud),
-		   bool (*skip)(const char *path, void *ud), void *ud,
-		   struct nox_err *err)
+int manifest_merge_begin(struct merge **out, struct manifest *m, int tree_fd,
+			 int src_fd, bool (*busy)(ino_t ino, void *ud),
+			 bool (*skip)(const char *path, void *ud), void *ud)
 {
-	struct merge g = {.m = m,
-			  .tree_fd = tree_fd,
-			  .src_fd = src_fd,
-			  .l = l,
-			  .busy = busy,
-			  .skip = skip,
-			  .ud = ud};
-	char path[PATH_MAX];
+	struct merge *g = calloc(1, sizeof(*g));
+	struct timespec ts;
+
+	*out = NULL;
+	if (!g)
+		return -ENOMEM;
+	g->m = m;
+	g->tree_fd = tree_fd;
+	g->src_fd = src_fd;
+	g->busy = busy;
+	g->skip = skip;
+	g->ud = ud;
+	g->was_empty = m->count == 0;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	g->seen.seed =
+	    (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	g->seen.seed =
+	    (g->seen.seed * 0x9e3779b97f4a7c15ull) ^ (uint64_t)(uintptr_t)g;
+	*out = g;
+	return 0;
+}
+
+int manifest_merge_part(struct merge *g, const struct listing *l,
+			struct nox_err *err)
+{
 	size_t i;
 	int r = 0;
 
-	g.sorted = malloc((l->n ? l->n : 1) * sizeof(*g.sorted));
-	if (!g.sorted)
-		return nox_err_set(err, ENOMEM, "out of memory");
-	for (i = 0; i < l->n; i++)
-		g.sorted[i] = l->v[i].path;
-	qsort(g.sorted, l->n, sizeof(*g.sorted), cmp_str);
-	path[0] = '\0';
-	prune(&g, tree_fd, path, 0, 0);
 	for (i = 0; i < l->n && r == 0; i++) {
-		r = merge_one(&g, &l->v[i]);
+		r = pset_add(&g->seen, l->v[i].path);
+		if (r == 0)
+			r = merge_one(g, &l->v[i]);
 		if (r < 0 && r != -ENOMEM) {
 			nox_log(NOX_LOG_DEBUG, "merge %s: %s", l->v[i].path,
 				strerror(-r));
 			r = 0;
 		}
 	}
-	free(g.sorted);
-	free(g.rinos.v);
-	free(g.tinos.v);
+	g->n += l->n;
 	if (r < 0)
 		return nox_err_set(err, r, "merging the listing: %s",
 				   strerror(-r));
-	nox_log(NOX_LOG_DEBUG,
-		"listing: %zu entries, %u new, %u changed, %u linked, "
-		"%u removed, %u left to pending operations",
-		l->n, g.made, g.changed, g.linked, g.removed, g.skipped);
 	return 0;
+}
+
+size_t manifest_merge_count(const struct merge *g)
+{
+	return g->n;
+}
+
+void manifest_merge_end(struct merge *g, bool whole)
+{
+	char path[PATH_MAX];
+
+	if (!g)
+		return;
+	if (whole) {
+		/* only what the manifest knew before can be removed: a
+		 * first listing into an empty cache skips the tree walk */
+		path[0] = '\0';
+		if (!g->was_empty)
+			prune(g, g->tree_fd, path, 0, 0);
+		nox_log(NOX_LOG_DEBUG,
+			"listing: %zu entries, %u new, %u changed, %u linked, "
+			"%u removed, %u left to pending operations",
+			g->n, g->made, g->changed, g->linked, g->removed,
+			g->skipped);
+	}
+	free(g->seen.v);
+	lmap_free(&g->rinos);
+	lmap_free(&g->tinos);
+	free(g);
+}
+
+int manifest_merge(struct manifest *m, int tree_fd, const struct listing *l,
+		   int src_fd, bool (*busy)(ino_t ino, void *ud),
+		   bool (*skip)(const char *path, void *ud), void *ud,
+		   struct nox_err *err)
+{
+	struct merge *g;
+	int r;
+
+	r = manifest_merge_begin(&g, m, tree_fd, src_fd, busy, skip, ud);
+	if (r < 0)
+		return nox_err_set(err, -r, "out of memory");
+	r = manifest_merge_part(g, l, err);
+	manifest_merge_end(g, r == 0);
+	return r;
 }

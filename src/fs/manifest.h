@@ -80,8 +80,15 @@ struct rent {
 struct listing {
 	struct rent *v;
 	size_t n, cap;
+	/* optional, for listing_from_dir: called whenever n reaches
+	 * part_max, to take the entries so far (a merge in parts) and
+	 * empty l; non-zero stops the walk.  Kept by listing_cleanup. */
+	int (*part)(struct listing *l, void *ud);
+	void *part_ud;
+	size_t part_max;
 };
 
+/* Frees the entries (not the part hook). */
 void listing_cleanup(struct listing *l);
 
 /*
@@ -108,7 +115,9 @@ struct stat;
 int listing_add_stat(struct listing *l, const char *path, const struct stat *st,
 		     const char *target);
 
-/* Builds a listing by walking directory dirfd (an extracted tar). */
+/* Builds a listing by walking directory dirfd (an extracted tar), parents
+ * before children, into l (zeroed, or a part hook set on a zeroed one);
+ * with l->part set, in parts of l->part_max entries. */
 int listing_from_dir(int dirfd, struct listing *l, struct nox_err *err);
 
 /*
@@ -128,6 +137,25 @@ int manifest_merge(struct manifest *m, int tree_fd, const struct listing *l,
 		   int src_fd, bool (*busy)(ino_t ino, void *ud),
 		   bool (*skip)(const char *path, void *ud), void *ud,
 		   struct nox_err *err);
+
+/*
+ * The same merge taken in parts, for a listing that comes in pages: begin
+ * (-ENOMEM), then each part in walk order (parents before children, a
+ * part's entries are merged at once and need not outlive the call), then
+ * end, which removes what the server no longer has only when whole (every
+ * part arrived), and frees the merge.  Memory: 16 bytes per path at most,
+ * not the entries (a hash of each path, for the prune).  The caller holds
+ * what manifest_merge's caller holds during each part and the end.
+ */
+struct merge;
+int manifest_merge_begin(struct merge **g, struct manifest *m, int tree_fd,
+			 int src_fd, bool (*busy)(ino_t ino, void *ud),
+			 bool (*skip)(const char *path, void *ud), void *ud);
+int manifest_merge_part(struct merge *g, const struct listing *l,
+			struct nox_err *err);
+void manifest_merge_end(struct merge *g, bool whole);
+/* Entries merged so far. */
+size_t manifest_merge_count(const struct merge *g);
 
 /* Removes path (recursively for a directory) below parent dir pfd. */
 int tree_remove(int pfd, const char *name);

@@ -677,6 +677,46 @@ void fsw_entries_free(struct fsw_ent *ents, size_t n)
 	free(ents);
 }
 
+int fsw_path_cmp(const char *a, const char *b)
+{
+	const unsigned char *x = (const unsigned char *)a;
+	const unsigned char *y = (const unsigned char *)b;
+
+	for (; *x && *x == *y; x++, y++)
+		;
+	if (*x == *y)
+		return 0;
+	/* the end of a path, then '/', then any other byte */
+	if (!*x || (*x == '/' && *y))
+		return -1;
+	if (!*y || *y == '/')
+		return 1;
+	return *x < *y ? -1 : 1;
+}
+
+int fsw_tree_page_check(const struct fsw_ent *ents, size_t n, const char *after,
+			const char *next, char *why, size_t whysz)
+{
+	const char *prev = after;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (prev && fsw_path_cmp(prev, ents[i].name) >= 0) {
+			snprintf(why, whysz,
+				 "entry %zu repeats or goes back (%s)", i,
+				 i ? "out of order" : "not after the cursor");
+			return -EPROTO;
+		}
+		prev = ents[i].name;
+	}
+	if (next && (!n || strcmp(next, ents[n - 1].name) != 0)) {
+		snprintf(why, whysz,
+			 "'next' is not the page's last path (bad cursor)");
+		return -EPROTO;
+	}
+	return 0;
+}
+
 json_object *fsw_entries_build(json_object *arr)
 {
 	json_object *o;

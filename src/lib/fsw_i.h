@@ -137,6 +137,22 @@ int fsw_entries_parse(json_object *o, enum fsw_list_kind kind,
 void fsw_entries_free(struct fsw_ent *ents, size_t n);
 
 /*
+ * Paged fs/tree (docs/protocol.md): the walk order of tree paths, parents
+ * before children and siblings by bytes ('/' sorts below every byte of a
+ * name).  <0, 0 or >0 as strcmp.
+ */
+int fsw_path_cmp(const char *a, const char *b);
+
+/*
+ * Checks one page of a paged fs/tree: every path comes after the one
+ * before it in walk order, the first after the cursor sent (after, NULL on
+ * the first page), and a "next" cursor (NULL: the last page) is the
+ * page's last path.  0, or -EPROTO with why.
+ */
+int fsw_tree_page_check(const struct fsw_ent *ents, size_t n, const char *after,
+			const char *next, char *why, size_t whysz);
+
+/*
  * {"entries": arr}, taking arr (each element fsw_stat_build's with
  * fsw_add_name's "name" or "path"); NULL on ENOMEM, arr put then.
  */

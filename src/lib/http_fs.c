@@ -5,8 +5,9 @@
  *
  * Listings are parsed and checked whole (fsw_entries_parse) before the
  * first callback, so a hostile server cannot make the caller act on part
- * of a bad answer.  fs/op is never retried: a replayed rename or unlink
- * would report a failure for an operation that happened.
+ * of a bad answer; a paged fs/tree is checked page by page.  fs/op is never
+ * retried: a replayed rename or unlink would report a failure for an operation
+ * that happened.
  */
 #include <errno.h>
 #include <limits.h>
@@ -19,26 +20,35 @@
 
 #include "http_i.h"
 
-/* A GET below fs/ returning JSON in *o (caller puts). */
-static int fs_get(struct http_backend *h, const char *id, const char *what,
-		  const char *path, json_object **o, struct nox_err *err)
+/* A GET of url (taken) returning JSON in *o (caller puts). */
+static int fs_get_url(struct http_backend *h, char *url, json_object **o,
+		      struct nox_err *err)
 {
 	struct http_call c;
 	int r;
 
 	*o = NULL;
 	r = http_ext_need(h, false, err);
-	if (r < 0)
+	if (r < 0) {
+		free(url);
 		return r;
-	http_call_init(
-	    &c, "GET",
-	    http_path(id, what, path ? "path" : NULL, path, NULL, NULL));
+	}
+	http_call_init(&c, "GET", url);
 	c.idempotent = true;
 	r = http_call_run(h, &c, err);
 	if (r == 0)
 		r = http_call_json(&c, o, err);
 	http_call_cleanup(&c);
 	return r;
+}
+
+/* A GET below fs/ returning JSON in *o (caller puts). */
+static int fs_get(struct http_backend *h, const char *id, const char *what,
+		  const char *path, json_object **o, struct nox_err *err)
+{
+	return fs_get_url(
+	    h, http_path(id, what, path ? "path" : NULL, path, NULL, NULL), o,
+	    err);
 }
 
 int http_fs_stat(struct nox_backend *b, const char *id, const char *path,
@@ -130,18 +140,86 @@ int http_fs_list(struct nox_backend *b, const char *id, const char *path,
 	return r;
 }
 
-/* The whole subtree in one request; tree paths cannot leave it. */
+/*
+ * fs/tree in pages of TREE_PAGE entries (docs/protocol.md): each page is
+ * checked whole before its callbacks, so the caller sees every entry once,
+ * in walk order, and holds one page at a time.  A server that ignores the
+ * paging answers the whole tree without "next": one page, as before.
+ */
+#define TREE_PAGE     4096
+#define TREE_PAGE_MAX 50000000 /* entries of one paged walk, at most */
+
+/* GET fs/tree?path=P&after=A&limit=TREE_PAGE; JSON in *o. */
+static int tree_page_get(struct http_backend *h, const char *id,
+			 const char *path, const char *after, json_object **o,
+			 struct nox_err *err)
+{
+	char *url, *full;
+	size_t n;
+
+	*o = NULL;
+	url = http_path(id, "/fs/tree", "path", path, after ? "after" : NULL,
+			after);
+	if (!url)
+		return nox_err_set(err, ENOMEM, "out of memory");
+	n = strlen(url) + 32;
+	full = malloc(n);
+	if (!full) {
+		free(url);
+		return nox_err_set(err, ENOMEM, "out of memory");
+	}
+	snprintf(full, n, "%s&limit=%d", url, TREE_PAGE);
+	free(url);
+	return fs_get_url(h, full, o, err);
+}
+
 int http_fs_tree(struct nox_backend *b, const char *id, const char *path,
 		 nox_tree_cb cb, void *ud, struct nox_err *err)
 {
-	struct fsw_ent *ents;
-	size_t i, n;
+	struct http_backend *h = http_of(b);
+	char *after = NULL, *next = NULL;
+	struct fsw_ent *ents = NULL;
+	size_t i, n = 0, total = 0;
+	char why[160];
+	json_object *o;
 	int r;
 
-	r = fs_entries(b, id, path, FSW_TREE, &ents, &n, err);
-	for (i = 0; i < n && r == 0; i++)
-		r = cb(ents[i].name, &ents[i].st, ents[i].target, ud);
-	fsw_entries_free(ents, n);
+	for (;;) {
+		r = tree_page_get(h, id, path, after, &o, err);
+		if (r < 0)
+			break;
+		r = fsw_entries_parse(o, FSW_TREE, &ents, &n, why, sizeof(why));
+		if (r == 0 &&
+		    fsw_get_name(o, "next", false, &next, why, sizeof(why)) < 0)
+			r = -EPROTO;
+		/* a whole answer (one page, or an older server's) needs no
+		 * order; pages must come in walk order */
+		if (r == 0 && (after || next))
+			r = fsw_tree_page_check(ents, n, after, next, why,
+						sizeof(why));
+		total += n;
+		if (r == 0 && total > TREE_PAGE_MAX) {
+			snprintf(why, sizeof(why), "more than %d entries",
+				 TREE_PAGE_MAX);
+			r = -EFBIG;
+		}
+		if (r < 0) {
+			r = nox_err_set(err, -r, "tree '%s': %s", path, why);
+		} else {
+			tree_statfs_keep(h, id, o);
+		}
+		json_object_put(o);
+		for (i = 0; i < n && r == 0; i++)
+			r = cb(ents[i].name, &ents[i].st, ents[i].target, ud);
+		fsw_entries_free(ents, n);
+		free(after);
+		after = next;
+		next = NULL;
+		if (r != 0 || !after)
+			break;
+	}
+	free(after);
+	free(next);
 	return r;
 }
 

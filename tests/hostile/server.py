@@ -161,6 +161,34 @@ class Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD" and status not in (204, 304):
             self.wfile.write(body)
 
+    # paged fs/tree (case tp*): page 1 is "a", "a/x", then page 2 is
+    # hostile per case (tpgood: "a-b", "b", the last page)
+    TREE_P2 = {
+        "tpgood": ({"entries": ["a-b", "b"]}, None),
+        "tprepeat": ({"entries": ["a/x", "b"]}, None),
+        "tpback": ({"entries": ["a"]}, None),
+        "tporder": ({"entries": ["b", "a-b"], "next": "a-b"}, None),
+        "tpcursor": ({"entries": ["a-b", "b"], "next": "a-b"}, None),
+        "tpempty": ({"entries": [], "next": "a/x"}, None),
+        "tptrunc": (None, b'{"entries": [{"type": "file", "path": "b"'),
+    }
+
+    def tree_page(self, case, after):
+        if case not in self.TREE_P2:
+            return self.send(404, {"error": "no case", "errno": "ENOENT"})
+        if after is None:
+            body = {"entries": ["a", "a/x"], "next": "a/x"}
+        elif after == "a/x":
+            body, raw = self.TREE_P2[case]
+            if raw is not None:
+                return self.send(200, raw)
+        else:
+            return self.send(400, {"error": "bad after", "errno": "EINVAL"})
+        out = dict(body)
+        out["entries"] = [stat_obj(typ="dir" if p == "a" else "file",
+                                   path=p) for p in body["entries"]]
+        return self.send(200, out)
+
     def partial(self, declared, sent):
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -420,6 +448,8 @@ class Handler(BaseHTTPRequestHandler):
             if case == "fsslash":
                 ents.append(stat_obj("a/b"))
             return self.send(200, {"entries": ents})
+        if rest == "fs/tree":
+            return self.tree_page(case, q.get("after", [None])[0])
         if rest == "fs/file" and m == "GET":
             return self.read_file(case)
         if rest == "fs/file" and m == "PUT":

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """
 test_ext.py - the noxd extensions: discovery, nox.sandboxes (list, info) and
-every nox.fs endpoint (stat, list, tree, file read with ranges, file write at
+every nox.fs endpoint (stat, list, tree and its pages, file read with ranges, file write at
 an offset, each fs/op, statfs), and --v1-only turning them all off while v1
 and /metrics keep working.
 
@@ -135,6 +135,57 @@ def test_non_utf8_names():
     p64 = base64.b64encode(b"dir/" + raw).decode()
     eq(op(d, "x", {"op": "unlink", "path64": p64}).status, 200, "unlink path64")
     check(not os.path.exists(os.path.join(ws.encode(), b"dir/" + raw)), "gone")
+
+
+def test_tree_pages():
+    """Paged fs/tree: pages of every size concatenate to the walk order
+    (parents first, siblings by bytes, "a-b" after all of "a/"), with a
+    name that is not UTF-8 as the cursor (next64 sent back as raw bytes);
+    --tree-page caps the limit; an unpaged request is whole."""
+    d = Noxd("--tree-page", "3")
+    eq(d.create("p").status, 200, "create")
+    ws = os.path.join(d.sandbox_dir("p"), "workspace").encode()
+    for rel in (b"a/x/y", b"a-b/z", b"a.b", b"a0", b"caf\xe9/in", b"b"):
+        parent, _, name = rel.rpartition(b"/")
+        os.makedirs(os.path.join(ws, parent), exist_ok=True)
+        with open(os.path.join(ws, rel), "wb") as f:
+            f.write(b"x")
+    want = [b"a", b"a/x", b"a/x/y", b"a-b", b"a-b/z", b"a.b", b"a0", b"b",
+            b"caf\xe9", b"caf\xe9/in"]
+
+    def path_of(e, key="path"):
+        if key + "64" in e:
+            return base64.b64decode(e[key + "64"])
+        return e[key].encode()
+
+    for limit in (1, 2, 3, 10):
+        got, after, pages = [], None, 0
+        while True:
+            url = FS % "p" + "tree?path=&limit=%d" % limit
+            if after is not None:
+                url += "&after=" + urllib.parse.quote(after, safe="")
+            r = d.req("GET", url)
+            eq(r.status, 200, "page %d of limit %d" % (pages, limit))
+            j = r.json()
+            pages += 1
+            check(len(j["entries"]) <= min(limit, 3), "page within the cap")
+            got += [path_of(e) for e in j["entries"]]
+            if "next" not in j and "next64" not in j:
+                check("statfs" in j, "the last page carries statfs")
+                break
+            after = path_of(j, "next")
+            eq(after, got[-1], "next is the page's last path")
+            check(pages < 20, "the walk ends")
+        eq(got, want, "limit %d: the walk order" % limit)
+    whole = d.req("GET", FS % "p" + "tree?path=").json()
+    check("next" not in whole, "unpaged: one answer")
+    eq(len(whole["entries"]), len(want), "unpaged: whole")
+    sub = d.req("GET", FS % "p" + "tree?path=a&limit=1&after=x").json()
+    eq([e["path"] for e in sub["entries"]], ["x/y"], "relative to P")
+    for bad in ("after=", "after=..%2Fa", "after=%2Fa", "after=a%2F.%2Fb",
+                "limit=0", "limit=-3", "limit=1x"):
+        r = d.req("GET", FS % "p" + "tree?path=&" + bad)
+        eq((r.status, r.json().get("errno")), (400, "EINVAL"), bad)
 
 
 def test_file_read_ranges():
@@ -338,5 +389,6 @@ def test_v1_only():
 if __name__ == "__main__":
     need_bwrap()
     run([test_discovery, test_sandboxes, test_stat_list_tree,
-         test_non_utf8_names, test_file_read_ranges, test_file_write,
-         test_fs_ops, test_fs_confinement, test_statfs, test_v1_only])
+         test_non_utf8_names, test_tree_pages, test_file_read_ranges,
+         test_file_write, test_fs_ops, test_fs_confinement, test_statfs,
+         test_v1_only])

@@ -330,9 +330,10 @@ nt_start_noxd() {
 	local v1=()
 	[ -x "$noxd" ] || nt_die "no $noxd"
 	[ "$NT_BACKEND" = noxd-v1 ] && v1=(--v1-only)
+	# NT_NOXD_ARGS: more options, split at white space (pages.sh)
 	NT_NOXD_LOG="$NT_TMP/noxd.log"
 	"$noxd" --listen 127.0.0.1:0 --base-dir "$NT_BASE" --port-file "$pf" \
-		"${v1[@]}" >"$NT_NOXD_LOG" 2>&1 &
+		"${v1[@]}" ${NT_NOXD_ARGS:-} >"$NT_NOXD_LOG" 2>&1 &
 	NT_NOXD_PID=$!
 	for i in $(seq 100); do
 		[ -s "$pf" ] && break

@@ -3,8 +3,8 @@
 # command makes NOX_MANY_FILES files, then find, stat of every file, grep
 # -r and rm -rf walk it through the mount.  Default sizes: 200,000 on the
 # local backend; 20,000 over noxd, where every file is also a download
-# and every unlink a request (a 200,000-file listing is one JSON body of
-# ~380 MB in both processes today); 2,000 over noxd --v1-only, where the
+# and every unlink a request (the listing comes in pages: tools/bench/many.py
+# measures 200,000 files); 2,000 over noxd --v1-only, where the
 # rm -rf is a script exec per 500 names (20,000 took 10 minutes).  Under
 # the sanitizers (NOX_SANITIZED=1) a tenth, at least 1,000: always well
 # above the 256 descriptors the mount may keep.  The daemon's open descriptors are

@@ -673,6 +673,83 @@ static void test_files(void)
 	free(big);
 }
 
+/* A page of tree entries with these paths (only names are checked). */
+static struct fsw_ent *page_of(const char *const *paths, size_t n)
+{
+	struct fsw_ent *e = calloc(n ? n : 1, sizeof(*e));
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		e[i].name = strdup(paths[i]);
+	return e;
+}
+
+static int check_page(const char *const *paths, size_t n, const char *after,
+		      const char *next)
+{
+	struct fsw_ent *e = page_of(paths, n);
+	char why[160];
+	int r = fsw_tree_page_check(e, n, after, next, why, sizeof(why));
+
+	fsw_entries_free(e, n);
+	return r;
+}
+
+static void test_tree_pages(void)
+{
+	static const char *const walk[] = {"a",	  "a/x", "a/x/y", "a-b",
+					   "a.b", "a0",	 "b",	  "b/\x01"};
+	static const char *const p1[] = {"a", "a/x", "a/x/y"};
+	static const char *const p2[] = {"a-b", "a.b"};
+	static const char *const rep[] = {"a-b", "a-b"};
+	static const char *const back[] = {"a.b", "a-b"};
+	static const char *const child_first[] = {"a/x", "a"};
+	static const char *const one[] = {"a"};
+	static const char *cut[] = {"{\"entries\": [{\"type\": \"file\"",
+				    "{\"entries\": []",
+				    "{\"entries\": [], \"next\": \"a\"} x"};
+	json_object *o;
+	char why[160];
+	size_t i, j;
+
+	/* walk order: a parent before its children, children before a
+	 * sibling that sorts after "/" only by bytes */
+	for (i = 0; i < sizeof(walk) / sizeof(*walk); i++)
+		for (j = 0; j < sizeof(walk) / sizeof(*walk); j++) {
+			int c = fsw_path_cmp(walk[i], walk[j]);
+
+			CU_ASSERT(i < j ? c < 0 : i == j ? c == 0 : c > 0);
+		}
+	CU_ASSERT(strcmp("a-b", "a/x") < 0); /* bytes say otherwise */
+
+	/* good pages: the first, then one after its cursor, then the last */
+	CU_ASSERT_EQUAL(check_page(p1, 3, NULL, "a/x/y"), 0);
+	CU_ASSERT_EQUAL(check_page(p2, 2, "a/x/y", "a.b"), 0);
+	CU_ASSERT_EQUAL(check_page(p2, 0, "a.b", NULL), 0);
+	CU_ASSERT_EQUAL(check_page(p1, 3, NULL, NULL), 0);
+	/* bad cursor: "next" not the page's last path, or on an empty
+	 * page (no progress: the client would loop) */
+	CU_ASSERT_EQUAL(check_page(p1, 3, NULL, "a/x"), -EPROTO);
+	CU_ASSERT_EQUAL(check_page(p1, 3, NULL, "zzz"), -EPROTO);
+	CU_ASSERT_EQUAL(check_page(p1, 0, "a", "a"), -EPROTO);
+	/* a page that repeats the last one, or goes backwards */
+	CU_ASSERT_EQUAL(check_page(p1, 3, "a/x/y", "a/x/y"), -EPROTO);
+	CU_ASSERT_EQUAL(check_page(one, 1, "a", NULL), -EPROTO);
+	CU_ASSERT_EQUAL(check_page(p1, 3, "a.b", NULL), -EPROTO);
+	/* entries out of order within a page */
+	CU_ASSERT_EQUAL(check_page(rep, 2, NULL, "a-b"), -EPROTO);
+	CU_ASSERT_EQUAL(check_page(back, 2, NULL, "a-b"), -EPROTO);
+	CU_ASSERT_EQUAL(check_page(child_first, 2, NULL, "a"), -EPROTO);
+	/* a truncated page is no JSON object at all */
+	for (i = 0; i < sizeof(cut) / sizeof(*cut); i++) {
+		o = NULL;
+		CU_ASSERT(fsw_json_parse(cut[i], strlen(cut[i]), &o, why,
+					 sizeof(why)) < 0);
+		if (o)
+			json_object_put(o);
+	}
+}
+
 int main(void)
 {
 	static const struct tu_test tests[] = {
@@ -688,6 +765,7 @@ int main(void)
 	    {"fs/op hostile requests", test_op_hostile},
 	    {"utimens times", test_times},
 	    {"fs/files encode -> parse, hostile requests", test_files},
+	    {"tree pages: walk order, hostile pages", test_tree_pages},
 	    {NULL, NULL},
 	};
 

@@ -1509,6 +1509,36 @@ static void test_noxd_tree(void)
 	noxd_stop(&d);
 }
 
+/* Paged fs/tree against hostile second pages: each page is checked whole
+ * before its entries are passed on, so a bad page passes none of its own. */
+static void test_tree_pages_hostile(void)
+{
+	static const struct {
+		const char *id;
+		int rc, n; /* the result, and the entries passed on */
+	} cases[] = {
+	    {"tpgood", 0, 4},	      {"tprepeat", -EPROTO, 2},
+	    {"tpback", -EPROTO, 2},   {"tporder", -EPROTO, 2},
+	    {"tpcursor", -EPROTO, 2}, {"tpempty", -EPROTO, 2},
+	    {"tptrunc", -EPROTO, 2},
+	};
+	struct nox_backend *b = hs_new(NULL, 0, 0, false);
+	struct nox_err err;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		struct tree_seen t = {0};
+		int r = nox_backend_tree(b, cases[i].id, "", tree_cb, &t, &err);
+
+		CU_ASSERT_EQUAL(r, cases[i].rc);
+		CU_ASSERT_EQUAL(t.n, cases[i].n);
+		if (r != cases[i].rc || t.n != cases[i].n)
+			fprintf(stderr, "case %s: %d (%s), %d entries\n",
+				cases[i].id, r, err.msg, t.n);
+	}
+	nox_backend_free(b);
+}
+
 static void test_noxd_v1_only(void)
 {
 	static const char *const v1[] = {"--v1-only", NULL};
@@ -1815,6 +1845,8 @@ int main(void)
 	    {"extension discovery", test_discovery},
 	    {"malformed JSON answers", test_malformed_json},
 	    {"malformed nox.fs answers", test_fs_hostile},
+	    {"fs/tree pages: a hostile page is refused whole",
+	     test_tree_pages_hostile},
 	    {"stalled body: deadline", test_stall},
 	    {"slow body: bounded by progress", test_trickle},
 	    {"reset mid-body", test_reset},

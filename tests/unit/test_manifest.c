@@ -424,6 +424,81 @@ static void test_fetched_total(void)
 	CU_ASSERT_EQUAL(m.fetched_bytes, 0);
 }
 
+/* A merge begun and given two pages: "d", then "d/new". */
+static struct merge *two_pages(struct manifest *m, int tfd, struct guard *g)
+{
+	static const char *const paths[] = {"d", "d/new"};
+	static const char *const types[] = {"d", "f"};
+	struct nox_err err;
+	struct merge *run;
+	struct listing l;
+	char buf[256];
+	size_t i, n;
+
+	CU_ASSERT_FATAL(
+	    manifest_merge_begin(&run, m, tfd, -1, g_busy, g_skip, g) == 0);
+	for (i = 0; i < 2; i++) {
+		n = rec(buf, 0, types[i], "755", "5", "", paths[i]);
+		CU_ASSERT_FATAL(listing_parse_find(buf, n, &l, &err) == 0);
+		CU_ASSERT_EQUAL(manifest_merge_part(run, &l, &err), 0);
+		listing_cleanup(&l);
+	}
+	return run;
+}
+
+/*
+ * A merge in parts (a paged listing): entries of every part appear at
+ * once; only a whole listing removes what the server no longer has, and
+ * a path in any part counts as the server's.
+ */
+static void test_merge_parts(void)
+{
+	char *base = tu_mkdtemp("manifest");
+	char *tree = tu_strf("%s/tree", base);
+	struct guard g = {0, NULL};
+	struct manifest m;
+	struct listing l;
+	struct nox_err err;
+	struct merge *run;
+	char buf[2048];
+	size_t n;
+	int tfd;
+
+	CU_ASSERT_FATAL(mkdir(tree, 0700) == 0);
+	tfd = open(tree, O_PATH | O_DIRECTORY);
+	CU_ASSERT_FATAL(tfd >= 0);
+	CU_ASSERT_FATAL(manifest_init(&m) == 0);
+	n = rec(buf, 0, "d", "755", "0", "", "d");
+	n = rec(buf, n, "f", "644", "3", "", "d/old");
+	n = rec(buf, n, "f", "644", "4", "", "gone");
+	CU_ASSERT_FATAL(listing_parse_find(buf, n, &l, &err) == 0);
+	CU_ASSERT_EQUAL(
+	    manifest_merge(&m, tfd, &l, -1, g_busy, g_skip, &g, &err), 0);
+	listing_cleanup(&l);
+	CU_ASSERT(exists(tree, "d/old") && exists(tree, "gone"));
+
+	/* pages: "d" then "d/new"; "d/old" and "gone" are not listed */
+	run = two_pages(&m, tfd, &g);
+	CU_ASSERT(exists(tree, "d/new")); /* at once, before the end */
+	CU_ASSERT_EQUAL(manifest_merge_count(run), 2);
+	/* a listing cut short (a later page failed) removes nothing */
+	manifest_merge_end(run, false);
+	CU_ASSERT(exists(tree, "d/old") && exists(tree, "gone"));
+
+	/* the same pages, whole: what no page had is removed */
+	run = two_pages(&m, tfd, &g);
+	manifest_merge_end(run, true);
+	CU_ASSERT(exists(tree, "d/new"));
+	CU_ASSERT(!exists(tree, "d/old") && !exists(tree, "gone"));
+	CU_ASSERT_EQUAL(m.fetched_bytes, walk_fetched(&m));
+
+	manifest_cleanup(&m);
+	close(tfd);
+	tu_rm_rf(base);
+	free(tree);
+	free(base);
+}
+
 int main(void)
 {
 	static const struct tu_test tests[] = {
@@ -436,6 +511,8 @@ int main(void)
 	     test_merge_types},
 	    {"fetched bytes: the running total matches a walk",
 	     test_fetched_total},
+	    {"merge in parts: pages merged at once, pruned when whole",
+	     test_merge_parts},
 	    {NULL, NULL}};
 
 	return tu_main("manifest", tests);

@@ -374,6 +374,8 @@ int api_fs_tree(struct noxd_req *r)
 
 	if (!path)
 		return 0;
+	if (server_query(r, "limit") || server_query(r, "after"))
+		return api_fs_tree_page(r, path);
 	arr = json_object_new_array();
 	if (!arr)
 		return server_reply_json(r, MHD_HTTP_OK, NULL);

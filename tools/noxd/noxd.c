@@ -81,6 +81,8 @@ static void noxd_usage(FILE *f)
 	       "off)\n"
 	       "      --conn-timeout S     close idle connections after S "
 	       "seconds (default 300)\n"
+	       "      --tree-page N        entries per fs/tree page at most "
+	       "(default 10000)\n"
 	       "      --pid-file FILE      write the pid once listening\n"
 	       "      --port-file FILE     write the port once listening\n"
 	       "  -d, --debug              log debug messages\n"
@@ -143,6 +145,7 @@ enum {
 	OPT_EXEC_UMASK,
 	OPT_REAP_INTERVAL,
 	OPT_CONN_TIMEOUT,
+	OPT_TREE_PAGE,
 	OPT_PID_FILE,
 	OPT_PORT_FILE,
 	OPT_DAEMON,
@@ -160,6 +163,7 @@ static const struct option noxd_longopts[] = {
     {"exec-umask", required_argument, NULL, OPT_EXEC_UMASK},
     {"reap-interval", required_argument, NULL, OPT_REAP_INTERVAL},
     {"conn-timeout", required_argument, NULL, OPT_CONN_TIMEOUT},
+    {"tree-page", required_argument, NULL, OPT_TREE_PAGE},
     {"pid-file", required_argument, NULL, OPT_PID_FILE},
     {"port-file", required_argument, NULL, OPT_PORT_FILE},
     {"debug", no_argument, NULL, 'd'},
@@ -184,6 +188,7 @@ static int noxd_parse_opts(int argc, char **argv, struct noxd_opts *o)
 	o->exec_umask = NOX_DEFAULT_EXEC_UMASK;
 	o->reap_interval = 30;
 	o->conn_timeout = NOXD_CONN_TIMEOUT;
+	o->tree_page = NOXD_TREE_PAGE;
 	o->token = getenv("NOXD_TOKEN");
 	for (;;) {
 		c = getopt_long(argc, argv, "l:b:t:dfhV", noxd_longopts, NULL);
@@ -256,6 +261,15 @@ static int noxd_parse_opts(int argc, char **argv, struct noxd_opts *o)
 				return -1;
 			}
 			o->conn_timeout = (unsigned)v;
+			break;
+		case OPT_TREE_PAGE:
+			if (noxd_parse_size(optarg, &v) < 0 || v == 0 ||
+			    v > 1000000) {
+				fprintf(stderr, "noxd: bad --tree-page '%s'\n",
+					optarg);
+				return -1;
+			}
+			o->tree_page = (size_t)v;
 			break;
 		case OPT_PID_FILE:
 			o->pid_file = optarg;

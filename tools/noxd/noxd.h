@@ -32,6 +32,7 @@ struct json_object;
 #define NOXD_DEFAULT_PORT     8080
 #define NOXD_CONN_TIMEOUT     300 /* idle seconds before MHD closes */
 #define NOXD_CONN_LIMIT	      512
+#define NOXD_TREE_PAGE	      10000 /* entries per fs/tree page at most */
 
 /* Metric labels, in the order protocol.md lists them. */
 enum noxd_ep {
@@ -77,6 +78,7 @@ struct noxd_opts {
 	mode_t exec_umask;	/* the commands' umask */
 	unsigned conn_timeout;	/* idle seconds before MHD closes */
 	unsigned reap_interval; /* seconds; 0: no reaper */
+	size_t tree_page;	/* entries per paged fs/tree answer, at most */
 	const char *pid_file;
 	const char *port_file;
 	bool debug;
@@ -234,6 +236,8 @@ int api_fs_write(struct noxd_req *r);
 int api_fs_op(struct noxd_req *r);
 int api_fs_statfs(struct noxd_req *r);
 int api_fs_files(struct noxd_req *r);
+/* GET fs/tree with "limit" or "after": one page (api_tree.c). */
+int api_fs_tree_page(struct noxd_req *r, const char *path);
 
 /* ---- metrics.c ---------------------------------------------------------- */
 
