@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Many files over HTTP: peak memory of the noxfs daemon and of noxd.
 
-    tools/bench/many.py [--files N] [--per-dir N] [--v1-only] [--keep]
+    tools/bench/many.py [--files N] [--per-dir N] [--v1-only | --local] [--keep]
 
 Starts noxd on 127.0.0.1 (with --v1-only: no extensions) over a temp base
-dir, mounts noxfs -o session=many on it, lets a command in the sandbox
+dir, mounts noxfs -o session=many on it (with --local: noxfs on the local
+backend over the temp base dir, no noxd), lets a command in the sandbox
 make N files (per-dir files in each directory, awk), then walks them
 through the mount: find, and stat of every file.  Prints the time of each
 step and the peak RSS (VmHWM of /proc/PID/status) of both processes, after
@@ -58,6 +59,8 @@ def main():
     ap.add_argument("--files", type=int, default=200000)
     ap.add_argument("--per-dir", type=int, default=1000)
     ap.add_argument("--v1-only", action="store_true")
+    ap.add_argument("--local", action="store_true",
+                    help="the local backend (no noxd)")
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
@@ -67,17 +70,22 @@ def main():
         os.makedirs(d)
     noxd = fs = None
     try:
-        pf = os.path.join(work, "port")
-        args = [os.path.join(a.build, "tools/noxd/noxd"), "--listen", "127.0.0.1:0",
-                "--base-dir", base, "--port-file", pf, "--reap-interval", "0"]
-        if a.v1_only:
-            args.append("--v1-only")
-        noxd = subprocess.Popen(args, stdout=subprocess.DEVNULL,
-                                stderr=open(os.path.join(work, "noxd.log"), "w"))
-        wait_for(lambda: os.path.exists(pf) and open(pf).read().strip(), "noxd")
-        url = "http://127.0.0.1:" + open(pf).read().strip()
-        fs = subprocess.Popen([os.path.join(a.build, "src/fs/noxfs"), "--url", url, "-f",
-                               "-o", f"session=many,cache_dir={cache}", mnt],
+        if a.local:
+            src = ["--local=" + base]
+            opts = "session=many"
+        else:
+            pf = os.path.join(work, "port")
+            args = [os.path.join(a.build, "tools/noxd/noxd"), "--listen", "127.0.0.1:0",
+                    "--base-dir", base, "--port-file", pf, "--reap-interval", "0"]
+            if a.v1_only:
+                args.append("--v1-only")
+            noxd = subprocess.Popen(args, stdout=subprocess.DEVNULL,
+                                    stderr=open(os.path.join(work, "noxd.log"), "w"))
+            wait_for(lambda: os.path.exists(pf) and open(pf).read().strip(), "noxd")
+            src = ["--url", "http://127.0.0.1:" + open(pf).read().strip()]
+            opts = f"session=many,cache_dir={cache}"
+        fs = subprocess.Popen([os.path.join(a.build, "src/fs/noxfs")] + src + ["-f",
+                               "-o", opts, mnt],
                               stdout=subprocess.DEVNULL,
                               stderr=open(os.path.join(work, "noxfs.log"), "w"))
         wait_for(lambda: os.path.exists(os.path.join(mnt, ".nox", "exec")), "the mount")
@@ -97,20 +105,25 @@ def main():
         out = subprocess.run(f"find '{mnt}/t' | wc -l", shell=True, check=True,
                              capture_output=True, text=True).stdout.strip()
         tfind = time.time() - t0
-        find_fs, find_noxd = status(fs.pid, "VmHWM"), status(noxd.pid, "VmHWM")
+        find_fs = status(fs.pid, "VmHWM")
+        find_noxd = status(noxd.pid, "VmHWM") if noxd else 0
         t0 = time.time()
         sout = subprocess.run(f"find '{mnt}/t' -type f -print0 | xargs -0 stat -c %s -- "
                               "| wc -l", shell=True, check=True, capture_output=True,
                               text=True).stdout.strip()
         tstat = time.time() - t0
-        hw_fs, hw_noxd = status(fs.pid, "VmHWM"), status(noxd.pid, "VmHWM")
-        print(f"backend: noxd{' --v1-only' if a.v1_only else ''}; files: {n} in {dirs} dirs")
+        hw_fs = status(fs.pid, "VmHWM")
+        hw_noxd = status(noxd.pid, "VmHWM") if noxd else 0
+        fds = len(os.listdir(f"/proc/{fs.pid}/fd"))
+        backend = "local" if a.local else "noxd" + (" --v1-only" if a.v1_only else "")
+        print(f"backend: {backend}; files: {n} in {dirs} dirs")
         print(f"make (command): {make:.1f} s")
         print(f"find: {tfind:.1f} s ({out} entries, want {n + dirs + 1}); peak RSS by then: "
               f"noxfs {find_fs / 1024:.1f} MiB, noxd {find_noxd / 1024:.1f} MiB")
         print(f"stat of all: {tstat:.1f} s ({sout} files)")
         print(f"peak RSS noxfs: {hw_fs / 1024:.1f} MiB")
-        print(f"peak RSS noxd: {hw_noxd / 1024:.1f} MiB")
+        print(f"peak RSS noxd: {hw_noxd / 1024:.1f} MiB" if noxd else "noxd: none")
+        print(f"noxfs descriptors at the end: {fds}")
         ok = out == str(n + dirs + 1) and sout == str(n)
         return 0 if ok else 1
     finally:
