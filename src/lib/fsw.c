@@ -1059,11 +1059,14 @@ int fsw_files_parse(const char *s, size_t len, char ***paths, size_t *nout,
 	for (i = 0; i < n; i++) {
 		json_object *el = json_object_array_get_idx(arr, i);
 
-		if (!el || !json_object_is_type(el, json_type_object) ||
-		    fsw_get_name(el, "path", true, &v[i], why, sizeof(why)) <
-			0) {
-			r = nox_err_set(err, EINVAL, "file %zu: %s", i,
-					el ? why : "not an object");
+		if (!el || !json_object_is_type(el, json_type_object)) {
+			r = nox_err_set(err, EINVAL, "file %zu: not an object",
+					i);
+			goto out;
+		}
+		if (fsw_get_name(el, "path", true, &v[i], why, sizeof(why)) <
+		    0) {
+			r = nox_err_set(err, EINVAL, "file %zu: %s", i, why);
 			goto out;
 		}
 		if (!rel_ok(v[i])) {

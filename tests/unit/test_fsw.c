@@ -658,6 +658,13 @@ static void test_files(void)
 		CU_ASSERT_PTR_NULL(got);
 		CU_ASSERT_EQUAL(n, 0);
 	}
+	/* the error names what was wrong with the entry */
+	CU_ASSERT_EQUAL(fsw_files_parse(bad[2], strlen(bad[2]), &got, &n, &err),
+			-EINVAL);
+	CU_ASSERT_STRING_EQUAL(err.msg, "file 0: not an object");
+	CU_ASSERT_EQUAL(fsw_files_parse(bad[4], strlen(bad[4]), &got, &n, &err),
+			-EINVAL);
+	CU_ASSERT_STRING_EQUAL(err.msg, "file 0: bad path");
 
 	/* more than FSW_FILES_MAX paths */
 	len = (size_t)(FSW_FILES_MAX + 1) * 15 + 16;
