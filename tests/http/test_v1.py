@@ -4,11 +4,14 @@ test_v1.py - every NoxRunner v1 endpoint of noxd on its happy path, with the
 status codes and JSON shapes of docs/protocol.md: healthz, create (idempotent,
 expiresAt format), touch, exec (exit codes, 124 timeout, 127, env, workdir,
 output cap), upload + download round trip (modes, binary data, a single file),
+the download streamed as it is packed (and stopped when its client leaves),
 delete (204, then 404).
 """
 import calendar
+import http.client
 import os
 import re
+import socket
 import stat
 import sys
 import time
@@ -260,6 +263,69 @@ def test_upload_download_roundtrip():
     eq(d.download("u1", src="/workspace/nope").status, 404, "missing src")
 
 
+def _noxd_fds(pid):
+    """Targets of noxd's open descriptors."""
+    out = []
+    d = "/proc/%d/fd" % pid
+    for n in os.listdir(d):
+        try:
+            out.append(os.readlink(os.path.join(d, n)))
+        except OSError:
+            pass  # closed meanwhile
+    return out
+
+
+def _threads(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+    return -1
+
+
+def test_download_streamed():
+    """A download is sent as it is packed: while a client holds the first
+    bytes of a 32 MiB file's archive, noxd is still reading the file and
+    keeps no staged copy of the archive (the old code packed it whole into
+    an unlinked temp file first).  A client that leaves midway stops the
+    packer: noxd's threads and descriptors return to what they were."""
+    d = Noxd()
+    d.create("st")
+    ws = os.path.join(d.sandbox_dir("st"), "workspace")
+    blob = os.urandom(32 << 20)  # incompressible: pipe and socket fill up
+    big = os.path.join(ws, "big.bin")
+    with open(big, "wb") as f:
+        f.write(blob)
+    pid = d.proc.pid
+    fds0, th0 = len(_noxd_fds(pid)), _threads(pid)
+    c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=60)
+    c.request("GET", "/v1/sandboxes/st/files/download?src=big.bin")
+    r = c.getresponse()
+    eq(r.status, 200, "download status")
+    eq(r.getheader("content-length"), None, "no Content-Length")
+    eq(r.getheader("transfer-encoding"), "chunked", "chunked")
+    eq(r.read(4096)[:2], b"\x1f\x8b", "gzip magic first")
+    fds = _noxd_fds(pid)
+    check(big in fds, "the file is still being read: %r" % fds)
+    check(not any(t.endswith(" (deleted)") for t in fds),
+          "a staged archive is open: %r" % fds)
+    # leave midway
+    c.sock.shutdown(socket.SHUT_RDWR)
+    c.close()
+    deadline = time.time() + 15
+    while time.time() < deadline and (len(_noxd_fds(pid)) > fds0 or
+                                      _threads(pid) > th0):
+        time.sleep(0.1)
+    eq(len(_noxd_fds(pid)), fds0, "descriptors after a client left: %r"
+       % _noxd_fds(pid))
+    eq(_threads(pid), th0, "threads after a client left")
+    check(d.proc.poll() is None, "noxd alive")
+    # the whole archive, read to its end, is right
+    r = d.download("st", src="big.bin")
+    eq(r.status, 200, "second download")
+    eq(read_tgz(r.body)["big.bin"][1], blob, "content")
+
+
 def test_delete():
     d = Noxd()
     d.create("d1")
@@ -278,4 +344,5 @@ if __name__ == "__main__":
     run([test_healthz, test_create_idempotent, test_touch, test_exec_basics,
          test_exec_timeout, test_exec_output_cap, test_exec_bytes,
          test_exec_umask,
-         test_upload_download_roundtrip, test_delete])
+         test_upload_download_roundtrip, test_download_streamed,
+         test_delete])

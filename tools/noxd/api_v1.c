@@ -6,10 +6,15 @@
  * router, sandbox paths here), calls the backend once and answers with the
  * v1 JSON shape or an error carrying the errno name.  Large data never sits
  * in memory: uploads arrive in an unlinked temp file (server.c spools
- * them), downloads are packed into one and sent with sendfile.
+ * them); a download is packed by a thread of its own into a pipe and sent
+ * as it is made (chunked), so its first byte leaves before its last file
+ * is read and no copy of the archive is kept on disk.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,30 +197,143 @@ int api_upload(struct noxd_req *r)
 	return server_reply_buf(r, MHD_HTTP_OK, "application/json", "{}", 2);
 }
 
+/*
+ * A download in flight: the packer thread writes the archive into the
+ * pipe, MHD's reader callback takes it out.  What the packer sent before
+ * the reply was chosen is kept in head[]: an error found before any byte
+ * (no such path, no such sandbox) still gets its own status, one found
+ * later can only cut the stream (the client then sees a short chunked
+ * body, never a complete-looking one).
+ */
+struct dl {
+	struct noxd *d;
+	enum noxd_ep ep;
+	struct nox_backend *b;
+	char id[NOX_ID_MAX + 1];
+	char *src;
+	int rfd, wfd;
+	pthread_t th;
+	bool joined;
+	int rc;
+	struct nox_err err;
+	char head[16384];
+	size_t nhead, ohead;
+};
+
+static void *dl_pack(void *arg)
+{
+	struct dl *x = arg;
+
+	x->rc = nox_backend_download(x->b, x->id, x->src, x->wfd, &x->err);
+	close(x->wfd);
+	x->wfd = -1;
+	return NULL;
+}
+
+static void dl_join(struct dl *x)
+{
+	if (!x->joined) {
+		pthread_join(x->th, NULL);
+		x->joined = true;
+	}
+}
+
+static void dl_free(void *cls)
+{
+	struct dl *x = cls;
+
+	/* a client gone midway: the packer's next write fails (EPIPE) */
+	close(x->rfd);
+	dl_join(x);
+	free(x->src);
+	free(x);
+}
+
+static ssize_t dl_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct dl *x = cls;
+	ssize_t n;
+
+	(void)pos;
+	if (x->ohead < x->nhead) {
+		n = (ssize_t)(x->nhead - x->ohead);
+		if ((size_t)n > max)
+			n = (ssize_t)max;
+		memcpy(buf, x->head + x->ohead, (size_t)n);
+		x->ohead += (size_t)n;
+	} else {
+		do
+			n = read(x->rfd, buf, max);
+		while (n < 0 && errno == EINTR);
+	}
+	if (n > 0) {
+		metrics_count_out(x->d, x->ep, (uint64_t)n);
+		return n;
+	}
+	dl_join(x);
+	if (n == 0 && x->rc == 0)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	nox_log(NOX_LOG_ERR, "download from sandbox '%s' cut: %s", x->id,
+		n < 0 ? strerror(errno) : nox_err_str(&x->err, -x->rc));
+	return MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
 int api_download(struct noxd_req *r)
 {
-	struct nox_err err;
-	struct stat st;
+	int p[2], rc;
 	const char *src;
-	int fd, rc;
+	struct dl *x;
+	ssize_t n;
 
 	if (api_sandbox_path(r, "src", &src) < 0)
 		return 0;
-	fd = server_tmpfile(r->d);
-	if (fd < 0)
-		return server_reply_errno(r, fd, "cannot create a temp file");
-	rc = nox_backend_download(r->d->backend, r->id, src, fd, &err);
-	if (rc < 0) {
-		close(fd);
-		return api_fail(r, rc, &err);
+	x = calloc(1, sizeof(*x));
+	if (x)
+		x->src = strdup(src);
+	if (!x || !x->src) {
+		free(x);
+		return server_reply_errno(r, ENOMEM, NULL);
 	}
-	if (fstat(fd, &st) < 0) {
+	if (pipe2(p, O_CLOEXEC) < 0) {
 		rc = errno;
-		close(fd);
-		return server_reply_errno(r, rc, "cannot stat the archive");
+		free(x->src);
+		free(x);
+		return server_reply_errno(r, rc, "cannot create a pipe");
 	}
-	return server_reply_fd(r, MHD_HTTP_OK, API_TAR_TYPE, fd,
-			       (uint64_t)st.st_size);
+	x->d = r->d;
+	x->ep = r->ep;
+	x->b = r->d->backend;
+	snprintf(x->id, sizeof(x->id), "%s", r->id);
+	x->rfd = p[0];
+	x->wfd = p[1];
+	rc = pthread_create(&x->th, NULL, dl_pack, x);
+	if (rc != 0) {
+		close(p[0]);
+		close(p[1]);
+		free(x->src);
+		free(x);
+		return server_reply_errno(r, rc, "cannot start the packer");
+	}
+	/* wait for the first bytes or the end: that chooses the status */
+	do
+		n = read(x->rfd, x->head, sizeof(x->head));
+	while (n < 0 && errno == EINTR);
+	if (n <= 0) {
+		rc = n < 0 ? -errno : 0;
+		dl_join(x);
+		if (rc == 0)
+			rc = x->rc;
+		if (rc < 0) {
+			rc = x->rc < 0 ? api_fail(r, x->rc, &x->err)
+				       : server_reply_errno(r, -rc, NULL);
+			dl_free(x);
+			return rc;
+		}
+	} else {
+		x->nhead = (size_t)n;
+	}
+	return server_reply_stream(r, MHD_HTTP_OK, API_TAR_TYPE,
+				   MHD_SIZE_UNKNOWN, dl_read, x, dl_free);
 }
 
 int api_delete(struct noxd_req *r)

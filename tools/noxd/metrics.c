@@ -50,6 +50,12 @@ void metrics_count_reply(struct noxd *d, enum noxd_ep ep, int status,
 				  memory_order_relaxed);
 }
 
+void metrics_count_out(struct noxd *d, enum noxd_ep ep, uint64_t n)
+{
+	atomic_fetch_add_explicit(&d->metrics.bytes_out[ep], n,
+				  memory_order_relaxed);
+}
+
 void metrics_count_in(struct noxd *d, enum noxd_ep ep, uint64_t n)
 {
 	atomic_fetch_add_explicit(&d->metrics.bytes_in[ep], n,

@@ -187,7 +187,9 @@ int server_reply_fd(struct noxd_req *r, int status, const char *ctype, int fd,
 /*
  * Streams size bytes produced by read_cb (MHD content-reader semantics:
  * return bytes written to buf, or -1 end / -2 error); free_cb(cls) runs
- * when the response is gone, also when this call fails.
+ * when the response is gone, also when this call fails.  A size of
+ * MHD_SIZE_UNKNOWN sends the body chunked; read_cb then counts the bytes
+ * it gives with metrics_count_out().
  */
 int server_reply_stream(struct noxd_req *r, int status, const char *ctype,
 			uint64_t size,
@@ -246,6 +248,8 @@ void metrics_count_request(struct noxd *d, enum noxd_ep ep);
 void metrics_count_reply(struct noxd *d, enum noxd_ep ep, int status,
 			 uint64_t bytes_out);
 void metrics_count_in(struct noxd *d, enum noxd_ep ep, uint64_t n);
+/* Body bytes of a reply whose size was unknown when it was queued. */
+void metrics_count_out(struct noxd *d, enum noxd_ep ep, uint64_t n);
 int api_metrics(struct noxd_req *r);
 
 /* ---- reaper.c ----------------------------------------------------------- */

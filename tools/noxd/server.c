@@ -274,6 +274,8 @@ static int srv_queue(struct noxd_req *r, int status, const char *ctype,
 	for (i = 0; i < r->nhdr; i++)
 		MHD_add_response_header(resp, r->hdr_name[i], r->hdr_value[i]);
 	r->nhdr = 0;
+	if (len == MHD_SIZE_UNKNOWN)
+		len = 0; /* a chunked body counts its own bytes */
 	r->status = status;
 	r->bytes_out = len;
 	metrics_count_reply(r->d, r->ep, status, len);
