@@ -76,6 +76,7 @@ struct cache {
 	unsigned long listed_execs; /* execs when the listing started */
 	bool listing;		    /* a refresh is running */
 	struct timespec listed_at;  /* CLOCK_MONOTONIC */
+	double list_took;	    /* s, the last listing (LIST_AGE) */
 	struct timespec list_retry; /* no refresh before (failures) */
 	int list_errno;		    /* its error (negative), or 0 */
 	bool list_wanted;	    /* the flusher is to take a listing */
