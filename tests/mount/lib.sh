@@ -410,6 +410,16 @@ nt_check_log() {
 		nt_fail "no unexpected error lines in daemon log $NT_MOUNTS" \
 			"grep 'noxfs: error:' $NT_LOG" "none" "$lines"
 	fi
+	nt_print_sanitizer "$NT_LOG"
+}
+
+# nt_print_sanitizer LOG: prints every sanitizer report in LOG whole
+# (stacks included), as comments: the log itself goes with the temp dir.
+nt_print_sanitizer() {
+	grep -aqE 'Sanitizer|runtime error:' "$1" 2>/dev/null || return 0
+	echo "# --- sanitizer report in $1 ---"
+	sed -n '/runtime error:/p; /==[0-9]*==ERROR/,/^SUMMARY:/p' "$1" |
+		sed 's/^/# /'
 }
 
 # nt_wait_exit PID SECONDS: waits for PID to end; sets NT_RC to its status
