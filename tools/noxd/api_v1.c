@@ -253,6 +253,7 @@ static ssize_t dl_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	struct dl *x = cls;
 	ssize_t n;
+	int e = 0;
 
 	(void)pos;
 	if (x->ohead < x->nhead) {
@@ -265,6 +266,7 @@ static ssize_t dl_read(void *cls, uint64_t pos, char *buf, size_t max)
 		do
 			n = read(x->rfd, buf, max);
 		while (n < 0 && errno == EINTR);
+		e = n < 0 ? errno : 0; /* before the join */
 	}
 	if (n > 0) {
 		metrics_count_out(x->d, x->ep, (uint64_t)n);
@@ -274,31 +276,31 @@ static ssize_t dl_read(void *cls, uint64_t pos, char *buf, size_t max)
 	if (n == 0 && x->rc == 0)
 		return MHD_CONTENT_READER_END_OF_STREAM;
 	nox_log(NOX_LOG_ERR, "download from sandbox '%s' cut: %s", x->id,
-		n < 0 ? strerror(errno) : nox_err_str(&x->err, -x->rc));
+		n < 0 ? strerror(e) : nox_err_str(&x->err, -x->rc));
 	return MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
 int api_download(struct noxd_req *r)
 {
 	int p[2], rc;
-	const char *src;
+	const char *src, *why = NULL;
 	struct dl *x;
 	ssize_t n;
 
 	if (api_sandbox_path(r, "src", &src) < 0)
 		return 0;
 	x = calloc(1, sizeof(*x));
-	if (x)
-		x->src = strdup(src);
-	if (!x || !x->src) {
-		free(x);
+	if (!x)
 		return server_reply_errno(r, ENOMEM, NULL);
+	x->src = strdup(src);
+	if (!x->src) {
+		rc = ENOMEM;
+		goto fail;
 	}
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		rc = errno;
-		free(x->src);
-		free(x);
-		return server_reply_errno(r, rc, "cannot create a pipe");
+		why = "cannot create a pipe";
+		goto fail;
 	}
 	x->d = r->d;
 	x->ep = r->ep;
@@ -310,30 +312,31 @@ int api_download(struct noxd_req *r)
 	if (rc != 0) {
 		close(p[0]);
 		close(p[1]);
-		free(x->src);
-		free(x);
-		return server_reply_errno(r, rc, "cannot start the packer");
+		why = "cannot start the packer";
+		goto fail;
 	}
 	/* wait for the first bytes or the end: that chooses the status */
 	do
 		n = read(x->rfd, x->head, sizeof(x->head));
 	while (n < 0 && errno == EINTR);
-	if (n <= 0) {
-		rc = n < 0 ? -errno : 0;
+	if (n > 0) {
+		x->nhead = (size_t)n;
+	} else {
+		rc = n < 0 ? errno : 0;
 		dl_join(x);
-		if (rc == 0)
-			rc = x->rc;
-		if (rc < 0) {
+		if (x->rc < 0 || rc != 0) {
 			rc = x->rc < 0 ? api_fail(r, x->rc, &x->err)
-				       : server_reply_errno(r, -rc, NULL);
+				       : server_reply_errno(r, rc, NULL);
 			dl_free(x);
 			return rc;
 		}
-	} else {
-		x->nhead = (size_t)n;
 	}
 	return server_reply_stream(r, MHD_HTTP_OK, API_TAR_TYPE,
 				   MHD_SIZE_UNKNOWN, dl_read, x, dl_free);
+fail:
+	free(x->src);
+	free(x);
+	return server_reply_errno(r, rc, why);
 }
 
 int api_delete(struct noxd_req *r)
