@@ -98,6 +98,34 @@ typedef int (*nox_tar_data_cb)(const void *p, size_t n, int64_t off, void *ud);
 int nox_tar_read_file(int in_fd, const char *name, nox_tar_data_cb cb, void *ud,
 		      int64_t *size, int64_t *mtime_ns, struct nox_err *err);
 
+/* A regular-file entry met by nox_tar_read_each. */
+struct nox_tar_file {
+	const char *name; /* normalised: relative, no "." or ".." parts */
+	int64_t size;
+	int64_t mtime_ns;
+};
+struct nox_tar_each {
+	/* 1: take the entry's data, 0: skip it, -errno: stop */
+	int (*file)(const struct nox_tar_file *f, void *ud);
+	nox_tar_data_cb data;
+	/* after the data of a taken entry: r is 0 or the error that stops
+	 * the reading; non-zero (an errno) stops it too */
+	int (*end)(const struct nox_tar_file *f, int r, void *ud);
+};
+/*
+ * Reads the gzip (or plain) tar from in_fd and offers each regular-file
+ * entry to ops->file; the data of a taken one goes to ops->data (holes
+ * of a sparse entry skipped), then ops->end is called, also when the
+ * reading fails midway.  Nothing is written to the file system: the
+ * caller places what it takes (the bulk fetch writes into existing
+ * files, no temp copy).  Other entry types (directories, symlinks, hard
+ * links, devices) are passed over.  A hostile name (absolute, "..") or
+ * more than limits allow is -EPROTO / -EFBIG.  0, or -errno.
+ */
+int nox_tar_read_each(int in_fd, const struct nox_tar_limits *limits,
+		      const struct nox_tar_each *ops, void *ud,
+		      struct nox_err *err);
+
 #ifdef __cplusplus
 }
 #endif

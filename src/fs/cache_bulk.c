@@ -49,6 +49,7 @@ struct bulk_file {
 	off_t size;	/* the placeholder's (remote) size */
 	int64_t rmtime; /* the manifest's, when selected */
 	bool mine;	/* marked fetching here */
+	bool done;	/* its entry was met in the answer */
 };
 
 struct bulk {
@@ -234,27 +235,6 @@ static size_t bulk_select_locked(struct cache *c, struct bulk *b, ino_t self,
 	return others;
 }
 
-static int copy_all(int from, int to)
-{
-	char buf[65536];
-	off_t off = 0;
-	ssize_t n, w;
-
-	for (;;) {
-		n = pread(from, buf, sizeof(buf), off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return 0;
-		w = pwrite(to, buf, (size_t)n, off);
-		if (w != n)
-			return w < 0 ? -errno : -EIO;
-		off += n;
-	}
-}
-
 /* Opens path below dirfd, never through a symlink; -errno. */
 static int open_below(int dirfd, const char *path, int flags)
 {
@@ -271,37 +251,90 @@ static int open_below(int dirfd, const char *path, int flags)
 }
 
 /*
- * Puts the answer's copy of f (in extracted dir xfd) into its tree inode,
- * if that is still the clean placeholder selected; *st gets the copy's
- * stat.  0, or -EAGAIN (left as it is), or -errno.
+ * The answer read as it is (nox_tar_read_each): each entry that names a
+ * selected file is gathered in buf, then written into its tree inode,
+ * with no extracted copy (a temp file per entry, made and removed, cost
+ * more than the download on a file system slow to reuse inodes).
  */
-static int bulk_place(struct cache *c, const struct bulk_file *f, int xfd,
-		      bool self, struct stat *st)
+struct bulk_rd {
+	struct cache *c;
+	struct bulk_file **by_rel; /* b->v sorted by rel */
+	size_t n;
+	ino_t self;
+	struct stat *st; /* the self file's, once placed */
+	struct bulk_file *cur;
+	char *buf;
+	size_t cap;
+	size_t placed;
+	bool self_placed;
+};
+
+static int rel_cmp(const void *a, const void *b)
 {
+	const struct bulk_file *const *x = a, *const *y = b;
+
+	return strcmp((*x)->rel, (*y)->rel);
+}
+
+static int rd_file(const struct nox_tar_file *tf, void *ud)
+{
+	struct bulk_rd *rd = ud;
+	struct bulk_file key = {.rel = (char *)tf->name}, *kp = &key, **hit;
+
+	hit = bsearch(&kp, rd->by_rel, rd->n, sizeof(*rd->by_rel), rel_cmp);
+	if (!hit || (*hit)->done || tf->size < 0 ||
+	    tf->size > BULK_TOTAL_MAX)
+		return 0; /* not asked for, twice, or too big: left alone */
+	if ((size_t)tf->size > rd->cap) {
+		char *nb = realloc(rd->buf, (size_t)tf->size);
+
+		if (!nb)
+			return -ENOMEM;
+		rd->buf = nb;
+		rd->cap = (size_t)tf->size;
+	}
+	memset(rd->buf, 0, (size_t)tf->size); /* a sparse entry's holes */
+	rd->cur = *hit;
+	return 1;
+}
+
+static int rd_data(const void *p, size_t n, int64_t off, void *ud)
+{
+	struct bulk_rd *rd = ud;
+
+	if (off < 0 || (uint64_t)off + n > rd->cap)
+		return EPROTO; /* data past the entry's size */
+	memcpy(rd->buf + off, p, n);
+	return 0;
+}
+
+/*
+ * Writes the gathered entry into f's tree inode, if that is still the
+ * clean placeholder selected.  0, -EAGAIN (left as it is), or -errno.
+ */
+static int bulk_place(struct bulk_rd *rd, struct bulk_file *f,
+		      const struct nox_tar_file *tf)
+{
+	struct cache *c = rd->c;
+	bool self = f->ino == rd->self;
 	struct timespec ts[2];
 	struct stat tst;
 	struct ment *me;
-	int sfd, tfd, r;
+	size_t len = (size_t)tf->size;
+	ssize_t w;
+	int tfd, r;
 
-	sfd = open_below(xfd, f->rel, O_RDONLY);
-	if (sfd < 0) /* not in the answer: left a placeholder */
-		return -EAGAIN;
-	if (fstat(sfd, st) < 0 || !S_ISREG(st->st_mode)) {
-		close(sfd);
-		return -EAGAIN;
-	}
 	tfd = open_below(c->tree_fd, f->tpath, O_WRONLY | O_NONBLOCK);
 	if (tfd < 0 || fstat(tfd, &tst) < 0 || !S_ISREG(tst.st_mode) ||
 	    tst.st_ino != f->ino || tst.st_size != f->size) {
 		/* renamed, replaced or written since */
 		if (tfd >= 0)
 			close(tfd);
-		close(sfd);
 		return -EAGAIN;
 	}
 	/* under mu, so no open for writing marks it dirty in between: a
-	 * file written since is never overwritten (at most 256 KiB from
-	 * the page cache while mu is held) */
+	 * file written since is never overwritten (at most 4 MiB from
+	 * memory while mu is held) */
 	cache_lock(c, CACHE_MU);
 	me = manifest_get(&c->man, f->ino);
 	if (c->gone || !me || !me->fetching || me->fetched ||
@@ -310,9 +343,11 @@ static int bulk_place(struct cache *c, const struct bulk_file *f, int xfd,
 		r = -EAGAIN;
 		goto out;
 	}
-	r = ftruncate(tfd, 0) < 0 ? -errno : copy_all(sfd, tfd);
-	if (r == 0 && st->st_size != f->size && ftruncate(tfd, st->st_size) < 0)
-		r = -errno;
+	r = ftruncate(tfd, 0) < 0 ? -errno : 0;
+	if (r == 0 && len > 0) {
+		w = pwrite(tfd, rd->buf, len, 0);
+		r = w == (ssize_t)len ? 0 : (w < 0 ? -errno : -EIO);
+	}
 	if (r < 0) {
 		/* back to the placeholder it was */
 		(void)ftruncate(tfd, 0);
@@ -324,19 +359,44 @@ static int bulk_place(struct cache *c, const struct bulk_file *f, int xfd,
 	}
 	ts[0].tv_sec = 0;
 	ts[0].tv_nsec = UTIME_OMIT;
-	ts[1] = st->st_mtim;
+	ts[1].tv_sec = (time_t)(tf->mtime_ns / 1000000000ll);
+	ts[1].tv_nsec = (long)(tf->mtime_ns % 1000000000ll);
+	if (ts[1].tv_nsec < 0) {
+		ts[1].tv_sec--;
+		ts[1].tv_nsec += 1000000000l;
+	}
 	(void)futimens(tfd, ts);
-	if (!self) {
-		manifest_mark(&c->man, me, true, st->st_size);
-		me->rmtime = ts_ns(&st->st_mtim);
+	if (self) {
+		rd->st->st_size = (off_t)len;
+		rd->st->st_mtim = ts[1];
+	} else {
+		manifest_mark(&c->man, me, true, (off_t)len);
+		me->rmtime = ts_ns(&ts[1]);
 		cache_space_used_locked(me, f->tpath);
 		c->man_dirty = true;
 	}
 out:
 	cache_unlock(c, CACHE_MU);
 	close(tfd);
-	close(sfd);
 	return r;
+}
+
+static int rd_end(const struct nox_tar_file *tf, int r, void *ud)
+{
+	struct bulk_rd *rd = ud;
+	struct bulk_file *f = rd->cur;
+
+	rd->cur = NULL;
+	if (r < 0 || !f)
+		return 0;
+	f->done = true;
+	r = bulk_place(rd, f, tf);
+	if (r == 0) {
+		rd->placed++;
+		if (f->ino == rd->self)
+			rd->self_placed = true;
+	}
+	return r == -EAGAIN ? 0 : -r;
 }
 
 /* Errors of the transport: a per-file download would only wait again. */
@@ -387,14 +447,17 @@ int cache_bulk_fetch(struct cache *c, ino_t ino, const char *path,
 	struct bulk b = {0};
 	struct nox_tar_limits lim = {.max_bytes = 4 * BULK_TOTAL_MAX,
 				     .max_entries = 4 * BULK_WALK_MAX};
+	static const struct nox_tar_each ops = {
+	    .file = rd_file, .data = rd_data, .end = rd_end};
+	struct bulk_rd rd = {.c = c, .self = ino, .st = st};
 	const char *slash = strrchr(path, '/');
-	char dir[PATH_MAX], xname[64];
+	char dir[PATH_MAX];
 	struct stat dst;
 	struct ment *me;
 	long long bytes = 0;
-	size_t others, i, placed = 0;
+	size_t others, i;
 	bool has_self = false, skip;
-	int dfd, tfd = -1, xfd = -1, r = -EAGAIN, pr;
+	int dfd, tfd = -1, r = -EAGAIN, pr;
 
 	cache_lock(c, CACHE_MU);
 	me = manifest_get(&c->man, ino);
@@ -447,42 +510,38 @@ int cache_bulk_fetch(struct cache *c, ino_t ino, const char *path,
 		goto out;
 	pr = bulk_request(c, &b, dir, tfd, err);
 	if (pr == 0) {
-		xfd = cache_tmp_dir(c, "bulk", xname, sizeof(xname));
-		if (xfd < 0)
+		rd.by_rel = malloc(b.n * sizeof(*rd.by_rel));
+		if (!rd.by_rel) {
 			pr = -EAGAIN;
-		else if (lseek(tfd, 0, SEEK_SET) < 0)
-			pr = -errno;
-		else
-			pr = nox_tar_extract(tfd, xfd, &lim, err);
+		} else {
+			for (i = 0; i < b.n; i++)
+				rd.by_rel[i] = &b.v[i];
+			rd.n = b.n;
+			qsort(rd.by_rel, rd.n, sizeof(*rd.by_rel), rel_cmp);
+			pr = lseek(tfd, 0, SEEK_SET) < 0
+				 ? -errno
+				 : nox_tar_read_each(tfd, &lim, &ops, &rd, err);
+		}
 	}
-	if (pr < 0) {
+	if (pr < 0 && rd.placed == 0) {
 		nox_log(NOX_LOG_DEBUG, "%s: bulk fetch in '%s': %s", c->sb->id,
 			dir, nox_err_str(err, pr));
 		if (bulk_fatal(pr))
 			r = pr;
 		goto out;
 	}
-	for (i = 0; i < b.n; i++) {
-		bool self = b.v[i].ino == ino;
-		struct stat sst;
-
-		pr = bulk_place(c, &b.v[i], xfd, self, &sst);
-		if (pr == 0) {
-			placed++;
-			if (self) {
-				*st = sst;
-				r = 0;
-			}
-		}
-	}
+	/* an answer cut midway: what was placed stays (each file whole) */
+	if (rd.self_placed)
+		r = 0;
 	nox_log(NOX_LOG_DEBUG,
 		"%s: bulk fetch in '%s': %zu of %zu files, "
-		"%lld bytes, one request",
-		c->sb->id, dir, placed, b.n, bytes);
+		"%lld bytes, one request%s",
+		c->sb->id, dir, rd.placed, b.n, bytes,
+		pr < 0 ? " (the answer was cut)" : "");
 	nox_err_clear(err);
 out:
-	if (xfd >= 0)
-		cache_tmp_dir_remove(c, xname, xfd);
+	free(rd.by_rel);
+	free(rd.buf);
 	if (tfd >= 0)
 		close(tfd);
 	cache_lock(c, CACHE_MU);

@@ -1424,3 +1424,119 @@ out:
 	archive_read_free(a);
 	return r;
 }
+
+/* The data of the current entry, to ops->data (nox_tar_read_each). */
+static int each_data(struct archive *a, const struct nox_tar_each *ops,
+		     void *ud, uint64_t *bytes, uint64_t max_bytes,
+		     struct nox_err *err)
+{
+	const void *buf;
+	size_t len;
+	la_int64_t off;
+	int ar, e;
+
+	for (;;) {
+		ar = archive_read_data_block(a, &buf, &len, &off);
+		if (ar == ARCHIVE_EOF)
+			return 0;
+		if (ar < ARCHIVE_WARN)
+			return nox_err_set(err, EIO, "tar: %s",
+					   archive_error_string(a));
+		if (len == 0)
+			continue;
+		*bytes += len;
+		if (*bytes > max_bytes)
+			return nox_err_set(err, EFBIG,
+					   "tar: more than %llu bytes of data",
+					   (unsigned long long)max_bytes);
+		e = ops->data(buf, len, (int64_t)off, ud);
+		if (e != 0) {
+			e = e < 0 ? -e : e;
+			return nox_err_set(err, e, "tar: %s", strerror(e));
+		}
+	}
+}
+
+int nox_tar_read_each(int in_fd, const struct nox_tar_limits *limits,
+		      const struct nox_tar_each *ops, void *ud,
+		      struct nox_err *err)
+{
+	uint64_t max_bytes = limits && limits->max_bytes ? limits->max_bytes
+							 : TAR_DEF_MAX_BYTES;
+	uint64_t max_entries = limits && limits->max_entries
+				   ? limits->max_entries
+				   : TAR_DEF_MAX_ENTRIES;
+	uint64_t bytes = 0, entries = 0;
+	struct archive *a = archive_read_new();
+	struct archive_entry *e;
+	struct nox_tar_file f;
+	const char *raw, *why = NULL;
+	char *name = malloc(PATH_MAX);
+	int r = 0, ar, er;
+
+	nox_err_clear(err);
+	if (!a || !name) {
+		r = nox_err_set(err, ENOMEM, "tar: out of memory");
+		goto out;
+	}
+	if (archive_read_support_filter_gzip(a) < ARCHIVE_WARN ||
+	    archive_read_support_filter_none(a) != ARCHIVE_OK ||
+	    archive_read_support_format_tar(a) != ARCHIVE_OK ||
+	    archive_read_support_format_empty(a) != ARCHIVE_OK ||
+	    archive_read_open_fd(a, in_fd, TAR_CHUNK) != ARCHIVE_OK) {
+		r = nox_err_set(err, EPROTO, "tar: %s",
+				archive_error_string(a));
+		goto out;
+	}
+	for (;;) {
+		ar = archive_read_next_header(a, &e);
+		if (ar == ARCHIVE_EOF)
+			break;
+		/* ARCHIVE_WARN: a name not convertible to the locale */
+		if (ar < ARCHIVE_WARN) {
+			r = nox_err_set(err, EPROTO, "tar: %s",
+					archive_error_string(a));
+			break;
+		}
+		if (++entries > max_entries) {
+			r = nox_err_set(err, EFBIG,
+					"tar: more than %llu entries",
+					(unsigned long long)max_entries);
+			break;
+		}
+		raw = archive_entry_pathname(e);
+		if (!raw)
+			raw = archive_entry_pathname_utf8(e);
+		if (tar_norm(raw, name, &why) < 0) {
+			r = nox_err_set(err, EPROTO, "tar: %s", why);
+			break;
+		}
+		if (archive_entry_hardlink(e) ||
+		    archive_entry_filetype(e) != AE_IFREG || !name[0])
+			continue;
+		f.name = name;
+		f.size = archive_entry_size(e);
+		f.mtime_ns = (int64_t)archive_entry_mtime(e) * 1000000000ll +
+			     archive_entry_mtime_nsec(e);
+		r = ops->file(&f, ud);
+		if (r < 0) {
+			r = nox_err_set(err, -r, "tar: %s", strerror(-r));
+			break;
+		}
+		if (r == 0)
+			continue;
+		r = each_data(a, ops, ud, &bytes, max_bytes, err);
+		er = ops->end(&f, r, ud);
+		if (r == 0 && er != 0) {
+			er = er < 0 ? -er : er;
+			r = nox_err_set(err, er, "tar: %s", strerror(er));
+		}
+		if (r < 0)
+			break;
+	}
+out:
+	if (a)
+		archive_read_free(a);
+	free(name);
+	return r;
+}

@@ -8,7 +8,10 @@
  * The same input then goes through the streaming reader of one file
  * (nox_tar_read_file, a v1 download unpacked as it arrives): it returns
  * 0 or a negative errno, and on success every piece it handed over lies
- * within [0, size) of the size it reports.
+ * within [0, size) of the size it reports.  Last, the entry-by-entry
+ * reader (nox_tar_read_each, the bulk fetch's): every name it offers is
+ * relative without "..", every piece of a taken entry lies within its
+ * size, and each taken entry gets exactly one end.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -68,8 +71,48 @@ static int read_cb(const void *p, size_t n, int64_t off, void *ud)
 	return 0;
 }
 
+/* nox_tar_read_each's state: the entry taken and not yet ended. */
+static int64_t each_size = -1;
+
+static int each_file(const struct nox_tar_file *f, void *ud)
+{
+	const char *p = f->name;
+
+	(void)ud;
+	if (each_size >= 0 || p[0] == '/' || !p[0] || f->size < 0)
+		abort();
+	for (; *p; p++)
+		if ((p == f->name || p[-1] == '/') && p[0] == '.' &&
+		    (p[1] == '/' || !p[1] || (p[1] == '.' && (p[2] == '/' ||
+							   !p[2]))))
+			abort();
+	each_size = f->size;
+	return 1;
+}
+
+static int each_data(const void *p, size_t n, int64_t off, void *ud)
+{
+	(void)p;
+	(void)ud;
+	if (each_size < 0 || off < 0 || off + (int64_t)n > each_size)
+		abort();
+	return 0;
+}
+
+static int each_end(const struct nox_tar_file *f, int r, void *ud)
+{
+	(void)f;
+	(void)ud;
+	if (each_size < 0 || r > 0)
+		abort();
+	each_size = -1;
+	return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	static const struct nox_tar_each ops = {
+	    .file = each_file, .data = each_data, .end = each_end};
 	int64_t fsize = 0, fmtime = 0;
 	struct nox_tar_limits lim = { .max_bytes = 4u << 20,
 				      .max_entries = 1000 };
@@ -106,6 +149,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	read_end = 0;
 	r = nox_tar_read_file(fd, "f", read_cb, NULL, &fsize, &fmtime, NULL);
 	if (r > 0 || (r == 0 && (fsize < 0 || read_end > fsize)))
+		abort();
+	lseek(fd, 0, SEEK_SET);
+	each_size = -1;
+	r = nox_tar_read_each(fd, &lim, &ops, NULL, NULL);
+	if (r > 0 || each_size >= 0)
 		abort();
 	close(dfd);
 	close(fd);

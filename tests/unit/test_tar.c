@@ -1050,6 +1050,144 @@ static void test_read_file(void)
 	}
 }
 
+/* What nox_tar_read_each offered, took and ended, in order. */
+struct re {
+	char log[512];
+	char data[64];
+	size_t n;
+	int file_ret; /* what file() answers for "take" */
+};
+
+static void re_log(struct re *r, const char *what, const char *name)
+{
+	size_t l = strlen(r->log);
+
+	snprintf(r->log + l, sizeof(r->log) - l, "%s%s:%s",
+		 l ? " " : "", what, name);
+}
+
+static int re_file(const struct nox_tar_file *f, void *ud)
+{
+	struct re *r = ud;
+
+	re_log(r, "offer", f->name);
+	if (strcmp(f->name, "skip") == 0)
+		return 0;
+	r->n = 0;
+	return r->file_ret;
+}
+
+static int re_data(const void *p, size_t n, int64_t off, void *ud)
+{
+	struct re *r = ud;
+
+	if (off != (int64_t)r->n || r->n + n > sizeof(r->data))
+		return EIO;
+	memcpy(r->data + r->n, p, n);
+	r->n += n;
+	return 0;
+}
+
+static int re_end(const struct nox_tar_file *f, int rc, void *ud)
+{
+	struct re *r = ud;
+	char what[96];
+
+	snprintf(what, sizeof(what), "end(%d,%.*s)", rc, (int)r->n, r->data);
+	re_log(r, what, f->name);
+	return 0;
+}
+
+/*
+ * The entry-by-entry reader the bulk fetch places files with: regular
+ * files are offered (normalised names, "./" gone), a taken one's data
+ * and end follow, a skipped one's do not; directories, symlinks and
+ * hard links are never offered.  Tried: a hostile name ("../x", an
+ * absolute one) stops it with EPROTO before anything of that entry is
+ * offered; a file() error stops it with that errno; more entries than
+ * the limit is EFBIG; a gzip cut midway ends the entry being read with
+ * an error, never as complete.
+ */
+static void test_read_each(void)
+{
+	static const struct nox_tar_each ops = {
+	    .file = re_file, .data = re_data, .end = re_end};
+	struct nox_tar_limits lim = {.max_entries = 3};
+	struct nox_err err;
+	struct re r;
+	struct hb h;
+	struct fx f;
+	int fd;
+
+	fx_open(&f);
+	hb_open(&h, f.tgz, 1);
+	hb_file(&h, "./a", "hello");
+	hb_add(&h, AE_IFDIR, "d", NULL, 0, 0, NULL, 0);
+	hb_file(&h, "d/b", "bee");
+	hb_file(&h, "skip", "no");
+	hb_add(&h, AE_IFLNK, "l", "a", 0, 0, NULL, 0);
+	hb_add(&h, AE_IFREG, "h", "a", 1, 0, NULL, 0);
+	hb_close(&h);
+	memset(&r, 0, sizeof(r));
+	r.file_ret = 1;
+	fd = open(f.tgz, O_RDONLY | O_CLOEXEC);
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_EQUAL(nox_tar_read_each(fd, NULL, &ops, &r, &err), 0);
+	CU_ASSERT_STRING_EQUAL(r.log, "offer:a end(0,hello):a offer:d/b "
+				      "end(0,bee):d/b offer:skip");
+	/* a file() error stops the reading with it */
+	memset(&r, 0, sizeof(r));
+	r.file_ret = -ENOSPC;
+	CU_ASSERT_FATAL(lseek(fd, 0, SEEK_SET) == 0);
+	CU_ASSERT_EQUAL(nox_tar_read_each(fd, NULL, &ops, &r, &err), -ENOSPC);
+	CU_ASSERT_STRING_EQUAL(r.log, "offer:a");
+	/* six entries, three allowed */
+	memset(&r, 0, sizeof(r));
+	r.file_ret = 1;
+	CU_ASSERT_FATAL(lseek(fd, 0, SEEK_SET) == 0);
+	CU_ASSERT_EQUAL(nox_tar_read_each(fd, &lim, &ops, &r, &err), -EFBIG);
+	close(fd);
+
+	hb_open(&h, f.tgz, 1);
+	hb_file(&h, "ok", "fine");
+	hb_file(&h, "../x", "evil");
+	hb_file(&h, "after", "never");
+	hb_close(&h);
+	memset(&r, 0, sizeof(r));
+	r.file_ret = 1;
+	fd = open(f.tgz, O_RDONLY | O_CLOEXEC);
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_EQUAL(nox_tar_read_each(fd, NULL, &ops, &r, &err), -EPROTO);
+	CU_ASSERT_STRING_EQUAL(r.log, "offer:ok end(0,fine):ok");
+	CU_ASSERT(strstr(nox_err_str(&err, -EPROTO), "..") != NULL);
+	close(fd);
+
+	hb_open(&h, f.tgz, 1);
+	hb_file(&h, "/etc/abs", "evil");
+	hb_close(&h);
+	memset(&r, 0, sizeof(r));
+	r.file_ret = 1;
+	fd = open(f.tgz, O_RDONLY | O_CLOEXEC);
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_EQUAL(nox_tar_read_each(fd, NULL, &ops, &r, &err), -EPROTO);
+	CU_ASSERT_STRING_EQUAL(r.log, "");
+	close(fd);
+
+	/* a header saying 100 bytes, 10 of them, then the stream ends */
+	hb_open(&h, f.tgz, 1);
+	hb_add(&h, AE_IFREG, "cut", NULL, 0, 100, "0123456789", 10);
+	h.stop = 1;
+	hb_close(&h);
+	memset(&r, 0, sizeof(r));
+	r.file_ret = 1;
+	fd = open(f.tgz, O_RDONLY | O_CLOEXEC);
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT(nox_tar_read_each(fd, NULL, &ops, &r, &err) < 0);
+	CU_ASSERT(strncmp(r.log, "offer:cut end(-", 15) == 0);
+	close(fd);
+	fx_close(&f);
+}
+
 static void test_bad_names(void)
 {
 	struct fx f;
@@ -2004,6 +2142,7 @@ int main(void)
 	    {"SIGKILL mid-extraction leaves no partial file", test_killed},
 	    {"extraction without /proc (named temp files)", test_no_proc},
 	    {"one file read as it arrives, any name bytes", test_read_file},
+	    {"entries read one by one, nothing written", test_read_each},
 	    {NULL, NULL},
 	};
 
