@@ -253,8 +253,10 @@ int cache_list_fetch(struct cache *c, struct fs_node *n);
  * its end; 0 or -errno. */
 int cache_list_fetch_open(struct cache *c, struct fs_node *n);
 /* A read of [off, off + len) of n: waits until the download in flight
- * has it (started if none is: n is a placeholder), or ended; 0, or the
- * download's error (-EIO, -ETIMEDOUT...) when the range did not come. */
+ * has it (started if none is: n is a placeholder), or ended; with nox.fs
+ * a range far ahead of the download is fetched by a ranged GET instead
+ * (an island, cache_list.c).  0, or the download's error (-EIO,
+ * -ETIMEDOUT...) when the range did not come. */
 int cache_list_fetch_range(struct cache *c, struct fs_node *n, off_t off,
 			   size_t len);
 /* With mu: frees the records of failed downloads (the cache's end). */

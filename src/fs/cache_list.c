@@ -7,13 +7,16 @@
  * name is not UTF-8); files appear as placeholders and a file's content
  * is downloaded once, at its first open, with one request (GET fs/file
  * with nox.fs, else a v1 download), in place into the tree file and in a
- * thread of its own: a read waits only until its range is there.  A
- * listing is taken again after a command ran or when older than the
- * attribute timeout (at least 1 s); it never undoes a local change
- * (manifest.h).
+ * thread of its own: a read waits only until its range is there.  With
+ * nox.fs a read far ahead of the download takes its block with a ranged
+ * GET of its own instead of waiting (an "island").  A listing is taken
+ * again after a command ran or when older than the attribute timeout (at
+ * least 1 s); it never undoes a local change (manifest.h).
  *
- * Limits: no byte-range downloads (a placeholder is fetched whole, from
- * its start); a listing merge racing a rename in flight can show the old
+ * Limits: a placeholder is still fetched whole, from its start (islands
+ * only serve reads sooner; v1 has no ranged reads at all); a file changed
+ * on the server during its download may mix both versions, as the stream
+ * alone may; a listing merge racing a rename in flight can show the old
  * name until the next listing.
  */
 #include <dirent.h>
@@ -693,12 +696,37 @@ out:
 }
 
 /*
+ * Islands (nox.fs only): a read that starts more than ISLAND_AHEAD past
+ * the mark fetches its ISLAND_BLOCK-aligned blocks with one ranged GET
+ * rather than wait for the stream (tail of a big file, sqlite's page
+ * reads).  Within ISLAND_AHEAD the stream brings the range about as soon
+ * as a request of its own would (a round trip and a block), and the
+ * bytes would cross the link twice.  A block of 512 KiB is four of the
+ * kernel's 128 KiB reads, so a reader going on from a far point makes one
+ * request per four reads, and costs little more than a 4 KiB page on a
+ * link of some MB/s.  The stream writes the same bytes again later
+ * (pwrite at its own offset, so no file position is shared): harmless.
+ * At most ISLAND_MAX islands and ISLAND_BUSY requests in flight a
+ * download; beyond that, or after a ranged GET failed, reads wait for
+ * the stream as before.
+ */
+#define ISLAND_AHEAD ((off_t)1 << 20)
+#define ISLAND_BLOCK ((off_t)512 << 10)
+#define ISLAND_MAX   32
+#define ISLAND_BUSY  4
+
+struct fetch_range {
+	off_t start, end;
+};
+
+/*
  * One download in flight (c->fetches): the content lands in place in the
  * tree file, and mark says how many bytes from its start are there, so a
- * read waits only for its range (cache_list_fetch_range).  A failed one
- * stays in the list, done, until the next open of the file: the reads of
- * the descriptors open meanwhile get its error rather than start one
- * download each (the kernel retries a failed readahead as a read).
+ * read waits only for its range (cache_list_fetch_range); islands are the
+ * ranges taken ahead of it.  A failed one stays in the list, done, until
+ * the next open of the file: the reads of the descriptors open meanwhile
+ * get its error rather than start one download each (the kernel retries a
+ * failed readahead as a read).
  */
 struct cache_fetch {
 	struct cache *c;
@@ -715,6 +743,14 @@ struct cache_fetch {
 	int result; /* once done: 0 or -errno */
 	unsigned refs;	  /* the list, the downloader and each waiter */
 	unsigned waiters; /* reads waiting for the mark to move */
+	/* islands: disjoint, not adjacent, in no order */
+	struct fetch_range isl[ISLAND_MAX];
+	unsigned nisl;
+	struct fetch_range busy[ISLAND_BUSY]; /* ranged GETs in flight */
+	unsigned nbusy;
+	unsigned writing; /* island pwrites under way */
+	bool closing;	  /* the stream ended: no island is written now */
+	bool no_islands;  /* a ranged GET failed: wait for the stream */
 	struct cache_fetch *next;
 };
 
@@ -910,6 +946,12 @@ static void fetch_finish(struct cache_fetch *f, int r, const struct stat *st)
 	f->result = r;
 	if (r == 0 && f->mark < st->st_size)
 		f->mark = st->st_size;
+	if (r < 0) {
+		/* its bytes were punched out (fetch_run): a read of a
+		 * descriptor still open gets the error, never the holes */
+		f->mark = 0;
+		f->nisl = 0;
+	}
 	if (r == 0)
 		fetch_unlink_locked(c, f);
 	pthread_cond_broadcast(&c->cond);
@@ -1101,24 +1143,56 @@ static int fetch_v1_stream(struct cache_fetch *f, struct stat *st)
 	return r;
 }
 
+/*
+ * The stream of f ended with r: no island is written from now on (one
+ * written after the truncate or the punch below would put stale bytes
+ * back).  Returns where the last island ends (0: none).  A failed one
+ * has nothing a read may take any more: its bytes are about to be
+ * punched out.
+ */
+static off_t fetch_close_islands(struct cache_fetch *f, int r)
+{
+	struct cache *c = f->c;
+	off_t end = 0;
+	unsigned i;
+
+	cache_lock(c, CACHE_MU);
+	f->closing = true;
+	while (f->writing)
+		cache_wait(c);
+	for (i = 0; i < f->nisl; i++)
+		if (f->isl[i].end > end)
+			end = f->isl[i].end;
+	if (r < 0) {
+		f->mark = 0;
+		f->nisl = 0;
+	}
+	cache_unlock(c, CACHE_MU);
+	return end;
+}
+
 /* Downloads f (the downloading thread, or the caller of a full fetch). */
 static void fetch_run(struct cache_fetch *f)
 {
 	struct cache *c = f->c;
 	struct stat st = {0};
+	off_t isl_end;
 	int r;
 
 	/* a small file: with its directory's small files, if worth it */
 	r = cache_bulk_fetch(c, f->ino, f->path, &st, &f->err);
 	if (r != -EAGAIN) {
 		/* done (or a transport error): st is what the server sent */
+		isl_end = fetch_close_islands(f, r);
 	} else if (!c->ext) {
 		r = fetch_v1_stream(f, &st);
 		if (r == -ENOSYS) /* whole, through a temporary file */
 			r = download(c, f->fd, f->path, &st, &f->err);
+		isl_end = fetch_close_islands(f, r);
 	} else {
 		r = nox_backend_read_stream(c->be, c->sb->id, f->path,
 					    fetch_data, f, &f->err);
+		isl_end = fetch_close_islands(f, r);
 		if (r == 0 && f->off != f->need && ftruncate(f->fd, f->off) < 0)
 			r = nox_err_set(&f->err, errno, "cache tree %s: %s",
 					f->path, strerror(errno));
@@ -1135,11 +1209,11 @@ static void fetch_run(struct cache_fetch *f)
 		ts[1] = st.st_mtim;
 		(void)futimens(f->fd, ts);
 	}
-	if (r < 0 && f->off > 0)
+	if (r < 0 && (f->off > 0 || isl_end > 0))
 		/* no half file left: the placeholder holds no data again */
 		(void)fallocate(f->fd,
 				FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
-				f->off);
+				f->off > isl_end ? f->off : isl_end);
 	fetch_finish(f, r, &st);
 }
 
@@ -1227,16 +1301,178 @@ static int fetch_join(struct cache *c, struct fs_node *n, bool open,
 	return 0;
 }
 
-/* With mu: waits until f has bytes [0, end) or ended; 0 or its error. */
-static int fetch_wait_locked(struct cache *c, struct cache_fetch *f, off_t end)
+/* With mu: are bytes [off, end) of f in the tree file (below the mark,
+ * or in one island)?  Islands do not touch, so one holds all of it. */
+static bool fetch_has_locked(const struct cache_fetch *f, off_t off, off_t end)
+{
+	unsigned i;
+
+	if (end <= f->mark)
+		return true;
+	if (off < f->mark)
+		off = f->mark;
+	for (i = 0; i < f->nisl; i++)
+		if (f->isl[i].start <= off && end <= f->isl[i].end)
+			return true;
+	return false;
+}
+
+/* With mu: waits until f has bytes [off, end) or ended; 0 or its
+ * error. */
+static int fetch_wait_locked(struct cache *c, struct cache_fetch *f, off_t off,
+			     off_t end)
 {
 	if (end > f->need)
 		end = f->need;
 	f->waiters++;
-	while (!f->done && f->mark < end)
+	while (!f->done && !fetch_has_locked(f, off, end))
 		cache_wait(c);
 	f->waiters--;
-	return f->mark >= end ? 0 : f->result;
+	return fetch_has_locked(f, off, end) ? 0 : f->result;
+}
+
+/* With mu: forgets the islands the mark passed; how many are left. */
+static unsigned island_prune_locked(struct cache_fetch *f)
+{
+	unsigned i, j = 0;
+
+	for (i = 0; i < f->nisl; i++)
+		if (f->isl[i].end > f->mark)
+			f->isl[j++] = f->isl[i];
+	f->nisl = j;
+	return j;
+}
+
+/* With mu: adds island [a, b), merged with those it touches (room was
+ * made before its GET: islands and GETs in flight are at most
+ * ISLAND_MAX). */
+static void island_add_locked(struct cache_fetch *f, off_t a, off_t b)
+{
+	unsigned i, j = 0;
+
+	island_prune_locked(f);
+	for (i = 0; i < f->nisl; i++) {
+		struct fetch_range *x = &f->isl[i];
+
+		if (x->end < a || x->start > b) {
+			f->isl[j++] = *x;
+			continue;
+		}
+		if (x->start < a)
+			a = x->start;
+		if (x->end > b)
+			b = x->end;
+	}
+	if (j < ISLAND_MAX) {
+		f->isl[j].start = a;
+		f->isl[j].end = b;
+		j++;
+	}
+	f->nisl = j;
+}
+
+/* pwrite of all n bytes of p at off; 0 or an errno. */
+static int island_write(int fd, const char *p, size_t n, off_t off)
+{
+	while (n > 0) {
+		ssize_t w = pwrite(fd, p, n, off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? errno : EIO;
+		p += w;
+		n -= (size_t)w;
+		off += w;
+	}
+	return 0;
+}
+
+/*
+ * With mu (dropped during the GET and the write): when [off, end) of f
+ * is far ahead of its mark, fetches its blocks with one ranged GET into
+ * the tree file and records them as an island.  A read that a GET in
+ * flight covers waits for that one rather than ask again.  Nothing is
+ * recorded when the GET fails or comes short (the file shrank): the
+ * caller then waits for the stream, as without islands.
+ */
+static void island_fetch_locked(struct cache *c, struct cache_fetch *f,
+				off_t off, off_t end)
+{
+	struct nox_err err;
+	struct fetch_range *slot;
+	unsigned i;
+	off_t a, b;
+	ssize_t got;
+	char *buf;
+	int e = 0;
+
+	if (end > f->need)
+		end = f->need;
+	/* nothing there to fetch, or more than a read of the kernel's */
+	if (end <= off || end - off > 2 * ISLAND_BLOCK)
+		return;
+	for (;;) {
+		if (f->done || f->closing || f->no_islands ||
+		    fetch_has_locked(f, off, end) ||
+		    off - f->mark <= ISLAND_AHEAD)
+			return;
+		for (i = 0; i < f->nbusy; i++)
+			if (f->busy[i].start <= off && end <= f->busy[i].end)
+				break;
+		if (i == f->nbusy)
+			break;
+		f->waiters++; /* the mark passing it ends the wait too */
+		cache_wait(c);
+		f->waiters--;
+	}
+	if (f->nbusy == ISLAND_BUSY ||
+	    island_prune_locked(f) + f->nbusy >= ISLAND_MAX)
+		return;
+	a = off - off % ISLAND_BLOCK;
+	b = end + (ISLAND_BLOCK - 1) - (end + ISLAND_BLOCK - 1) % ISLAND_BLOCK;
+	if (b > f->need)
+		b = f->need;
+	slot = &f->busy[f->nbusy++];
+	slot->start = a;
+	slot->end = b;
+	cache_unlock(c, CACHE_MU);
+
+	nox_err_clear(&err);
+	buf = malloc((size_t)(b - a));
+	got = buf ? nox_backend_read(c->be, c->sb->id, f->path, a, buf,
+				     (size_t)(b - a), &err)
+		  : nox_err_set(&err, ENOMEM, "out of memory");
+	cache_lock(c, CACHE_MU);
+	if (got > 0 && !f->closing) {
+		f->writing++;
+		cache_unlock(c, CACHE_MU);
+		e = island_write(f->fd, buf, (size_t)got, a);
+		cache_lock(c, CACHE_MU);
+		f->writing--;
+		if (e == 0)
+			island_add_locked(f, a, a + got);
+	}
+	if (got < b - a || e != 0) {
+		/* failed, or short: the file is not the size the listing
+		 * gave, and the stream will say what it is */
+		f->no_islands = true;
+		nox_log(NOX_LOG_DEBUG,
+			"%s: ranged read of %s at %lld: %s; waiting for the "
+			"download",
+			c->sb->id, f->path, (long long)a,
+			got < 0	 ? nox_err_str(&err, (int)got)
+			: e != 0 ? strerror(e)
+				 : "short");
+	}
+	/* the slot leaves; the last one moves into its place */
+	for (i = 0; i < f->nbusy; i++)
+		if (f->busy[i].start == a && f->busy[i].end == b)
+			break;
+	if (i < f->nbusy)
+		f->busy[i] = f->busy[--f->nbusy];
+	pthread_cond_broadcast(&c->cond);
+	free(buf);
 }
 
 int cache_list_fetch_open(struct cache *c, struct fs_node *n)
@@ -1250,7 +1486,7 @@ int cache_list_fetch_open(struct cache *c, struct fs_node *n)
 	/* the first bytes (or the end): an error the server answers at
 	 * once (a file gone) is the open's */
 	cache_lock(c, CACHE_MU);
-	r = fetch_wait_locked(c, f, 1);
+	r = fetch_wait_locked(c, f, 0, 1);
 	fetch_put_locked(f);
 	cache_unlock(c, CACHE_MU);
 	return r;
@@ -1266,7 +1502,9 @@ int cache_list_fetch_range(struct cache *c, struct fs_node *n, off_t off,
 	if (r < 0 || !f)
 		return r;
 	cache_lock(c, CACHE_MU);
-	r = fetch_wait_locked(c, f, off + (off_t)len);
+	if (c->ext)
+		island_fetch_locked(c, f, off, off + (off_t)len);
+	r = fetch_wait_locked(c, f, off, off + (off_t)len);
 	fetch_put_locked(f);
 	cache_unlock(c, CACHE_MU);
 	return r;

@@ -17,8 +17,10 @@ connections alike:
   ext      stall GET /v1/extensions only (after the start checks)
   gate     hold each PUT fs/file (its body read) until GET /_stall/release
   hold     relay the first 2 MiB of a download (fs/file, files/download),
-           the rest once GET /_stall/release came
+           the rest once GET /_stall/release came (a body of 2 MiB or less,
+           a ranged read's, goes as it is)
   cut      relay the first 2 MiB of a download, then close the connection
+  holdnorange  as hold, and a GET with a Range header gets 403
 
 Listens on 127.0.0.1, port 0, and prints the port on stdout.  The
 behaviour of a request is chosen by:
@@ -549,9 +551,12 @@ class Relay(BaseHTTPRequestHandler):
             self.wfile.write(body)
             return
         mode = STALL["mode"]
+        rng = self.headers.get("Range")
+        rng = " range=" + rng if rng else ""
         # one line per request on stderr: what a failed test met
-        sys.stderr.write("%.3f %s %s %s\n" % (time.monotonic(), mode,
-                                               self.command, self.path))
+        sys.stderr.write("%.3f %s %s %s%s\n" % (time.monotonic(), mode,
+                                                 self.command, self.path,
+                                                 rng))
         try:
             body = self.read_body(mode == "slow")
             if mode == "request" or (mode == "ext" and
@@ -561,6 +566,16 @@ class Relay(BaseHTTPRequestHandler):
                     "/fs/file" in self.path:
                 # a file's PUT waits (its body read) until released
                 GATE.wait(600)
+            if mode == "holdnorange" and rng:
+                body = b"range refused by the relay"
+                self.send_response(403)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                sys.stderr.write("%.3f refused 403 %s%s\n" % (
+                    time.monotonic(), self.path, rng))
+                return
             up = http.client.HTTPConnection("127.0.0.1", self.upstream,
                                             timeout=600)
             hdrs = {k: v for k, v in self.headers.items()
@@ -577,7 +592,8 @@ class Relay(BaseHTTPRequestHandler):
                     self.send_header(k, v)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            if mode in ("hold", "cut") and self.command == "GET" and \
+            if mode in ("hold", "holdnorange", "cut") and \
+                    self.command == "GET" and len(data) > HOLD_BYTES and \
                     resp.status in (200, 206) and \
                     ("/fs/file" in self.path or
                      "/files/download" in self.path):
@@ -597,8 +613,8 @@ class Relay(BaseHTTPRequestHandler):
                 return self.stall()
             if self.command != "HEAD":
                 self.wfile.write(data)
-            sys.stderr.write("%.3f done %d %s\n" % (time.monotonic(),
-                                                     resp.status, self.path))
+            sys.stderr.write("%.3f done %d %s%s\n" % (
+                time.monotonic(), resp.status, self.path, rng))
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
