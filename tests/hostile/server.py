@@ -21,6 +21,9 @@ connections alike:
            a ranged read's, goes as it is)
   cut      relay the first 2 MiB of a download, then close the connection
   holdnorange  as hold, and a GET with a Range header gets 403
+  halftar  once: the next answer of POST fs/files or a files/download
+           is cut to its first half, sent as if whole (HTTP intact, the
+           tar broken), then "off" again
 
 Listens on 127.0.0.1, port 0, and prints the port on stdout.  The
 behaviour of a request is chosen by:
@@ -585,6 +588,13 @@ class Relay(BaseHTTPRequestHandler):
             resp = up.getresponse()
             data = resp.read()
             up.close()
+            if mode == "halftar" and resp.status == 200 and \
+                    ("/fs/files" in self.path or
+                     "/files/download" in self.path):
+                STALL["mode"] = "off"
+                data = data[:len(data) // 2]
+                sys.stderr.write("%.3f halved %s\n" % (time.monotonic(),
+                                                         self.path))
             self.send_response(resp.status)
             for k, v in resp.getheaders():
                 if k.lower() not in ("transfer-encoding", "connection",
