@@ -186,10 +186,14 @@ static void test_timeout(void)
 	long long t0 = now_ms();
 	int r = run_full(NULL, argv, NULL, NULL, 1, &res, &err);
 
+	/* stopped at its 1 s timeout, not run to its 30 s end: the upper
+	 * bound is half the sleep, since under valgrind beside the fuzzers
+	 * the start and the kill alone took over 2 s once (a 3 s bound
+	 * failed CI on 2cf3845) */
 	CU_ASSERT_EQUAL(r, 0);
 	CU_ASSERT_EQUAL(res.exit_code, 124);
-	CU_ASSERT(now_ms() - t0 < 3000);
-	CU_ASSERT(res.duration_ms >= 900 && res.duration_ms < 3000);
+	CU_ASSERT(now_ms() - t0 < 15000);
+	CU_ASSERT(res.duration_ms >= 900 && res.duration_ms < 15000);
 	CU_ASSERT_PTR_NOT_NULL(res.err);
 	if (res.err)
 		CU_ASSERT_PTR_NOT_NULL(
