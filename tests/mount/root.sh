@@ -244,9 +244,13 @@ nt_unmount
 nt_mount ""
 mkdir "$NT_MNT/busy"
 printf 'held\n' >"$NT_MNT/busy/f"
-sleep 600 <"$NT_MNT/busy/f" &
-holder=$!
-sleep 0.2
+# The file is held by this shell and closed by it, not by a process that
+# is killed: a process that dies of a signal sends FLUSH with a fatal
+# signal pending, the kernel follows it with FUSE_INTERRUPT, and when the
+# reply wins that race libfuse 3.14 keeps the INTERRUPT request until the
+# next request comes, which after a lazy unmount never does. LeakSanitizer
+# then reports it (128 bytes from fuse_session_process_buf_int) at exit.
+exec {holder}<"$NT_MNT/busy/f"
 nt_check_not "fusermount3 -u with an open file fails (busy)" \
 	fusermount3 -u "$NT_MNT"
 nt_check "still mounted" nt_mounted "$NT_MNT"
@@ -254,8 +258,7 @@ nt_check "daemon still alive" nt_alive "$NT_DPID"
 nt_check_content "mount still works" "$NT_MNT/busy/f" $'held\n'
 nt_check "fusermount3 -uz (lazy)" fusermount3 -uz "$NT_MNT"
 nt_check_not "mount gone from mountinfo" nt_mounted "$NT_MNT"
-kill -TERM "$holder" 2>/dev/null
-wait "$holder" 2>/dev/null
+exec {holder}<&-
 nt_wait_exit "$NT_DPID" 15
 nt_check_eq "daemon exits 0 after the last file closes" 0 "$NT_RC" \
 	"wait daemon"
