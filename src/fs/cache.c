@@ -642,53 +642,22 @@ struct ino_path {
 	bool walk;  /* looked for by the walk */
 };
 
-static void find_inos(int dfd, char *path, size_t plen, struct ino_path *v,
-		      size_t n, unsigned depth)
+struct find_inos {
+	struct ino_path *v;
+	size_t n;
+};
+
+/* tree_walk's visit: every v[i] of that inode not found yet gets path. */
+static int find_inos_visit(const char *path, ino_t ino, void *ud)
 {
-	struct dirent *d;
-	DIR *dp;
-	int fd;
+	struct find_inos *f = ud;
 	size_t i;
 
-	if (depth > 256)
-		return;
-	fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	dp = fdopendir(fd);
-	if (!dp) {
-		close(fd);
-		return;
+	for (i = 0; i < f->n; i++) {
+		if (f->v[i].ino == ino && !f->v[i].path)
+			f->v[i].path = strdup(path);
 	}
-	while ((d = readdir(dp)) != NULL) {
-		size_t nl = strlen(d->d_name);
-
-		if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
-			continue;
-		if (plen + nl + 2 > PATH_MAX)
-			continue;
-		if (plen)
-			path[plen] = '/';
-		memcpy(path + plen + (plen ? 1 : 0), d->d_name, nl + 1);
-		if (d->d_type == DT_DIR) {
-			int cfd = openat(dirfd(dp), d->d_name,
-					 O_PATH | O_DIRECTORY | O_NOFOLLOW |
-					     O_CLOEXEC);
-
-			if (cfd >= 0) {
-				find_inos(cfd, path, plen + nl + (plen ? 1 : 0),
-					  v, n, depth + 1);
-				close(cfd);
-			}
-		} else {
-			for (i = 0; i < n; i++) {
-				if (v[i].ino == d->d_ino && !v[i].path)
-					v[i].path = strdup(path);
-			}
-		}
-		path[plen] = '\0';
-	}
-	closedir(dp);
+	return 0;
 }
 
 /*
@@ -725,7 +694,7 @@ static int upload_ino(struct cache *c, const char *path, ino_t ino,
 static int upload_inodes(struct cache *c, struct ino_path *v, size_t n,
 			 struct nox_err *err)
 {
-	char path[PATH_MAX];
+	struct find_inos f = {.v = v, .n = n};
 	size_t i, missing = 0;
 	int r;
 
@@ -747,8 +716,7 @@ static int upload_inodes(struct cache *c, struct ino_path *v, size_t n,
 	c->walks++;
 	nox_log(NOX_LOG_DEBUG, "%s: %zu files by inode: walking the tree",
 		c->sb->id, missing);
-	path[0] = '\0';
-	find_inos(c->tree_fd, path, 0, v, n, 0);
+	(void)tree_walk(c->tree_fd, find_inos_visit, &f);
 	for (i = 0; i < n; i++) {
 		if (!v[i].walk || !v[i].path)
 			continue;

@@ -372,7 +372,7 @@ static int bulk_place(struct bulk_rd *rd, struct bulk_file *f,
 	} else {
 		manifest_mark(&c->man, me, true, (off_t)len);
 		me->rmtime = ts_ns(&ts[1]);
-		cache_space_used_locked(me, f->tpath);
+		cache_space_used_locked(me);
 		c->man_dirty = true;
 	}
 out:

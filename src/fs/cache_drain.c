@@ -1067,7 +1067,7 @@ static void confirmed_locked(struct cache *c, const struct jent *e)
 
 		/* clean now: the eviction may take it */
 		if (me)
-			cache_space_used_locked(me, e->path);
+			cache_space_used_locked(me);
 	} else if (e->op == J_CREATE)
 		manifest_set(&c->man, e->ino, 0, e->mtime_ns, true);
 	else if (e->op == J_MKDIR || e->op == J_SYMLINK || e->op == J_MKNOD)

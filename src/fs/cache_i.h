@@ -290,9 +290,9 @@ int cache_bulk_fetch(struct cache *c, ino_t ino, const char *path,
 
 /* ---- cache_space.c: the bound, eviction, statfs ---- */
 
-/* With mu: me was just opened or downloaded (or uploaded) by tree path
- * path (NULL: keep the one known): the eviction's clock and name. */
-void cache_space_used_locked(struct ment *me, const char *path);
+/* With mu: me was just opened or downloaded (or uploaded): the
+ * eviction's clock. */
+void cache_space_used_locked(struct ment *me);
 /* Before a download of need bytes, with no cache lock held: evicts
  * clean closed files, least recently used first, until the contents fit
  * in -o cache_max and the cache disk has twice need free (or nothing

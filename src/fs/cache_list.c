@@ -844,19 +844,8 @@ static int fetch_begin(struct cache *c, struct fs_node *n, off_t *need)
 			return -ENOENT;
 		}
 		if (me && me->fetched) {
-			bool named = me->path != NULL;
-
-			/* the eviction's clock; its name, if it lost it */
-			cache_space_used_locked(me, NULL);
+			cache_space_used_locked(me); /* the eviction's clock */
 			cache_unlock(c, CACHE_MU);
-			if (!named && cache_node_path(c->sb, n, path,
-						      sizeof(path)) == 0) {
-				cache_lock(c, CACHE_MU);
-				me = manifest_get(&c->man, n->sino);
-				if (me && me->fetched && !me->path)
-					cache_space_used_locked(me, path);
-				cache_unlock(c, CACHE_MU);
-			}
 			return 0;
 		}
 		if (!me) {
@@ -936,7 +925,7 @@ static void fetch_finish(struct cache_fetch *f, int r, const struct stat *st)
 		if (r == 0) {
 			manifest_mark(&c->man, me, true, st->st_size);
 			me->rmtime = ts_ns(&st->st_mtim);
-			cache_space_used_locked(me, f->path);
+			cache_space_used_locked(me);
 			c->man_dirty = true;
 		}
 	}

@@ -92,28 +92,18 @@ static long long max_locked(struct fs *fs)
 	return space_max;
 }
 
-void cache_space_used_locked(struct ment *me, const char *path)
+void cache_space_used_locked(struct ment *me)
 {
-	struct timespec now;
-
-	mono_now(&now);
-	me->used = ts_ns(&now);
-	if (path && (!me->path || strcmp(me->path, path) != 0)) {
-		char *p = strdup(path);
-
-		if (p) {
-			free(me->path);
-			me->path = p;
-		}
-	}
+	me->used = manifest_use_clock();
 }
 
 /* A file that may be evicted, as the scan saw it. */
 struct victim {
 	struct fs_sandbox *sb;
 	ino_t ino;
-	int64_t used;
+	uint32_t used;
 	off_t size;
+	char *path; /* its tree path, once found (find_names); malloc'd */
 };
 
 struct scan {
@@ -136,34 +126,30 @@ static int victim_cmp(const void *a, const void *b)
  */
 static void scan_locked(struct cache *c, struct scan *s, bool victims)
 {
-	size_t i;
+	struct ment *me;
+	size_t pos = 0;
 
 	s->used += c->man.fetched_bytes;
-	for (i = 0; victims && i < c->man.nbuckets; i++) {
-		struct ment *me;
+	while (victims && (me = manifest_next(&c->man, &pos)) != NULL) {
+		/* local changes are checked by evict(), for the few it
+		 * tries: cache_busy_locked walks the journal */
+		if (!me->fetched || me->fetching || me->rsize == 0)
+			continue;
+		if (s->n == s->cap) {
+			size_t nc = s->cap ? s->cap * 2 : 64;
+			struct victim *nv = realloc(s->v, nc * sizeof(*nv));
 
-		for (me = c->man.buckets[i]; me; me = me->next) {
-			/* local changes are checked by evict(), for the few
-			 * it tries: cache_busy_locked walks the journal */
-			if (!me->fetched || me->fetching || !me->path ||
-			    me->rsize == 0)
+			if (!nv)
 				continue;
-			if (s->n == s->cap) {
-				size_t nc = s->cap ? s->cap * 2 : 64;
-				struct victim *nv =
-				    realloc(s->v, nc * sizeof(*nv));
-
-				if (!nv)
-					continue;
-				s->v = nv;
-				s->cap = nc;
-			}
-			s->v[s->n].sb = c->sb;
-			s->v[s->n].ino = me->ino;
-			s->v[s->n].used = me->used;
-			s->v[s->n].size = me->rsize;
-			s->n++;
+			s->v = nv;
+			s->cap = nc;
 		}
+		s->v[s->n].sb = c->sb;
+		s->v[s->n].ino = me->ino;
+		s->v[s->n].used = me->used;
+		s->v[s->n].size = me->rsize;
+		s->v[s->n].path = NULL;
+		s->n++;
 	}
 }
 
@@ -209,30 +195,24 @@ static int evict(struct cache *c, const struct victim *v)
 	struct timespec ts[2];
 	struct ment *me;
 	struct stat st;
-	char *path = NULL;
 	bool truncated = false;
 	int pfd, fd = -1, r = -EBUSY;
 
 	cache_lock(c, CACHE_OP_MU);
 	cache_lock(c, CACHE_MU);
 	me = manifest_get(&c->man, v->ino);
-	if (c->gone || !me || !me->fetched || me->fetching ||
-	    me->used != v->used || !me->path || me->rsize != v->size ||
+	if (c->gone || !v->path || !me || !me->fetched || me->fetching ||
+	    me->used != v->used || me->rsize != v->size ||
 	    cache_busy_locked(c, v->ino)) {
 		cache_unlock(c, CACHE_MU);
 		cache_unlock(c, CACHE_OP_MU);
 		return -EBUSY;
 	}
-	path = strdup(me->path);
 	manifest_mark(&c->man, me, false, me->rsize);
 	me->fetching = true;
 	cache_unlock(c, CACHE_MU);
 
-	if (!path) {
-		r = -ENOMEM;
-		goto out;
-	}
-	r = fdio_parent(c->tree_fd, path, &pfd, &base);
+	r = fdio_parent(c->tree_fd, v->path, &pfd, &base);
 	if (r < 0)
 		goto out;
 	fd = openat(pfd, base, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
@@ -265,24 +245,90 @@ out:
 	me = manifest_get(&c->man, v->ino);
 	if (me) {
 		me->fetching = false;
-		if (r == 0) {
+		if (r == 0)
 			c->man_dirty = true;
-			free(me->path);
-			me->path = NULL;
-		} else {
+		else
 			manifest_mark(&c->man, me, !truncated, me->rsize);
-			if (r == -ESTALE || r == -ENOENT) {
-				/* its next open records its name */
-				free(me->path);
-				me->path = NULL;
-			}
-		}
 	}
 	pthread_cond_broadcast(&c->cond);
 	cache_unlock(c, CACHE_MU);
 	cache_unlock(c, CACHE_OP_MU);
-	free(path);
 	return r;
+}
+
+/* ---- names of the victims -------------------------------------------- */
+
+struct want {
+	ino_t ino;
+	struct victim *v;
+};
+
+struct names {
+	struct want *w;
+	size_t n, left;
+};
+
+static int want_cmp(const void *a, const void *b)
+{
+	const struct want *x = a, *y = b;
+
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+/* tree_walk's visit: a victim's first name found. */
+static int names_visit(const char *path, ino_t ino, void *ud)
+{
+	struct names *nm = ud;
+	struct want key = {.ino = ino};
+	struct want *w = bsearch(&key, nm->w, nm->n, sizeof(*nm->w), want_cmp);
+
+	if (w && !w->v->path) {
+		w->v->path = strdup(path);
+		if (w->v->path && --nm->left == 0)
+			return 1; /* all found: the rest of the tree can wait */
+	}
+	return 0;
+}
+
+/*
+ * Finds the tree names of victims v[0..n) (the manifest keeps none): one
+ * walk of each sandbox's tree.  A victim not found keeps path NULL, and
+ * evict() passes it over.
+ */
+static void find_names(struct victim *v, size_t n)
+{
+	struct names nm = {.w = malloc(n * sizeof(*nm.w))};
+	size_t i, j;
+
+	if (!nm.w)
+		return;
+	for (i = 0; i < n; i++) {
+		struct fs_sandbox *sb = v[i].sb;
+		struct cache *c = cache_of(sb);
+		bool gone, done = false;
+
+		/* one walk per sandbox, for its victims in this batch */
+		for (j = 0; j < i && !done; j++)
+			done = v[j].sb == sb;
+		if (done)
+			continue;
+		nm.n = 0;
+		for (j = i; j < n; j++) {
+			if (v[j].sb == sb && !v[j].path) {
+				nm.w[nm.n].ino = v[j].ino;
+				nm.w[nm.n].v = &v[j];
+				nm.n++;
+			}
+		}
+		nm.left = nm.n;
+		qsort(nm.w, nm.n, sizeof(*nm.w), want_cmp);
+		cache_lock(c, CACHE_MU);
+		gone = c->gone;
+		cache_unlock(c, CACHE_MU);
+		if (!gone && nm.n)
+			(void)tree_walk(c->tree_fd, names_visit, &nm);
+	}
+	free(nm.w);
 }
 
 /* Free bytes of the cache disk (-1: unknown). */
@@ -301,7 +347,7 @@ void cache_space_room(struct cache *c, off_t need)
 	struct fs_sandbox **sbs;
 	struct scan s = {0};
 	long long max, avail;
-	size_t nsb, i, gone = 0;
+	size_t nsb, i, named = 0, gone = 0;
 
 	if (fs_sandbox_list(fs, &sbs, &nsb) < 0)
 		return;
@@ -325,6 +371,19 @@ void cache_space_room(struct cache *c, off_t need)
 		if (s.used + need <= max - max / 10 &&
 		    (avail < 0 || avail >= 2 * (long long)need))
 			break;
+		if (i == named) {
+			/* the next batch: twice the bytes still to free, at
+			 * least 64 files, named by one walk per tree */
+			long long want = s.used + need - (max - max / 10);
+			long long sum = 0;
+
+			if (avail >= 0 && 2 * (long long)need - avail > want)
+				want = 2 * (long long)need - avail;
+			for (; named < s.n && (named - i < 64 || sum < 2 * want);
+			     named++)
+				sum += s.v[named].size;
+			find_names(s.v + i, named - i);
+		}
 		if (evict(vc, &s.v[i]) < 0)
 			continue;
 		s.used -= s.v[i].size;
@@ -339,6 +398,8 @@ void cache_space_room(struct cache *c, off_t need)
 out:
 	pthread_mutex_unlock(&space_mu);
 	put_all(sbs, nsb);
+	for (i = 0; i < s.n; i++)
+		free(s.v[i].path);
 	free(s.v);
 }
 

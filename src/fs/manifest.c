@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,92 +29,138 @@
 
 /* ---- the inode table ------------------------------------------------ */
 
+#define CHUNK 4096 /* entries per chunk */
+
+static _Atomic uint32_t use_clock;
+
+uint32_t manifest_use_clock(void)
+{
+	return atomic_fetch_add(&use_clock, 1) + 1;
+}
+
+static struct ment *slot(const struct manifest *m, size_t s)
+{
+	return &m->chunks[s / CHUNK][s % CHUNK];
+}
+
+static size_t home(const struct manifest *m, ino_t ino)
+{
+	uint64_t h = (uint64_t)ino * 0x9e3779b97f4a7c15ull;
+
+	return (size_t)(h >> 32) & (m->icap - 1);
+}
+
 int manifest_init(struct manifest *m)
 {
-	m->nbuckets = 1024;
-	m->count = 0;
-	m->fetched_bytes = 0;
-	m->buckets = calloc(m->nbuckets, sizeof(*m->buckets));
-	return m->buckets ? 0 : -ENOMEM;
+	memset(m, 0, sizeof(*m));
+	m->icap = 1024;
+	m->index = calloc(m->icap, sizeof(*m->index));
+	return m->index ? 0 : -ENOMEM;
 }
 
 void manifest_cleanup(struct manifest *m)
 {
 	size_t i;
 
-	for (i = 0; m->buckets && i < m->nbuckets; i++) {
-		struct ment *e = m->buckets[i], *next;
-
-		for (; e; e = next) {
-			next = e->next;
-			free(e->path);
-			free(e);
-		}
-	}
-	free(m->buckets);
-	m->fetched_bytes = 0;
-	m->buckets = NULL;
-	m->count = 0;
+	for (i = 0; i < m->nchunks; i++)
+		free(m->chunks[i]);
+	free(m->chunks);
+	free(m->index);
+	memset(m, 0, sizeof(*m));
 }
 
-static size_t bucket(const struct manifest *m, ino_t ino)
+/* The bucket that holds ino, or the empty one where it would go. */
+static size_t find(const struct manifest *m, ino_t ino)
 {
-	uint64_t h = (uint64_t)ino * 0x9e3779b97f4a7c15ull;
+	size_t i;
 
-	return (size_t)(h >> 20) % m->nbuckets;
+	for (i = home(m, ino); m->index[i]; i = (i + 1) & (m->icap - 1))
+		if (slot(m, m->index[i] - 1)->ino == ino)
+			break;
+	return i;
 }
 
 struct ment *manifest_get(struct manifest *m, ino_t ino)
 {
-	struct ment *e;
+	size_t i;
 
-	for (e = m->buckets[bucket(m, ino)]; e; e = e->next) {
-		if (e->ino == ino)
-			return e;
-	}
-	return NULL;
+	if (!m->index)
+		return NULL;
+	i = find(m, ino);
+	return m->index[i] ? slot(m, m->index[i] - 1) : NULL;
 }
 
-static void grow(struct manifest *m)
+static int grow_index(struct manifest *m)
 {
-	size_t nb = m->nbuckets * 4, i;
-	struct ment **nv = calloc(nb, sizeof(*nv));
+	size_t nc = m->icap * 2, i, j;
+	uint32_t *nv = calloc(nc, sizeof(*nv));
 
 	if (!nv)
-		return;
-	for (i = 0; i < m->nbuckets; i++) {
-		struct ment *e = m->buckets[i], *next;
+		return -ENOMEM;
+	for (i = 0; i < m->icap; i++) {
+		uint64_t h;
 
-		for (; e; e = next) {
-			uint64_t h = (uint64_t)e->ino * 0x9e3779b97f4a7c15ull;
-			size_t b = (size_t)(h >> 20) % nb;
-
-			next = e->next;
-			e->next = nv[b];
-			nv[b] = e;
-		}
+		if (!m->index[i])
+			continue;
+		h = (uint64_t)slot(m, m->index[i] - 1)->ino *
+		    0x9e3779b97f4a7c15ull;
+		for (j = (size_t)(h >> 32) & (nc - 1); nv[j]; j = (j + 1) & (nc - 1))
+			;
+		nv[j] = m->index[i];
 	}
-	free(m->buckets);
-	m->buckets = nv;
-	m->nbuckets = nb;
+	free(m->index);
+	m->index = nv;
+	m->icap = nc;
+	return 0;
+}
+
+/* A free slot (reused, or a new one), zeroed: its number, or -ENOMEM. */
+static long long take_slot(struct manifest *m)
+{
+	size_t s;
+
+	if (m->free_top) {
+		s = m->free_top - 1;
+		m->free_top = (size_t)slot(m, s)->rsize;
+	} else {
+		if (m->top >= (size_t)UINT32_MAX - 1)
+			return -ENOMEM;
+		if (m->top == m->nchunks * CHUNK) {
+			struct ment **nv = realloc(
+			    m->chunks, (m->nchunks + 1) * sizeof(*nv));
+
+			if (!nv)
+				return -ENOMEM;
+			m->chunks = nv;
+			nv[m->nchunks] = malloc(CHUNK * sizeof(struct ment));
+			if (!nv[m->nchunks])
+				return -ENOMEM;
+			m->nchunks++;
+		}
+		s = m->top++;
+	}
+	memset(slot(m, s), 0, sizeof(struct ment));
+	return (long long)s;
 }
 
 struct ment *manifest_set(struct manifest *m, ino_t ino, off_t size,
 			  int64_t mtime, bool fetched)
 {
 	struct ment *e = manifest_get(m, ino);
-	size_t b;
 
 	if (!e) {
-		if (m->count > m->nbuckets * 2)
-			grow(m);
-		e = calloc(1, sizeof(*e));
-		if (!e)
+		long long s;
+		size_t i;
+
+		if (2 * (m->count + 1) > m->icap && grow_index(m) < 0)
 			return NULL;
+		s = take_slot(m);
+		if (s < 0)
+			return NULL;
+		e = slot(m, (size_t)s);
 		e->ino = ino;
-		b = bucket(m, ino);
-		e->next = m->buckets[b];
-		m->buckets[b] = e;
+		i = find(m, ino);
+		m->index[i] = (uint32_t)s + 1;
 		m->count++;
 	}
 	manifest_mark(m, e, fetched, size);
@@ -134,21 +181,46 @@ void manifest_mark(struct manifest *m, struct ment *e, bool fetched,
 
 void manifest_del(struct manifest *m, ino_t ino)
 {
-	struct ment **pp = &m->buckets[bucket(m, ino)];
+	size_t i, j, s, mask = m->icap - 1;
+	struct ment *e;
 
-	for (; *pp; pp = &(*pp)->next) {
-		if ((*pp)->ino == ino) {
-			struct ment *e = *pp;
+	if (!m->index || ino == 0)
+		return;
+	i = find(m, ino);
+	if (!m->index[i])
+		return;
+	s = m->index[i] - 1;
+	e = slot(m, s);
+	if (e->fetched)
+		m->fetched_bytes -= e->rsize;
+	memset(e, 0, sizeof(*e));
+	e->rsize = (off_t)m->free_top; /* the free list runs through rsize */
+	m->free_top = s + 1;
+	m->count--;
+	/* backward-shift deletion: no tombstones in a linear-probing index */
+	m->index[i] = 0;
+	for (j = (i + 1) & mask; m->index[j]; j = (j + 1) & mask) {
+		size_t h = home(m, slot(m, m->index[j] - 1)->ino);
 
-			*pp = e->next;
-			if (e->fetched)
-				m->fetched_bytes -= e->rsize;
-			free(e->path);
-			free(e);
-			m->count--;
-			return;
+		/* the entry at j may move to i if i lies on its probe path,
+		 * that is, cyclically in [h, j) */
+		if (((j - h) & mask) >= ((j - i) & mask)) {
+			m->index[i] = m->index[j];
+			m->index[j] = 0;
+			i = j;
 		}
 	}
+}
+
+struct ment *manifest_next(struct manifest *m, size_t *pos)
+{
+	while (*pos < m->top) {
+		struct ment *e = slot(m, (*pos)++);
+
+		if (e->ino)
+			return e;
+	}
+	return NULL;
 }
 
 int manifest_load(struct manifest *m, int dirfd, const char *name)
@@ -196,7 +268,8 @@ int manifest_load(struct manifest *m, int dirfd, const char *name)
 int manifest_save(struct manifest *m, int dirfd, const char *name)
 {
 	char tmp[NAME_MAX + 1];
-	size_t i;
+	const struct ment *e;
+	size_t pos = 0;
 	FILE *f;
 	int fd, r = 0;
 
@@ -210,14 +283,10 @@ int manifest_save(struct manifest *m, int dirfd, const char *name)
 		return -errno;
 	}
 	fprintf(f, "%s\n", M_TAG);
-	for (i = 0; i < m->nbuckets; i++) {
-		const struct ment *e;
-
-		for (e = m->buckets[i]; e; e = e->next)
-			fprintf(f, "%llu %lld %" PRId64 " %d\n",
-				(unsigned long long)e->ino, (long long)e->rsize,
-				e->rmtime, e->fetched ? 1 : 0);
-	}
+	while ((e = manifest_next(m, &pos)) != NULL)
+		fprintf(f, "%llu %lld %" PRId64 " %d\n",
+			(unsigned long long)e->ino, (long long)e->rsize,
+			e->rmtime, e->fetched ? 1 : 0);
 	if (fflush(f) != 0 || ferror(f))
 		r = -EIO;
 	if (fclose(f) != 0 && r == 0)
@@ -230,6 +299,71 @@ int manifest_save(struct manifest *m, int dirfd, const char *name)
 }
 
 /* ---- tree access ---------------------------------------------------- */
+
+static int walk_below(int dfd, char *path, size_t plen, unsigned depth,
+		      int (*visit)(const char *path, ino_t ino, void *ud),
+		      void *ud)
+{
+	struct dirent *d;
+	DIR *dp;
+	int fd, r = 0;
+
+	if (depth > 256)
+		return 0;
+	fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	dp = fdopendir(fd);
+	if (!dp) {
+		close(fd);
+		return 0;
+	}
+	while (r == 0 && (d = readdir(dp)) != NULL) {
+		size_t nl = strlen(d->d_name);
+		unsigned char type = d->d_type;
+		struct stat st;
+
+		if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
+			continue;
+		if (plen + nl + 2 > PATH_MAX)
+			continue;
+		if (type == DT_UNKNOWN) /* file systems that do not say */
+			type = fstatat(dirfd(dp), d->d_name, &st,
+				       AT_SYMLINK_NOFOLLOW) == 0 &&
+					   S_ISDIR(st.st_mode)
+				   ? DT_DIR
+				   : DT_REG;
+		if (plen)
+			path[plen] = '/';
+		memcpy(path + plen + (plen ? 1 : 0), d->d_name, nl + 1);
+		if (type == DT_DIR) {
+			int cfd = openat(dirfd(dp), d->d_name,
+					 O_PATH | O_DIRECTORY | O_NOFOLLOW |
+					     O_CLOEXEC);
+
+			if (cfd >= 0) {
+				r = walk_below(cfd, path,
+					       plen + nl + (plen ? 1 : 0),
+					       depth + 1, visit, ud);
+				close(cfd);
+			}
+		} else {
+			r = visit(path, d->d_ino, ud);
+		}
+		path[plen] = '\0';
+	}
+	closedir(dp);
+	return r;
+}
+
+int tree_walk(int tree_fd, int (*visit)(const char *path, ino_t ino, void *ud),
+	      void *ud)
+{
+	char path[PATH_MAX];
+
+	path[0] = '\0';
+	return walk_below(tree_fd, path, 0, 0, visit, ud);
+}
 
 static int remove_dir_contents(int dfd)
 {
@@ -655,19 +789,21 @@ static void lmap_free(struct lmap *m)
 }
 
 /*
- * The paths a merge was given, as 64-bit hashes with a seed drawn per
- * merge (8 bytes a path, at most half full): the prune after the last
- * part asks it whether the server has a path.  Two paths of one hash
- * (about 1 in 10^7 for a million paths, and a new draw at every listing)
- * only keep a stale name until the next listing.
+ * The names of files with several links a merge was given, as 32-bit
+ * hashes with a seed drawn per merge (4 bytes a path, at most half
+ * full): the prune asks it whether the server has such a name, which the
+ * mark of the inode cannot say (the other names share it).  A name the
+ * server dropped that shares a hash with one it has (about 1 in 4,000
+ * with a million names, and a new draw at every listing) only keeps its
+ * stale name until the next listing.
  */
 struct pset {
-	uint64_t *v;
+	uint32_t *v;
 	size_t cap, n;
 	uint64_t seed;
 };
 
-static uint64_t pset_hash(const struct pset *s, const char *path)
+static uint32_t pset_hash(const struct pset *s, const char *path)
 {
 	uint64_t h = s->seed ^ 0xcbf29ce484222325ull;
 	const unsigned char *p = (const unsigned char *)path;
@@ -680,12 +816,12 @@ static uint64_t pset_hash(const struct pset *s, const char *path)
 	h ^= h >> 27;
 	h *= 0x94d049bb133111ebull;
 	h ^= h >> 31;
-	return h ? h : 1;
+	return (uint32_t)h ? (uint32_t)h : 1;
 }
 
 static bool pset_has(const struct pset *s, const char *path)
 {
-	uint64_t h = pset_hash(s, path);
+	uint32_t h = pset_hash(s, path);
 	size_t i;
 
 	if (!s->cap)
@@ -696,7 +832,7 @@ static bool pset_has(const struct pset *s, const char *path)
 	return false;
 }
 
-static void pset_put_hash(struct pset *s, uint64_t h)
+static void pset_put_hash(struct pset *s, uint32_t h)
 {
 	size_t i;
 
@@ -732,7 +868,8 @@ struct merge {
 	struct manifest *m;
 	int tree_fd;
 	int src_fd;
-	struct pset seen; /* every path of the parts so far */
+	uint16_t gen;	  /* marks the entries of the tree names merged */
+	struct pset multi; /* names of files with several links */
 	size_t n;	  /* entries merged */
 	bool was_empty;	  /* the manifest was: nothing to prune */
 	bool (*busy)(ino_t ino, void *ud);
@@ -744,9 +881,24 @@ struct merge {
 	struct lmap rinos, tinos;
 };
 
-static bool remote_has(const struct merge *g, const char *path)
+/* Tree name path (st) is the server's: named in a part of this merge. */
+static bool remote_has(const struct merge *g, const char *path,
+		       const struct stat *st)
 {
-	return pset_has(&g->seen, path);
+	const struct ment *me;
+
+	if (S_ISREG(st->st_mode) && st->st_nlink > 1)
+		return pset_has(&g->multi, path);
+	me = manifest_get(g->m, st->st_ino);
+	return me && me->seen == g->gen;
+}
+
+/* e's tree name was merged (NULL: nothing the manifest knows). */
+static struct ment *seen(struct merge *g, struct ment *e)
+{
+	if (e)
+		e->seen = g->gen;
+	return e;
 }
 
 static void set_times(int fd, int64_t mtime)
@@ -843,8 +995,8 @@ static int put_file(struct merge *g, const struct rent *e, int pfd,
 	close(fd);
 	if (r < 0)
 		return r;
-	if (!manifest_set(g->m, st.st_ino, have ? st.st_size : e->size,
-			  e->mtime, have || e->size == 0))
+	if (!seen(g, manifest_set(g->m, st.st_ino, have ? st.st_size : e->size,
+				  e->mtime, have || e->size == 0)))
 		return -ENOMEM;
 	return 0;
 }
@@ -877,7 +1029,7 @@ static int make_entry(struct merge *g, const struct rent *e, int pfd,
 	}
 	if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
-	if (!manifest_set(g->m, st.st_ino, 0, e->mtime, true))
+	if (!seen(g, manifest_set(g->m, st.st_ino, 0, e->mtime, true)))
 		return -ENOMEM;
 	return 0;
 }
@@ -926,6 +1078,13 @@ static int merge_entry(struct merge *g, const struct rent *e)
 			g->made++;
 		goto out;
 	}
+	/* marked even when busy: the prune then keeps it however it is */
+	me = seen(g, manifest_get(g->m, st.st_ino));
+	if (S_ISREG(st.st_mode) && st.st_nlink > 1) {
+		r = pset_add(&g->multi, e->path);
+		if (r < 0)
+			goto out;
+	}
 	if (g->busy(st.st_ino, g->ud))
 		goto out;
 	if (e->type == 'f' && e->rino && S_ISREG(st.st_mode) &&
@@ -935,8 +1094,8 @@ static int merge_entry(struct merge *g, const struct rent *e)
 			r = r > 0 ? 0 : r;
 			goto out;
 		}
+		me = manifest_get(g->m, st.st_ino);
 	}
-	me = manifest_get(g->m, st.st_ino);
 	if ((st.st_mode & S_IFMT) != type_bits(e->type)) {
 		r = tree_remove(pfd, base);
 		if (r == 0)
@@ -951,7 +1110,8 @@ static int merge_entry(struct merge *g, const struct rent *e)
 	case 's':
 		if ((st.st_mode & 07777) != e->mode)
 			(void)fchmodat(pfd, base, e->mode, 0);
-		if (!me && !manifest_set(g->m, st.st_ino, 0, e->mtime, true))
+		if (!me &&
+		    !seen(g, manifest_set(g->m, st.st_ino, 0, e->mtime, true)))
 			r = -ENOMEM;
 		break;
 	case 'l': {
@@ -965,8 +1125,8 @@ static int merge_entry(struct merge *g, const struct rent *e)
 			r = make_entry(g, e, pfd, base);
 			manifest_del(g->m, st.st_ino);
 			g->changed++;
-		} else if (!me &&
-			   !manifest_set(g->m, st.st_ino, 0, e->mtime, true)) {
+		} else if (!me && !seen(g, manifest_set(g->m, st.st_ino, 0,
+							 e->mtime, true))) {
 			r = -ENOMEM;
 		}
 		break;
@@ -1046,6 +1206,10 @@ static int merge_one(struct merge *g, const struct rent *e)
 
 	if (e->type != 'f' || e->rino == 0 || e->nlink <= 1)
 		return merge_entry(g, e);
+	/* its tree file will have several names: the prune asks by name */
+	r = pset_add(&g->multi, e->path);
+	if (r < 0)
+		return r;
 	group = lmap_find(&g->rinos, e->rino);
 	if (group && g->skip && g->skip(e->path, g->ud)) {
 		g->skipped++;
@@ -1095,33 +1259,31 @@ static void prune(struct merge *g, int dfd, char *path, size_t plen,
 		if (plen)
 			path[plen] = '/';
 		memcpy(path + plen + (plen ? 1 : 0), d->d_name, nl + 1);
-		if (fstatat(dirfd(dp), d->d_name, &st, AT_SYMLINK_NOFOLLOW) ==
+		if (fstatat(dirfd(dp), d->d_name, &st, AT_SYMLINK_NOFOLLOW) <
 		    0) {
-			if (remote_has(g, path)) {
-				if (S_ISDIR(st.st_mode)) {
-					int cfd =
-					    openat(dirfd(dp), d->d_name,
-						   O_PATH | O_DIRECTORY |
-						       O_NOFOLLOW | O_CLOEXEC);
+			path[plen] = '\0';
+			continue;
+		}
+		if (!remote_has(g, path, &st) &&
+		    manifest_get(g->m, st.st_ino) &&
+		    !g->busy(st.st_ino, g->ud) &&
+		    !(g->skip && g->skip(path, g->ud))) {
+			if (tree_remove(dirfd(dp), d->d_name) == 0) {
+				/* another name may keep the file */
+				if (!S_ISREG(st.st_mode) || st.st_nlink <= 1)
+					manifest_del(g->m, st.st_ino);
+				g->removed++;
+			}
+		} else if (S_ISDIR(st.st_mode)) {
+			/* kept: the server's, or not the prune's to remove */
+			int cfd = openat(dirfd(dp), d->d_name,
+					 O_PATH | O_DIRECTORY | O_NOFOLLOW |
+					     O_CLOEXEC);
 
-					if (cfd >= 0) {
-						prune(g, cfd, path,
-						      plen + nl +
-							  (plen ? 1 : 0),
-						      depth + 1);
-						close(cfd);
-					}
-				}
-			} else if (manifest_get(g->m, st.st_ino) &&
-				   !g->busy(st.st_ino, g->ud) &&
-				   !(g->skip && g->skip(path, g->ud))) {
-				if (tree_remove(dirfd(dp), d->d_name) == 0) {
-					/* another name may keep the file */
-					if (!S_ISREG(st.st_mode) ||
-					    st.st_nlink <= 1)
-						manifest_del(g->m, st.st_ino);
-					g->removed++;
-				}
+			if (cfd >= 0) {
+				prune(g, cfd, path, plen + nl + (plen ? 1 : 0),
+				      depth + 1);
+				close(cfd);
 			}
 		}
 		path[plen] = '\0';
@@ -1146,11 +1308,16 @@ int manifest_merge_begin(struct merge **out, struct manifest *m, int tree_fd,
 	g->skip = skip;
 	g->ud = ud;
 	g->was_empty = m->count == 0;
+	/* a new mark: an entry marked 65,535 merges ago and never since
+	 * only keeps a stale name until the next listing */
+	if (++m->gen == 0)
+		m->gen = 1;
+	g->gen = m->gen;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	g->seen.seed =
+	g->multi.seed =
 	    (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-	g->seen.seed =
-	    (g->seen.seed * 0x9e3779b97f4a7c15ull) ^ (uint64_t)(uintptr_t)g;
+	g->multi.seed =
+	    (g->multi.seed * 0x9e3779b97f4a7c15ull) ^ (uint64_t)(uintptr_t)g;
 	*out = g;
 	return 0;
 }
@@ -1162,9 +1329,7 @@ int manifest_merge_part(struct merge *g, const struct listing *l,
 	int r = 0;
 
 	for (i = 0; i < l->n && r == 0; i++) {
-		r = pset_add(&g->seen, l->v[i].path);
-		if (r == 0)
-			r = merge_one(g, &l->v[i]);
+		r = merge_one(g, &l->v[i]);
 		if (r < 0 && r != -ENOMEM) {
 			nox_log(NOX_LOG_DEBUG, "merge %s: %s", l->v[i].path,
 				strerror(-r));
@@ -1201,7 +1366,7 @@ void manifest_merge_end(struct merge *g, bool whole)
 			g->n, g->made, g->changed, g->linked, g->removed,
 			g->skipped);
 	}
-	free(g->seen.v);
+	free(g->multi.v);
 	lmap_free(&g->rinos);
 	lmap_free(&g->tinos);
 	free(g);

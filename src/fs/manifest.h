@@ -26,22 +26,33 @@
 #include <nox/err.h>
 
 struct ment {
-	ino_t ino;
+	ino_t ino;	/* 0: a free slot (manifest_next skips it) */
 	off_t rsize;	/* remote size when last seen */
 	int64_t rmtime; /* remote mtime (ns) when last seen */
+	uint32_t used;	/* the use clock at the last open or download
+			   (cache_space.c's eviction order); not saved */
 	bool fetched;	/* the tree file holds that content */
 	bool fetching;	/* a download (or an eviction) is in progress */
-	int64_t used;	/* last open or download (CLOCK_MONOTONIC ns), for
-			   the cache's eviction (cache_space.c); not saved */
-	char *path;	/* the tree path it was fetched or opened by, or
-			   NULL; malloc'd, freed with the entry */
-	struct ment *next;
+	uint16_t seen;	/* the last merge whose listing had it (its gen);
+			   the prune's question, not saved */
 };
 
+/*
+ * The entries live in chunks that never move (a pointer to an entry
+ * stays good until that entry is deleted; freed slots are reused), found
+ * by an open-addressing index of 32-bit slot numbers, at most half full.
+ * 32 bytes an entry and 8 to 16 of index: 1,000,000 files take 40 MiB.
+ * No names: what needs one (eviction) finds it with tree_walk.
+ */
 struct manifest {
-	struct ment **buckets;
-	size_t nbuckets;
+	struct ment **chunks;
+	size_t nchunks;	 /* chunks allocated */
+	size_t top;	 /* slots handed out so far */
+	size_t free_top; /* head of the free slots (slot + 1), or 0 */
+	uint32_t *index; /* slot + 1 per bucket, 0: empty */
+	size_t icap;	 /* buckets: a power of two */
 	size_t count;
+	uint16_t gen;		 /* of the last merge begun, never 0 */
 	long long fetched_bytes; /* sum of rsize over the fetched entries;
 				    kept by manifest_set, manifest_mark and
 				    manifest_del (cache_space.c's bound) */
@@ -55,6 +66,13 @@ struct ment *manifest_get(struct manifest *m, ino_t ino);
 struct ment *manifest_set(struct manifest *m, ino_t ino, off_t size,
 			  int64_t mtime, bool fetched);
 void manifest_del(struct manifest *m, ino_t ino);
+/* The entries in no set order: *pos starts at 0; NULL after the last.
+ * The table may not change during a walk. */
+struct ment *manifest_next(struct manifest *m, size_t *pos);
+/* The next value of the use clock, for ment.used (process-wide, so
+ * entries of all sandboxes compare; wraps after 2^32 uses, which only
+ * mis-orders eviction for a while). */
+uint32_t manifest_use_clock(void);
 /* Sets e's fetched mark and remote size, keeping m->fetched_bytes: every
  * change of either field outside manifest_set goes through here. */
 void manifest_mark(struct manifest *m, struct ment *e, bool fetched,
@@ -143,9 +161,11 @@ int manifest_merge(struct manifest *m, int tree_fd, const struct listing *l,
  * (-ENOMEM), then each part in walk order (parents before children, a
  * part's entries are merged at once and need not outlive the call), then
  * end, which removes what the server no longer has only when whole (every
- * part arrived), and frees the merge.  Memory: 16 bytes per path at most,
- * not the entries (a hash of each path, for the prune).  The caller holds
- * what manifest_merge's caller holds during each part and the end.
+ * part arrived), and frees the merge.  Memory: nothing per entry (the
+ * prune asks the manifest entries, marked as their names are merged),
+ * but 8 to 16 bytes a path for files with several links.  One merge at a
+ * time per manifest.  The caller holds what manifest_merge's caller holds
+ * during each part and the end.
  */
 struct merge;
 int manifest_merge_begin(struct merge **g, struct manifest *m, int tree_fd,
@@ -159,5 +179,15 @@ size_t manifest_merge_count(const struct merge *g);
 
 /* Removes path (recursively for a directory) below parent dir pfd. */
 int tree_remove(int pfd, const char *name);
+
+/*
+ * Walks the tree below directory tree_fd (readdir only, no stat) and
+ * calls visit with the tree path and inode number of each entry that is
+ * not a directory; a non-zero return from visit ends the walk and is
+ * returned.  The tree may change meanwhile: a caller opens what it found
+ * by name and checks the inode again.
+ */
+int tree_walk(int tree_fd, int (*visit)(const char *path, ino_t ino, void *ud),
+	      void *ud);
 
 #endif

@@ -43,17 +43,14 @@ static size_t rec(char *buf, size_t at, const char *type, const char *mode,
 }
 
 /* The fetched bytes by a walk: what m->fetched_bytes must equal. */
-static long long walk_fetched(const struct manifest *m)
+static long long walk_fetched(struct manifest *m)
 {
 	long long sum = 0;
-	size_t i;
+	const struct ment *e;
+	size_t pos = 0;
 
-	for (i = 0; i < m->nbuckets; i++) {
-		const struct ment *e;
-
-		for (e = m->buckets[i]; e; e = e->next)
-			sum += e->fetched ? e->rsize : 0;
-	}
+	while ((e = manifest_next(m, &pos)) != NULL)
+		sum += e->fetched ? e->rsize : 0;
 	return sum;
 }
 
@@ -424,6 +421,59 @@ static void test_fetched_total(void)
 	CU_ASSERT_EQUAL(m.fetched_bytes, 0);
 }
 
+/*
+ * The table against a plain array, through 200,000 random sets and
+ * deletions over 30,000 inode numbers (the index grows past 2^16 and
+ * deletions shift runs of it back): every entry found with its fields,
+ * none found that was deleted, the walk sees each once, and an entry's
+ * address holds while others come and go.
+ */
+static void test_table_model(void)
+{
+	enum { N = 30000 };
+	static int64_t want[N + 1]; /* rmtime + 1, 0: absent */
+	struct manifest m;
+	struct ment *held, *e;
+	unsigned seed = 777;
+	size_t pos = 0, seen = 0, count = 0;
+	int i, bad = 0;
+
+	CU_ASSERT_FATAL(manifest_init(&m) == 0);
+	memset(want, 0, sizeof(want));
+	held = manifest_set(&m, (ino_t)N + 7, 1, 1, false);
+	CU_ASSERT_FATAL(held != NULL);
+	for (i = 0; i < 200000; i++) {
+		/* inode numbers in runs, as a file system hands them out */
+		ino_t ino = (ino_t)(rand_r(&seed) % N + 1);
+
+		if (rand_r(&seed) % 3) {
+			CU_ASSERT_FATAL(manifest_set(&m, ino, 1, i, true) !=
+					NULL);
+			want[ino] = i + 1;
+		} else {
+			manifest_del(&m, ino);
+			want[ino] = 0;
+		}
+	}
+	for (i = 1; i <= N; i++) {
+		e = manifest_get(&m, (ino_t)i);
+		if (want[i] ? !e || e->ino != (ino_t)i ||
+				  e->rmtime != want[i] - 1
+			    : e != NULL)
+			bad++;
+		count += want[i] != 0;
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	CU_ASSERT_EQUAL(m.count, count + 1);
+	while ((e = manifest_next(&m, &pos)) != NULL)
+		seen++;
+	CU_ASSERT_EQUAL(seen, count + 1);
+	CU_ASSERT(manifest_get(&m, (ino_t)N + 7) == held);
+	CU_ASSERT_EQUAL(held->ino, (ino_t)N + 7);
+	CU_ASSERT(m.icap >= 2 * m.count);
+	manifest_cleanup(&m);
+}
+
 /* A merge begun and given two pages: "d", then "d/new". */
 static struct merge *two_pages(struct manifest *m, int tfd, struct guard *g)
 {
@@ -511,6 +561,8 @@ int main(void)
 	     test_merge_types},
 	    {"fetched bytes: the running total matches a walk",
 	     test_fetched_total},
+	    {"table: 200,000 random sets and deletions against an array",
+	     test_table_model},
 	    {"merge in parts: pages merged at once, pruned when whole",
 	     test_merge_parts},
 	    {NULL, NULL}};
