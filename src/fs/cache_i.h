@@ -77,6 +77,8 @@ struct cache {
 	bool listing;		    /* a refresh is running */
 	struct timespec listed_at;  /* CLOCK_MONOTONIC */
 	double list_took;	    /* s, the last listing (LIST_AGE) */
+	long long inflight; /* bytes of the downloads begun and not ended:
+			       the bound counts them (cache_space.c) */
 	struct timespec list_retry; /* no refresh before (failures) */
 	int list_errno;		    /* its error (negative), or 0 */
 	bool list_wanted;	    /* the flusher is to take a listing */

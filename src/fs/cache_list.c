@@ -879,9 +879,13 @@ static int fetch_begin(struct cache *c, struct fs_node *n, off_t *need)
 	*need = me->rsize;
 	cache_unlock(c, CACHE_MU);
 	cache_space_room(c, *need); /* within -o cache_max, if it can */
+	cache_lock(c, CACHE_MU);
+	c->inflight += *need; /* the next download's room counts it */
+	cache_unlock(c, CACHE_MU);
 	r = fetch_space(c, *need);
 	if (r < 0) {
 		cache_lock(c, CACHE_MU);
+		c->inflight -= *need;
 		me = manifest_get(&c->man, n->sino);
 		if (me)
 			me->fetching = false;
@@ -919,6 +923,7 @@ static void fetch_finish(struct cache_fetch *f, int r, const struct stat *st)
 	}
 
 	cache_lock(c, CACHE_MU);
+	c->inflight -= f->need;
 	me = manifest_get(&c->man, f->ino);
 	if (me) {
 		me->fetching = false;
@@ -970,7 +975,8 @@ static struct cache_fetch *fetch_new(struct cache *c, struct fs_node *n,
 	struct ment *me;
 
 	if (!f) {
-		struct cache_fetch tmp = {.c = c, .ino = n->sino, .fd = -1};
+		struct cache_fetch tmp = {
+		    .c = c, .ino = n->sino, .fd = -1, .need = need};
 
 		*r = -ENOMEM;
 		fetch_finish(&tmp, *r, NULL);

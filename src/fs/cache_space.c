@@ -129,7 +129,7 @@ static void scan_locked(struct cache *c, struct scan *s, bool victims)
 	struct ment *me;
 	size_t pos = 0;
 
-	s->used += c->man.fetched_bytes;
+	s->used += c->man.fetched_bytes + c->inflight;
 	while (victims && (me = manifest_next(&c->man, &pos)) != NULL) {
 		/* local changes are checked by evict(), for the few it
 		 * tries: cache_busy_locked walks the journal */
