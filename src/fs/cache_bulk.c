@@ -293,7 +293,8 @@ static int rd_file(const struct nox_tar_file *tf, void *ud)
 		rd->buf = nb;
 		rd->cap = (size_t)tf->size;
 	}
-	memset(rd->buf, 0, (size_t)tf->size); /* a sparse entry's holes */
+	if (tf->size > 0) /* rd->buf is still NULL before a first content */
+		memset(rd->buf, 0, (size_t)tf->size); /* a sparse entry's holes */
 	rd->cur = *hit;
 	return 1;
 }
