@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Many files over HTTP: peak memory of the noxfs daemon and of noxd.
 
-    tools/bench/many.py [--files N] [--per-dir N] [--v1-only | --local] [--keep]
+    tools/bench/many.py [--files N] [--per-dir N] [--v1-only | --local]
+                        [--opts O] [--keep]
 
 Starts noxd on 127.0.0.1 (with --v1-only: no extensions) over a temp base
 dir, mounts noxfs -o session=many on it (with --local: noxfs on the local
@@ -55,6 +56,7 @@ def stop(p):
 
 
 def main():
+    sys.stdout.reconfigure(line_buffering=True)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=200000)
     ap.add_argument("--per-dir", type=int, default=1000)
@@ -63,6 +65,8 @@ def main():
                     help="the local backend (no noxd)")
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--opts", default="",
+                    help="more -o mount options (node_max=16384, ...)")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="noxfs-many.")
     base, mnt, cache = (os.path.join(work, d) for d in ("base", "mnt", "cache"))
@@ -84,6 +88,8 @@ def main():
             wait_for(lambda: os.path.exists(pf) and open(pf).read().strip(), "noxd")
             src = ["--url", "http://127.0.0.1:" + open(pf).read().strip()]
             opts = f"session=many,cache_dir={cache}"
+        if a.opts:
+            opts += "," + a.opts
         fs = subprocess.Popen([os.path.join(a.build, "src/fs/noxfs")] + src + ["-f",
                                "-o", opts, mnt],
                               stdout=subprocess.DEVNULL,
