@@ -25,14 +25,7 @@ export NOX_TEST_BACKEND
 nt_require python3 grep sha256sum find xargs stat
 hm_require_noxd
 nt_init
-RELAY_PID=""
-bk_cleanup() {
-	local rc=$?
-	nt_stop_pid "$RELAY_PID"
-	(exit "$rc") # nt_cleanup exits with the status it finds
-	nt_cleanup
-}
-trap bk_cleanup EXIT
+trap hm_relay_cleanup EXIT
 
 ID=bulk1
 OPTS="attr_timeout=30,entry_timeout=30"

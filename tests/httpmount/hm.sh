@@ -128,8 +128,33 @@ hm_require_noxd() {
 	esac
 }
 
+# hm_relay_cleanup: the EXIT trap of a script that starts the relay
+# (trap hm_relay_cleanup EXIT): stops the relay and HM_PID (another
+# process of the script, if set), then nt_cleanup with the script's
+# status.
+RELAY_PID=""
+HM_PID=""
+hm_relay_cleanup() {
+	local rc=$?
+	nt_stop_pid "$HM_PID"
+	nt_stop_pid "$RELAY_PID"
+	(exit "$rc") # nt_cleanup exits with the status it finds
+	nt_cleanup
+}
+
+# hm_wait_relay ERE: waits (at most 60 s) for a relay log line matching
+# ERE; 1 if none came.
+hm_wait_relay() {
+	local i
+	for i in $(seq 600); do
+		grep -qE -- "$1" "$NT_TMP/relay.log" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 # hm_relay_start: starts tests/hostile/server.py --upstream in front of
-# noxd (RELAY: its port, RELAY_PID; the caller's EXIT trap stops it).
+# noxd (RELAY: its port, RELAY_PID; hm_relay_cleanup stops it).
 hm_relay_start() {
 	local i
 	python3 -u "$NT_DIR/../hostile/server.py" --upstream "$NT_PORT" \

@@ -25,28 +25,9 @@ hm_require_noxd
 [ "$NT_BACKEND" = noxd ] || nt_skip "ranged reads need nox.fs (noxd)"
 nt_init
 
-RELAY_PID=""
-TAIL_PID=""
-rg_cleanup() {
-	local rc=$?
-	nt_stop_pid "$TAIL_PID"
-	nt_stop_pid "$RELAY_PID"
-	(exit "$rc") # nt_cleanup exits with the status it finds
-	nt_cleanup
-}
-trap rg_cleanup EXIT
+trap hm_relay_cleanup EXIT
 
 hm_relay_start
-
-# rg_wait_relay ERE: waits (at most 60 s) for a relay log line matching ERE.
-rg_wait_relay() {
-	local i
-	for i in $(seq 600); do
-		grep -qE -- "$1" "$NT_TMP/relay.log" && return 0
-		sleep 0.1
-	done
-	return 1
-}
 
 # rg_at FILE OFF LEN: sha256 of LEN bytes of FILE at OFF (within 60 s, or
 # "timeout").  Read with one pread, as an application would.
@@ -97,7 +78,7 @@ got=$(timeout -k 5 60 tail -c 4096 "$W/big" | sha256sum | cut -d' ' -f1)
 nt_check_eq "tail -c 4096 of a cold $MB MiB file while the stream is held" \
 	"$want" "$got" "sha256 of the last 4 KiB" || HELD_FAILED=1
 nt_check "the stream came while the relay held downloads" \
-	rg_wait_relay "hold GET .*fs/file\?path=big$"
+	hm_wait_relay "hold GET .*fs/file\?path=big$"
 nt_check_not "and was not relayed whole" \
 	grep -qE "done 200 .*fs/file\?path=big$" "$NT_TMP/relay.log"
 ranges=$(rg_ranges big)
@@ -142,16 +123,16 @@ hm_relay_mode holdnorange
 want=$(tail -c 4096 "$B/big2" | sha256sum | cut -d' ' -f1)
 (timeout -k 5 120 tail -c 4096 "$W/big2" | sha256sum | cut -d' ' -f1 \
 	>"$NT_TMP/tail2") &
-TAIL_PID=$!
+HM_PID=$!
 nt_check "the ranged GET was refused" \
-	rg_wait_relay "refused 403 .*fs/file\?path=big2 range="
+	hm_wait_relay "refused 403 .*fs/file\?path=big2 range="
 hm_relay_mode release
 for i in $(seq 1200); do
-	nt_alive "$TAIL_PID" || break
+	nt_alive "$HM_PID" || break
 	sleep 0.1
 done
-wait "$TAIL_PID"
-TAIL_PID=""
+wait "$HM_PID"
+HM_PID=""
 nt_check_eq "then the stream's bytes, not the sparse file's zeros" \
 	"$want" "$(cat "$NT_TMP/tail2")" "sha256 of the last 4 KiB"
 hm_relay_mode off

@@ -30,14 +30,7 @@ OPT=2		# -o op_timeout
 SLACK=1500	# ms over it that an operation may take
 EXEC_T=1	# -o exec_timeout: a command's deadline is this + 30 s
 
-RELAY_PID=""
-st_cleanup() {
-	local rc=$?
-	nt_stop_pid "$RELAY_PID"
-	(exit "$rc") # nt_cleanup exits with the status it finds
-	nt_cleanup
-}
-trap st_cleanup EXIT
+trap hm_relay_cleanup EXIT
 
 hm_relay_start
 

@@ -26,26 +26,9 @@ nt_require python3 timeout cmp dd stat
 hm_require_noxd
 nt_init
 
-RELAY_PID=""
-sm_cleanup() {
-	local rc=$?
-	nt_stop_pid "$RELAY_PID"
-	(exit "$rc") # nt_cleanup exits with the status it finds
-	nt_cleanup
-}
-trap sm_cleanup EXIT
+trap hm_relay_cleanup EXIT
 
 hm_relay_start
-
-# sm_wait_relay ERE: waits (at most 60 s) for a relay log line matching ERE.
-sm_wait_relay() {
-	local i
-	for i in $(seq 600); do
-		grep -qE -- "$1" "$NT_TMP/relay.log" && return 0
-		sleep 0.1
-	done
-	return 1
-}
 
 # sm_wait_pid PID: waits (at most 120 s) for PID; its exit status.
 sm_wait_pid() {
@@ -105,7 +88,7 @@ if [ $EXT = 1 ]; then
 	# overwritten in place (notrunc): no truncate goes first
 	dd if="$NT_TMP/b" of="$W/big" bs=1M conv=fsync,notrunc status=none &
 	DD=$!
-	nt_check "the PUT reached the relay" sm_wait_relay "gate PUT .*fs/file"
+	nt_check "the PUT reached the relay" hm_wait_relay "gate PUT .*fs/file"
 	nt_check "held: the sandbox has the old content whole" \
 		cmp "$NT_TMP/a" "$B/big"
 	hm_relay_mode release
