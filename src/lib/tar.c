@@ -805,6 +805,21 @@ static int xt_arch_err(struct xt *x, const char *what)
 }
 
 /* Nanoseconds of a time from an archive, forced into range. */
+/*
+ * The reader of every extraction: a tar, gzip'd or not, from fd (an
+ * empty input is an empty archive).  0, or -1 with a's error set.
+ */
+static int tar_reader_open(struct archive *a, int fd)
+{
+	if (archive_read_support_filter_gzip(a) < ARCHIVE_WARN ||
+	    archive_read_support_filter_none(a) != ARCHIVE_OK ||
+	    archive_read_support_format_tar(a) != ARCHIVE_OK ||
+	    archive_read_support_format_empty(a) != ARCHIVE_OK ||
+	    archive_read_open_fd(a, fd, TAR_CHUNK) != ARCHIVE_OK)
+		return -1;
+	return 0;
+}
+
 static long xt_nsec(long ns)
 {
 	return ns >= 0 && ns <= 999999999 ? ns : 0;
@@ -1306,14 +1321,7 @@ int nox_tar_extract(int in_fd, int dest_dirfd,
 		r = nox_err_set(err, ENOMEM, "tar: out of memory");
 		goto out;
 	}
-	if (archive_read_support_filter_gzip(x.a) < ARCHIVE_WARN ||
-	    archive_read_support_filter_none(x.a) != ARCHIVE_OK ||
-	    archive_read_support_format_tar(x.a) != ARCHIVE_OK ||
-	    archive_read_support_format_empty(x.a) != ARCHIVE_OK) {
-		r = xt_arch_err(&x, "setting up the reader");
-		goto out;
-	}
-	if (archive_read_open_fd(x.a, in_fd, TAR_CHUNK) != ARCHIVE_OK) {
+	if (tar_reader_open(x.a, in_fd) < 0) {
 		r = xt_arch_err(&x, "reading archive");
 		goto out;
 	}
@@ -1367,18 +1375,18 @@ int nox_tar_read_file(int in_fd, const char *name, nox_tar_data_cb cb, void *ud,
 
 	if (!a)
 		return nox_err_set(err, ENOMEM, "tar: out of memory");
-	if (archive_read_support_filter_gzip(a) < ARCHIVE_WARN ||
-	    archive_read_support_format_tar(a) != ARCHIVE_OK ||
-	    archive_read_open_fd(a, in_fd, TAR_CHUNK) != ARCHIVE_OK) {
+	if (tar_reader_open(a, in_fd) < 0) {
 		r = nox_err_set(err, EPROTO, "tar: %s",
 				archive_error_string(a));
 		goto out;
 	}
 	/* ARCHIVE_WARN: a name not convertible to the locale (a UTF-8 name
 	 * in the C locale), as in nox_tar_extract: the raw bytes serve */
-	if (archive_read_next_header(a, &e) < ARCHIVE_WARN) {
+	ar = archive_read_next_header(a, &e);
+	if (ar == ARCHIVE_EOF || ar < ARCHIVE_WARN) {
 		r = nox_err_set(err, EPROTO, "tar: no entry: %s",
-				archive_error_string(a));
+				ar == ARCHIVE_EOF ? "an empty archive"
+						  : archive_error_string(a));
 		goto out;
 	}
 	got = archive_entry_pathname(e);
@@ -1479,11 +1487,7 @@ int nox_tar_read_each(int in_fd, const struct nox_tar_limits *limits,
 		r = nox_err_set(err, ENOMEM, "tar: out of memory");
 		goto out;
 	}
-	if (archive_read_support_filter_gzip(a) < ARCHIVE_WARN ||
-	    archive_read_support_filter_none(a) != ARCHIVE_OK ||
-	    archive_read_support_format_tar(a) != ARCHIVE_OK ||
-	    archive_read_support_format_empty(a) != ARCHIVE_OK ||
-	    archive_read_open_fd(a, in_fd, TAR_CHUNK) != ARCHIVE_OK) {
+	if (tar_reader_open(a, in_fd) < 0) {
 		r = nox_err_set(err, EPROTO, "tar: %s",
 				archive_error_string(a));
 		goto out;

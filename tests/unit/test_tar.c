@@ -1048,6 +1048,28 @@ static void test_read_file(void)
 				-EPROTO);
 		close(fd);
 	}
+	/* an answer with no entry at all: empty, and a valid empty tar
+	 * (two zero blocks): EPROTO, not a header read from nothing */
+	for (i = 0; i < 2; i++) {
+		static const char zeros[1024];
+		char path[] = "/tmp/noxfs-rf.XXXXXX";
+		int fd = mkstemp(path);
+		struct nox_err err;
+		int64_t size = 0, mtime = 0;
+		struct rf r = {.n = 0};
+
+		CU_ASSERT_FATAL(fd >= 0);
+		unlink(path);
+		if (i == 1)
+			CU_ASSERT_FATAL(write(fd, zeros, sizeof(zeros)) ==
+					(ssize_t)sizeof(zeros));
+		CU_ASSERT_FATAL(lseek(fd, 0, SEEK_SET) == 0);
+		CU_ASSERT_EQUAL(nox_tar_read_file(fd, "f", rf_cb, &r, &size,
+						  &mtime, &err),
+				-EPROTO);
+		CU_ASSERT_EQUAL(r.n, 0);
+		close(fd);
+	}
 }
 
 /* What nox_tar_read_each offered, took and ended, in order. */
