@@ -112,8 +112,10 @@ struct fs_handle {
 /* Unpinned node descriptors kept open by default (-o fd_cache=N). */
 #define FS_FD_CACHE 1024u
 /* Nodes the kernel may hold before the budget asks it to forget some
- * (-o node_max=N; 0: no budget).  About 350 bytes of the daemon each. */
-#define FS_NODE_MAX 65536u
+ * (-o node_max=N; 0: no budget).  About 300 bytes of the daemon each:
+ * 16,384 are 5 MiB (65,536 were 20, a third of the 64 MiB the daemon
+ * has for a walk of 1,000,000 files; docs/design.md). */
+#define FS_NODE_MAX 16384u
 
 struct fs_table {
 	pthread_mutex_t fdmu; /* a leaf: nothing is taken while held */

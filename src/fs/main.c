@@ -331,7 +331,7 @@ static void usage(const char *prog)
 	       "    -o node_max=N          nodes the kernel may hold before "
 	       "cold files\n"
 	       "                           are dropped from its caches "
-	       "(65536; 0: no bound)\n"
+	       "(16384; 0: no bound)\n"
 	       "    -o local=BASE_DIR, url=URL  as --local=BASE_DIR, --url "
 	       "URL (fstab)\n"
 	       "    -o allow_other         let other users use the mount\n"
