@@ -31,6 +31,9 @@
 
 #define CHUNK 4096 /* entries per chunk */
 
+/* the size the memory figures in manifest.h and docs/cache.md assume */
+_Static_assert(sizeof(struct ment) <= 32, "struct ment grew past 32 bytes");
+
 static _Atomic uint32_t use_clock;
 
 uint32_t manifest_use_clock(void)
