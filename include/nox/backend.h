@@ -115,6 +115,7 @@ enum nox_op {
 	NOX_OP_TREE,		/* whole-subtree listing in one call */
 	NOX_OP_MKNOD,		/* FIFOs and sockets (never devices) */
 	NOX_OP_FILES,		/* many regular files in one call */
+	NOX_OP_BATCH,		/* many metadata operations in one call */
 	NOX_OP__COUNT
 };
 
@@ -342,6 +343,43 @@ int nox_backend_statfs(struct nox_backend *b, const char *id,
 int nox_backend_download_files(struct nox_backend *b, const char *id,
 			       const char *const *paths, size_t n, int out_fd,
 			       struct nox_err *err);
+
+/* One metadata operation of nox_backend_batch. */
+enum nox_fsop_code {
+	NOX_FSOP_UNLINK,
+	NOX_FSOP_RMDIR,
+	NOX_FSOP_RENAME,   /* path to path2, flags as nox_backend_rename's */
+	NOX_FSOP_LINK,	   /* path to path2 */
+	NOX_FSOP_CHMOD,	   /* mode */
+	NOX_FSOP_UTIMENS,  /* ts, as nox_backend_utimens's */
+	NOX_FSOP_TRUNCATE, /* size */
+	NOX_FSOP_MKNOD,	   /* mode: S_IFIFO or S_IFSOCK and permissions */
+};
+
+struct nox_fsop {
+	enum nox_fsop_code code;
+	const char *path;
+	const char *path2;
+	mode_t mode;
+	off_t size;
+	unsigned flags;
+	struct timespec ts[2];
+};
+
+#define NOX_BATCH_MAX 500 /* operations of one nox_backend_batch */
+
+/*
+ * Runs ops[0..n) in order, each as its own call would, and puts each
+ * result in results[i] (0 or -errno): one failing does not stop the
+ * next.  0 when every operation was tried; else -errno for the whole
+ * (a transport failure: any of them may or may not have run; a bad
+ * argument: none ran).  n is 1 to NOX_BATCH_MAX.  One round trip on the
+ * http backend (the nox.ops extension's fs/ops); a backend without a
+ * batch of its own runs the calls one by one.
+ */
+int nox_backend_batch(struct nox_backend *b, const char *id,
+		      const struct nox_fsop *ops, size_t n, int *results,
+		      struct nox_err *err);
 /*
  * Local only: an O_PATH|O_DIRECTORY descriptor of the workspace directory,
  * owned by the caller.  Operations relative to it with single name

@@ -874,6 +874,7 @@ static struct cache *cache_new(struct fs_sandbox *sb, const char *dir)
 	c->list_ttl = fs->opts.attr_timeout > 1.0 ? fs->opts.attr_timeout : 1.0;
 	c->op_timeout = fs->opts.op_timeout > 0 ? fs->opts.op_timeout : 10;
 	c->ext = nox_backend_has(fs->be, NOX_OP_RENAME);
+	c->batch = c->ext && nox_backend_has(fs->be, NOX_OP_BATCH);
 	c->dir = strdup(dir);
 	if (manifest_init(&c->man) < 0 || !c->dir) {
 		cache_free(c);

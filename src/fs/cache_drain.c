@@ -4,7 +4,7 @@
  * chmod/utimens of paths in the run folded in) becomes one gzip tar
  * upload; a run of other operations becomes one exec of a fixed shell
  * script with the names as argv (or, on a server with the nox.fs
- * extension, one fs/op call each).  A rename or unlink ends a run, so
+ * extension, one fs/ops request, or one fs/op call each without nox.ops).  A rename or unlink ends a run, so
  * nothing older is ever uploaded after it, except where the tar gives
  * the same result: a rename of a file the run creates (an editor's
  * save) and an unlink of a name the run creates again fold into it.  A snapshot with more than two
@@ -796,6 +796,62 @@ out:
 	return r;
 }
 
+/* e as an operation of nox_backend_batch (strings pointed at). */
+static struct nox_fsop fsop_of(const struct jent *e)
+{
+	struct nox_fsop o;
+	int64_t v[2] = {e->atime_ns, e->mtime_ns};
+	int i;
+
+	memset(&o, 0, sizeof(o));
+	o.path = e->path;
+	o.path2 = e->path2;
+	switch (e->op) {
+	case J_CHMOD:
+		o.code = NOX_FSOP_CHMOD;
+		o.mode = e->mode;
+		break;
+	case J_UTIMENS:
+		o.code = NOX_FSOP_UTIMENS;
+		for (i = 0; i < 2; i++) {
+			if (v[i] == -2) {
+				o.ts[i].tv_nsec = UTIME_OMIT;
+			} else if (v[i] == -1) {
+				o.ts[i].tv_nsec = UTIME_NOW;
+			} else {
+				o.ts[i].tv_sec = (time_t)(v[i] / 1000000000ll);
+				o.ts[i].tv_nsec = (long)(v[i] % 1000000000ll);
+			}
+		}
+		break;
+	case J_UNLINK:
+		o.code = NOX_FSOP_UNLINK;
+		break;
+	case J_RMDIR:
+		o.code = NOX_FSOP_RMDIR;
+		break;
+	case J_RENAME:
+		o.code = NOX_FSOP_RENAME;
+		o.flags = (unsigned)e->num;
+		break;
+	case J_LINK:
+		o.code = NOX_FSOP_LINK;
+		break;
+	case J_TRUNCATE:
+		o.code = NOX_FSOP_TRUNCATE;
+		o.size = (off_t)e->num;
+		break;
+	case J_MKNOD:
+		o.code = NOX_FSOP_MKNOD;
+		o.mode = (mode_t)e->num | e->mode;
+		break;
+	default:
+		o.code = (enum nox_fsop_code)-1; /* not a metadata op */
+		break;
+	}
+	return o;
+}
+
 /* nox.fs: one call per operation; errors that mean "already done" pass. */
 static int run_ext(struct cache *c, const struct jent *e, struct nox_err *err)
 {
@@ -1116,7 +1172,7 @@ static int drain_take(struct cache *c, struct batch *b, uint64_t upto,
 		}
 		b->v[b->n++] = e;
 		if (b->n >= BATCH_MAX_FILES * 2 ||
-		    (!tar && (b->n >= SCRIPT_MAX_OPS || c->ext)))
+		    (!tar && (b->n >= SCRIPT_MAX_OPS || (c->ext && !c->batch))))
 			break;
 	}
 	cache_unlock(c, CACHE_MU);
@@ -1218,10 +1274,68 @@ static bool mkdirs_join_script(const struct cache *c, const struct batch *b)
 }
 
 /*
+ * nox.ops: the run v[0..n) in one fs/ops request.  Each result is taken
+ * as run_ext and drain_send_ops take a single call's: what means "done
+ * already" passes, a refusal is logged and dropped; ENOENT of the
+ * sandbox itself (asked once) is the whole run's.
+ */
+static int run_batch(struct cache *c, struct jent **v, size_t n,
+		     struct nox_err *err)
+{
+	struct nox_fsop *ops = calloc(n, sizeof(*ops));
+	int *res = calloc(n, sizeof(*res));
+	bool checked = false;
+	size_t i;
+	int r;
+
+	if (!ops || !res) {
+		free(ops);
+		free(res);
+		return nox_err_set(err, ENOMEM, "out of memory");
+	}
+	for (i = 0; i < n; i++)
+		ops[i] = fsop_of(v[i]);
+	r = nox_backend_batch(c->be, c->sb->id, ops, n, res, err);
+	for (i = 0; r == 0 && i < n; i++) {
+		const struct jent *e = v[i];
+		struct stat st;
+		int x = res[i];
+
+		if (x == -ENOENT &&
+		    (e->op == J_UNLINK || e->op == J_RMDIR ||
+		     (e->op == J_RENAME &&
+		      nox_backend_stat(c->be, c->sb->id, e->path2, &st,
+				       NULL) == 0)))
+			x = 0; /* done already (a replay, or by a command) */
+		if ((x == -EEXIST && (e->op == J_LINK || e->op == J_MKNOD)))
+			x = 0;
+		if (x == -ENOENT && !checked) {
+			struct nox_sandbox_info info;
+
+			checked = true;
+			if (nox_backend_info(c->be, c->sb->id, &info, NULL) ==
+			    -ENOENT)
+				r = nox_err_set(err, ENOENT,
+						"sandbox %s is gone",
+						c->sb->id);
+		}
+		if (x < 0 && r == 0)
+			nox_log(NOX_LOG_WARN,
+				"%s: %s %s: %s (the mount shows the "
+				"sandbox's state at the next listing)",
+				c->sb->id, journal_op_name(e->op), e->path,
+				strerror(-x));
+	}
+	free(ops);
+	free(res);
+	return r;
+}
+
+/*
  * Sends the run of metadata operations at the head of b->v: one script
  * (at most SCRIPT_MAX_ARGS bytes of names, so the server's argv limit
- * is never reached), or with nox.fs the first one alone; b->n becomes
- * the number sent.
+ * is never reached), with nox.ops one fs/ops request of as many, or
+ * with nox.fs alone the first one; b->n becomes the number sent.
  */
 static int drain_send_ops(struct cache *c, struct batch *b, struct nox_err *err)
 {
@@ -1239,6 +1353,8 @@ static int drain_send_ops(struct cache *c, struct batch *b, struct nox_err *err)
 	b->n = n;
 	if (!c->ext)
 		return run_script(c, b->v, b->n, err);
+	if (c->batch)
+		return run_batch(c, b->v, b->n, err);
 	r = run_ext(c, b->v[0], err);
 	if (r < 0 && !transport_err(r) && r != -ENOENT && r != -EACCES) {
 		nox_log(NOX_LOG_WARN, "%s: %s %s: %s", c->sb->id,

@@ -57,6 +57,7 @@ struct cache {
 	bool writeback;		/* immutable */
 	long delay_ms;		/* immutable */
 	bool ext;		/* immutable: nox.fs fs/op usable */
+	bool batch;		/* immutable: nox.ops fs/ops usable too */
 	double list_ttl;	/* immutable, seconds */
 	int op_timeout;		/* immutable, s: a request's deadline */
 

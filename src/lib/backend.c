@@ -70,6 +70,8 @@ static bool op_present(const struct nox_backend_ops *o, enum nox_op op)
 		return o->mknod != NULL;
 	case NOX_OP_FILES:
 		return o->files != NULL;
+	case NOX_OP_BATCH:
+		return o->batch != NULL;
 	case NOX_OP__COUNT:
 		break;
 	}
@@ -115,6 +117,7 @@ static const char *const op_names[NOX_OP__COUNT] = {
     [NOX_OP_TREE] = "tree",
     [NOX_OP_MKNOD] = "mknod",
     [NOX_OP_FILES] = "files",
+    [NOX_OP_BATCH] = "batch",
 };
 
 /* Passed as op for the v1 operations, which every backend has. */
@@ -489,4 +492,68 @@ int nox_backend_download_files(struct nox_backend *b, const char *id,
 					   "as a file");
 	}
 	return b->ops->files(b, id, paths, n, out_fd, err);
+}
+
+/* One operation of a batch as its own call. */
+static int batch_one(struct nox_backend *b, const char *id,
+		     const struct nox_fsop *op, struct nox_err *err)
+{
+	switch (op->code) {
+	case NOX_FSOP_UNLINK:
+		return nox_backend_unlink(b, id, op->path, err);
+	case NOX_FSOP_RMDIR:
+		return nox_backend_rmdir(b, id, op->path, err);
+	case NOX_FSOP_RENAME:
+		return nox_backend_rename(b, id, op->path, op->path2, op->flags,
+					  err);
+	case NOX_FSOP_LINK:
+		return nox_backend_link(b, id, op->path, op->path2, err);
+	case NOX_FSOP_CHMOD:
+		return nox_backend_chmod(b, id, op->path, op->mode, err);
+	case NOX_FSOP_UTIMENS:
+		return nox_backend_utimens(b, id, op->path, op->ts, err);
+	case NOX_FSOP_TRUNCATE:
+		return nox_backend_truncate(b, id, op->path, op->size, err);
+	case NOX_FSOP_MKNOD:
+		return nox_backend_mknod(b, id, op->path, op->mode, err);
+	}
+	return nox_err_set(err, EINVAL, "unknown operation %d",
+			   (int)op->code);
+}
+
+int nox_backend_batch(struct nox_backend *b, const char *id,
+		      const struct nox_fsop *ops, size_t n, int *results,
+		      struct nox_err *err)
+{
+	int r;
+	size_t i;
+
+	nox_err_clear(err);
+	if (n == 0 || n > NOX_BATCH_MAX)
+		return nox_err_set(err, EINVAL,
+				   "a batch of %zu operations: 1 to %d", n,
+				   NOX_BATCH_MAX);
+	for (i = 0; i < n; i++) {
+		bool two = ops[i].code == NOX_FSOP_RENAME ||
+			   ops[i].code == NOX_FSOP_LINK;
+
+		if ((unsigned)ops[i].code > NOX_FSOP_MKNOD)
+			return nox_err_set(err, EINVAL,
+					   "unknown operation %d",
+					   (int)ops[i].code);
+		r = nox_path_validate(ops[i].path, err);
+		if (r == 0 && two)
+			r = nox_path_validate(ops[i].path2, err);
+		if (r < 0)
+			return r;
+	}
+	if (!b->ops->batch) {
+		/* one by one: a failure is that operation's result */
+		for (i = 0; i < n; i++)
+			results[i] = batch_one(b, id, &ops[i], err);
+		nox_err_clear(err);
+		return 0;
+	}
+	r = check_id(b, NOX_OP_BATCH, id, err);
+	return r < 0 ? r : b->ops->batch(b, id, ops, n, results, err);
 }

@@ -94,6 +94,11 @@ struct nox_backend_ops {
 	int (*files)(struct nox_backend *b, const char *id,
 		     const char *const *paths, size_t n, int out_fd,
 		     struct nox_err *err);
+	/* ops checked (paths, n); NULL: nox_backend_batch runs them one by
+	 * one */
+	int (*batch)(struct nox_backend *b, const char *id,
+		     const struct nox_fsop *ops, size_t n, int *results,
+		     struct nox_err *err);
 };
 
 struct nox_backend {

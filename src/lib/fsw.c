@@ -786,13 +786,13 @@ static const struct op_spec *spec_of(enum fsw_opcode code)
  * Field order is the order the fields go on the wire: a symlink's target
  * before its path, integers after the names.
  */
-char *fsw_op_encode(const struct fsw_op *op)
+/* op as a JSON object (only the fields its code takes); NULL on ENOMEM. */
+static json_object *op_to_obj(const struct fsw_op *op)
 {
 	const struct op_spec *spec = spec_of(op->code);
 	const char *kind = stat_kind(op->fmt);
 	json_object *o;
 	unsigned f;
-	char *s = NULL;
 	int bad;
 
 	if (!spec)
@@ -824,7 +824,19 @@ char *fsw_op_encode(const struct fsw_op *op)
 	/* no kind for anything else: a device node cannot be asked for */
 	if (!bad && (f & FA_KIND))
 		bad = !kind || add(o, "kind", json_object_new_string(kind));
-	if (!bad)
+	if (bad) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+char *fsw_op_encode(const struct fsw_op *op)
+{
+	json_object *o = op_to_obj(op);
+	char *s = NULL;
+
+	if (o)
 		s = strdup(json_object_to_json_string_ext(o, FSW_JSON_OUT));
 	json_object_put(o);
 	return s;
@@ -859,11 +871,11 @@ static int op_int(json_object *o, const char *key, bool required, int64_t def,
 	return 0;
 }
 
-int fsw_op_parse(const char *s, size_t len, struct fsw_op *op,
-		 struct nox_err *err)
+/* Parses op object o into op (zeroed first); o is only read. */
+static int op_from_obj(json_object *o, struct fsw_op *op, struct nox_err *err)
 {
 	const struct op_spec *spec = NULL;
-	json_object *o = NULL, *v;
+	json_object *v;
 	char why[96];
 	const char *name;
 	unsigned f;
@@ -871,9 +883,8 @@ int fsw_op_parse(const char *s, size_t len, struct fsw_op *op,
 	int r;
 
 	memset(op, 0, sizeof(*op));
-	if (fsw_json_parse(s, len, &o, why, sizeof(why)) < 0)
-		return nox_err_set(err, EINVAL, "malformed JSON object: %s",
-				   why);
+	if (!json_object_is_type(o, json_type_object))
+		return nox_err_set(err, EINVAL, "an op is not an object");
 	if (fsw_get_str(o, "op", true, &name, why, sizeof(why)) < 0) {
 		r = nox_err_set(err, EINVAL, "missing 'op'");
 		goto out;
@@ -931,9 +942,215 @@ int fsw_op_parse(const char *s, size_t len, struct fsw_op *op,
 			r = nox_err_set(err, EINVAL, "bad 'kind'");
 	}
 out:
-	json_object_put(o);
 	if (r < 0)
 		fsw_op_cleanup(op);
+	return r;
+}
+
+int fsw_op_parse(const char *s, size_t len, struct fsw_op *op,
+		 struct nox_err *err)
+{
+	json_object *o = NULL;
+	char why[96];
+	int r;
+
+	memset(op, 0, sizeof(*op));
+	if (fsw_json_parse(s, len, &o, why, sizeof(why)) < 0)
+		return nox_err_set(err, EINVAL, "malformed JSON object: %s",
+				   why);
+	r = op_from_obj(o, op, err);
+	json_object_put(o);
+	return r;
+}
+
+/* ---- fs/ops ----------------------------------------------------------- */
+
+char *fsw_ops_encode(const struct fsw_op *ops, size_t n)
+{
+	json_object *o = json_object_new_object();
+	json_object *arr = json_object_new_array();
+	char *s = NULL;
+	size_t i;
+	int bad;
+
+	if (!o || !arr) {
+		json_object_put(o);
+		json_object_put(arr);
+		return NULL;
+	}
+	bad = add(o, "ops", arr);
+	for (i = 0; !bad && i < n; i++) {
+		json_object *el = op_to_obj(&ops[i]);
+
+		bad = !el || json_object_array_add(arr, el) != 0;
+		if (bad)
+			json_object_put(el);
+	}
+	if (!bad)
+		s = strdup(json_object_to_json_string_ext(o, FSW_JSON_OUT));
+	json_object_put(o);
+	return s;
+}
+
+void fsw_ops_free(struct fsw_op *ops, size_t n)
+{
+	size_t i;
+
+	for (i = 0; ops && i < n; i++)
+		fsw_op_cleanup(&ops[i]);
+	free(ops);
+}
+
+int fsw_ops_parse(const char *s, size_t len, struct fsw_op **out,
+		  size_t *nout, struct nox_err *err)
+{
+	json_object *o = NULL, *arr;
+	struct fsw_op *ops = NULL;
+	size_t i, n = 0;
+	char why[96];
+	int r = 0;
+
+	*out = NULL;
+	*nout = 0;
+	if (fsw_json_parse(s, len, &o, why, sizeof(why)) < 0)
+		return nox_err_set(err, EINVAL, "malformed JSON object: %s",
+				   why);
+	if (!json_object_object_get_ex(o, "ops", &arr) ||
+	    !json_object_is_type(arr, json_type_array)) {
+		r = nox_err_set(err, EINVAL, "missing 'ops' array");
+		goto out;
+	}
+	n = json_object_array_length(arr);
+	if (n == 0 || n > FSW_OPS_MAX) {
+		r = nox_err_set(err, EINVAL, "%zu ops: 1 to %d in one request",
+				n, FSW_OPS_MAX);
+		goto out;
+	}
+	ops = calloc(n, sizeof(*ops));
+	if (!ops) {
+		r = nox_err_set(err, ENOMEM, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < n && r == 0; i++) {
+		r = op_from_obj(json_object_array_get_idx(arr, i), &ops[i], err);
+		if (r == 0 && ops[i].code == FSW_OP_READLINK) {
+			fsw_op_cleanup(&ops[i]);
+			r = nox_err_set(err, EINVAL,
+					"readlink is not an op of fs/ops");
+		}
+		/* a name that leaves the workspace fails the whole request,
+		 * as in fs/files, rather than one op */
+		if (r == 0 && ((ops[i].path && !rel_ok(ops[i].path)) ||
+			       (ops[i].from && !rel_ok(ops[i].from)) ||
+			       (ops[i].to && !rel_ok(ops[i].to)))) {
+			fsw_op_cleanup(&ops[i]);
+			r = nox_err_set(err, EINVAL,
+					"a path that is empty, absolute or "
+					"has a '.' or '..' component");
+		}
+		if (r < 0) {
+			char msg[sizeof(err->msg)];
+
+			snprintf(msg, sizeof(msg), "%s", nox_err_str(err, r));
+			nox_err_set(err, -r, "op %zu: %s", i, msg);
+		}
+	}
+	if (r < 0) {
+		/* the failed op cleaned itself, the rest are zeroed */
+		fsw_ops_free(ops, n);
+		ops = NULL;
+		n = 0;
+	}
+out:
+	json_object_put(o);
+	*out = ops;
+	*nout = n;
+	return r;
+}
+
+json_object *fsw_results_build(const int *rc, const char *const *msg, size_t n)
+{
+	json_object *o = json_object_new_object();
+	json_object *arr = json_object_new_array();
+	size_t i;
+	int bad;
+
+	if (!o || !arr) {
+		json_object_put(o);
+		json_object_put(arr);
+		return NULL;
+	}
+	bad = add(o, "results", arr);
+	for (i = 0; !bad && i < n; i++) {
+		json_object *el = json_object_new_object();
+
+		bad = !el || json_object_array_add(arr, el) != 0;
+		if (bad) {
+			json_object_put(el);
+			break;
+		}
+		if (rc[i] < 0) {
+			const char *name = fsw_errno_name(-rc[i]);
+
+			bad = add(el, "errno", json_object_new_string(
+						   name ? name : "EIO")) ||
+			      add(el, "error",
+				  json_object_new_string(msg[i] ? msg[i] : ""));
+		}
+	}
+	if (bad) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+int fsw_results_parse(const char *s, size_t len, int *results, size_t n,
+		      struct nox_err *err)
+{
+	json_object *o = NULL, *arr;
+	char why[96];
+	size_t i;
+	int r = 0;
+
+	if (fsw_json_parse(s, len, &o, why, sizeof(why)) < 0)
+		return nox_err_set(err, EPROTO, "fs/ops answer: %s", why);
+	if (!json_object_object_get_ex(o, "results", &arr) ||
+	    !json_object_is_type(arr, json_type_array) ||
+	    json_object_array_length(arr) != n) {
+		r = nox_err_set(err, EPROTO,
+				"fs/ops answer: not %zu results", n);
+		goto out;
+	}
+	for (i = 0; i < n && r == 0; i++) {
+		json_object *el = json_object_array_get_idx(arr, i);
+		const char *name;
+		int g;
+
+		if (!json_object_is_type(el, json_type_object)) {
+			r = nox_err_set(err, EPROTO,
+					"fs/ops answer: result %zu is not an "
+					"object",
+					i);
+			break;
+		}
+		g = fsw_get_str(el, "errno", false, &name, why, sizeof(why));
+		if (g < 0) {
+			r = nox_err_set(err, EPROTO,
+					"fs/ops answer: result %zu: bad errno",
+					i);
+			break;
+		}
+		if (g == 1) {
+			results[i] = 0;
+		} else {
+			int code = fsw_errno_code(name);
+
+			results[i] = -(code > 0 ? code : EIO);
+		}
+	}
+out:
+	json_object_put(o);
 	return r;
 }
 

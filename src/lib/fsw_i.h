@@ -234,4 +234,31 @@ int fsw_files_parse(const char *s, size_t len, char ***paths, size_t *n,
 		    struct nox_err *err);
 void fsw_files_free(char **paths, size_t n);
 
+/* ---- fs/ops (nox.ops 1) ----------------------------------------------- */
+
+#define FSW_OPS_MAX 500 /* ops of one fs/ops request */
+
+/* {"ops": [op, ...]}, each as fsw_op_encode's; malloc'd, NULL on ENOMEM. */
+char *fsw_ops_encode(const struct fsw_op *ops, size_t n);
+
+/*
+ * Parses a fs/ops body: *ops (malloc'd; free with fsw_ops_free) and *n,
+ * 1 to FSW_OPS_MAX ops, each as fsw_op_parse takes it (readlink is not
+ * one of them).  Nothing is returned unless every op is well formed.  0
+ * or -EINVAL / -ENOMEM with the reason in err.
+ */
+int fsw_ops_parse(const char *s, size_t len, struct fsw_op **ops, size_t *n,
+		  struct nox_err *err);
+void fsw_ops_free(struct fsw_op *ops, size_t n);
+
+/* {"results": [{} or {"errno", "error"}, ...]} for rc[i] (0 or -errno)
+ * and msg[i]; NULL on ENOMEM. */
+json_object *fsw_results_build(const int *rc, const char *const *msg,
+			       size_t n);
+
+/* Parses that answer for n ops into results (0 or -errno; an errno name
+ * it does not know is EIO): 0, or -EPROTO when it is not n results. */
+int fsw_results_parse(const char *s, size_t len, int *results, size_t n,
+		      struct nox_err *err);
+
 #endif

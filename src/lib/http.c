@@ -1033,6 +1033,9 @@ int http_ext_probe(struct http_backend *h, struct nox_err *err)
 			if (fsw_get_int(x, "nox.files", true, 0, INT32_MAX, &v,
 					why, sizeof(why)) == 0)
 				h->ext_files = (long)v;
+			if (fsw_get_int(x, "nox.ops", true, 0, INT32_MAX, &v,
+					why, sizeof(why)) == 0)
+				h->ext_ops = (long)v;
 		}
 		json_object_put(o);
 	} else if (c.status == 404 || c.status == 400 || c.status == 405 ||
@@ -1067,6 +1070,16 @@ bool http_ext_files(struct http_backend *h)
 
 	pthread_mutex_lock(&h->ext_mx);
 	ok = h->ext_known && h->ext_files == 1;
+	pthread_mutex_unlock(&h->ext_mx);
+	return ok;
+}
+
+bool http_ext_ops(struct http_backend *h)
+{
+	bool ok;
+
+	pthread_mutex_lock(&h->ext_mx);
+	ok = h->ext_known && h->ext_ops == 1;
 	pthread_mutex_unlock(&h->ext_mx);
 	return ok;
 }
@@ -1112,6 +1125,8 @@ static bool http_has(const struct nox_backend *b, enum nox_op op)
 		return false;
 	if (op == NOX_OP_FILES)
 		return http_ext_files(h);
+	if (op == NOX_OP_BATCH)
+		return http_ext_ops(h);
 	return http_ext_usable(h, op == NOX_OP_LIST_SANDBOXES);
 }
 
@@ -1172,6 +1187,7 @@ static const struct nox_backend_ops http_ops = {
     .tree = http_fs_tree,
     .mknod = http_fs_mknod,
     .files = http_fs_files,
+    .batch = http_fs_batch,
 };
 
 /* The token must fit in one header line. */

@@ -627,3 +627,90 @@ int http_fs_files(struct nox_backend *b, const char *id,
 	http_call_cleanup(&c);
 	return r;
 }
+
+/* ---- nox.ops: many metadata operations in one request ------------------ */
+
+/* The fs/op form of batch operation o (strings only pointed at). */
+static struct fsw_op op_of(const struct nox_fsop *o)
+{
+	struct fsw_op op;
+
+	memset(&op, 0, sizeof(op));
+	switch (o->code) {
+	case NOX_FSOP_UNLINK:
+		op = op_path(FSW_OP_UNLINK, o->path);
+		break;
+	case NOX_FSOP_RMDIR:
+		op = op_path(FSW_OP_RMDIR, o->path);
+		break;
+	case NOX_FSOP_RENAME:
+		op = op_from_to(FSW_OP_RENAME, o->path, o->path2);
+		op.flags = (int64_t)o->flags;
+		break;
+	case NOX_FSOP_LINK:
+		op = op_from_to(FSW_OP_LINK, o->path, o->path2);
+		break;
+	case NOX_FSOP_CHMOD:
+		op = op_path(FSW_OP_CHMOD, o->path);
+		op.mode = (int64_t)(o->mode & 07777);
+		break;
+	case NOX_FSOP_UTIMENS:
+		op = op_path(FSW_OP_UTIMENS, o->path);
+		op.atime_ns = fsw_ns_from_ts(&o->ts[0]);
+		op.mtime_ns = fsw_ns_from_ts(&o->ts[1]);
+		break;
+	case NOX_FSOP_TRUNCATE:
+		op = op_path(FSW_OP_TRUNCATE, o->path);
+		op.size = (int64_t)o->size;
+		break;
+	case NOX_FSOP_MKNOD:
+		op = op_path(FSW_OP_MKNOD, o->path);
+		op.mode = (int64_t)(o->mode & 07777);
+		op.fmt = o->mode & S_IFMT;
+		break;
+	}
+	return op;
+}
+
+int http_fs_batch(struct nox_backend *b, const char *id,
+		  const struct nox_fsop *ops, size_t n, int *results,
+		  struct nox_err *err)
+{
+	struct http_backend *h = http_of(b);
+	struct fsw_op *v;
+	struct http_call c;
+	char *s;
+	size_t i;
+	int r;
+
+	if (http_ext_probe(h, err) < 0 || !http_ext_ops(h))
+		return nox_err_set(err, ENOSYS,
+				   "the server does not offer nox.ops 1");
+	for (i = 0; i < n; i++) {
+		if (ops[i].code == NOX_FSOP_MKNOD &&
+		    !S_ISFIFO(ops[i].mode) && !S_ISSOCK(ops[i].mode))
+			return nox_err_set(err, EPERM,
+					   "mknod %s: only FIFOs and sockets",
+					   ops[i].path);
+	}
+	v = calloc(n, sizeof(*v));
+	if (!v)
+		return nox_err_set(err, ENOMEM, "out of memory");
+	for (i = 0; i < n; i++)
+		v[i] = op_of(&ops[i]);
+	s = fsw_ops_encode(v, n);
+	free(v);
+	if (!s)
+		return nox_err_set(err, ENOMEM, "out of memory");
+	http_call_init(&c, "POST",
+		       http_path(id, "/fs/ops", NULL, NULL, NULL, NULL));
+	c.body = s;
+	c.body_len = strlen(s);
+	c.ctype = "application/json";
+	r = http_call_run(h, &c, err);
+	if (r == 0)
+		r = fsw_results_parse(c.mem, c.mem_len, results, n, err);
+	free(s);
+	http_call_cleanup(&c);
+	return r;
+}

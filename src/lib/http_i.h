@@ -49,6 +49,7 @@ struct http_backend {
 	long ext_sbx;	   /* protected by ext_mx */
 	long ext_bytes;	   /* protected by ext_mx */
 	long ext_files;	   /* protected by ext_mx; nox.files */
+	long ext_ops;	   /* protected by ext_mx; nox.ops */
 	long ext_retry_at; /* protected by ext_mx; monotonic ms */
 	/* the space figures the last fs/tree answer carried (http_fs.c) */
 	pthread_mutex_t sf_mx;
@@ -146,6 +147,8 @@ bool http_ext_usable(struct http_backend *h, bool sbx);
 /* 0 when nox.fs (or nox.sandboxes) 1 can be used, else a negative errno. */
 bool http_ext_bytes(struct http_backend *h);
 bool http_ext_files(struct http_backend *h);
+/* true when the server is known to offer nox.ops 1 (probed already). */
+bool http_ext_ops(struct http_backend *h);
 int http_ext_need(struct http_backend *h, bool sbx, struct nox_err *err);
 
 /* ---- http_v1.c: v1 and nox.sandboxes ------------------------------------ */
@@ -217,6 +220,9 @@ int http_fs_link(struct nox_backend *b, const char *id, const char *from,
 		 const char *to, struct nox_err *err);
 int http_fs_files(struct nox_backend *b, const char *id,
 		  const char *const *paths, size_t n, int out_fd,
+		  struct nox_err *err);
+int http_fs_batch(struct nox_backend *b, const char *id,
+		  const struct nox_fsop *ops, size_t n, int *results,
 		  struct nox_err *err);
 int http_fs_statfs(struct nox_backend *b, const char *id, struct statvfs *st,
 		   struct nox_err *err);

@@ -2,7 +2,7 @@
 """
 test_ext.py - the noxd extensions: discovery, nox.sandboxes (list, info) and
 every nox.fs endpoint (stat, list, tree and its pages, file read with ranges, file write at
-an offset, each fs/op, statfs), and --v1-only turning them all off while v1
+an offset, each fs/op, statfs), nox.ops (fs/ops), and --v1-only turning them all off while v1
 and /metrics keep working.
 
 Hostile input tried: paths with "..", absolute paths, a symlink inside the
@@ -55,7 +55,8 @@ def test_discovery():
     r = d.req("GET", "/v1/extensions")
     eq(r.status, 200, "extensions")
     eq(r.json(), {"extensions": {"nox.fs": 1, "nox.sandboxes": 1,
-                                 "nox.files": 1, "nox.bytes": 1}}, "body")
+                                 "nox.files": 1, "nox.bytes": 1,
+                                 "nox.ops": 1}}, "body")
 
 
 def test_sandboxes():
@@ -339,6 +340,89 @@ def test_fs_ops():
        400, "trailing garbage")
 
 
+def ops(d, sid, body):
+    return d.req("POST", FS % sid + "ops", body)
+
+
+def test_fs_ops_batch():
+    """POST fs/ops: every op runs, in order, one result each; one failing
+    does not stop the next; a malformed op (or readlink, or none, or more
+    than 500) fails the request before any runs; a path out of the
+    workspace is refused like fs/op's."""
+    d = Noxd()
+    ws = setup(d)
+    P = lambda p: os.path.join(ws, p)  # noqa
+    for i in range(3):
+        with open(P("b%d" % i), "w") as f:
+            f.write("x")
+    r = ops(d, "x", {"ops": [
+        {"op": "unlink", "path": "b0"},
+        {"op": "unlink", "path": "no-such"},
+        {"op": "rename", "from": "b1", "to": "r1"},
+        {"op": "chmod", "path": "r1", "mode": 0o600},
+        {"op": "rmdir", "path": "dir"},
+        {"op": "link", "from": "b2", "to": "l2"},
+        {"op": "truncate", "path": "b2", "size": 0},
+        {"op": "utimens", "path": "r1", "atimeNs": -2,
+         "mtimeNs": 1000000000},
+        {"op": "mknod", "path": "fifo", "mode": 0o644, "kind": "fifo"},
+    ]})
+    eq(r.status, 200, "ops")
+    res = r.json()["results"]
+    eq(len(res), 9, "one result per op")
+    eq([x.get("errno") for x in res],
+       [None, "ENOENT", None, None, "ENOTEMPTY", None, None, None, None],
+       "results in order")
+    check("error" in res[1] and res[1]["error"], "a failure says why")
+    eq(os.path.exists(P("b0")), False, "unlink ran")
+    eq(os.path.exists(P("r1")) and not os.path.exists(P("b1")), True,
+       "rename ran after a failed op")
+    eq(stat.S_IMODE(os.stat(P("r1")).st_mode), 0o600, "chmod ran")
+    eq(os.stat(P("r1")).st_mtime, 1.0, "utimens ran")
+    eq(os.path.isdir(P("dir")), True, "rmdir of a full dir refused")
+    eq(os.stat(P("l2")).st_ino, os.stat(P("b2")).st_ino, "link ran")
+    eq(os.path.getsize(P("l2")), 0, "truncate ran")
+    eq(stat.S_ISFIFO(os.lstat(P("fifo")).st_mode), True, "mknod ran")
+    # refused whole: nothing runs
+    with open(P("keep"), "w") as f:
+        f.write("k")
+    for body, why in (
+            ({"ops": [{"op": "unlink", "path": "keep"},
+                      {"op": "bogus", "path": "a"}]}, "an unknown op"),
+            ({"ops": [{"op": "unlink", "path": "keep"},
+                      {"op": "readlink", "path": "dir/link"}]}, "readlink"),
+            ({"ops": [{"op": "unlink", "path": "keep"},
+                      {"op": "unlink", "path": "../etc/passwd"}]}, "'..'"),
+            ({"ops": [{"op": "unlink", "path": "keep"},
+                      {"op": "unlink", "path": "/etc/passwd"}]},
+             "an absolute path"),
+            ({"ops": [{"op": "unlink", "path": "keep"}, "unlink"]},
+             "an op that is not an object"),
+            ({"ops": [{"op": "unlink", "path": "keep"},
+                      {"op": "mknod", "path": "dev", "kind": "block"}]},
+             "a device node"),
+            ({"ops": []}, "no ops"),
+            ({"ops": [{"op": "unlink", "path": "keep"}] * 501}, "501 ops"),
+            ({"ops": {"op": "unlink", "path": "keep"}}, "ops not an array"),
+            ({}, "no 'ops'")):
+        r = ops(d, "x", body)
+        eq((r.status, r.json().get("errno")), (400, "EINVAL"), why)
+        eq(os.path.exists(P("keep")), True, "nothing ran: " + why)
+    # a symlink in the workspace pointing out: not followed (noxd's
+    # confinement says EXDEV), and the host file keeps its mode
+    before = os.stat("/etc/passwd").st_mode
+    r = ops(d, "x", {"ops": [{"op": "chmod", "path": "etc-link/passwd",
+                              "mode": 0o600}]})
+    eq(r.status, 200, "chmod through a symlink: a result")
+    eq(r.json()["results"][0].get("errno"), "EXDEV",
+       "chmod through a symlink refused")
+    eq(os.stat("/etc/passwd").st_mode, before, "host file untouched")
+    eq(ops(d, "nope", {"ops": [{"op": "unlink", "path": "a"}]}).status, 404,
+       "unknown sandbox")
+    m = d.metrics()
+    check(m[("noxd_requests_total", "fs_ops")] >= 3, "fs_ops counted")
+
+
 def test_fs_confinement():
     d = Noxd()
     ws = setup(d)
@@ -379,6 +463,7 @@ def test_v1_only():
                  ("GET", FS % "v" + "stat?path="), ("GET", FS % "v" + "list"),
                  ("GET", FS % "v" + "tree"), ("GET", FS % "v" + "file?path=a"),
                  ("PUT", FS % "v" + "file?path=a"), ("POST", FS % "v" + "op"),
+                 ("POST", FS % "v" + "ops"),
                  ("GET", FS % "v" + "statfs")):
         r = d.req(m, p)
         eq(r.status, 404, "%s %s with --v1-only" % (m, p))
@@ -390,5 +475,6 @@ if __name__ == "__main__":
     need_bwrap()
     run([test_discovery, test_sandboxes, test_stat_list_tree,
          test_non_utf8_names, test_tree_pages, test_file_read_ranges,
-         test_file_write, test_fs_ops, test_fs_confinement, test_statfs,
+         test_file_write, test_fs_ops, test_fs_ops_batch,
+         test_fs_confinement, test_statfs,
          test_v1_only])

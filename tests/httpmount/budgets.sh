@@ -15,7 +15,11 @@
 #   a command through .nox/exec, nothing dirty    1 (an exec)
 #   tar x of a 3,000-file archive with -o writeback_delay, then a
 #   command through .nox/exec                    <= 10 uploads
-# and after the tar, every byte is in the sandbox (sha256 of each file).
+#   rm -rf of that tree, then a command          <= 10 fs/ops (none of
+#                                                 fs/op), <= 11 execs
+#                                                 on v1
+# and after the tar, every byte is in the sandbox (sha256 of each file),
+# and after the rm -rf, nothing.
 # Hostile input: none here (faults.sh); names are plain.
 : "${NOX_TEST_BACKEND:=noxd}"
 export NOX_TEST_BACKEND
@@ -107,5 +111,24 @@ nt_check_content "the command saw all 3,000 files" "$C/stdout" "3000
 "
 hm_wait_sums "every byte of the tar is in the sandbox" "$NT_TMP/src" \
 	"$B/untar" 5
+
+# rm -rf of those 3,000 files and 150 directories, then one command: the
+# 3,151 unlinks and rmdirs go in runs of at most 500 (one fs/ops request
+# each with nox.ops, one script exec each on v1), not a request each
+hm_snap
+nt_check "rm -rf of the untarred tree" rm -rf "$W/untar"
+nt_exec 'test -e untar && echo still || echo gone'
+nt_log "rm -rf + exec: $(hm_deltas)"
+if [ "$NT_BACKEND" = noxd ]; then
+	n=$(hm_delta fs_ops)
+	nt_check "rm -rf: <= 10 fs/ops requests (got $n)" test "$n" -le 10
+	nt_check_eq "rm -rf: no fs/op request" 0 "$(hm_delta fs_op)" \
+		"$(hm_deltas)"
+else
+	n=$(hm_delta exec)
+	nt_check "rm -rf + exec: <= 11 execs (got $n)" test "$n" -le 11
+fi
+nt_check_content "the command saw the tree gone" "$C/stdout" $'gone\n'
+nt_check "the tree is gone in the sandbox" test ! -e "$B/untar"
 nt_unmount
 nt_finish

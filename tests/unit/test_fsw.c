@@ -591,6 +591,92 @@ static void test_op_hostile(void)
 	fsw_op_cleanup(&op);
 }
 
+/*
+ * fs/ops: a batch goes out and comes back op for op; a results answer is
+ * read per op; a hostile answer (too few or too many results, one that
+ * is not an object, an errno that is not a string) is EPROTO, and an
+ * errno name nobody knows is EIO.
+ */
+static void test_ops(void)
+{
+	static const char *const bad_answers[] = {
+	    "{\"results\":[{}]}",
+	    "{\"results\":[{},{},{}]}",
+	    "{\"results\":[{},5]}",
+	    "{\"results\":[{},{\"errno\":2}]}",
+	    "{\"results\":{}}",
+	    "{}",
+	    "[{},{}]",
+	    "{\"results\":[{},{}]",
+	};
+	static const char *const bad_requests[] = {
+	    "{\"ops\":[]}",
+	    "{\"ops\":{}}",
+	    "{}",
+	    "{\"ops\":[{\"op\":\"unlink\",\"path\":\"a\"},7]}",
+	    "{\"ops\":[{\"op\":\"readlink\",\"path\":\"a\"}]}",
+	    "{\"ops\":[{\"op\":\"unlink\",\"path\":\"../a\"}]}",
+	    "{\"ops\":[{\"op\":\"rename\",\"from\":\"a\","
+	    "\"to\":\"/etc/x\"}]}",
+	    "{\"ops\":[{\"op\":\"unlink\",\"path\":\"\"}]}",
+	    "{\"ops\":[{\"op\":\"nope\",\"path\":\"a\"}]}",
+	};
+	struct fsw_op v[2], *back;
+	struct nox_err err;
+	int res[2];
+	size_t i, n;
+	char *s;
+
+	memset(v, 0, sizeof(v));
+	v[0].code = FSW_OP_UNLINK;
+	v[0].path = "d/a";
+	v[1].code = FSW_OP_RENAME;
+	v[1].from = "d/b";
+	v[1].to = "caf\xe9"; /* not UTF-8: goes as to64 */
+	v[1].flags = 1;
+	s = fsw_ops_encode(v, 2);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL_FATAL(fsw_ops_parse(s, strlen(s), &back, &n, &err), 0);
+	CU_ASSERT_EQUAL(n, 2);
+	CU_ASSERT_EQUAL(back[0].code, FSW_OP_UNLINK);
+	CU_ASSERT_STRING_EQUAL(back[0].path, "d/a");
+	CU_ASSERT_EQUAL(back[1].code, FSW_OP_RENAME);
+	CU_ASSERT_STRING_EQUAL(back[1].to, "caf\xe9");
+	CU_ASSERT_EQUAL(back[1].flags, 1);
+	fsw_ops_free(back, n);
+	free(s);
+
+	CU_ASSERT_EQUAL(fsw_results_parse(S("{\"results\":[{},"
+					    "{\"errno\":\"ENOTEMPTY\","
+					    "\"error\":\"x\"}]}"),
+					  res, 2, &err),
+			0);
+	CU_ASSERT(res[0] == 0 && res[1] == -ENOTEMPTY);
+	CU_ASSERT_EQUAL(fsw_results_parse(S("{\"results\":[{\"errno\":"
+					    "\"EWHATEVER\"},{}]}"),
+					  res, 2, &err),
+			0);
+	CU_ASSERT(res[0] == -EIO && res[1] == 0);
+	for (i = 0; i < sizeof(bad_answers) / sizeof(bad_answers[0]); i++) {
+		nox_err_clear(&err);
+		CU_ASSERT_EQUAL(fsw_results_parse(bad_answers[i],
+						  strlen(bad_answers[i]), res,
+						  2, &err),
+				-EPROTO);
+		CU_ASSERT(err.msg[0] != '\0');
+	}
+	for (i = 0; i < sizeof(bad_requests) / sizeof(bad_requests[0]); i++) {
+		nox_err_clear(&err);
+		back = (struct fsw_op *)1;
+		CU_ASSERT_EQUAL(fsw_ops_parse(bad_requests[i],
+					      strlen(bad_requests[i]), &back,
+					      &n, &err),
+				-EINVAL);
+		CU_ASSERT_PTR_NULL(back);
+		CU_ASSERT_EQUAL(n, 0);
+	}
+}
+
 static void test_times(void)
 {
 	struct timespec ts = {5, 7}, back;
@@ -770,6 +856,8 @@ int main(void)
 	    {"list and tree entries, hostile names", test_entries},
 	    {"fs/op encode -> parse, wire bytes", test_op_round_trip},
 	    {"fs/op hostile requests", test_op_hostile},
+	    {"fs/ops: batch round trip, hostile requests and answers",
+	     test_ops},
 	    {"utimens times", test_times},
 	    {"fs/files encode -> parse, hostile requests", test_files},
 	    {"tree pages: walk order, hostile pages", test_tree_pages},

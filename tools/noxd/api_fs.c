@@ -10,7 +10,8 @@
  * client parses with too.  File reads stream from the backend in 64 KiB
  * blocks; writes go straight to the file as the body arrives (server.c).
  *
- * nox.files 1 (fs/files) answers many small files as one tar.
+ * nox.files 1 (fs/files) answers many small files as one tar; nox.ops 1
+ * (fs/ops) runs many fs/op bodies in one request.
  *
  * Limits: fs/tree stops with EFBIG beyond FS_TREE_MAX entries; a range
  * request takes a single "bytes=" range (anything else gets the whole
@@ -89,8 +90,11 @@ int api_extensions(struct noxd_req *r)
 		json_object_put(e);
 		return server_reply_json(r, MHD_HTTP_OK, NULL);
 	}
-	if (nox_backend_has(r->d->backend, NOX_OP_STAT))
+	if (nox_backend_has(r->d->backend, NOX_OP_STAT)) {
 		json_object_object_add(e, "nox.fs", json_object_new_int(1));
+		/* fs/ops runs fs/op's calls one after another */
+		json_object_object_add(e, "nox.ops", json_object_new_int(1));
+	}
 	if (nox_backend_has(r->d->backend, NOX_OP_LIST_SANDBOXES))
 		json_object_object_add(e, "nox.sandboxes",
 				       json_object_new_int(1));
@@ -670,6 +674,59 @@ int api_fs_op(struct noxd_req *r)
 					 ? fsw_readlink_build(target)
 					 : json_object_new_object()));
 	fsw_op_cleanup(&a);
+	return 0;
+}
+
+/* ---- nox.ops: fs/ops -------------------------------------------------- */
+
+/*
+ * POST fs/ops {"ops": [op, ...]}: each op as fs/op runs it, in order, all
+ * of them (one failing does not stop the next); 200 {"results": [...]},
+ * {} or {"errno", "error"} per op.  A malformed op fails the request
+ * before any runs.
+ */
+int api_fs_ops(struct noxd_req *r)
+{
+	struct json_object *o;
+	struct fsw_op *ops;
+	struct nox_err err, *errs;
+	const char **msg;
+	char target[PATH_MAX];
+	size_t i, n;
+	int *rc, e;
+
+	nox_err_clear(&err);
+	e = fsw_ops_parse(r->body, r->body_len, &ops, &n, &err);
+	if (e == 0) /* an unknown sandbox is the request's 404, not each op's */
+		e = nox_backend_info(r->d->backend, r->id, NULL, &err);
+	if (e < 0) {
+		fsw_ops_free(ops, n);
+		return fs_fail(r, e, &err);
+	}
+	rc = calloc(n, sizeof(*rc));
+	msg = calloc(n, sizeof(*msg));
+	errs = calloc(n, sizeof(*errs));
+	if (!rc || !msg || !errs) {
+		free(rc);
+		free(msg);
+		free(errs);
+		fsw_ops_free(ops, n);
+		return server_reply_errno(r, ENOMEM, "out of memory");
+	}
+	for (i = 0; i < n; i++) {
+		nox_err_clear(&errs[i]);
+		rc[i] = fs_op_run(r, &ops[i], target, sizeof(target), &errs[i]);
+		msg[i] = rc[i] < 0 ? nox_err_str(&errs[i], rc[i]) : NULL;
+	}
+	o = fsw_results_build(rc, msg, n);
+	if (o)
+		server_reply_json(r, MHD_HTTP_OK, server_json_take(o));
+	else
+		server_reply_errno(r, ENOMEM, "out of memory");
+	free(rc);
+	free(msg);
+	free(errs);
+	fsw_ops_free(ops, n);
 	return 0;
 }
 

@@ -26,6 +26,7 @@ static const char *const metrics_labels[EP__COUNT] = {
     [EP_FS_TREE] = "fs_tree",	  [EP_FS_READ] = "fs_read",
     [EP_FS_WRITE] = "fs_write",	  [EP_FS_OP] = "fs_op",
     [EP_FS_STATFS] = "fs_statfs", [EP_FS_FILES] = "fs_files",
+    [EP_FS_OPS] = "fs_ops",
     [EP_METRICS] = "metrics",	  [EP_OTHER] = "other",
 };
 

@@ -54,6 +54,7 @@ enum noxd_ep {
 	EP_FS_OP,
 	EP_FS_STATFS,
 	EP_FS_FILES,
+	EP_FS_OPS,
 	EP_METRICS,
 	EP_OTHER,
 	EP__COUNT
@@ -238,6 +239,7 @@ int api_fs_write(struct noxd_req *r);
 int api_fs_op(struct noxd_req *r);
 int api_fs_statfs(struct noxd_req *r);
 int api_fs_files(struct noxd_req *r);
+int api_fs_ops(struct noxd_req *r);
 /* GET fs/tree with "limit" or "after": one page (api_tree.c). */
 int api_fs_tree_page(struct noxd_req *r, const char *path);
 

@@ -75,6 +75,8 @@ static const struct noxd_route srv_routes[] = {
      api_fs_statfs},
     {"/fs/files", NULL, "POST", EP_FS_FILES, true, false, BODY_JSON, NULL,
      api_fs_files},
+    {"/fs/ops", NULL, "POST", EP_FS_OPS, true, false, BODY_JSON, NULL,
+     api_fs_ops},
 };
 
 #define SRV_NROUTES    (sizeof(srv_routes) / sizeof(srv_routes[0]))
