@@ -103,7 +103,6 @@ struct victim {
 	ino_t ino;
 	uint32_t used;
 	off_t size;
-	char *path; /* its tree path, once found (find_names); malloc'd */
 };
 
 struct scan {
@@ -148,7 +147,6 @@ static void scan_locked(struct cache *c, struct scan *s, bool victims)
 		s->v[s->n].ino = me->ino;
 		s->v[s->n].used = me->used;
 		s->v[s->n].size = me->rsize;
-		s->v[s->n].path = NULL;
 		s->n++;
 	}
 }
@@ -182,13 +180,14 @@ static void put_all(struct fs_sandbox **sbs, size_t n)
 }
 
 /*
- * Makes v's file a placeholder again, if it still is as the scan saw it
+ * Makes v's file (tree name path, NULL: not found) a placeholder again,
+ * if it still is as the scan saw it
  * (fetched, clean, not used since) and is not open: 0, or -errno (left
  * as it was).  Takes c's op_mu, so no merge or metadata operation sees
  * the file half evicted, and marks it fetching meanwhile, so an open or
  * a read waits and then downloads it again.
  */
-static int evict(struct cache *c, const struct victim *v)
+static int evict(struct cache *c, const struct victim *v, const char *path)
 {
 	struct fs_table *t = &c->sb->fs->table;
 	const char *base;
@@ -201,7 +200,7 @@ static int evict(struct cache *c, const struct victim *v)
 	cache_lock(c, CACHE_OP_MU);
 	cache_lock(c, CACHE_MU);
 	me = manifest_get(&c->man, v->ino);
-	if (c->gone || !v->path || !me || !me->fetched || me->fetching ||
+	if (c->gone || !path || !me || !me->fetched || me->fetching ||
 	    me->used != v->used || me->rsize != v->size ||
 	    cache_busy_locked(c, v->ino)) {
 		cache_unlock(c, CACHE_MU);
@@ -212,7 +211,7 @@ static int evict(struct cache *c, const struct victim *v)
 	me->fetching = true;
 	cache_unlock(c, CACHE_MU);
 
-	r = fdio_parent(c->tree_fd, v->path, &pfd, &base);
+	r = fdio_parent(c->tree_fd, path, &pfd, &base);
 	if (r < 0)
 		goto out;
 	fd = openat(pfd, base, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
@@ -260,7 +259,7 @@ out:
 
 struct want {
 	ino_t ino;
-	struct victim *v;
+	char **path; /* where its name goes */
 };
 
 struct names {
@@ -282,20 +281,20 @@ static int names_visit(const char *path, ino_t ino, void *ud)
 	struct want key = {.ino = ino};
 	struct want *w = bsearch(&key, nm->w, nm->n, sizeof(*nm->w), want_cmp);
 
-	if (w && !w->v->path) {
-		w->v->path = strdup(path);
-		if (w->v->path && --nm->left == 0)
+	if (w && !*w->path) {
+		*w->path = strdup(path);
+		if (*w->path && --nm->left == 0)
 			return 1; /* all found: the rest of the tree can wait */
 	}
 	return 0;
 }
 
 /*
- * Finds the tree names of victims v[0..n) (the manifest keeps none): one
- * walk of each sandbox's tree.  A victim not found keeps path NULL, and
- * evict() passes it over.
+ * Finds the tree names of victims v[0..n) into paths[0..n) (malloc'd;
+ * the manifest keeps none): one walk of each sandbox's tree.  A victim
+ * not found keeps NULL, and evict() passes it over.
  */
-static void find_names(struct victim *v, size_t n)
+static void find_names(const struct victim *v, size_t n, char **paths)
 {
 	struct names nm = {.w = malloc(n * sizeof(*nm.w))};
 	size_t i, j;
@@ -314,9 +313,9 @@ static void find_names(struct victim *v, size_t n)
 			continue;
 		nm.n = 0;
 		for (j = i; j < n; j++) {
-			if (v[j].sb == sb && !v[j].path) {
+			if (v[j].sb == sb && !paths[j]) {
 				nm.w[nm.n].ino = v[j].ino;
-				nm.w[nm.n].v = &v[j];
+				nm.w[nm.n].path = &paths[j];
 				nm.n++;
 			}
 		}
@@ -329,6 +328,15 @@ static void find_names(struct victim *v, size_t n)
 			(void)tree_walk(c->tree_fd, names_visit, &nm);
 	}
 	free(nm.w);
+}
+
+static void free_paths(char **paths, size_t n)
+{
+	size_t i;
+
+	for (i = 0; paths && i < n; i++)
+		free(paths[i]);
+	free(paths);
 }
 
 /* Free bytes of the cache disk (-1: unknown). */
@@ -347,7 +355,8 @@ void cache_space_room(struct cache *c, off_t need)
 	struct fs_sandbox **sbs;
 	struct scan s = {0};
 	long long max, avail;
-	size_t nsb, i, named = 0, gone = 0;
+	char **paths = NULL; /* the names of the batch [first, named) */
+	size_t nsb, i, first = 0, named = 0, gone = 0;
 
 	if (fs_sandbox_list(fs, &sbs, &nsb) < 0)
 		return;
@@ -379,12 +388,16 @@ void cache_space_room(struct cache *c, off_t need)
 
 			if (avail >= 0 && 2 * (long long)need - avail > want)
 				want = 2 * (long long)need - avail;
+			free_paths(paths, named - first);
+			first = i;
 			for (; named < s.n && (named - i < 64 || sum < 2 * want);
 			     named++)
 				sum += s.v[named].size;
-			find_names(s.v + i, named - i);
+			paths = calloc(named - i, sizeof(*paths));
+			if (paths)
+				find_names(s.v + i, named - i, paths);
 		}
-		if (evict(vc, &s.v[i]) < 0)
+		if (evict(vc, &s.v[i], paths ? paths[i - first] : NULL) < 0)
 			continue;
 		s.used -= s.v[i].size;
 		if (avail >= 0)
@@ -398,8 +411,7 @@ void cache_space_room(struct cache *c, off_t need)
 out:
 	pthread_mutex_unlock(&space_mu);
 	put_all(sbs, nsb);
-	for (i = 0; i < s.n; i++)
-		free(s.v[i].path);
+	free_paths(paths, named - first);
 	free(s.v);
 }
 

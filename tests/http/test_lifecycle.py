@@ -136,7 +136,7 @@ def test_metrics_exact():
     labels = {k[1] for k in m}
     eq(labels, set("healthz create touch exec upload download delete "
                    "extensions sandboxes info fs_stat fs_list fs_tree fs_read "
-                   "fs_write fs_op fs_statfs fs_files metrics other".split()), "labels")
+                   "fs_write fs_op fs_statfs fs_files fs_ops metrics other".split()), "labels")
     r = d.req("GET", "/metrics")
     check(r.headers["content-type"].startswith("text/plain"), "metrics type")
 
