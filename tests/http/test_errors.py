@@ -13,6 +13,7 @@ hard link to /etc/passwd, a device node, garbage bytes) -> 400 and nothing
 written outside the workspace; unknown paths 404; wrong methods 405 with
 Allow; JSON bodies over 1 MiB -> 413; raw protocol garbage on the socket.
 """
+import errno
 import os
 import socket
 import sys
@@ -199,12 +200,19 @@ def test_garbage_on_socket():
                  b"GET /" + b"a" * 100000 + b" HTTP/1.1\r\n\r\n"):
         s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
         try:
-            s.sendall(junk)
-            s.shutdown(socket.SHUT_WR)
+            # noxd may answer and close before the junk is all sent (the
+            # 100,000-byte request line: 414 at once), so the client's
+            # send or shutdown can find the connection gone: that is a
+            # refusal too; what is checked is that noxd lives on
             try:
+                s.sendall(junk)
+                s.shutdown(socket.SHUT_WR)
                 s.recv(4096)
-            except (ConnectionResetError, socket.timeout):
+            except (ConnectionResetError, BrokenPipeError, socket.timeout):
                 pass
+            except OSError as e:
+                if e.errno != errno.ENOTCONN:
+                    raise
         finally:
             s.close()
     time.sleep(0.2)
