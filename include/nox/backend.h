@@ -138,6 +138,17 @@ struct nox_sandbox_info {
 	long ttl_seconds;
 };
 
+/*
+ * A way to stop a running command: when fd polls ready for events (or
+ * hangs up), the backend kills the command's whole process tree and
+ * nox_backend_exec returns -EINTR.  noxfs passes an eventfd its FUSE
+ * INTERRUPT handler writes; noxd the client's socket (POLLRDHUP).
+ */
+struct nox_cancel {
+	int fd;
+	short events;
+};
+
 struct nox_exec_req {
 	const char *const *argv;	/* NULL-terminated, argv[0] required */
 	const char *workdir;		/* sandbox path; NULL: /workspace */
@@ -147,6 +158,8 @@ struct nox_exec_req {
 	 * 30 s margin.  For short internal commands (a listing) that must
 	 * not outlast the other operations' deadline. */
 	long deadline_ms;
+	/* NULL: the command runs to its end or its timeout */
+	const struct nox_cancel *cancel;
 };
 
 struct nox_exec_result {
@@ -192,7 +205,10 @@ int nox_backend_touch(struct nox_backend *b, const char *id,
  * Run a command.  On 0, *res holds the result (caller cleans it up), even
  * when the command exited non-zero, timed out (124) or was not found
  * (127).  A negative return means it could not be run (-EINVAL bad
- * request, -ENOENT unknown sandbox, -EAGAIN not ready, transport errors).
+ * request, -ENOENT unknown sandbox, -EAGAIN not ready, transport errors),
+ * or -EINTR: req->cancel fired and the command was stopped (over http
+ * only a server offering nox.cancel stops it, docs/protocol.md; with
+ * another the wait is given up and the command runs on).
  */
 int nox_backend_exec(struct nox_backend *b, const char *id,
 		     const struct nox_exec_req *req,

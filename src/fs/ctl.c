@@ -22,9 +22,20 @@
  * where the request's bytes ended when the first read comes exactly
  * there (a write-then-read without lseek), else relative to 0.
  *
+ * A signal to the waiting writer (or reader, or closer) interrupts the
+ * command: libfuse hands us the kernel's FUSE_INTERRUPT through
+ * fuse_req_interrupt_func, whose callback makes an eventfd readable; the
+ * backend, given it as the request's nox_cancel, kills the command's
+ * process tree and the call fails with EINTR ("error: interrupted..." is
+ * the result).  Over http the server must offer nox.cancel to stop the
+ * command; without it the wait alone is given up.  With -s (one thread)
+ * nothing reads the INTERRUPT while the command runs.
+ *
  * A request that is rejected (EFBIG, malformed: EINVAL) poisons its
  * open: every later write on it fails with the same errno and nothing
- * runs at close, since what follows is the rejected request's tail.
+ * runs at close, since what follows is the rejected request's tail.  An
+ * interrupted one poisons it with ECANCELED: a writer retrying the
+ * interrupted write must not start the command again.
  *
  * Limits: a request holds at most FS_CTL_REQ_MAX bytes (EFBIG beyond);
  * one request per completing write (bytes after a complete JSON object
@@ -36,10 +47,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 
 #include <json-c/json.h>
@@ -103,11 +117,12 @@ struct ctl_open {
 	const char *data;	/* the snapshot's bytes */
 	size_t data_len;
 	bool have_snap;
-	int poison; /* errno of a rejected request */
+	int poison; /* errno of a rejected (or interrupted) request */
 };
 
 static void ctl_open_free(struct fs_handle *h);
-static int ctl_process(struct fs *fs, struct ctl_open *o, bool at_end);
+static int ctl_process(fuse_req_t req, struct fs *fs, struct ctl_open *o,
+		       bool at_end);
 
 int fs_ctl_open(struct fs *fs, struct fs_node *n, struct fuse_file_info *fi)
 {
@@ -305,7 +320,7 @@ void fs_ctl_read(fuse_req_t req, struct fs *fs, struct fs_node *n, size_t size,
 	if (o->len && !o->poison) {
 		/* a read ends the request written on this open (shell text
 		 * waits for it, or for the close) */
-		r = ctl_process(fs, o, true);
+		r = ctl_process(req, fs, o, true);
 		if (r < 0) {
 			pthread_mutex_unlock(&o->mutex);
 			fuse_reply_err(req, -r);
@@ -377,15 +392,39 @@ static int ctl_reject(struct ctl_open *o, int code, struct nox_err *err)
 	return code;
 }
 
-/* Runs a parsed request for open o behind the exec barrier. */
-static int ctl_run(struct ctl_open *o, struct fs_ctl_req *rq)
+/* libfuse's INTERRUPT thread, under the request's lock */
+static void ctl_interrupted(fuse_req_t req, void *ud)
 {
+	const struct nox_cancel *nc = ud;
+	uint64_t one = 1;
+
+	(void)req;
+	(void)!write(nc->fd, &one, sizeof(one));
+}
+
+/* Runs a parsed request for open o behind the exec barrier; req's
+ * interrupt (req may be NULL) stops it. */
+static int ctl_run(fuse_req_t req, struct ctl_open *o, struct fs_ctl_req *rq)
+{
+	struct nox_cancel nc = {.events = POLLIN};
 	struct fs_result *fr;
 	struct nox_err err;
 	int r;
 
 	nox_err_clear(&err);
+	/* without an eventfd the command runs on, as before */
+	nc.fd = req ? eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) : -1;
+	if (nc.fd >= 0) {
+		rq->req.cancel = &nc;
+		fuse_req_interrupt_func(req, ctl_interrupted, &nc);
+	}
 	r = fs_barrier_run(o->sb, &rq->req, &fr, &err);
+	if (nc.fd >= 0) {
+		/* waits out a callback in progress: nc lives until then */
+		fuse_req_interrupt_func(req, NULL, NULL);
+		close(nc.fd);
+		rq->req.cancel = NULL;
+	}
 	/* a failed request's reason is this open's result too */
 	if (fr)
 		ctl_own(o, fr);
@@ -396,7 +435,8 @@ static int ctl_run(struct ctl_open *o, struct fs_ctl_req *rq)
  * Parses and maybe runs what o->buf holds; clears it unless incomplete.
  * 1: a command ran, 0: nothing to run (yet), or -errno.
  */
-static int ctl_process(struct fs *fs, struct ctl_open *o, bool at_end)
+static int ctl_process(fuse_req_t req, struct fs *fs, struct ctl_open *o,
+		       bool at_end)
 {
 	struct fs_ctl_req rq;
 	struct nox_err err;
@@ -415,8 +455,12 @@ static int ctl_process(struct fs *fs, struct ctl_open *o, bool at_end)
 			o->sb->id, nox_err_str(&err, r));
 		return ctl_reject(o, r, &err);
 	}
-	r = ctl_run(o, &rq);
+	r = ctl_run(req, o, &rq);
 	fs_ctl_req_cleanup(&rq);
+	/* a writer that retries on EINTR (Python does) must not run the
+	 * command again: the open's later writes get ECANCELED */
+	if (r == -EINTR)
+		o->poison = ECANCELED;
 	return r < 0 ? r : 1;
 }
 
@@ -479,7 +523,7 @@ void fs_ctl_write(fuse_req_t req, struct fs *fs, struct fs_node *n,
 		(void)ctl_reject(o, -EFBIG, &err);
 	}
 	if (r == 0) {
-		r = ctl_process(fs, o, false);
+		r = ctl_process(req, fs, o, false);
 		if (r == -EINVAL)
 			o->poison = EINVAL;
 	}
@@ -490,7 +534,8 @@ void fs_ctl_write(fuse_req_t req, struct fs *fs, struct fs_node *n,
 		fuse_reply_write(req, size);
 }
 
-int fs_ctl_flush(struct fs *fs, struct fs_node *n, struct fuse_file_info *fi)
+int fs_ctl_flush(fuse_req_t req, struct fs *fs, struct fs_node *n,
+		 struct fuse_file_info *fi)
 {
 	struct ctl_open *o = (struct ctl_open *)(uintptr_t)fi->fh;
 	int r = 0;
@@ -500,7 +545,7 @@ int fs_ctl_flush(struct fs *fs, struct fs_node *n, struct fuse_file_info *fi)
 		return 0;
 	pthread_mutex_lock(&o->mutex);
 	if (o->len && !o->poison)
-		r = ctl_process(fs, o, true);
+		r = ctl_process(req, fs, o, true);
 	pthread_mutex_unlock(&o->mutex);
 	return r < 0 ? r : 0;
 }

@@ -50,8 +50,10 @@ void fs_ctl_read(fuse_req_t req, struct fs *fs, struct fs_node *n, size_t size,
 void fs_ctl_write(fuse_req_t req, struct fs *fs, struct fs_node *n,
 		  const char *buf, size_t size, off_t off,
 		  struct fuse_file_info *fi);
-/* close(): runs a pending shell request without its final newline. */
-int fs_ctl_flush(struct fs *fs, struct fs_node *n, struct fuse_file_info *fi);
+/* close(): runs a pending shell request without its final newline; req
+ * (NULL: none) is the FLUSH, whose interrupt stops the command. */
+int fs_ctl_flush(fuse_req_t req, struct fs *fs, struct fs_node *n,
+		 struct fuse_file_info *fi);
 /* Frees the open's state. */
 void fs_ctl_release(struct fuse_file_info *fi);
 

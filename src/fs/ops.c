@@ -1498,7 +1498,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int r;
 
 	if (n->kind == FS_CTL) {
-		r = fs_ctl_flush(req_fs(req), n, fi);
+		r = fs_ctl_flush(req, req_fs(req), n, fi);
 	} else {
 		/* a close drops the closing process's POSIX locks */
 		fs_lock_flush((int)fi->fh, fi->lock_owner);

@@ -251,6 +251,9 @@ static void easy_free(struct http_easy *x)
 {
 	if (!x)
 		return;
+	/* the multi closes its connections through easy_close: x lives */
+	if (x->m)
+		curl_multi_cleanup(x->m);
 	curl_easy_cleanup(x->e);
 	free(x);
 }
@@ -272,8 +275,9 @@ static struct http_easy *pool_get(struct http_backend *h)
 		return NULL;
 	x->sock = CURL_SOCKET_BAD;
 	x->e = curl_easy_init();
-	if (!x->e) {
-		free(x);
+	x->m = curl_multi_init();
+	if (!x->e || !x->m) {
+		easy_free(x);
 		return NULL;
 	}
 	return x;
@@ -768,6 +772,57 @@ static int call_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow,
 	return 0;
 }
 
+/*
+ * Runs e to its end in x's multi handle, as curl_easy_perform would (its
+ * own multi; the connections stay in x->m for the next call), and stops
+ * it when c->cancel fires: the transfer is dropped and its connection
+ * closed, so the server sees the client go (EINTR in c->cb_errno).
+ */
+static CURLcode call_drive(struct http_call *c, CURL *e)
+{
+	CURLM *m = c->x->m;
+	struct curl_waitfd wfd = {.fd = -1};
+	unsigned int nw = 0;
+	CURLcode cc = CURLE_OK;
+	CURLMcode mc;
+	CURLMsg *msg;
+	int running = 1, left;
+
+	if (curl_multi_add_handle(m, e) != CURLM_OK)
+		return CURLE_FAILED_INIT;
+	if (c->cancel && c->cancel->fd >= 0) {
+		wfd.fd = c->cancel->fd;
+		wfd.events = CURL_WAIT_POLLIN;
+		nw = 1;
+	}
+	for (;;) {
+		mc = curl_multi_perform(m, &running);
+		if (mc != CURLM_OK || !running)
+			break;
+		wfd.revents = 0;
+		mc = curl_multi_poll(m, nw ? &wfd : NULL, nw, 1000, NULL);
+		if (mc != CURLM_OK)
+			break;
+		if (nw && wfd.revents) {
+			call_fail_cb(c, EINTR, "interrupted; the request "
+					       "was dropped");
+			cc = CURLE_ABORTED_BY_CALLBACK;
+			goto out;
+		}
+	}
+	if (mc != CURLM_OK) {
+		cc = mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY
+					       : CURLE_FAILED_INIT;
+		goto out;
+	}
+	while ((msg = curl_multi_info_read(m, &left)))
+		if (msg->msg == CURLMSG_DONE && msg->easy_handle == e)
+			cc = msg->data.result;
+out:
+	curl_multi_remove_handle(m, e);
+	return cc;
+}
+
 /* timeout_ms: the attempt's deadline; 0: none (a bulk transfer). */
 static CURLcode call_perform(struct http_backend *h, struct http_call *c,
 			     long timeout_ms, char *ebuf)
@@ -865,7 +920,7 @@ static CURLcode call_perform(struct http_backend *h, struct http_call *c,
 	if (strcmp(c->method, "GET") != 0 && strcmp(c->method, "POST") != 0)
 		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, c->method);
 
-	cc = curl_easy_perform(e);
+	cc = call_drive(c, e);
 	if (!c->started)
 		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &c->status);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
@@ -994,7 +1049,19 @@ int http_call_bad(const struct http_call *c, const char *why,
  */
 int http_ext_probe(struct http_backend *h, struct nox_err *err)
 {
+	static const struct {
+		const char *name;
+		size_t off;
+	} exts[] = {
+	    {"nox.fs", offsetof(struct http_backend, ext_fs)},
+	    {"nox.sandboxes", offsetof(struct http_backend, ext_sbx)},
+	    {"nox.bytes", offsetof(struct http_backend, ext_bytes)},
+	    {"nox.files", offsetof(struct http_backend, ext_files)},
+	    {"nox.ops", offsetof(struct http_backend, ext_ops)},
+	    {"nox.cancel", offsetof(struct http_backend, ext_cancel)},
+	};
 	struct http_call c;
+	size_t i;
 	json_object *o = NULL, *x;
 	int64_t v;
 	char why[64];
@@ -1021,21 +1088,12 @@ int http_ext_probe(struct http_backend *h, struct nox_err *err)
 			0 &&
 		    json_object_object_get_ex(o, "extensions", &x) &&
 		    json_object_is_type(x, json_type_object)) {
-			if (fsw_get_int(x, "nox.fs", true, 0, INT32_MAX, &v,
-					why, sizeof(why)) == 0)
-				h->ext_fs = (long)v;
-			if (fsw_get_int(x, "nox.sandboxes", true, 0, INT32_MAX,
-					&v, why, sizeof(why)) == 0)
-				h->ext_sbx = (long)v;
-			if (fsw_get_int(x, "nox.bytes", true, 0, INT32_MAX,
-					&v, why, sizeof(why)) == 0)
-				h->ext_bytes = (long)v;
-			if (fsw_get_int(x, "nox.files", true, 0, INT32_MAX, &v,
-					why, sizeof(why)) == 0)
-				h->ext_files = (long)v;
-			if (fsw_get_int(x, "nox.ops", true, 0, INT32_MAX, &v,
-					why, sizeof(why)) == 0)
-				h->ext_ops = (long)v;
+			for (i = 0; i < sizeof(exts) / sizeof(exts[0]); i++)
+				if (fsw_get_int(x, exts[i].name, true, 0,
+						INT32_MAX, &v, why,
+						sizeof(why)) == 0)
+					*(long *)((char *)h + exts[i].off) =
+					    (long)v;
 		}
 		json_object_put(o);
 	} else if (c.status == 404 || c.status == 400 || c.status == 405 ||
@@ -1063,41 +1121,36 @@ bool http_ext_usable(struct http_backend *h, bool sbx)
 	return ok;
 }
 
-/* true when the server is known to offer nox.files 1 (probed already). */
-bool http_ext_files(struct http_backend *h)
+/* true when the server is known to offer version 1 of the extension
+ * whose field (of h, under ext_mx) is *v */
+static bool ext_one(struct http_backend *h, const long *v)
 {
 	bool ok;
 
 	pthread_mutex_lock(&h->ext_mx);
-	ok = h->ext_known && h->ext_files == 1;
+	ok = h->ext_known && *v == 1;
 	pthread_mutex_unlock(&h->ext_mx);
 	return ok;
+}
+
+bool http_ext_files(struct http_backend *h)
+{
+	return ext_one(h, &h->ext_files);
 }
 
 bool http_ext_ops(struct http_backend *h)
 {
-	bool ok;
-
-	pthread_mutex_lock(&h->ext_mx);
-	ok = h->ext_known && h->ext_ops == 1;
-	pthread_mutex_unlock(&h->ext_mx);
-	return ok;
+	return ext_one(h, &h->ext_ops);
 }
 
-/*
- * true when the server is known to offer nox.bytes 1 (probing once if
- * needed); a failed probe counts as not offered.
- */
 bool http_ext_bytes(struct http_backend *h)
 {
-	bool ok;
+	return http_ext_probe(h, NULL) == 0 && ext_one(h, &h->ext_bytes);
+}
 
-	if (http_ext_probe(h, NULL) < 0)
-		return false;
-	pthread_mutex_lock(&h->ext_mx);
-	ok = h->ext_known && h->ext_bytes == 1;
-	pthread_mutex_unlock(&h->ext_mx);
-	return ok;
+bool http_ext_cancel(struct http_backend *h)
+{
+	return http_ext_probe(h, NULL) == 0 && ext_one(h, &h->ext_cancel);
 }
 
 /* 0 when nox.fs (or nox.sandboxes) 1 can be used, else a negative errno. */

@@ -28,6 +28,7 @@
 /* A pooled curl handle and its newest socket (http.c easy_open). */
 struct http_easy {
 	CURL *e;
+	CURLM *m;	    /* e runs in it, so its connections are kept there */
 	curl_socket_t sock; /* CURL_SOCKET_BAD: none open */
 };
 
@@ -50,6 +51,7 @@ struct http_backend {
 	long ext_bytes;	   /* protected by ext_mx */
 	long ext_files;	   /* protected by ext_mx; nox.files */
 	long ext_ops;	   /* protected by ext_mx; nox.ops */
+	long ext_cancel;   /* protected by ext_mx; nox.cancel */
 	long ext_retry_at; /* protected by ext_mx; monotonic ms */
 	/* the space figures the last fs/tree answer carried (http_fs.c) */
 	pthread_mutex_t sf_mx;
@@ -88,6 +90,8 @@ struct http_call {
 	long timeout_ms; /* deadline; a bulk transfer's stall bound */
 	long answer_ms;	 /* upload: the stall bound once the server has
 			    the whole body, if longer */
+	/* stops the call (EINTR) when its fd is readable; NULL: none */
+	const struct nox_cancel *cancel;
 	/* state of the current attempt */
 	struct http_easy *x;
 	CURL *e; /* x->e */
@@ -144,11 +148,14 @@ int http_call_bad(const struct http_call *c, const char *why,
 int http_ext_probe(struct http_backend *h, struct nox_err *err);
 /* Is nox.sandboxes (sbx) or nox.fs version 1 offered?  After a probe. */
 bool http_ext_usable(struct http_backend *h, bool sbx);
-/* 0 when nox.fs (or nox.sandboxes) 1 can be used, else a negative errno. */
+/* Does the server offer nox.bytes 1 / nox.cancel 1?  Probes once if
+ * needed; a failed probe counts as not offered. */
 bool http_ext_bytes(struct http_backend *h);
+bool http_ext_cancel(struct http_backend *h);
+/* Does the server offer nox.files 1 / nox.ops 1?  After a probe. */
 bool http_ext_files(struct http_backend *h);
-/* true when the server is known to offer nox.ops 1 (probed already). */
 bool http_ext_ops(struct http_backend *h);
+/* 0 when nox.fs (or nox.sandboxes) 1 can be used, else a negative errno. */
 int http_ext_need(struct http_backend *h, bool sbx, struct nox_err *err);
 
 /* ---- http_v1.c: v1 and nox.sandboxes ------------------------------------ */

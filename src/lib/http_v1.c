@@ -156,7 +156,11 @@ int http_v1_exec(struct nox_backend *b, const char *id,
 	c.timeout_ms = req->deadline_ms > 0
 			   ? req->deadline_ms
 			   : (long)secs * 1000L + EXEC_MARGIN_MS;
+	c.cancel = req->cancel;
 	r = http_call_run(http_of(b), &c, err);
+	if (r == -EINTR && !http_ext_cancel(http_of(b)))
+		nox_err_wrap(err, EINTR, "the server offers no nox.cancel, so "
+					 "the command may run on to its end");
 	if (r == 0) {
 		r = nox_v1_exec_result_parse(c.mem, c.mem_len, res, err);
 		if (r < 0)

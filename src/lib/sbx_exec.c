@@ -1386,22 +1386,30 @@ struct run_state {
 	pid_t pid;
 	int pidfd;
 	struct capture out, err;
-	bool exited, timed_out;
+	const struct nox_cancel *cancel; /* NULL: none */
+	bool exited, timed_out, cancelled;
 };
+
+/* Kills the command's whole tree: bwrap's group and cgroup (its pid
+ * namespace dies with bwrap, whose child has --die-with-parent). */
+static void run_kill(struct run_state *st)
+{
+	kill(-st->pid, SIGKILL);
+	kill(st->pid, SIGKILL);
+	cg_kill(st->cg);
+}
 
 /* Polls the pipes and the child until done, the timeout or the grace. */
 static void run_loop(struct run_state *st, long long deadline)
 {
 	long long grace = 0, now, wait;
-	struct pollfd pfd[3];
-	int nfd, i_out, i_err, i_pid;
+	struct pollfd pfd[4];
+	int nfd, i_out, i_err, i_pid, i_cancel;
 
 	for (;;) {
 		now = mono_ms();
 		if (!st->exited && !st->timed_out && now >= deadline) {
-			kill(-st->pid, SIGKILL);
-			kill(st->pid, SIGKILL);
-			cg_kill(st->cg);
+			run_kill(st);
 			st->timed_out = true;
 			grace = now + SBX_GRACE_MS;
 		}
@@ -1417,7 +1425,7 @@ static void run_loop(struct run_state *st, long long deadline)
 		if (wait > INT_MAX)
 			wait = INT_MAX;
 		nfd = 0;
-		i_out = i_err = i_pid = -1;
+		i_out = i_err = i_pid = i_cancel = -1;
 		if (st->out.fd >= 0) {
 			pfd[nfd] =
 			    (struct pollfd){.fd = st->out.fd, .events = POLLIN};
@@ -1433,6 +1441,12 @@ static void run_loop(struct run_state *st, long long deadline)
 			    (struct pollfd){.fd = st->pidfd, .events = POLLIN};
 			i_pid = nfd++;
 		}
+		if (!st->exited && !st->timed_out && st->cancel &&
+		    st->cancel->fd >= 0) {
+			pfd[nfd] = (struct pollfd){.fd = st->cancel->fd,
+						   .events = st->cancel->events};
+			i_cancel = nfd++;
+		}
 		if (poll(pfd, (nfds_t)nfd, (int)wait) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -1440,6 +1454,12 @@ static void run_loop(struct run_state *st, long long deadline)
 			kill(-st->pid, SIGKILL);
 			kill(st->pid, SIGKILL);
 			break;
+		}
+		if (i_cancel >= 0 && pfd[i_cancel].revents) {
+			/* stopped as by the timeout, reported as EINTR */
+			run_kill(st);
+			st->timed_out = st->cancelled = true;
+			grace = mono_ms() + SBX_GRACE_MS;
 		}
 		if (i_out >= 0 && pfd[i_out].revents)
 			capture_read(&st->out);
@@ -1461,6 +1481,7 @@ static void run_loop(struct run_state *st, long long deadline)
 }
 
 static int spawn_and_wait(struct plan *pl, int timeout_s, size_t cap,
+			  const struct nox_cancel *cancel,
 			  struct nox_exec_result *res, struct nox_err *err)
 {
 	int outp[2] = {-1, -1}, errp[2] = {-1, -1}, repp[2] = {-1, -1};
@@ -1479,6 +1500,7 @@ static int spawn_and_wait(struct plan *pl, int timeout_s, size_t cap,
 	pl->cg_join[0] = cg.join[0];
 	pl->cg_join[1] = cg.join[1];
 	st.cg = &cg;
+	st.cancel = cancel;
 	st.pid = -1;
 	st.pidfd = -1;
 	capture_init(&st.out, -1, cap, pl->spool_dir);
@@ -1580,6 +1602,12 @@ static int spawn_and_wait(struct plan *pl, int timeout_s, size_t cap,
 		wait_ns_gone(init_pid);
 	}
 
+	if (st.cancelled) {
+		r = nox_err_set(err, EINTR, "interrupted: the command was "
+					    "killed after %lld ms",
+				mono_ms() - start);
+		goto out;
+	}
 	if (st.timed_out) {
 		res->exit_code = 124;
 	} else if (WIFEXITED(status)) {
@@ -1686,7 +1714,7 @@ int sbx_exec_run(const struct sbx_exec_opts *opts, const char *workspace_dir,
 	r = build_plan(opts, ws, rel, host_wd, req, &pl, err);
 	if (r < 0)
 		goto out;
-	r = spawn_and_wait(&pl, timeout, cap, res, err);
+	r = spawn_and_wait(&pl, timeout, cap, req->cancel, res, err);
 out:
 	if (r < 0)
 		nox_exec_result_cleanup(res);

@@ -11,9 +11,12 @@ are not UTF-8 (must come back as name64), bad offsets, unknown ops, wrong
 field types.
 """
 import base64
+import json
 import os
+import socket
 import stat
 import sys
+import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -56,7 +59,7 @@ def test_discovery():
     eq(r.status, 200, "extensions")
     eq(r.json(), {"extensions": {"nox.fs": 1, "nox.sandboxes": 1,
                                  "nox.files": 1, "nox.bytes": 1,
-                                 "nox.ops": 1}}, "body")
+                                 "nox.ops": 1, "nox.cancel": 1}}, "body")
 
 
 def test_sandboxes():
@@ -454,6 +457,60 @@ def test_statfs():
     eq(fs_get(d, "nope", "statfs").status, 404, "statfs unknown sandbox")
 
 
+def procs_with(needle):
+    out = []
+    for d in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                if d.isdigit() and needle in f.read():
+                    out.append(d)
+        except OSError:
+            pass
+    return out
+
+
+def exec_then_hang_up(d, sid, secs):
+    """Sends POST exec of a command of secs seconds (two sleeps, one in
+    the background) on a raw connection, closes it once the command
+    runs; returns (seconds until its processes are gone after the close,
+    or None when still there after 20 s)."""
+    mark = ("%d.%d%d" % (secs, os.getpid(), int(time.time() * 1000) % 100000))
+    body = json.dumps({"cmd": ["sh", "-c", "sleep %s & sleep %s; wait"
+                               % (mark, mark)]}).encode()
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+    s.sendall(b"POST /v1/sandboxes/%s/exec HTTP/1.1\r\nHost: x\r\n"
+              b"Content-Type: application/json\r\nContent-Length: %d\r\n"
+              b"\r\n" % (sid.encode(), len(body)) + body)
+    t_end = time.time() + 20
+    while not procs_with(mark.encode()) and time.time() < t_end:
+        time.sleep(0.05)
+    check(procs_with(mark.encode()), "the command started")
+    s.close()
+    t0 = time.time()
+    while time.time() - t0 < 20:
+        if not procs_with(mark.encode()):
+            return time.time() - t0
+        time.sleep(0.02)
+    return None
+
+
+def test_exec_cancel():
+    """nox.cancel: a client that closes its connection while its exec
+    runs stops the command, its whole tree, within a second; noxd lives
+    on and serves the next request.  --v1-only keeps running it, as a
+    plain v1 server does."""
+    d = Noxd()
+    eq(d.create("c").status, 200, "create")
+    t = exec_then_hang_up(d, "c", 60)
+    check(t is not None and t < 1.0, "tree gone within 1 s (%r)" % t)
+    eq(d.exec("c", ["echo", "on"]).json()["stdout"], "on\n", "next exec")
+    check("the client went away" in d.logtext(), "noxd logged why")
+    v = Noxd("--v1-only")
+    eq(v.create("c").status, 200, "create")
+    t = exec_then_hang_up(v, "c", 3)
+    check(t is not None and t > 1.5, "--v1-only: ran on to its end (%r)" % t)
+
+
 def test_v1_only():
     d = Noxd("--v1-only")
     eq(d.req("GET", "/v1/extensions").status, 404, "extensions off")
@@ -476,5 +533,5 @@ if __name__ == "__main__":
     run([test_discovery, test_sandboxes, test_stat_list_tree,
          test_non_utf8_names, test_tree_pages, test_file_read_ranges,
          test_file_write, test_fs_ops, test_fs_ops_batch,
-         test_fs_confinement, test_statfs,
+         test_fs_confinement, test_statfs, test_exec_cancel,
          test_v1_only])

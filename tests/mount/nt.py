@@ -15,6 +15,7 @@ import ctypes
 import errno
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -326,6 +327,105 @@ def cmd_dropcache(args):
     return 0
 
 
+def procs_with(needle, skip=()):
+    """PIDs whose command line holds needle (bytes), but those in skip."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) in skip:
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                if needle in f.read():
+                    out.append(int(d))
+        except OSError:
+            pass
+    return out
+
+
+def cmd_exec_intr(args):
+    """exec-intr CTL MODE SEED SECS: starts a command that runs SECS
+    seconds (a background and a foreground sleep named SECS.SEED, so the
+    tree is two processes), in a child process: MODE json writes a JSON
+    request with libc's write (no retry on EINTR) and SIGALRM (a handler:
+    the write returns EINTR), then writes again on the same open; MODE
+    kill writes it and gets SIGKILL; MODE shell is sh -c "echo 'sleep ..'
+    > CTL" and gets SIGINT (the close is interrupted).  Once the command
+    runs, signals the child.  Prints "RESULT RETRY T_RETURN T_GONE":
+    RESULT the write's errno (json), or how the child ended; RETRY the
+    errno of the second write (json; "-" else); T_RETURN seconds from the
+    signal to the child's end; T_GONE seconds from the signal until no
+    process of the command is left (99 if one is still there after 20 s).
+    """
+    ctl, mode, seed, secs = args[0], args[1], args[2], args[3]
+    mark = f"{secs}.{seed}"
+    script = f"sleep {mark} & sleep {mark}; wait"
+    rd, wr = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(rd)
+        code = 0
+        try:
+            if mode == "shell":
+                os.execvp("sh", ["sh", "-c", f"echo '{script}' > '{ctl}'"])
+            libc = ctypes.CDLL(None, use_errno=True)
+            signal.signal(signal.SIGALRM, lambda *a: None)
+            fd = os.open(ctl, os.O_RDWR)
+            req = json.dumps({"cmd": ["sh", "-c", script]}).encode()
+            n = libc.write(fd, req, len(req))
+            e1 = "OK" if n == len(req) else ename(ctypes.get_errno())
+            n = libc.write(fd, req, len(req))
+            e2 = "OK" if n == len(req) else ename(ctypes.get_errno())
+            os.write(wr, f"{e1} {e2}".encode())
+        except BaseException as e:  # reported through the pipe
+            os.write(wr, f"EXC-{type(e).__name__} -".encode())
+            code = 1
+        os._exit(code)
+    os.close(wr)
+    needle = mark.encode()
+    t_end = time.monotonic() + 30
+    while not procs_with(needle, (pid,)) and time.monotonic() < t_end:
+        time.sleep(0.05)
+    if not procs_with(needle, (pid,)):
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        print("NOT-STARTED - 99 99")
+        return 0
+    time.sleep(0.3)  # the writer is waiting in the kernel by now
+    sig = {"json": signal.SIGALRM, "kill": signal.SIGKILL,
+           "shell": signal.SIGINT}[mode]
+    t0 = time.monotonic()
+    os.kill(pid, sig)
+    t_ret = 99.0
+    status = None
+    while time.monotonic() - t0 < 20:
+        got, status = os.waitpid(pid, os.WNOHANG)
+        if got:
+            t_ret = time.monotonic() - t0
+            break
+        time.sleep(0.02)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    t_gone = 99.0
+    while time.monotonic() - t0 < 20:
+        if not procs_with(needle, (pid,)):
+            t_gone = time.monotonic() - t0
+            break
+        time.sleep(0.02)
+    said = os.read(rd, 256).decode().split() if mode == "json" else []
+    os.close(rd)
+    if mode == "json":
+        res, retry = (said + ["-", "-"])[:2] if said else ("NONE", "-")
+    elif status is None:
+        res, retry = "HUNG", "-"
+    elif os.WIFSIGNALED(status):
+        res, retry = "SIG" + str(os.WTERMSIG(status)), "-"
+    else:
+        res, retry = "EXIT" + str(os.WEXITSTATUS(status)), "-"
+    print(f"{res} {retry} {t_ret:.2f} {t_gone:.2f}")
+    return 0
+
+
 CMDS = {
     "errno": cmd_errno,
     "unlink-open": cmd_unlink_open,
@@ -340,6 +440,7 @@ CMDS = {
     "fsync": cmd_fsync,
     "slowcopy": cmd_slowcopy,
     "dropcache": cmd_dropcache,
+    "exec-intr": cmd_exec_intr,
 }
 
 if __name__ == "__main__":

@@ -102,6 +102,8 @@ int api_extensions(struct noxd_req *r)
 		json_object_object_add(e, "nox.files", json_object_new_int(1));
 	/* exec results are encoded here, whatever the backend */
 	json_object_object_add(e, "nox.bytes", json_object_new_int(1));
+	/* a client that goes away stops its command (api_exec) */
+	json_object_object_add(e, "nox.cancel", json_object_new_int(1));
 	json_object_object_add(o, "extensions", e);
 	return server_reply_json(r, MHD_HTTP_OK, server_json_take(o));
 }

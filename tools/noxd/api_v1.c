@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -107,8 +108,10 @@ int api_touch(struct noxd_req *r)
 
 int api_exec(struct noxd_req *r)
 {
+	const union MHD_ConnectionInfo *ci;
 	struct nox_v1_exec_req req;
 	struct nox_exec_result res;
+	struct nox_cancel cancel;
 	struct nox_err err;
 	char rel[PATH_MAX];
 	int rc;
@@ -127,8 +130,26 @@ int api_exec(struct noxd_req *r)
 						  nox_err_str(&err, -rc));
 		}
 	}
+	/* nox.cancel: the client closing its connection stops the command
+	 * (nothing else reads this connection while the handler runs, and
+	 * a client sends no next request before this answer); --v1-only
+	 * keeps running it, as a plain v1 server does */
+	ci = r->d->opts.v1_only
+		 ? NULL
+		 : MHD_get_connection_info(r->conn,
+					   MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (ci) {
+		cancel.fd = ci->connect_fd;
+		cancel.events = POLLRDHUP;
+		req.req.cancel = &cancel;
+	}
 	rc = nox_backend_exec(r->d->backend, r->id, &req.req, &res, &err);
 	nox_v1_exec_req_cleanup(&req);
+	if (rc == -EINTR && ci) {
+		nox_log(NOX_LOG_INFO, "%s: exec: the client went away: %s",
+			r->id, nox_err_str(&err, rc));
+		return -1; /* no one to answer: drop the connection */
+	}
 	if (rc < 0)
 		return api_fail(r, rc, &err);
 	/* The extension members ("truncated", nox.bytes' base64): --v1-only
