@@ -31,6 +31,8 @@ check "exec: raw bytes" 0 "${X[@]}" exec web -- sh -c "printf '\\377\\376\\000x\
 expect "exec: stdout byte for byte" cmp -s "$T/out" "$T/raw.exp"
 expect "exec: stderr byte for byte" cmp -s "$T/err" "$T/rawerr.exp"
 check "exec --json: raw bytes" 0 "${X[@]}" exec web --json -- printf '\377\376'
+# Ctrl-C stops the command: noxd offers nox.cancel
+check_ctrl_c web "${X[@]}"
 expect "exec --json: stdoutBase64" [ "$(json_get "$T/out" 'j["stdoutBase64"]')" = //4= ]
 check "exec --env --workdir" 0 "${X[@]}" exec web --env K=v --workdir /workspace -- sh -c 'echo "$K $PWD"'
 expect "env and workdir" [ "$out" = "v /workspace" ]

@@ -81,6 +81,55 @@ expect() {
 
 not() { ! "$@"; }
 
+# pids_with TEXT: processes whose command line starts with TEXT
+pids_with() {
+	local d c
+	for d in /proc/[0-9]*; do
+		c=$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null) || continue
+		[[ $c == "$1"* ]] && echo "${d#/proc/}"
+	done
+	return 0
+}
+
+# check_ctrl_c NAME NOXCTL-ARGS...: runs noxctl ARGS exec ID -- (a command
+# of two 60 s sleeps, one in the background) in the background, sends
+# SIGINT once the command runs (Ctrl-C), and checks that noxctl exits 130
+# within 2 s with "interrupted" on stderr and that no process of the
+# command is left 1 s after.  NAME: the sandbox.
+check_ctrl_c() {
+	local id=$1 mark i pid rc t0 t1
+	shift
+	mark="60.$$$RANDOM"
+	"$@" exec "$id" -- sh -c "sleep $mark & sleep $mark; wait" \
+		>"$T/cc.out" 2>"$T/cc.err" &
+	pid=$!
+	for i in $(seq 200); do
+		[ -n "$(pids_with "sleep $mark")" ] && break
+		sleep 0.05
+	done
+	expect "Ctrl-C: the command runs" [ -n "$(pids_with "sleep $mark")" ]
+	t0=$(date +%s%N)
+	kill -INT "$pid"
+	rc=0
+	for i in $(seq 100); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.02
+	done
+	t1=$(date +%s%N)
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -KILL "$pid"
+	fi
+	wait "$pid" || rc=$?
+	expect "Ctrl-C: noxctl exits 130 (got $rc)" [ "$rc" -eq 130 ]
+	expect "Ctrl-C: within 2 s ($(((t1 - t0) / 1000000)) ms)" \
+		[ $(((t1 - t0) / 1000000)) -lt 2000 ]
+	expect "Ctrl-C: stderr says interrupted" grep -q interrupted "$T/cc.err"
+	sleep 1
+	expect "Ctrl-C: no process of the command left" \
+		[ -z "$(pids_with "sleep $mark")" ]
+	pids_with "sleep $mark" | xargs -r kill -KILL
+}
+
 quiet() { "$@" >/dev/null 2>&1; }
 
 contains() { case $1 in *"$2"*) return 0 ;; esac; return 1; }

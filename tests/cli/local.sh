@@ -43,6 +43,7 @@ expect "ls --json is an array with demo" \
 	[ "$(json_get "$T/out" 'sorted(x["id"] for x in j)')" = "['demo', 'waited']" ]
 
 # ---- exec -----------------------------------------------------------------
+check_ctrl_c demo "${X[@]}"
 check "exec exit status passes through" 7 "${X[@]}" exec demo -- sh -c 'exit 7'
 check "exec true" 0 "${X[@]}" exec demo -- true
 check "exec stdout/stderr" 3 "${X[@]}" exec demo -- sh -c 'echo out; echo err >&2; exit 3'

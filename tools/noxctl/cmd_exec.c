@@ -7,6 +7,8 @@
  * sent are the user's own lines and the constant cd helper below, which
  * takes the directory as "$1": nothing typed is pasted into a script.
  *
+ * Ctrl-C while a command runs stops it in the sandbox (ex_run).
+ *
  * Limits: the backend returns output when the command has finished (no
  * streaming), capped per stream (the backend's cap, about 1 MiB).
  * "cd" is recognised only as a whole line ("cd", "cd DIR", "cd -");
@@ -14,10 +16,14 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/eventfd.h>
 
 #include "fdio_i.h"
 #include "noxctl_i.h"
@@ -134,14 +140,59 @@ static int ex_status(int code)
  * Runs req in id and reports it: raw output and the command's status, or
  * with --json the v1 result and 0.  Backend failures give 69 or 70.
  */
+/* the eventfd SIGINT, SIGTERM and SIGHUP make readable while a command
+ * runs (ex_run), -1 otherwise */
+static volatile sig_atomic_t ex_cancel_fd = -1;
+
+static void ex_on_signal(int sig)
+{
+	uint64_t one = 1;
+	int saved = errno;
+
+	(void)sig;
+	if (ex_cancel_fd >= 0)
+		(void)!write(ex_cancel_fd, &one, sizeof(one));
+	errno = saved;
+}
+
+/*
+ * Runs req; Ctrl-C (SIGINT), SIGTERM or SIGHUP meanwhile stops the
+ * command in the sandbox (its whole tree; over http a server offering
+ * nox.cancel) and exits 128 + 2 as a shell does.
+ */
 static int ex_run(struct ctl *c, const char *id, const struct nox_exec_req *req)
 {
+	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+	struct sigaction sa, old[3];
+	struct nox_exec_req rq = *req;
+	struct nox_cancel nc = {.events = POLLIN};
 	struct nox_exec_result res;
 	struct nox_err err;
 	char *json;
 	int r, rc;
+	size_t i;
 
-	r = nox_backend_exec(c->b, id, req, &res, &err);
+	nc.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (nc.fd >= 0) {
+		ex_cancel_fd = nc.fd;
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = ex_on_signal;
+		sigemptyset(&sa.sa_mask);
+		for (i = 0; i < 3; i++)
+			sigaction(sigs[i], &sa, &old[i]);
+		rq.cancel = &nc;
+	}
+	r = nox_backend_exec(c->b, id, &rq, &res, &err);
+	if (nc.fd >= 0) {
+		for (i = 0; i < 3; i++)
+			sigaction(sigs[i], &old[i], NULL);
+		ex_cancel_fd = -1;
+		close(nc.fd);
+	}
+	if (r == -EINTR) {
+		ctl_fail(c, r, &err);
+		return 128 + SIGINT;
+	}
 	if (r < 0)
 		return ctl_fail(c, r, &err);
 	if (c->json) {
