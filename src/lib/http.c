@@ -656,6 +656,13 @@ void http_call_init(struct http_call *c, const char *method, char *path)
 	c->cr_start = -1;
 }
 
+void http_call_json_body(struct http_call *c, const char *json)
+{
+	c->body = json;
+	c->body_len = strlen(json);
+	c->ctype = "application/json";
+}
+
 void http_call_cleanup(struct http_call *c)
 {
 	free(c->path);

@@ -391,9 +391,7 @@ static int fs_op(struct http_backend *h, const char *id,
 		return nox_err_set(err, ENOMEM, "out of memory");
 	http_call_init(&c, "POST",
 		       http_path(id, "/fs/op", NULL, NULL, NULL, NULL));
-	c.body = s;
-	c.body_len = strlen(s);
-	c.ctype = "application/json";
+	http_call_json_body(&c, s);
 	r = http_call_run(h, &c, err);
 	if (r == 0 && resp)
 		r = http_call_json(&c, resp, err);
@@ -615,9 +613,7 @@ int http_fs_files(struct nox_backend *b, const char *id,
 		return nox_err_set(err, ENOMEM, "out of memory");
 	http_call_init(&c, "POST",
 		       http_path(id, "/fs/files", NULL, NULL, NULL, NULL));
-	c.body = s;
-	c.body_len = strlen(s);
-	c.ctype = "application/json";
+	http_call_json_body(&c, s);
 	c.sink = SINK_FD;
 	c.out_fd = out_fd;
 	/* reads only: a retry asks for the same files again */
@@ -704,9 +700,7 @@ int http_fs_batch(struct nox_backend *b, const char *id,
 		return nox_err_set(err, ENOMEM, "out of memory");
 	http_call_init(&c, "POST",
 		       http_path(id, "/fs/ops", NULL, NULL, NULL, NULL));
-	c.body = s;
-	c.body_len = strlen(s);
-	c.ctype = "application/json";
+	http_call_json_body(&c, s);
 	r = http_call_run(h, &c, err);
 	if (r == 0)
 		r = fsw_results_parse(c.mem, c.mem_len, results, n, err);

@@ -126,6 +126,8 @@ char *http_path(const char *id, const char *suffix, const char *k1,
 
 /* Starts c for method and path (owned by c from here; NULL is ENOMEM). */
 void http_call_init(struct http_call *c, const char *method, char *path);
+/* c's body is the JSON text json (not owned; it must outlive the call). */
+void http_call_json_body(struct http_call *c, const char *json);
 /* Frees what c holds (path, body read), not c. */
 void http_call_cleanup(struct http_call *c);
 

@@ -54,9 +54,7 @@ int http_v1_create(struct nox_backend *b, const char *id,
 		http_call_cleanup(&c);
 		return nox_err_set(err, ENOMEM, "out of memory");
 	}
-	c.body = body;
-	c.body_len = strlen(body);
-	c.ctype = "application/json";
+	http_call_json_body(&c, body);
 	c.idempotent = true;
 	r = http_call_run(http_of(b), &c, err);
 	if (r == 0) {
@@ -150,9 +148,7 @@ int http_v1_exec(struct nox_backend *b, const char *id,
 		http_call_cleanup(&c);
 		return nox_err_set(err, ENOMEM, "out of memory");
 	}
-	c.body = body;
-	c.body_len = strlen(body);
-	c.ctype = "application/json";
+	http_call_json_body(&c, body);
 	c.timeout_ms = req->deadline_ms > 0
 			   ? req->deadline_ms
 			   : (long)secs * 1000L + EXEC_MARGIN_MS;
