@@ -963,33 +963,53 @@ int fsw_op_parse(const char *s, size_t len, struct fsw_op *op,
 	return r;
 }
 
+/* ---- {"KEY": [...]} bodies ------------------------------------------- */
+
+/* A new object {key: []}, *arr its array; NULL when out of memory. */
+static json_object *obj_with_array(const char *key, json_object **arr)
+{
+	json_object *o = json_object_new_object();
+
+	*arr = json_object_new_array();
+	if (!o || !*arr || add(o, key, *arr)) {
+		json_object_put(o);
+		if (!o)
+			json_object_put(*arr);
+		return NULL;
+	}
+	return o;
+}
+
+/* Appends el (NULL: out of memory) to arr: 0, or -1 with el put. */
+static int arr_push(json_object *arr, json_object *el)
+{
+	if (el && json_object_array_add(arr, el) == 0)
+		return 0;
+	json_object_put(el);
+	return -1;
+}
+
+/* o as text (malloc'd; NULL when bad or out of memory); o is put. */
+static char *obj_text(json_object *o, bool bad, int flags)
+{
+	char *s = bad ? NULL
+		      : strdup(json_object_to_json_string_ext(o, flags));
+
+	json_object_put(o);
+	return s;
+}
+
 /* ---- fs/ops ----------------------------------------------------------- */
 
 char *fsw_ops_encode(const struct fsw_op *ops, size_t n)
 {
-	json_object *o = json_object_new_object();
-	json_object *arr = json_object_new_array();
-	char *s = NULL;
+	json_object *arr, *o = obj_with_array("ops", &arr);
+	bool bad = !o;
 	size_t i;
-	int bad;
 
-	if (!o || !arr) {
-		json_object_put(o);
-		json_object_put(arr);
-		return NULL;
-	}
-	bad = add(o, "ops", arr);
-	for (i = 0; !bad && i < n; i++) {
-		json_object *el = op_to_obj(&ops[i]);
-
-		bad = !el || json_object_array_add(arr, el) != 0;
-		if (bad)
-			json_object_put(el);
-	}
-	if (!bad)
-		s = strdup(json_object_to_json_string_ext(o, FSW_JSON_OUT));
-	json_object_put(o);
-	return s;
+	for (i = 0; !bad && i < n; i++)
+		bad = arr_push(arr, op_to_obj(&ops[i])) < 0;
+	return o ? obj_text(o, bad, FSW_JSON_OUT) : NULL;
 }
 
 void fsw_ops_free(struct fsw_op *ops, size_t n)
@@ -1070,25 +1090,16 @@ out:
 
 json_object *fsw_results_build(const int *rc, const char *const *msg, size_t n)
 {
-	json_object *o = json_object_new_object();
-	json_object *arr = json_object_new_array();
+	json_object *arr, *o = obj_with_array("results", &arr);
+	bool bad = !o;
 	size_t i;
-	int bad;
 
-	if (!o || !arr) {
-		json_object_put(o);
-		json_object_put(arr);
-		return NULL;
-	}
-	bad = add(o, "results", arr);
 	for (i = 0; !bad && i < n; i++) {
 		json_object *el = json_object_new_object();
 
-		bad = !el || json_object_array_add(arr, el) != 0;
-		if (bad) {
-			json_object_put(el);
+		bad = arr_push(arr, el) < 0;
+		if (bad)
 			break;
-		}
 		if (rc[i] < 0) {
 			const char *name = fsw_errno_name(-rc[i]);
 
@@ -1204,33 +1215,17 @@ json_object *fsw_readlink_build(const char *target)
 
 char *fsw_files_encode(const char *const *paths, size_t n)
 {
-	json_object *o = json_object_new_object();
-	json_object *arr = json_object_new_array();
-	char *s = NULL;
+	json_object *arr, *o = obj_with_array("files", &arr);
+	bool bad = !o;
 	size_t i;
-	int bad;
 
-	if (!o || !arr) {
-		json_object_put(o);
-		json_object_put(arr);
-		return NULL;
-	}
-	bad = add(o, "files", arr);
 	for (i = 0; !bad && i < n; i++) {
 		json_object *el = json_object_new_object();
 
-		bad = !el || json_object_array_add(arr, el) != 0;
-		if (bad) {
-			json_object_put(el);
-			break;
-		}
-		bad = fsw_add_name(el, "path", paths[i]) < 0;
+		bad = arr_push(arr, el) < 0 ||
+		      fsw_add_name(el, "path", paths[i]) < 0;
 	}
-	if (!bad)
-		s = strdup(
-		    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-	json_object_put(o);
-	return s;
+	return o ? obj_text(o, bad, JSON_C_TO_STRING_PLAIN) : NULL;
 }
 
 void fsw_files_free(char **paths, size_t n)
