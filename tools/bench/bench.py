@@ -855,8 +855,9 @@ def main():
                         if time.time() - t0 > args.slow and rep + 1 < args.reps:
                             slow.add((t.name, key))
                             notes.append(f"{t.name} / {label}: one repetition took "
-                                         f"{time.time() - t0:.0f} s (> --slow {args.slow:.0f}); "
-                                         "not repeated")
+                                         f"{time.time() - t0:.0f} s with its set-up "
+                                         f"(> --slow {args.slow:.0f}); not repeated, "
+                                         "the row is that one timing")
                     except Exception as e:
                         notes.append(f"{t.name} / {label}: failed ({e})")
                         failed.add((t.name, key))
