@@ -192,6 +192,8 @@ struct nox_exec_result {
 
 /* Frees out and err, not the struct; zeroes it.  NULL is a no-op. */
 void nox_exec_result_cleanup(struct nox_exec_result *r);
+/* Has c (NULL: none) fired already?  Polls it without waiting. */
+bool nox_cancel_fired(const struct nox_cancel *c);
 
 int nox_backend_health(struct nox_backend *b, struct nox_err *err);
 /* Create or ensure sandbox id; info may be NULL. */

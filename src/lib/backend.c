@@ -6,6 +6,7 @@
  * answer -ENOSYS.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,6 +93,16 @@ void nox_exec_result_cleanup(struct nox_exec_result *r)
 	free(r->out);
 	free(r->err);
 	memset(r, 0, sizeof(*r));
+}
+
+bool nox_cancel_fired(const struct nox_cancel *c)
+{
+	struct pollfd p;
+
+	if (!c || c->fd < 0)
+		return false;
+	p = (struct pollfd){.fd = c->fd, .events = c->events};
+	return poll(&p, 1, 0) > 0;
 }
 
 /* The operation's name in an -ENOSYS message. */

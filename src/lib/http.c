@@ -795,6 +795,12 @@ static CURLcode call_drive(struct http_call *c, CURL *e)
 	CURLMsg *msg;
 	int running = 1, left;
 
+	if (nox_cancel_fired(c->cancel)) {
+		/* before a byte is sent: the command never starts */
+		call_fail_cb(c, EINTR, "interrupted before the request was "
+				       "sent");
+		return CURLE_ABORTED_BY_CALLBACK;
+	}
 	if (curl_multi_add_handle(m, e) != CURLM_OK)
 		return CURLE_FAILED_INIT;
 	if (c->cancel && c->cancel->fd >= 0) {

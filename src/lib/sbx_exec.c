@@ -1714,6 +1714,13 @@ int sbx_exec_run(const struct sbx_exec_opts *opts, const char *workspace_dir,
 	r = build_plan(opts, ws, rel, host_wd, req, &pl, err);
 	if (r < 0)
 		goto out;
+	/* interrupted before it started (during the exec barrier's
+	 * uploads): never start it */
+	if (nox_cancel_fired(req->cancel)) {
+		r = nox_err_set(err, EINTR, "interrupted before the command "
+					    "started");
+		goto out;
+	}
 	r = spawn_and_wait(&pl, timeout, cap, req->cancel, res, err);
 out:
 	if (r < 0)

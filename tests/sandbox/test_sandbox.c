@@ -27,6 +27,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -873,6 +875,67 @@ static void test_hostile_names(void)
 	nox_exec_result_cleanup(&res);
 }
 
+/* writes the eventfd in ud after 300 ms */
+static void *fire_later(void *ud)
+{
+	uint64_t one = 1;
+	struct timespec ts = {0, 300 * 1000000L};
+
+	nanosleep(&ts, NULL);
+	(void)!write(*(int *)ud, &one, sizeof(one));
+	return NULL;
+}
+
+/*
+ * Tried: a cancel that fired before the exec (-EINTR, and its touch
+ * leaves no file: a kill at the first poll would mostly win that race
+ * too, so that nothing is even sent is checked over http, where noxd's
+ * access log tells: test_http_client), and one fired 300 ms into a
+ * command of two sleeps (one in the background): -EINTR within 2 s and
+ * no process of it left.
+ */
+static void test_cancel(void)
+{
+	const char *touch[] = {"sh", "-c", "touch cancel-started", NULL};
+	const char *sleeps[] = {"sh", "-c",
+				"sleep 60.5511 & sleep 60.5511; wait", NULL};
+	struct nox_cancel nc = {.events = POLLIN};
+	struct nox_exec_req req = {.argv = touch, .timeout_seconds = 30,
+				   .cancel = &nc};
+	struct nox_exec_result res;
+	struct nox_err err = {0};
+	uint64_t one = 1;
+	pthread_t th;
+	long long t0;
+	char *p;
+	int r;
+
+	nc.fd = eventfd(0, EFD_CLOEXEC);
+	CU_ASSERT_FATAL(nc.fd >= 0);
+	CU_ASSERT_FALSE(nox_cancel_fired(&nc));
+	CU_ASSERT_FALSE(nox_cancel_fired(NULL));
+	CU_ASSERT_EQUAL(write(nc.fd, &one, sizeof(one)), (ssize_t)sizeof(one));
+	CU_ASSERT_TRUE(nox_cancel_fired(&nc));
+	r = nox_backend_exec(bk, "a", &req, &res, &err);
+	CU_ASSERT_EQUAL(r, -EINTR);
+	p = tu_strf("%s/noxrunner_sandbox_a/workspace/cancel-started", base);
+	CU_ASSERT_FALSE(host_exists(p));
+	free(p);
+	close(nc.fd);
+
+	nc.fd = eventfd(0, EFD_CLOEXEC);
+	CU_ASSERT_FATAL(nc.fd >= 0);
+	req.argv = sleeps;
+	CU_ASSERT_EQUAL(pthread_create(&th, NULL, fire_later, &nc.fd), 0);
+	t0 = now_ms();
+	r = nox_backend_exec(bk, "a", &req, &res, &err);
+	CU_ASSERT_EQUAL(r, -EINTR);
+	CU_ASSERT(now_ms() - t0 < 2000);
+	CU_ASSERT_EQUAL(count_procs("60.5511"), 0);
+	pthread_join(th, NULL);
+	close(nc.fd);
+}
+
 static bool have_bwrap(void)
 {
 	return access("/usr/bin/bwrap", X_OK) == 0 ||
@@ -890,6 +953,7 @@ int main(void)
 	    {"fork bomb", test_fork_bomb},
 	    {"memory", test_memory},
 	    {"outlive the command", test_outlive},
+	    {"cancel before and during a command", test_cancel},
 	    {"symlinks on download", test_symlink_download},
 	    {"FIFO on download and read", test_fifo},
 	    {"huge sparse file", test_huge_sparse},

@@ -32,6 +32,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -1705,6 +1707,47 @@ static void test_noxd_errors(void)
 	free(big);
 }
 
+/*
+ * A cancel that fired before the exec: nothing is sent (noxd's access
+ * log shows no exec), the call is -EINTR, and the next exec works.
+ */
+static void test_noxd_cancel_first(void)
+{
+	static const char *const argv_touch[] = {"touch", "started", NULL};
+	struct nox_cancel nc = {.events = POLLIN};
+	struct nox_exec_req req = {.argv = argv_touch, .cancel = &nc};
+	struct nox_exec_result res;
+	struct nox_backend *b;
+	struct nox_err err;
+	struct noxd d;
+	uint64_t one = 1;
+	char *log, *p;
+
+	if (!noxd_start(&d, NULL))
+		return;
+	b = noxd_client(&d, NULL, false);
+	CU_ASSERT_EQUAL(nox_backend_create(b, "c1", NULL, NULL, &err), 0);
+	nc.fd = eventfd(0, EFD_CLOEXEC);
+	CU_ASSERT_FATAL(nc.fd >= 0);
+	CU_ASSERT_EQUAL(write(nc.fd, &one, sizeof(one)), (ssize_t)sizeof(one));
+	CU_ASSERT_EQUAL(nox_backend_exec(b, "c1", &req, &res, &err), -EINTR);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "before the request was sent"));
+	close(nc.fd);
+	p = tu_strf("%s/noxrunner_sandbox_c1/workspace/started", d.dir);
+	CU_ASSERT_NOT_EQUAL(access(p, F_OK), 0);
+	free(p);
+	log = tu_read_file(d.log, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(log);
+	CU_ASSERT_PTR_NULL(strstr(log, "/exec"));
+	free(log);
+	req.cancel = NULL;
+	CU_ASSERT_EQUAL(nox_backend_exec(b, "c1", &req, &res, &err), 0);
+	CU_ASSERT_EQUAL(res.exit_code, 0);
+	nox_exec_result_cleanup(&res);
+	nox_backend_free(b);
+	noxd_stop(&d);
+}
+
 static void test_noxd_exec_400(void)
 {
 	struct nox_backend *b;
@@ -1864,6 +1907,8 @@ int main(void)
 	    {"noxd: v1-only", test_noxd_v1_only},
 	    {"noxd: token, 404, 413", test_noxd_errors},
 	    {"noxd: 400 empty command", test_noxd_exec_400},
+	    {"noxd: a cancel before the exec sends nothing",
+	     test_noxd_cancel_first},
 	    {"noxd: 8 threads", test_noxd_threads},
 	    {NULL, NULL},
 	};
